@@ -1,0 +1,402 @@
+import path from 'node:path';
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { agentNames } from '../agents/registry.js';
+import { configSchema } from '../config.js';
+import { UserError, isUserError } from '../errors.js';
+import * as jobs from '../jobs.js';
+import { runnerMain } from '../runner/runner-main.js';
+import { JOB_STATUSES, type JobStatus } from '../spool/state.js';
+import type { JobSnapshot } from '../spool/watch.js';
+import { packageVersion } from '../version.js';
+import { parseDuration, validateStatus } from '../validate.js';
+import { EXIT, exitForSnapshots, exitForUserError } from './exit-codes.js';
+import { JOB_COLUMNS, describeCommand, jobRows, stateDetails, statusLine, table } from './format.js';
+import { followOutput } from './logs.js';
+
+/** `agent-async`: the command-line face over `lib/jobs.ts`. */
+
+interface Common {
+  json?: boolean;
+  home?: string;
+}
+
+function openSpool(args: Common): jobs.Spool {
+  return jobs.openSpool({ home: args.home });
+}
+
+function print(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function snapshotJson(snap: JobSnapshot): unknown {
+  if (snap.kind === 'ok') return snap.state;
+  if (snap.kind === 'corrupt') return { id: snap.id, status: 'unreadable', error: { code: 'corrupt_state', message: snap.reason } };
+  return { id: snap.id, status: 'missing' };
+}
+
+/** Runs a command body and turns its result or error into output and an exit code. */
+function action<A extends Common>(body: (args: A) => Promise<number | void> | number | void) {
+  return async (args: A): Promise<void> => {
+    try {
+      process.exitCode = (await body(args)) ?? EXIT.ok;
+    } catch (error) {
+      if (isUserError(error)) {
+        if (args.json) printJson({ error: { code: error.code, field: error.field ?? null, message: error.message } });
+        process.stderr.write(`agent-async: ${error.message}\n`);
+        process.exitCode = exitForUserError(error.code);
+        return;
+      }
+      process.stderr.write(`agent-async: internal error: ${(error as Error).stack ?? String(error)}\n`);
+      process.exitCode = EXIT.internal;
+    }
+  };
+}
+
+function optionalDuration(value: unknown, field: string): number | undefined {
+  return value === undefined ? undefined : parseDuration(value, field);
+}
+
+/**
+ * Waits until every id has ended (or any one, with `any`), in calls of at most
+ * `wait_max_seconds`, until `totalSeconds` (if given) runs out.
+ */
+async function waitForIds(
+  spool: jobs.Spool,
+  ids: string[],
+  options: { any: boolean; totalSeconds: number | undefined },
+): Promise<{ settled: JobSnapshot[]; open: JobSnapshot[]; timedOut: boolean }> {
+  const deadline = options.totalSeconds === undefined ? Infinity : Date.now() + options.totalSeconds * 1000;
+  const settled: JobSnapshot[] = [];
+  let open = ids;
+  let openSnaps: JobSnapshot[] = [];
+  for (;;) {
+    const remaining = Math.max(0, (deadline - Date.now()) / 1000);
+    const answer = await jobs.awaitAny(spool, open, Math.min(remaining, spool.config.wait_max_seconds));
+    settled.push(...answer.finished);
+    openSnaps = answer.open;
+    open = answer.open.map((snap) => snap.id);
+    const satisfied = open.length === 0 || (options.any && settled.length > 0);
+    if (satisfied) return { settled, open: openSnaps, timedOut: false };
+    if (Date.now() >= deadline) return { settled, open: openSnaps, timedOut: true };
+  }
+}
+
+function reportWait(args: Common, result: { settled: JobSnapshot[]; open: JobSnapshot[]; timedOut: boolean }): number {
+  if (args.json) {
+    printJson({
+      finished: result.settled.map(snapshotJson),
+      open: result.open.map(snapshotJson),
+      timed_out: result.timedOut,
+    });
+  } else {
+    for (const snap of [...result.settled, ...result.open]) print(statusLine(snap));
+    if (result.timedOut) process.stderr.write('agent-async: timed out waiting; the jobs keep running\n');
+  }
+  return exitForSnapshots(result.settled, result.timedOut);
+}
+
+interface StartArgs extends Common {
+  agent: string;
+  command?: string[];
+  '--'?: string[];
+  cwd?: string;
+  timeout?: string;
+  stallTimeout?: string;
+  wait?: boolean;
+}
+
+function startCommand(y: Argv): Argv {
+  return y.command<StartArgs>(
+    'start <agent> [command..]',
+    'queue a job and print its id at once (agent exec: run a command, no shell)',
+    (cmd) =>
+      cmd
+        .positional('agent', { type: 'string', describe: `worker: ${agentNames().join(', ')}` })
+        .positional('command', { type: 'string', array: true, describe: 'for exec: the command after --' })
+        .option('cwd', { type: 'string', describe: 'working directory (default: the current one)' })
+        .option('timeout', { type: 'string', describe: 'wall-clock limit, e.g. 90s, 30m, 2h (default: config job_timeout_seconds)' })
+        .option('stall-timeout', { type: 'string', describe: 'stop the job after this long without output' })
+        .option('wait', { type: 'boolean', default: false, describe: 'wait for the job to end; exit code follows its status' })
+        .example('$0 start exec -- npm test', 'run the test suite in the background')
+        .example('$0 start exec --timeout 20m --wait -- make -j4', 'run a build and wait for it'),
+    action(async (args) => {
+      const spool = openSpool(args);
+      const argv = args['--'] && args['--'].length > 0 ? args['--'] : args.command;
+      const result = jobs.submit(spool, {
+        agent: args.agent,
+        argv: argv?.map(String),
+        cwd: args.cwd === undefined ? process.cwd() : path.resolve(args.cwd),
+        timeout_seconds: optionalDuration(args.timeout, 'timeout'),
+        stall_seconds: optionalDuration(args.stallTimeout, 'stall-timeout'),
+      });
+      for (const notice of result.notices) process.stderr.write(`agent-async: ${notice}\n`);
+      if (!args.wait) {
+        if (args.json) printJson({ job_id: result.job_id, status: result.state.status, notices: result.notices, runner: result.runner });
+        else print(result.job_id);
+        return EXIT.ok;
+      }
+      if (!args.json) process.stderr.write(`${result.job_id} queued: ${describeCommand(result.state)}\n`);
+      return reportWait(args, await waitForIds(spool, [result.job_id], { any: false, totalSeconds: undefined }));
+    }),
+  );
+}
+
+interface WaitArgs extends Common {
+  ids: string[];
+  timeout?: string;
+  any?: boolean;
+}
+
+function waitCommand(y: Argv): Argv {
+  return y.command<WaitArgs>(
+    'wait <ids..>',
+    'wait until the jobs end (exit code: 0 done, 1 error, 4 cancelled, 124 timed out)',
+    (cmd) =>
+      cmd
+        .positional('ids', { type: 'string', array: true, describe: 'job ids' })
+        .option('timeout', { type: 'string', describe: 'give up after this long, e.g. 30s, 10m (default: wait until they end)' })
+        .option('any', { type: 'boolean', default: false, describe: 'return as soon as any one ends (with every one ended by then)' }),
+    action(async (args) => {
+      const spool = openSpool(args);
+      const ids = args.ids.map((raw, i) => jobs.getJob(spool, String(raw), `ids[${i}]`).id);
+      return reportWait(args, await waitForIds(spool, ids, { any: Boolean(args.any), totalSeconds: optionalDuration(args.timeout, 'timeout') }));
+    }),
+  );
+}
+
+interface LsArgs extends Common {
+  status?: string;
+  limit?: number;
+}
+
+function lsCommand(y: Argv): Argv {
+  return y.command<LsArgs>(
+    ['ls', 'list'],
+    'list the newest jobs',
+    (cmd) =>
+      cmd
+        .option('status', { type: 'string', describe: `only jobs with this status: ${JOB_STATUSES.join(', ')}` })
+        .option('limit', { type: 'number', default: 20, describe: `how many (1-${jobs.LIST_MAX})` }),
+    action((args) => {
+      const spool = openSpool(args);
+      const status = args.status === undefined ? undefined : validateStatus<JobStatus>(args.status, JOB_STATUSES);
+      const snaps = jobs.list(spool, { limit: args.limit, status });
+      if (args.json) printJson(snaps.map(snapshotJson));
+      else if (snaps.length === 0) print('no jobs');
+      else print(table(JOB_COLUMNS, jobRows(snaps), process.stdout.isTTY ? process.stdout.columns : undefined));
+    }),
+  );
+}
+
+interface IdArgs extends Common {
+  id: string;
+}
+
+function showCommand(y: Argv): Argv {
+  return y.command<IdArgs>(
+    'show <id>',
+    'show one job',
+    (cmd) => cmd.positional('id', { type: 'string', describe: 'job id' }),
+    action((args) => {
+      const snap = jobs.getJob(openSpool(args), args.id, 'id');
+      if (args.json) printJson(snapshotJson(snap));
+      else print(snap.kind === 'ok' ? stateDetails(snap.state) : statusLine(snap));
+      return snap.kind === 'corrupt' ? EXIT.unreadable : EXIT.ok;
+    }),
+  );
+}
+
+interface LogsArgs extends IdArgs {
+  follow?: boolean;
+  tail?: number;
+}
+
+function logsCommand(y: Argv): Argv {
+  return y.command<LogsArgs>(
+    'logs <id>',
+    "print a job's output (stdout and stderr)",
+    (cmd) =>
+      cmd
+        .positional('id', { type: 'string', describe: 'job id' })
+        .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'keep printing new output until the job ends' })
+        .option('tail', { type: 'number', describe: 'start with only the last N bytes' }),
+    action(async (args) => {
+      const spool = openSpool(args);
+      const id = jobs.getJob(spool, args.id, 'id').id;
+      if (args.tail !== undefined && (!Number.isInteger(args.tail) || args.tail < 0)) {
+        throw new UserError('bad_input', `tail: must be a whole number of bytes, 0 or more; got ${args.tail}`, 'tail');
+      }
+      await followOutput(spool, id, {
+        follow: Boolean(args.follow),
+        start: args.tail === undefined ? 0 : -args.tail,
+        write: (text) => process.stdout.write(text),
+      });
+    }),
+  );
+}
+
+function cancelCommand(y: Argv): Argv {
+  return y.command<IdArgs>(
+    'cancel <id>',
+    'cancel a job: a pending one never starts; a running one is stopped (TERM, grace, KILL) with its whole process tree',
+    (cmd) => cmd.positional('id', { type: 'string', describe: 'job id' }),
+    action(async (args) => {
+      const answer = await jobs.cancel(openSpool(args), args.id);
+      if (args.json) printJson({ result: answer.result, job: answer.state });
+      else if (answer.result === 'already_finished') print(`${answer.state.id} had already ended: ${answer.state.status}`);
+      else if (answer.result === 'stopping') print(`${answer.state.id}: cancel requested; still stopping`);
+      else print(`${answer.state.id} cancelled`);
+      return answer.result === 'stopping' ? EXIT.timeout : EXIT.ok;
+    }),
+  );
+}
+
+interface RetryArgs extends IdArgs {
+  wait?: boolean;
+}
+
+function retryCommand(y: Argv): Argv {
+  return y.command<RetryArgs>(
+    'retry <id>',
+    'queue a new job with the same request as an earlier one',
+    (cmd) =>
+      cmd
+        .positional('id', { type: 'string', describe: 'job id to repeat' })
+        .option('wait', { type: 'boolean', default: false, describe: 'wait for the new job to end' }),
+    action(async (args) => {
+      const spool = openSpool(args);
+      const result = jobs.retry(spool, args.id);
+      if (!args.wait) {
+        if (args.json) printJson({ job_id: result.job_id, status: result.state.status, retry_of: args.id });
+        else print(result.job_id);
+        return EXIT.ok;
+      }
+      return reportWait(args, await waitForIds(spool, [result.job_id], { any: false, totalSeconds: undefined }));
+    }),
+  );
+}
+
+interface NotifyArgs extends IdArgs {
+  summary?: string[];
+}
+
+function notifyCommand(y: Argv): Argv {
+  return y.command<NotifyArgs>(
+    ['notify-done <id> [summary..]', 'done <id> [summary..]'],
+    'mark a running job finished with a summary (what a worker calls when its work is done)',
+    (cmd) =>
+      cmd
+        .positional('id', { type: 'string', describe: 'job id (a worker finds its own in $AGENT_ASYNC_JOB_ID)' })
+        .positional('summary', { type: 'string', array: true, describe: 'one-line summary' }),
+    action((args) => {
+      const answer = jobs.notifyDone(openSpool(args), args.id, (args.summary ?? []).join(' '));
+      if (args.json) printJson({ accepted: answer.accepted, message: answer.message, job_id: answer.state.id });
+      else print(answer.message);
+    }),
+  );
+}
+
+function runnerCommand(y: Argv): Argv {
+  return y.command<Common & { quiet?: boolean }>(
+    'runner',
+    'run the job runner in the foreground (normally started on demand in the background)',
+    (cmd) => cmd.option('quiet', { type: 'boolean', default: false, describe: 'log nothing' }),
+    action(async (args) => {
+      if (args.home) process.env.AGENT_ASYNC_HOME = args.home;
+      return runnerMain({ quiet: args.quiet });
+    }),
+  );
+}
+
+interface GcArgs extends Common {
+  olderThan?: string;
+  keep?: number;
+  dryRun?: boolean;
+  reindex?: boolean;
+}
+
+function gcCommand(y: Argv): Argv {
+  return y.command<GcArgs>(
+    'gc',
+    'remove finished jobs (never pending or running ones)',
+    (cmd) =>
+      cmd
+        .option('older-than', { type: 'string', describe: 'remove jobs that finished longer ago than this, e.g. 7d (default 7d when --keep is not given)' })
+        .option('keep', { type: 'number', describe: 'keep only the newest N finished jobs' })
+        .option('dry-run', { type: 'boolean', default: false, describe: 'only say what would be removed' })
+        .option('reindex', { type: 'boolean', default: false, describe: 'rebuild index/ from jobs/ first' }),
+    action((args) => {
+      const spool = openSpool(args);
+      if (args.keep !== undefined && (!Number.isInteger(args.keep) || args.keep < 0)) {
+        throw new UserError('bad_input', `keep: must be a whole number, 0 or more; got ${args.keep}`, 'keep');
+      }
+      const olderThan = optionalDuration(args.olderThan, 'older-than') ?? (args.keep === undefined ? 7 * 86_400 : undefined);
+      const report = jobs.gc(spool, { olderThanSeconds: olderThan, keep: args.keep, dryRun: args.dryRun, reindex: args.reindex });
+      if (args.json) printJson({ ...report, dry_run: Boolean(args.dryRun) });
+      else {
+        const verb = args.dryRun ? 'would remove' : 'removed';
+        print(`${verb} ${report.removed.length} finished jobs; kept ${report.kept}; ${report.skipped_active} pending or running untouched`);
+        if (report.unreadable.length > 0) print(`unreadable state.json, left alone: ${report.unreadable.join(', ')}`);
+      }
+    }),
+  );
+}
+
+function configCommand(y: Argv): Argv {
+  return y.command<Common>(
+    'config',
+    'show the effective configuration and where it comes from',
+    (cmd) => cmd,
+    action((args) => {
+      const spool = openSpool(args);
+      if (args.json) printJson({ home: spool.paths.home, config_file: spool.paths.config, config: spool.config });
+      else {
+        print(`home         ${spool.paths.home}`);
+        print(`config file  ${spool.paths.config}`);
+        for (const [key, value] of Object.entries(spool.config)) {
+          const described = configSchema.shape[key as keyof typeof configSchema.shape]?.description ?? '';
+          print(`${key.padEnd(24)} ${JSON.stringify(value).padEnd(8)} ${described}`);
+        }
+      }
+    }),
+  );
+}
+
+export function buildCli(argv: string[]): Argv {
+  let cli: Argv = yargs(argv)
+    .scriptName('agent-async')
+    .usage('$0 <command> [options]\n\nHand work to background jobs that survive crashes and restarts.')
+    .parserConfiguration({ 'populate--': true })
+    .option('json', { type: 'boolean', describe: 'print machine-readable JSON', global: true })
+    .option('home', { type: 'string', describe: 'spool folder (default $AGENT_ASYNC_HOME or ~/.agent-async)', global: true })
+    .middleware((args) => {
+      if (typeof args.home === 'string') process.env.AGENT_ASYNC_HOME = args.home;
+    })
+    .strict()
+    .demandCommand(1, 'say which command to run; see --help')
+    .recommendCommands()
+    .version(packageVersion())
+    .help()
+    .alias('h', 'help')
+    .epilogue('Exit codes: 0 ok/done, 1 job error, 2 bad input, 3 no such job, 4 cancelled, 5 unreadable state, 124 timed out, 70 internal error, 78 bad config.')
+    .wrap(Math.min(110, process.stdout.columns || 100))
+      .fail((message, error) => {
+      if (error) throw error;
+      process.stderr.write(`agent-async: ${message}\nRun 'agent-async --help' for usage.\n`);
+      process.exit(EXIT.badInput);
+    });
+  for (const add of [startCommand, waitCommand, lsCommand, showCommand, logsCommand, cancelCommand, retryCommand, notifyCommand, runnerCommand, gcCommand, configCommand]) {
+    cli = add(cli);
+  }
+  return cli;
+}
+
+export async function main(argv: string[] = hideBin(process.argv)): Promise<void> {
+  await buildCli(argv).parseAsync();
+}
+

@@ -1,0 +1,402 @@
+import fs from 'node:fs';
+import { getAdapter } from './agents/registry.js';
+import { loadConfig, type Config } from './config.js';
+import { UserError, quoteInput } from './errors.js';
+import { ensureRunner, type EnsureResult } from './runner/launch.js';
+import { leaderAlive } from './runner/lease.js';
+import { selfIdentity } from './runner/processes.js';
+import { pendingClaimStatus } from './runner/reconcile.js';
+import { removeQuietly, tempName } from './spool/fsx.js';
+import { isJobId, jobIdTime, newJobId, parseJobId } from './spool/ids.js';
+import { rebuildIndex, removeFromIndex, walkIndex } from './spool/index.js';
+import { JOB_FILES, defaultHome, ensureSpool, jobDir, jobFile, spoolPaths, type SpoolPaths } from './spool/layout.js';
+import { JOB_STATUSES, isTerminal, newJobState, type JobRequest, type JobState, type JobStatus } from './spool/state.js';
+import {
+  applyTransition,
+  claimJob,
+  listActive,
+  publishJob,
+  readState,
+  removeFromActive,
+  requestCancel,
+  writeDoneFile,
+} from './spool/store.js';
+import { awaitAnySettled, waitForJob, type JobSnapshot } from './spool/watch.js';
+import { clampJobSeconds, clampWaitSeconds, validateArgv, validateCwd, validateLimit } from './validate.js';
+
+/**
+ * The operations both faces (CLI and MCP server) share: submit, wait, await-any, cancel,
+ * retry, list, show, output pages, notify, gc. Faces parse and format; the logic is here.
+ */
+
+export interface Spool {
+  paths: SpoolPaths;
+  config: Config;
+  env: NodeJS.ProcessEnv;
+}
+
+export function openSpool(options: { home?: string; env?: NodeJS.ProcessEnv } = {}): Spool {
+  const env = options.env ?? process.env;
+  const paths = spoolPaths(options.home ?? defaultHome(env));
+  ensureSpool(paths);
+  return { paths, config: loadConfig(paths, env), env };
+}
+
+function notFound(spool: Spool, id: string, field: string): UserError {
+  return new UserError('not_found', `${field} ${quoteInput(id)}: no such job in ${spool.paths.jobs}`, field);
+}
+
+/** Reads a job named from outside: validates the id, and says clearly when it is unknown. */
+export function getJob(spool: Spool, rawId: unknown, field = 'job_id'): JobSnapshot {
+  const id = parseJobId(rawId, field);
+  const read = readState(spool.paths, id);
+  if (read.kind === 'missing') throw notFound(spool, id, field);
+  return { id, ...read };
+}
+
+function requireState(spool: Spool, rawId: unknown, field = 'job_id'): JobState {
+  const snap = getJob(spool, rawId, field);
+  if (snap.kind === 'corrupt') {
+    throw new UserError('corrupt_state', `job ${snap.id}: state.json is unreadable (${snap.reason})`, field);
+  }
+  if (snap.kind !== 'ok') throw notFound(spool, snap.id, field);
+  return snap.state;
+}
+
+// ── submit ────────────────────────────────────────────────────────────────────────────────
+
+export interface SubmitInput {
+  agent: string;
+  argv?: string[] | null;
+  cwd: unknown;
+  timeout_seconds?: unknown;
+  stall_seconds?: unknown;
+  retry_of?: string | null;
+}
+
+export interface SubmitResult {
+  job_id: string;
+  state: JobState;
+  notices: string[];
+  runner: EnsureResult;
+}
+
+export function buildRequest(spool: Spool, input: SubmitInput): { request: JobRequest; notices: string[] } {
+  const adapter = getAdapter(input.agent);
+  const cwd = validateCwd(input.cwd);
+  const argv = adapter.name === 'exec' ? validateArgv(input.argv) : null;
+  const notices: string[] = [];
+  const max = spool.config.max_job_timeout_seconds;
+  const timeout = clampJobSeconds(input.timeout_seconds, max, 'timeout_seconds');
+  const stall = clampJobSeconds(input.stall_seconds, max, 'stall_seconds');
+  for (const clamped of [timeout, stall]) if (clamped?.notice) notices.push(clamped.notice);
+  return {
+    request: {
+      agent: adapter.name,
+      argv,
+      cwd,
+      timeout_seconds: timeout?.value ?? null,
+      stall_seconds: stall?.value ?? null,
+      env_path: spool.env.PATH ?? null,
+      retry_of: input.retry_of ?? null,
+    },
+    notices,
+  };
+}
+
+export function submitRequest(spool: Spool, request: JobRequest, notices: string[] = []): SubmitResult {
+  const id = newJobId();
+  const state = newJobState(id, request);
+  publishJob(spool.paths, state);
+  const runner = ensureRunner(spool.paths, spool.env);
+  return { job_id: id, state, notices, runner };
+}
+
+export function submit(spool: Spool, input: SubmitInput): SubmitResult {
+  const { request, notices } = buildRequest(spool, input);
+  return submitRequest(spool, request, notices);
+}
+
+export function retry(spool: Spool, rawId: unknown): SubmitResult {
+  const original = requireState(spool, rawId);
+  return submitRequest(spool, { ...original.request, retry_of: original.id });
+}
+
+// ── wait ──────────────────────────────────────────────────────────────────────────────────
+
+export interface WaitAnswer {
+  snapshot: JobSnapshot;
+  timed_out: boolean;
+  aborted: boolean;
+  waited_seconds: number;
+  notices: string[];
+}
+
+function keepRunnerAlive(spool: Spool, states: JobState[]): void {
+  if (states.some((state) => !isTerminal(state.status)) && !leaderAlive(spool.paths)) {
+    ensureRunner(spool.paths, spool.env);
+  }
+}
+
+export async function wait(
+  spool: Spool,
+  rawId: unknown,
+  timeoutSeconds: unknown,
+  options: { signal?: AbortSignal; defaultSeconds?: number } = {},
+): Promise<WaitAnswer> {
+  const first = getJob(spool, rawId);
+  const clamp = clampWaitSeconds(timeoutSeconds, options.defaultSeconds ?? 50, spool.config.wait_max_seconds);
+  const started = Date.now();
+  if (first.kind === 'ok') keepRunnerAlive(spool, [first.state]);
+  const result = await waitForJob(spool.paths, first.id, {
+    timeoutMs: clamp.value * 1000,
+    pollMs: spool.config.poll_seconds * 1000,
+    signal: options.signal,
+    onPoll: (states) => keepRunnerAlive(spool, states),
+  });
+  return {
+    snapshot: result.snapshot,
+    timed_out: result.timedOut,
+    aborted: result.aborted,
+    waited_seconds: (Date.now() - started) / 1000,
+    notices: clamp.notice ? [clamp.notice] : [],
+  };
+}
+
+export interface AwaitAnyAnswer {
+  finished: JobSnapshot[];
+  open: JobSnapshot[];
+  timed_out: boolean;
+  aborted: boolean;
+  notices: string[];
+}
+
+/**
+ * Waits until one of `ids` (default: every job pending or running now) ends, and returns
+ * every one of them that has ended by then. Callers pass the still-open ids back in, so no
+ * completion is ever skipped between two calls.
+ */
+export async function awaitAny(
+  spool: Spool,
+  rawIds: unknown[] | undefined,
+  timeoutSeconds: unknown,
+  options: { signal?: AbortSignal; defaultSeconds?: number } = {},
+): Promise<AwaitAnyAnswer> {
+  const clamp = clampWaitSeconds(timeoutSeconds, options.defaultSeconds ?? 50, spool.config.wait_max_seconds);
+  const notices = clamp.notice ? [clamp.notice] : [];
+  const ids = rawIds && rawIds.length > 0 ? rawIds.map((raw, i) => getJob(spool, raw, `job_ids[${i}]`).id) : listActive(spool.paths);
+  if (ids.length === 0) {
+    return { finished: [], open: [], timed_out: false, aborted: false, notices: [...notices, 'no jobs to wait for: none is pending or running'] };
+  }
+  const unique = [...new Set(ids)];
+  const result = await awaitAnySettled(spool.paths, unique, {
+    timeoutMs: clamp.value * 1000,
+    pollMs: spool.config.poll_seconds * 1000,
+    signal: options.signal,
+    onPoll: (states) => keepRunnerAlive(spool, states),
+  });
+  return { finished: result.settled, open: result.open, timed_out: result.timedOut, aborted: result.aborted, notices };
+}
+
+// ── cancel, notify ────────────────────────────────────────────────────────────────────────
+
+export interface CancelAnswer {
+  state: JobState;
+  /** 'cancelled' now; 'already_finished'; or 'stopping' if the worker outlived the wait. */
+  result: 'cancelled' | 'already_finished' | 'stopping';
+}
+
+export async function cancel(spool: Spool, rawId: unknown, options: { waitSeconds?: number } = {}): Promise<CancelAnswer> {
+  const state = requireState(spool, rawId);
+  if (isTerminal(state.status)) return { state, result: 'already_finished' };
+  const { paths } = spool;
+  requestCancel(paths, state.id, `pid ${process.pid}`);
+  if (state.status === 'pending') {
+    const claim = pendingClaimStatus(paths, state);
+    const owner = { role: 'cancel' as const, ...selfIdentity(), epoch: null, at: new Date().toISOString() };
+    if (claim.kind === 'free' && claimJob(paths, state.id, claim.nextAttempt, owner)) {
+      try {
+        const cancelled = applyTransition(paths, state.id, { name: 'cancel_pending', attempt: claim.nextAttempt });
+        return { state: cancelled, result: 'cancelled' };
+      } catch {
+        // it started meanwhile: stop it like any running job
+      }
+    }
+  }
+  ensureRunner(paths, spool.env);
+  const waitSeconds = options.waitSeconds ?? spool.config.kill_grace_seconds + 15;
+  const result = await waitForJob(paths, state.id, { timeoutMs: waitSeconds * 1000, pollMs: 250 });
+  const latest = result.snapshot.kind === 'ok' ? result.snapshot.state : state;
+  return { state: latest, result: isTerminal(latest.status) ? 'cancelled' : 'stopping' };
+}
+
+const SUMMARY_MAX = 64 * 1024;
+
+export function notifyDone(spool: Spool, rawId: unknown, summary: unknown): { state: JobState; accepted: boolean; message: string } {
+  const state = requireState(spool, rawId);
+  const text = summary === undefined || summary === null ? '' : String(summary);
+  if (Buffer.byteLength(text) > SUMMARY_MAX) {
+    throw new UserError('bad_input', `summary: is ${Buffer.byteLength(text)} bytes; at most ${SUMMARY_MAX} are allowed`, 'summary');
+  }
+  if (isTerminal(state.status)) {
+    return { state, accepted: false, message: `job ${state.id} already ended (${state.status}); nothing to do` };
+  }
+  if (state.status === 'pending') {
+    throw new UserError('conflict', `job_id ${state.id}: the job has not started yet, so it cannot be done; cancel it instead`, 'job_id');
+  }
+  writeDoneFile(spool.paths, state.id, text);
+  return { state, accepted: true, message: `job ${state.id} marked done; its worker is stopped if it keeps running` };
+}
+
+// ── list, show, output ────────────────────────────────────────────────────────────────────
+
+export interface ListOptions {
+  limit?: unknown;
+  status?: JobStatus | undefined;
+}
+
+export const LIST_MAX = 1000;
+
+/** The newest jobs first; reads only as many states as it returns (plus skipped ones). */
+export function list(spool: Spool, options: ListOptions = {}): JobSnapshot[] {
+  const limit = validateLimit(options.limit, 'limit', LIST_MAX, 20);
+  const { status } = options;
+  if (status !== undefined && !JOB_STATUSES.includes(status)) {
+    throw new UserError('bad_input', `status: ${quoteInput(status)} is not a status; allowed: ${JOB_STATUSES.join(', ')}`, 'status');
+  }
+  const source = status === 'pending' || status === 'running'
+    ? listActive(spool.paths).reverse()
+    : walkIndex(spool.paths, 'newest');
+  const found: JobSnapshot[] = [];
+  for (const id of source) {
+    const read = readState(spool.paths, id);
+    if (read.kind === 'missing') continue;
+    if (status !== undefined && (read.kind !== 'ok' || read.state.status !== status)) continue;
+    found.push({ id, ...read });
+    if (found.length >= limit) break;
+  }
+  return found;
+}
+
+export interface OutputPage {
+  job_id: string;
+  offset: number;
+  next_offset: number;
+  size: number;
+  eof: boolean;
+  data: string;
+}
+
+/** Backs `end` off so a page never ends inside a UTF-8 character. */
+function utf8Boundary(buffer: Buffer, end: number): number {
+  let cut = end;
+  while (cut > 0 && cut > end - 4 && ((buffer[cut] ?? 0) & 0xc0) === 0x80) cut -= 1;
+  return cut === 0 ? end : cut;
+}
+
+export const OUTPUT_PAGE_MAX = 256 * 1024;
+
+/**
+ * A page of `output.log` by byte offset; a negative offset counts from the end (a tail).
+ * Costs O(page), whatever the size of the log.
+ */
+export function readOutput(spool: Spool, rawId: unknown, offset = 0, maxBytes = 64 * 1024): OutputPage {
+  const id = getJob(spool, rawId).id;
+  const file = jobFile(spool.paths, id, JOB_FILES.output);
+  const limit = Math.max(1, Math.min(Math.floor(maxBytes), OUTPUT_PAGE_MAX));
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return { job_id: id, offset: 0, next_offset: 0, size: 0, eof: true, data: '' };
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    let start = offset < 0 ? Math.max(0, size + Math.floor(offset)) : Math.min(Math.floor(offset), size);
+    const buffer = Buffer.alloc(Math.min(limit + 4, size - start));
+    const length = fs.readSync(fd, buffer, 0, buffer.length, start);
+    let end = Math.min(length, limit);
+    if (end < length) end = utf8Boundary(buffer, end);
+    let begin = 0;
+    if (offset < 0) while (begin < end && ((buffer[begin] ?? 0) & 0xc0) === 0x80) begin += 1;
+    start += begin;
+    return {
+      job_id: id,
+      offset: start,
+      next_offset: start + end - begin,
+      size,
+      eof: start + end - begin >= size,
+      data: buffer.subarray(begin, end).toString('utf8'),
+    };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+// ── gc ────────────────────────────────────────────────────────────────────────────────────
+
+export interface GcOptions {
+  olderThanSeconds?: number;
+  keep?: number;
+  dryRun?: boolean;
+  reindex?: boolean;
+}
+
+export interface GcReport {
+  removed: string[];
+  kept: number;
+  skipped_active: number;
+  unreadable: string[];
+  reindexed?: { added: number; removed: number };
+}
+
+/** A marker younger than this may belong to a job still being published. */
+const YOUNG_ID_MS = 60_000;
+
+/** Removes finished jobs older than a cutoff or beyond the newest `keep`; never active ones. */
+export function gc(spool: Spool, options: GcOptions): GcReport {
+  const { paths } = spool;
+  const report: GcReport = { removed: [], kept: 0, skipped_active: 0, unreadable: [] };
+  if (options.reindex) report.reindexed = rebuildIndex(paths);
+  const cutoff = options.olderThanSeconds === undefined ? undefined : Date.now() - options.olderThanSeconds * 1000;
+  let finishedSeen = 0;
+  for (const id of walkIndex(paths, 'newest')) {
+    const read = readState(paths, id);
+    if (read.kind === 'missing') {
+      if (Date.now() - jobIdTime(id).getTime() > YOUNG_ID_MS && !fs.existsSync(jobDir(paths, id))) {
+        if (!options.dryRun) removeFromIndex(paths, id);
+      }
+      continue;
+    }
+    if (read.kind === 'corrupt') {
+      report.unreadable.push(id);
+      continue;
+    }
+    const state = read.state;
+    if (!isTerminal(state.status)) {
+      report.skipped_active += 1;
+      continue;
+    }
+    finishedSeen += 1;
+    const finishedAt = Date.parse(state.finished_at ?? state.updated_at);
+    const tooOld = cutoff !== undefined && finishedAt < cutoff;
+    const beyondKeep = options.keep !== undefined && finishedSeen > options.keep;
+    if (!tooOld && !beyondKeep) {
+      report.kept += 1;
+      continue;
+    }
+    if (!options.dryRun) removeJobFolder(paths, id);
+    report.removed.push(id);
+  }
+  return report;
+}
+
+/** Takes a finished job out of `jobs/` in one rename, then deletes it and its index entry. */
+export function removeJobFolder(paths: SpoolPaths, id: string): void {
+  if (!isJobId(id)) throw new Error(`refusing to remove ${id}: not a job id`);
+  const doomed = tempName(paths.tmp, `${id}.gc`);
+  fs.renameSync(jobDir(paths, id), doomed);
+  removeQuietly(doomed);
+  removeFromIndex(paths, id);
+  removeFromActive(paths, id);
+}

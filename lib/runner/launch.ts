@@ -1,0 +1,105 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { errnoCode } from '../errors.js';
+import { PACKAGE_ROOT } from '../version.js';
+import { FILE_MODE, ensureSpool, type SpoolPaths } from '../spool/layout.js';
+import { leaderAlive } from './lease.js';
+import { identityOf, liveness } from './processes.js';
+
+/**
+ * Makes sure a runner is alive: anything that queues work or waits on pending work calls
+ * `ensureRunner`, which starts a detached runner when none leads. `runner.starting` (made
+ * with O_EXCL) keeps a burst of submits from starting a herd of contenders.
+ */
+
+// Always the built files, also when this module runs from source (tests).
+export const RUNNER_ENTRY = path.join(PACKAGE_ROOT, 'dist', 'runner', 'runner-entry.js');
+export const SUPERVISOR_ENTRY = path.join(PACKAGE_ROOT, 'dist', 'runner', 'supervisor-main.js');
+
+const STARTING_GRACE_MS = 3_000;
+const LOG_ROTATE_BYTES = 5 * 1024 * 1024;
+
+export type EnsureResult = 'running' | 'starting' | 'started';
+
+function startingMarkerBusy(paths: SpoolPaths): boolean {
+  let stat: fs.Stats;
+  let text: string;
+  try {
+    stat = fs.statSync(paths.runnerStarting);
+    text = fs.readFileSync(paths.runnerStarting, 'utf8').trim();
+  } catch {
+    return false;
+  }
+  const [pid, startTime] = text.split(' ');
+  if (pid && /^\d+$/.test(pid)) {
+    return liveness({ pid: Number(pid), start_time: startTime || null, host: hostName() }) === 'alive';
+  }
+  return Date.now() - stat.mtimeMs < STARTING_GRACE_MS;
+}
+
+let cachedHost: string | undefined;
+function hostName(): string {
+  cachedHost ??= identityOf(process.pid).host;
+  return cachedHost;
+}
+
+function takeStartingMarker(paths: SpoolPaths): boolean {
+  for (let tries = 0; tries < 2; tries += 1) {
+    try {
+      fs.closeSync(fs.openSync(paths.runnerStarting, 'wx', FILE_MODE));
+      return true;
+    } catch (error) {
+      if (errnoCode(error) !== 'EEXIST') throw error;
+      if (startingMarkerBusy(paths)) return false;
+      fs.rmSync(paths.runnerStarting, { force: true });
+    }
+  }
+  return false;
+}
+
+/** Opens `runner.log` for appending (rotating it once it grows past 5 MiB). */
+export function openRunnerLog(paths: SpoolPaths): number {
+  try {
+    if (fs.statSync(paths.runnerLog).size > LOG_ROTATE_BYTES) {
+      fs.renameSync(paths.runnerLog, `${paths.runnerLog}.1`);
+    }
+  } catch {
+    // no log yet
+  }
+  return fs.openSync(paths.runnerLog, 'a', FILE_MODE);
+}
+
+export function ensureRunner(paths: SpoolPaths, env: NodeJS.ProcessEnv = process.env): EnsureResult {
+  if (leaderAlive(paths)) return 'running';
+  ensureSpool(paths);
+  if (!takeStartingMarker(paths)) return 'starting';
+  const logFd = openRunnerLog(paths);
+  try {
+    const child = spawn(process.execPath, [RUNNER_ENTRY], {
+      detached: true,
+      stdio: ['ignore', logFd, logFd],
+      env: { ...env, AGENT_ASYNC_HOME: paths.home },
+      cwd: paths.home,
+    });
+    child.on('error', () => fs.rmSync(paths.runnerStarting, { force: true }));
+    if (child.pid !== undefined) {
+      const started = identityOf(child.pid).start_time ?? '';
+      fs.writeFileSync(paths.runnerStarting, `${child.pid} ${started}\n`, { mode: FILE_MODE });
+    }
+    child.unref();
+  } finally {
+    fs.closeSync(logFd);
+  }
+  return 'started';
+}
+
+/** Called by a runner once it leads or gives up, so the next ensureRunner is not held back. */
+export function clearStartingMarker(paths: SpoolPaths): void {
+  try {
+    const [pid] = fs.readFileSync(paths.runnerStarting, 'utf8').trim().split(' ');
+    if (pid === undefined || pid === '' || Number(pid) === process.pid) fs.rmSync(paths.runnerStarting, { force: true });
+  } catch {
+    // gone already
+  }
+}

@@ -1,0 +1,156 @@
+import fs from 'node:fs';
+import lockfile from 'proper-lockfile';
+import { z } from 'zod';
+import { errnoCode } from '../errors.js';
+import { readJsonFile, writeJsonAtomic } from '../spool/fsx.js';
+import { DIR_MODE, type SpoolPaths } from '../spool/layout.js';
+import { liveness, selfIdentity } from './processes.js';
+
+/**
+ * Leader election of the runner through proper-lockfile (`runner.lock/`, refreshed mtime).
+ * Leadership is only an optimisation: the exactly-once start of a job rests on its claim
+ * (`mkdir claim.<attempt>`), because a stale takeover can crown two leaders at once
+ * (moxystudio/node-proper-lockfile#121). Every process must use these same numbers.
+ */
+export const LEASE = {
+  staleMs: 10_000,
+  updateMs: 1_000,
+  /** A lock whose recorded holder is dead is taken over once it is this old, without
+   * waiting for `staleMs`; a freshly taken lock is younger, so it is never mistaken. */
+  deadHolderAgeMs: 2_500,
+};
+
+export const runnerInfoSchema = z.object({
+  schema_version: z.literal(1),
+  pid: z.number().int().positive(),
+  start_time: z.string().nullable(),
+  host: z.string(),
+  started_at: z.string(),
+  epoch: z.number().int().min(0),
+  version: z.string(),
+  state: z.enum(['leading', 'stopped']),
+});
+export type RunnerInfo = z.infer<typeof runnerInfoSchema>;
+
+export function readRunnerInfo(paths: SpoolPaths): RunnerInfo | undefined {
+  const read = readJsonFile(paths.runnerInfo);
+  if (read.kind !== 'ok') return undefined;
+  const parsed = runnerInfoSchema.safeParse(read.value);
+  return parsed.success ? parsed.data : undefined;
+}
+
+function lockAgeMs(paths: SpoolPaths): number | undefined {
+  try {
+    return Date.now() - fs.statSync(paths.runnerLock).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when a runner holds the lease and its process is alive. */
+export function leaderAlive(paths: SpoolPaths): boolean {
+  const info = readRunnerInfo(paths);
+  if (!info || info.state !== 'leading') return false;
+  const age = lockAgeMs(paths);
+  if (age === undefined || age > LEASE.staleMs) return false;
+  return liveness(info) !== 'dead';
+}
+
+export interface Leadership {
+  readonly epoch: number;
+  isLeading(): boolean;
+  /** Called once if the lease is lost to another process (never throws). */
+  onLost(listener: (reason: string) => void): void;
+  release(): Promise<void>;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface AcquireOptions {
+  version: string;
+  log: (message: string) => void;
+}
+
+/**
+ * Becomes the leader, or returns null when a live runner already leads. A lock left by a
+ * dead runner on this host is taken over at once; one of unknown origin after `staleMs`.
+ */
+export async function acquireLeadership(paths: SpoolPaths, options: AcquireOptions): Promise<Leadership | null> {
+  const giveUpAt = Date.now() + LEASE.staleMs + 3_000;
+  let leading = false;
+  let lostReason: string | undefined;
+  const lostListeners: Array<(reason: string) => void> = [];
+  const markLost = (reason: string): void => {
+    if (!leading) return;
+    leading = false;
+    lostReason = reason;
+    for (const listener of lostListeners) listener(reason);
+  };
+
+  for (;;) {
+    let release: (() => Promise<void>) | undefined;
+    try {
+      release = await lockfile.lock(paths.home, {
+        lockfilePath: paths.runnerLock,
+        realpath: false,
+        stale: LEASE.staleMs,
+        update: LEASE.updateMs,
+        retries: 0,
+        onCompromised: (error: Error) => markLost(`lease compromised: ${error.message}`),
+      });
+    } catch (error) {
+      if (errnoCode(error) !== 'ELOCKED') throw error;
+    }
+    if (release) {
+      leading = true;
+      fs.chmodSync(paths.runnerLock, DIR_MODE);
+      const previous = readRunnerInfo(paths);
+      const epoch = (previous?.epoch ?? 0) + 1;
+      const me = selfIdentity();
+      const info: RunnerInfo = {
+        schema_version: 1,
+        pid: me.pid,
+        start_time: me.start_time,
+        host: me.host,
+        started_at: new Date().toISOString(),
+        epoch,
+        version: options.version,
+        state: 'leading',
+      };
+      writeJsonAtomic(paths.tmp, paths.runnerInfo, info, true);
+      const releaseLock = release;
+      return {
+        epoch,
+        isLeading: () => leading && readRunnerInfo(paths)?.epoch === epoch,
+        onLost: (listener) => {
+          if (lostReason !== undefined) listener(lostReason);
+          else lostListeners.push(listener);
+        },
+        release: async () => {
+          const wasLeading = leading;
+          leading = false;
+          if (wasLeading && readRunnerInfo(paths)?.epoch === epoch) {
+            writeJsonAtomic(paths.tmp, paths.runnerInfo, { ...info, state: 'stopped' });
+          }
+          await releaseLock().catch(() => undefined);
+        },
+      };
+    }
+
+    const holder = readRunnerInfo(paths);
+    const holderLiveness = holder ? liveness(holder) : 'unknown';
+    if (holder && holder.state === 'leading' && holderLiveness === 'alive') return null;
+    const age = lockAgeMs(paths);
+    if (holder && holderLiveness === 'dead' && age !== undefined && age > LEASE.deadHolderAgeMs) {
+      options.log(`taking over the lease of dead runner pid ${holder.pid} (epoch ${holder.epoch})`);
+      try {
+        fs.rmdirSync(paths.runnerLock);
+      } catch {
+        // someone else removed or retook it; the next lock attempt tells
+      }
+      continue;
+    }
+    if (Date.now() > giveUpAt) return null;
+    await sleep(100);
+  }
+}

@@ -1,0 +1,226 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import treeKill from 'tree-kill';
+import type { ProcessIdentity } from '../spool/state.js';
+
+/**
+ * Process facts the runner and supervisors rely on: who is alive (telling a live process
+ * from a reused pid by its start time), which processes belong to a job, and the kill
+ * sequence. Linux reads /proc; other systems ask `ps`.
+ */
+
+const HAS_PROC = process.platform === 'linux' && fs.existsSync('/proc/self/stat');
+let cachedBootId: string | null | undefined;
+
+function bootId(): string | null {
+  if (cachedBootId === undefined) {
+    try {
+      cachedBootId = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      cachedBootId = null;
+    }
+  }
+  return cachedBootId;
+}
+
+interface ProcStat {
+  pid: number;
+  state: string;
+  ppid: number;
+  pgid: number;
+  startTicks: string;
+}
+
+function readProcStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return {
+    pid,
+    state: fields[0] ?? '?',
+    ppid: Number(fields[1]),
+    pgid: Number(fields[2]),
+    startTicks: fields[19] ?? '',
+  };
+}
+
+function allProcStats(): ProcStat[] {
+  const stats: ProcStat[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = readProcStat(Number(name));
+    if (stat) stats.push(stat);
+  }
+  return stats;
+}
+
+interface PsRow {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  zombie: boolean;
+}
+
+function psTable(): PsRow[] {
+  const out = execFileSync('ps', ['-A', '-o', 'pid=,ppid=,pgid=,stat='], { encoding: 'utf8' });
+  return out
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((cols) => cols.length >= 4)
+    .map(([pid, ppid, pgid, stat]) => ({
+      pid: Number(pid),
+      ppid: Number(ppid),
+      pgid: Number(pgid),
+      zombie: (stat ?? '').startsWith('Z'),
+    }));
+}
+
+function processTable(): PsRow[] {
+  if (!HAS_PROC) return psTable();
+  return allProcStats().map((s) => ({ pid: s.pid, ppid: s.ppid, pgid: s.pgid, zombie: s.state === 'Z' }));
+}
+
+/** A string that changes when `pid` is reused by another process; null when unknown. */
+export function processStartTime(pid: number): string | null {
+  if (HAS_PROC) {
+    const stat = readProcStat(pid);
+    return stat ? `${bootId() ?? 'boot'}:${stat.startTicks}` : null;
+  }
+  try {
+    const started = execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8' }).trim();
+    return started === '' ? null : started;
+  } catch {
+    return null;
+  }
+}
+
+let self: ProcessIdentity | undefined;
+
+export function selfIdentity(): ProcessIdentity {
+  self ??= { pid: process.pid, start_time: processStartTime(process.pid), host: os.hostname() };
+  return self;
+}
+
+export function identityOf(pid: number): ProcessIdentity {
+  return { pid, start_time: processStartTime(pid), host: os.hostname() };
+}
+
+function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  if (HAS_PROC) {
+    const stat = readProcStat(pid);
+    return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X';
+  }
+  return true;
+}
+
+export type Liveness = 'alive' | 'dead' | 'unknown';
+
+/** Whether the process an identity describes still runs ('unknown' on another host). */
+export function liveness(identity: ProcessIdentity): Liveness {
+  if (identity.host !== os.hostname()) return 'unknown';
+  if (!pidExists(identity.pid)) return 'dead';
+  if (identity.start_time === null) return 'alive';
+  const now = processStartTime(identity.pid);
+  if (now === null) return 'dead';
+  return now === identity.start_time ? 'alive' : 'dead';
+}
+
+/** Living members of a process group (zombies do not count). */
+export function groupMembers(pgid: number): number[] {
+  if (!HAS_PROC) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return [];
+    }
+  }
+  return processTable()
+    .filter((row) => row.pgid === pgid && !row.zombie)
+    .map((row) => row.pid);
+}
+
+/** All living descendants of `pid`, in and out of its process group. */
+export function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const row of processTable()) {
+    if (row.zombie) continue;
+    const list = children.get(row.ppid) ?? [];
+    list.push(row.pid);
+    children.set(row.ppid, list);
+  }
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const next = queue.shift()!;
+    for (const child of children.get(next) ?? []) {
+      found.push(child);
+      queue.push(child);
+    }
+  }
+  return found;
+}
+
+function signalQuietly(target: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(target, signal);
+  } catch {
+    // already gone
+  }
+}
+
+function treeKillQuietly(pid: number, signal: NodeJS.Signals): Promise<void> {
+  return new Promise((resolve) => treeKill(pid, signal, () => resolve()));
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface JobProcesses {
+  pid: number;
+  pgid: number;
+}
+
+/**
+ * Ends a job's processes: TERM to its process group and to every descendant that left the
+ * group (snapshotted while the tree is intact), up to `graceMs` for them to go, then KILL to
+ * the group, a fresh tree walk (tree-kill) and the snapshot. Returns the pids still alive
+ * afterwards (normally none; a double-forked `setsid` escapee cannot be tracked).
+ */
+export async function terminateJobProcesses(target: JobProcesses, graceMs: number): Promise<number[]> {
+  const tracked = new Map<number, string | null>();
+  for (const pid of [target.pid, ...descendants(target.pid)]) tracked.set(pid, processStartTime(pid));
+  const stillOurs = (pid: number): boolean => {
+    const started = tracked.get(pid);
+    return pidExists(pid) && (started === null || processStartTime(pid) === started);
+  };
+  const survivors = (): number[] => {
+    const left = new Set(groupMembers(target.pgid));
+    for (const pid of tracked.keys()) if (stillOurs(pid)) left.add(pid);
+    return [...left];
+  };
+
+  signalQuietly(-target.pgid, 'SIGTERM');
+  for (const pid of tracked.keys()) signalQuietly(pid, 'SIGTERM');
+  const termDeadline = Date.now() + graceMs;
+  while (survivors().length > 0 && Date.now() < termDeadline) await sleep(50);
+  if (survivors().length === 0) return [];
+
+  if (pidExists(target.pid)) {
+    for (const pid of descendants(target.pid)) tracked.set(pid, processStartTime(pid));
+    await treeKillQuietly(target.pid, 'SIGKILL');
+  }
+  signalQuietly(-target.pgid, 'SIGKILL');
+  for (const pid of tracked.keys()) if (stillOurs(pid)) signalQuietly(pid, 'SIGKILL');
+  const killDeadline = Date.now() + 5000;
+  while (survivors().length > 0 && Date.now() < killDeadline) await sleep(25);
+  return survivors();
+}

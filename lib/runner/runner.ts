@@ -1,0 +1,318 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../config.js';
+import type { SpoolPaths } from '../spool/layout.js';
+import { isTerminal, type JobState } from '../spool/state.js';
+import { applyTransition, cancelRequested, claimJob, listActive, readState, removeFromActive } from '../spool/store.js';
+import { sweepTmp } from '../spool/sweep.js';
+import { acquireLeadership, type Leadership } from './lease.js';
+import { clearStartingMarker, openRunnerLog } from './launch.js';
+import { selfIdentity } from './processes.js';
+import { finalizeOrphan, pendingClaimStatus, supervisorDead } from './reconcile.js';
+import { SupervisorPool } from './supervisor-pool.js';
+import type { SupervisorSettings } from './supervisor.js';
+
+/**
+ * The elected runner: claims pending jobs in FIFO order up to the concurrency limit (never
+ * two in one cwd), hands each to a supervisor process, adopts the running jobs of a runner
+ * that died and finalizes those whose supervisor is gone, sweeps temp files, and exits
+ * after an idle time. Its work list is `active/`; it never scans `jobs/`.
+ */
+
+export interface RunnerOptions {
+  paths: SpoolPaths;
+  config: Config;
+  version: string;
+  log: (message: string) => void;
+}
+
+/** An active marker with no job folder is a publish in progress, or debris after this. */
+const ORPHAN_MARKER_MS = 60_000;
+const SWEEP_EVERY_MS = 10 * 60_000;
+
+export class Runner {
+  private leadership: Leadership | null = null;
+  private pool: SupervisorPool | undefined;
+  private readonly own = new Map<string, { cwd: string }>();
+  private readonly known = new Map<string, JobState>();
+  private readonly reportedCorrupt = new Set<string>();
+  private readonly finalizing = new Set<string>();
+  private idleSince: number | null = null;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private ticking = false;
+  private tickAgain = false;
+  private lastSweep = 0;
+  private stopped = false;
+  private stopResolve: () => void = () => undefined;
+  private readonly cleanups: Array<() => unknown> = [];
+
+  constructor(private readonly options: RunnerOptions) {}
+
+  private get paths(): SpoolPaths {
+    return this.options.paths;
+  }
+
+  private log(message: string): void {
+    this.options.log(message);
+  }
+
+  private settings(): SupervisorSettings {
+    const c = this.options.config;
+    return {
+      jobTimeoutSeconds: c.job_timeout_seconds,
+      maxJobTimeoutSeconds: c.max_job_timeout_seconds,
+      stallTimeoutSeconds: c.stall_timeout_seconds,
+      killGraceSeconds: c.kill_grace_seconds,
+      doneGraceSeconds: c.done_grace_seconds,
+      pollSeconds: c.poll_seconds,
+    };
+  }
+
+  /** Runs until idle, deposed or stopped; resolves false when another runner already leads. */
+  async run(): Promise<boolean> {
+    this.leadership = await acquireLeadership(this.paths, { version: this.options.version, log: (m) => this.log(m) });
+    clearStartingMarker(this.paths);
+    if (!this.leadership) {
+      this.log('another runner leads this spool; exiting');
+      return false;
+    }
+    this.log(`leading (epoch ${this.leadership.epoch}, pid ${process.pid}, concurrency ${this.options.config.concurrency})`);
+    this.watchLeadership(this.leadership);
+    const logFd = openRunnerLog(this.paths);
+    this.cleanups.push(() => fs.closeSync(logFd));
+    this.pool = new SupervisorPool(this.paths, logFd, {
+      onReply: (jobId, reply) => {
+        if (reply.type === 'claim_failed' || reply.type === 'finished') {
+          this.own.delete(jobId);
+          this.known.delete(jobId);
+          this.schedule();
+        }
+      },
+      onLost: (jobId) => {
+        this.own.delete(jobId);
+        this.known.delete(jobId);
+        this.schedule();
+      },
+      log: (m) => this.log(m),
+    });
+    // A plain directory watch: chokidar would add one inotify watch per marker file.
+    try {
+      const watcher = fs.watch(this.paths.active, () => this.schedule());
+      watcher.on('error', (error) => this.log(`watching active/: ${String(error)}; relying on the poll`));
+      this.cleanups.push(() => watcher.close());
+    } catch (error) {
+      this.log(`cannot watch active/: ${String(error)}; relying on the poll`);
+    }
+    const poll = setInterval(() => this.schedule(), this.options.config.poll_seconds * 1000);
+    this.cleanups.push(() => clearInterval(poll));
+    const stopped = new Promise<void>((resolve) => (this.stopResolve = resolve));
+    this.schedule();
+    await stopped;
+    return true;
+  }
+
+  private watchLeadership(leadership: Leadership): void {
+    leadership.onLost((reason) => {
+      if (this.leadership === leadership) this.stop(`lost the lease (${reason})`);
+    });
+  }
+
+  /** Stops claiming; supervisors keep their jobs and record their ends. */
+  stop(reason: string): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.log(`stopping: ${reason}`);
+    clearTimeout(this.tickTimer);
+    this.pool?.releaseAll();
+    const leadership = this.leadership;
+    this.leadership = null;
+    void (async () => {
+      await leadership?.release();
+      for (const cleanup of this.cleanups) await cleanup();
+      this.stopResolve();
+    })();
+  }
+
+  private schedule(delayMs = 0): void {
+    if (this.stopped) return;
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
+    if (this.tickTimer && delayMs > 0) return;
+    clearTimeout(this.tickTimer);
+    this.tickTimer = setTimeout(() => {
+      this.tickTimer = undefined;
+      void this.tick();
+    }, delayMs);
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped || this.ticking) return;
+    this.ticking = true;
+    try {
+      await this.tickOnce();
+    } catch (error) {
+      this.log(`tick failed: ${(error as Error).stack ?? String(error)}`);
+    } finally {
+      this.ticking = false;
+      if (this.tickAgain) {
+        this.tickAgain = false;
+        this.schedule();
+      }
+    }
+  }
+
+  private async tickOnce(): Promise<void> {
+    const leadership = this.leadership;
+    if (!leadership) return;
+    if (!leadership.isLeading()) return this.stop('another runner took over the lease');
+    if (Date.now() - this.lastSweep > SWEEP_EVERY_MS) {
+      this.lastSweep = Date.now();
+      const swept = sweepTmp(this.paths, this.options.config.tmp_max_age_seconds * 1000);
+      if (swept > 0) this.log(`swept ${swept} stale temp files`);
+    }
+
+    const config = this.options.config;
+    const activeIds = listActive(this.paths);
+    const activeSet = new Set(activeIds);
+    for (const id of this.known.keys()) if (!activeSet.has(id)) this.known.delete(id);
+
+    const busyCwds = new Set<string>();
+    let occupied = 0;
+    const pending: JobState[] = [];
+    for (const { cwd } of this.own.values()) busyCwds.add(cwd);
+    occupied += this.own.size;
+
+    for (const id of activeIds) {
+      if (this.own.has(id)) continue;
+      const state = this.stateOf(id);
+      if (!state) continue;
+      if (state.status === 'running') {
+        occupied += 1;
+        busyCwds.add(state.request.cwd);
+        if (supervisorDead(state)) void this.finalize(state);
+      } else if (state.status === 'pending') {
+        pending.push(state);
+      }
+    }
+
+    for (const state of pending) {
+      if (cancelRequested(this.paths, state.id)) {
+        this.cancelPending(state);
+        continue;
+      }
+      if (occupied >= config.concurrency) continue;
+      if (config.exclusive_cwd && busyCwds.has(state.request.cwd)) continue;
+      const claim = pendingClaimStatus(this.paths, state);
+      busyCwds.add(state.request.cwd);
+      occupied += 1;
+      if (claim.kind === 'held') continue;
+      this.own.set(state.id, { cwd: state.request.cwd });
+      void this.pool!.dispatch({
+        type: 'run',
+        jobId: state.id,
+        attempt: claim.nextAttempt,
+        epoch: leadership.epoch,
+        settings: this.settings(),
+      });
+    }
+    this.pool!.trim(config.concurrency);
+    await this.checkIdle(activeIds.length === 0 && this.own.size === 0);
+  }
+
+  /** The state of an active job, from the cache while it is pending (only a claim changes it). */
+  private stateOf(id: string): JobState | undefined {
+    const cached = this.known.get(id);
+    if (cached?.status === 'pending') return cached;
+    const read = readState(this.paths, id);
+    if (read.kind === 'ok') {
+      if (isTerminal(read.state.status)) {
+        removeFromActive(this.paths, id);
+        return undefined;
+      }
+      this.known.set(id, read.state);
+      return read.state;
+    }
+    if (read.kind === 'corrupt') {
+      if (!this.reportedCorrupt.has(id)) {
+        this.reportedCorrupt.add(id);
+        this.log(`job ${id}: state.json is unreadable (${read.reason}); skipping it`);
+      }
+      return undefined;
+    }
+    this.handleMissingJob(id);
+    return undefined;
+  }
+
+  private handleMissingJob(id: string): void {
+    let age = 0;
+    try {
+      age = Date.now() - fs.statSync(path.join(this.paths.active, id)).mtimeMs;
+    } catch {
+      return;
+    }
+    if (age > ORPHAN_MARKER_MS) removeFromActive(this.paths, id);
+    else this.schedule(25);
+  }
+
+  private cancelPending(state: JobState): void {
+    const claim = pendingClaimStatus(this.paths, state);
+    if (claim.kind === 'held') return;
+    const owner = { role: 'runner' as const, ...selfIdentity(), epoch: this.leadership?.epoch ?? null, at: new Date().toISOString() };
+    if (!claimJob(this.paths, state.id, claim.nextAttempt, owner)) return;
+    try {
+      applyTransition(this.paths, state.id, { name: 'cancel_pending', attempt: claim.nextAttempt });
+      this.log(`job ${state.id}: cancelled before it started`);
+    } catch (error) {
+      this.log(`job ${state.id}: could not cancel: ${(error as Error).message}`);
+    }
+    this.known.delete(state.id);
+  }
+
+  private async finalize(stale: JobState): Promise<void> {
+    if (this.finalizing.has(stale.id)) return;
+    this.finalizing.add(stale.id);
+    try {
+      const fresh = readState(this.paths, stale.id);
+      if (fresh.kind !== 'ok' || !supervisorDead(fresh.state)) return;
+      const state = await finalizeOrphan(this.paths, fresh.state, this.options.config.kill_grace_seconds * 1000, (m) => this.log(m));
+      if (state) this.log(`job ${state.id}: finalized as ${state.status}${state.error ? ` (${state.error.code})` : ''} after its supervisor died`);
+    } catch (error) {
+      this.log(`job ${stale.id}: could not finalize: ${(error as Error).message}`);
+    } finally {
+      this.finalizing.delete(stale.id);
+      this.known.delete(stale.id);
+      this.schedule();
+    }
+  }
+
+  private async checkIdle(idle: boolean): Promise<void> {
+    if (!idle || this.finalizing.size > 0) {
+      this.idleSince = null;
+      return;
+    }
+    this.idleSince ??= Date.now();
+    if (Date.now() - this.idleSince < this.options.config.runner_idle_seconds * 1000) {
+      this.schedule(this.options.config.runner_idle_seconds * 1000);
+      return;
+    }
+    // Release first, then look once more: a submit that came before the release is seen
+    // here; one that comes after finds no leader and starts a new runner itself.
+    const leadership = this.leadership;
+    this.leadership = null;
+    await leadership?.release();
+    if (listActive(this.paths).length === 0) {
+      this.stop(`idle for ${this.options.config.runner_idle_seconds} s`);
+      return;
+    }
+    this.leadership = await acquireLeadership(this.paths, { version: this.options.version, log: (m) => this.log(m) });
+    if (!this.leadership) {
+      this.stop('work arrived while going idle, and another runner leads');
+      return;
+    }
+    this.watchLeadership(this.leadership);
+    this.idleSince = null;
+    this.schedule();
+  }
+}

@@ -1,0 +1,64 @@
+import { defaultHome, spoolPaths } from '../spool/layout.js';
+import { ensureRunner } from './launch.js';
+import { superviseJob, type RunJobMessage, type SupervisorReply } from './supervisor.js';
+
+/**
+ * Entry point of a supervisor process, forked by the runner with an IPC channel. It handles
+ * one job at a time. When the runner goes away it finishes the job in hand, starts a new
+ * runner (so the queue goes on without waiting for the next submit) and exits.
+ */
+const paths = spoolPaths(defaultHome());
+let busy = false;
+let orphaned = false;
+
+function log(message: string): void {
+  process.stderr.write(`${new Date().toISOString()} supervisor[${process.pid}] ${message}\n`);
+}
+
+function reply(message: SupervisorReply): void {
+  if (!process.connected) return;
+  // With a callback, a broken channel (the runner just died) is reported here instead of as
+  // an 'error' event that would kill this process; the runner's successor reads the spool.
+  process.send?.(message, undefined, {}, () => undefined);
+}
+
+function restartRunner(): void {
+  try {
+    ensureRunner(paths);
+  } catch (error) {
+    log(`could not start a runner: ${(error as Error).message}`);
+  }
+}
+
+process.on('message', (message: RunJobMessage) => {
+  if (message?.type !== 'run') return;
+  if (busy) {
+    reply({ type: 'claim_failed', jobId: message.jobId, reason: 'supervisor busy' });
+    return;
+  }
+  busy = true;
+  superviseJob(paths, message, reply, log)
+    .catch((error: unknown) => {
+      // Exit rather than linger as the owner of a job we can no longer follow: the runner
+      // sees this supervisor dead and finalizes the job (stopping its worker).
+      log(`job ${message.jobId}: ${(error as Error).stack ?? String(error)}`);
+      process.exit(1);
+    })
+    .finally(() => {
+      busy = false;
+      if (orphaned) {
+        restartRunner();
+        process.exit(0);
+      }
+    });
+});
+
+process.on('disconnect', () => {
+  orphaned = true;
+  if (!busy) process.exit(0);
+  restartRunner();
+});
+
+for (const signal of ['SIGINT', 'SIGHUP'] as const) process.on(signal, () => undefined);
+
+reply({ type: 'ready' });

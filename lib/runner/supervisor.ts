@@ -1,0 +1,297 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { getAdapter } from '../agents/registry.js';
+import type { Invocation } from '../agents/types.js';
+import { errnoCode } from '../errors.js';
+import { fileExists, readTextCapped } from '../spool/fsx.js';
+import { JOB_FILES, jobDir, jobFile, type SpoolPaths } from '../spool/layout.js';
+import { IllegalTransition, type JobError, type JobState, type TerminalStatus } from '../spool/state.js';
+import {
+  applyTransition,
+  cancelRequested,
+  claimJob,
+  readState,
+  writeExitRecord,
+  type ExitRecord,
+} from '../spool/store.js';
+import { watchJobFolders } from '../spool/watch.js';
+import { decideOutcome } from './outcome.js';
+import { groupMembers, processStartTime, selfIdentity, terminateJobProcesses } from './processes.js';
+import { OutputSink, checkCwd, resolveExecutable } from './worker-io.js';
+
+/**
+ * A supervisor runs one job at a time in its own process, apart from the runner: it claims
+ * the job, starts the worker (no shell, own process group), streams its output to
+ * `output.log`, enforces the limits and the cancel/done requests, and records how the worker
+ * ended in `exit.json` and `state.json`. If the runner dies meanwhile the supervisor carries
+ * on, so a worker's exit status is never lost (nq's lesson). Idle supervisors are reused for
+ * the next job, which saves a Node start-up per job.
+ */
+
+export interface SupervisorSettings {
+  jobTimeoutSeconds: number;
+  maxJobTimeoutSeconds: number;
+  stallTimeoutSeconds: number | null;
+  killGraceSeconds: number;
+  doneGraceSeconds: number;
+  pollSeconds: number;
+}
+
+export interface RunJobMessage {
+  type: 'run';
+  jobId: string;
+  attempt: number;
+  epoch: number | null;
+  settings: SupervisorSettings;
+}
+
+export type SupervisorReply =
+  | { type: 'ready' }
+  | { type: 'claimed'; jobId: string }
+  | { type: 'claim_failed'; jobId: string; reason: string }
+  | { type: 'finished'; jobId: string; status: TerminalStatus | 'unknown' };
+
+/** Time the leftovers of a worker that exited on its own get between TERM and KILL. */
+const LEFTOVER_GRACE_MS = 2_000;
+/** How long output pipes may stay open after the worker and its group are gone. */
+const OUTPUT_DRAIN_MS = 2_000;
+const DONE_SUMMARY_MAX_BYTES = 64 * 1024;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+type Log = (message: string) => void;
+
+function finishQuietly(paths: SpoolPaths, id: string, change: Parameters<typeof applyTransition>[2], log: Log): JobState | undefined {
+  try {
+    return applyTransition(paths, id, change);
+  } catch (error) {
+    if (error instanceof IllegalTransition) {
+      log(`job ${id}: not recorded, the job was already ${error.from}`);
+      return undefined;
+    }
+    throw error;
+  }
+}
+
+export async function superviseJob(
+  paths: SpoolPaths,
+  message: RunJobMessage,
+  reply: (reply: SupervisorReply) => void,
+  log: Log,
+): Promise<void> {
+  const { jobId: id, attempt, epoch } = message;
+  const finished = (status: TerminalStatus | 'unknown'): void => reply({ type: 'finished', jobId: id, status });
+  const before = readState(paths, id);
+  if (before.kind !== 'ok' || before.state.status !== 'pending') {
+    reply({ type: 'claim_failed', jobId: id, reason: before.kind === 'ok' ? before.state.status : before.kind });
+    return;
+  }
+  const me = selfIdentity();
+  if (!claimJob(paths, id, attempt, { role: 'supervisor', ...me, epoch, at: new Date().toISOString() })) {
+    reply({ type: 'claim_failed', jobId: id, reason: `claim.${attempt} is taken` });
+    return;
+  }
+  reply({ type: 'claimed', jobId: id });
+
+  const claimed = readState(paths, id);
+  if (claimed.kind !== 'ok' || claimed.state.status !== 'pending' || claimed.state.attempt >= attempt) {
+    log(`job ${id}: claimed attempt ${attempt} but the job is no longer pending; leaving it`);
+    finished('unknown');
+    return;
+  }
+  if (cancelRequested(paths, id)) {
+    finishQuietly(paths, id, { name: 'cancel_pending', attempt }, log);
+    finished('cancelled');
+    return;
+  }
+
+  const request = claimed.state.request;
+  const refuse = (error: JobError): void => {
+    const state = finishQuietly(paths, id, { name: 'fail_to_start', attempt, error }, log);
+    finished(state ? 'error' : 'unknown');
+  };
+  let invocation: Invocation;
+  try {
+    invocation = getAdapter(request.agent).buildInvocation(request);
+  } catch (error) {
+    refuse({ code: 'internal_error', message: `could not build the command: ${(error as Error).message}` });
+    return;
+  }
+  const cwdError = checkCwd(request.cwd);
+  if (cwdError) return refuse(cwdError);
+  const searchPath = request.env_path ?? process.env.PATH ?? '';
+  const resolved = resolveExecutable(invocation.argv[0] ?? '', request.cwd, searchPath);
+  if (!resolved.ok) return refuse(resolved.error);
+
+  applyTransition(paths, id, { name: 'start', attempt, epoch, supervisor: me });
+  const settings = message.settings;
+  const timeoutSeconds = Math.min(request.timeout_seconds ?? settings.jobTimeoutSeconds, settings.maxJobTimeoutSeconds);
+  const stallSeconds = request.stall_seconds ?? settings.stallTimeoutSeconds;
+  const exit = await runWorker({
+    paths,
+    id,
+    attempt,
+    file: resolved.file,
+    invocation,
+    cwd: request.cwd,
+    searchPath,
+    timeoutSeconds,
+    stallSeconds,
+    settings,
+    log,
+  });
+  writeExitRecord(paths, id, exit);
+  const outcome = decideOutcome({
+    exit,
+    cancelRequested: cancelRequested(paths, id),
+    doneSummary: readTextCapped(jobFile(paths, id, JOB_FILES.done), DONE_SUMMARY_MAX_BYTES)?.trim() ?? null,
+    doneAt: null,
+    timeoutSeconds,
+    stallSeconds,
+  });
+  const state = finishQuietly(paths, id, { name: 'finish', outcome }, log);
+  finished(state ? outcome.status : 'unknown');
+}
+
+interface WorkerRun {
+  paths: SpoolPaths;
+  id: string;
+  attempt: number;
+  file: string;
+  invocation: Invocation;
+  cwd: string;
+  searchPath: string;
+  timeoutSeconds: number;
+  stallSeconds: number | null;
+  settings: SupervisorSettings;
+  log: Log;
+}
+
+type StopReason = 'cancelled' | 'timed_out' | 'stalled' | 'done_grace';
+
+function spawnFailure(run: WorkerRun, startedAt: string, error: unknown): ExitRecord {
+  const code = errnoCode(error) ?? 'UNKNOWN';
+  const reasons: Record<string, string> = {
+    E2BIG: 'the argument list is too long for the system (E2BIG)',
+    EACCES: 'permission denied (EACCES)',
+    ENOENT: 'the command or the cwd vanished before it could start (ENOENT)',
+    ENOEXEC: 'the file is not an executable the system can run (ENOEXEC)',
+  };
+  return {
+    schema_version: 1,
+    attempt: run.attempt,
+    pid: null,
+    exit_code: null,
+    signal: null,
+    reason: 'spawn_failed',
+    started_at: startedAt,
+    ended_at: new Date().toISOString(),
+    spawn_error: { code, message: `could not start ${run.file}: ${reasons[code] ?? (error as Error).message}` },
+    survivors: [],
+  };
+}
+
+async function runWorker(run: WorkerRun): Promise<ExitRecord> {
+  const { paths, id, invocation, settings } = run;
+  const sink = new OutputSink(jobFile(paths, id, JOB_FILES.output));
+  const startedAt = new Date().toISOString();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...invocation.env,
+    PATH: run.searchPath,
+    AGENT_ASYNC_JOB_ID: id,
+    AGENT_ASYNC_JOB_DIR: jobDir(paths, id),
+    AGENT_ASYNC_HOME: paths.home,
+  };
+  let child: ChildProcess;
+  try {
+    child = spawn(run.file, invocation.argv.slice(1), {
+      cwd: run.cwd,
+      env,
+      argv0: invocation.argv[0],
+      detached: true,
+      stdio: [invocation.stdin === null ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
+  } catch (error) {
+    const record = spawnFailure(run, startedAt, error);
+    sink.note(record.spawn_error!.message);
+    sink.close();
+    return record;
+  }
+  const spawnError = await new Promise<Error | null>((resolve) => {
+    child.once('spawn', () => resolve(null));
+    child.once('error', (error) => resolve(error));
+  });
+  if (spawnError || child.pid === undefined) {
+    const record = spawnFailure(run, startedAt, spawnError);
+    sink.note(record.spawn_error!.message);
+    sink.close();
+    return record;
+  }
+  const pid = child.pid;
+  applyTransition(paths, id, {
+    name: 'record_worker',
+    worker: { pid, pgid: pid, argv: invocation.argv, start_time: processStartTime(pid) },
+  });
+  if (child.stdin) {
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(invocation.stdin ?? '');
+  }
+  const outputDone = Promise.all([sink.attach(child.stdout!, true), sink.attach(child.stderr!, false)]);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+
+  let stopReason: StopReason | null = null;
+  let stopping: Promise<number[]> | null = null;
+  const stop = (reason: StopReason): void => {
+    if (stopping) return;
+    stopReason = reason;
+    sink.note(`stopping the job (${reason.replace('_', ' ')})`);
+    stopping = terminateJobProcesses({ pid, pgid: pid }, settings.killGraceSeconds * 1000);
+  };
+  const timers: NodeJS.Timeout[] = [setTimeout(() => stop('timed_out'), run.timeoutSeconds * 1000)];
+  if (run.stallSeconds !== null) {
+    const limitMs = run.stallSeconds * 1000;
+    timers.push(setInterval(() => {
+      if (Date.now() - sink.lastOutputAt > limitMs) stop('stalled');
+    }, Math.min(1000, limitMs / 4)));
+  }
+  let doneSeen = false;
+  const checkRequests = (): void => {
+    if (stopping) return;
+    if (fileExists(jobFile(paths, id, JOB_FILES.cancel))) stop('cancelled');
+    else if (!doneSeen && fileExists(jobFile(paths, id, JOB_FILES.done))) {
+      doneSeen = true;
+      timers.push(setTimeout(() => stop('done_grace'), settings.doneGraceSeconds * 1000));
+    }
+  };
+  timers.push(setInterval(checkRequests, settings.pollSeconds * 1000));
+  const closeWatch = await watchJobFolders(paths, [id], checkRequests, [JOB_FILES.cancel, JOB_FILES.done]).catch(() => undefined);
+  checkRequests();
+
+  const { code, signal } = await exited;
+  for (const timer of timers) clearTimeout(timer);
+  await closeWatch?.();
+  let survivors: number[] = stopping ? await stopping : [];
+  if (!stopping && groupMembers(pid).length > 0) {
+    sink.note('the worker exited but left processes in its group; stopping them');
+    survivors = await terminateJobProcesses({ pid, pgid: pid }, LEFTOVER_GRACE_MS);
+  }
+  await Promise.race([outputDone, sleep(OUTPUT_DRAIN_MS)]);
+  child.stdout?.destroy();
+  child.stderr?.destroy();
+  sink.close();
+  if (survivors.length > 0) run.log(`job ${id}: processes still alive after KILL: ${survivors.join(', ')}`);
+  return {
+    schema_version: 1,
+    attempt: run.attempt,
+    pid,
+    exit_code: code,
+    signal,
+    reason: stopReason ?? 'exited',
+    started_at: startedAt,
+    ended_at: new Date().toISOString(),
+    spawn_error: null,
+    survivors,
+  };
+}

@@ -1,0 +1,161 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import type { JobError } from '../spool/state.js';
+
+/**
+ * Finding the worker binary and moving its output to `output.log`.
+ */
+
+export type Resolved = { ok: true; file: string } | { ok: false; error: JobError };
+
+function executableState(file: string): 'ok' | 'missing' | 'not_executable' | 'directory' {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(file);
+  } catch {
+    return 'missing';
+  }
+  if (stat.isDirectory()) return 'directory';
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return 'ok';
+  } catch {
+    return 'not_executable';
+  }
+}
+
+/**
+ * Looks up argv[0] the way execvp would (a name with a slash is a path relative to `cwd`),
+ * so a missing binary and a missing cwd get different, precise errors instead of one ENOENT.
+ */
+export function resolveExecutable(command: string, cwd: string, searchPath: string): Resolved {
+  if (command === '') {
+    return { ok: false, error: { code: 'spawn_failed', message: 'the command (argv[0]) is empty' } };
+  }
+  const candidates = command.includes('/')
+    ? [path.resolve(cwd, command)]
+    : searchPath.split(path.delimiter).filter((dir) => dir !== '').map((dir) => path.join(path.resolve(cwd, dir), command));
+  let refused: string | undefined;
+  for (const candidate of candidates) {
+    const state = executableState(candidate);
+    if (state === 'ok') return { ok: true, file: candidate };
+    if (state === 'not_executable') refused ??= candidate;
+  }
+  if (refused) {
+    return {
+      ok: false,
+      error: { code: 'spawn_failed', message: `permission denied: ${refused} is not executable (EACCES)` },
+    };
+  }
+  const where = command.includes('/') ? `at ${candidates[0]}` : `in PATH (${searchPath || 'empty'})`;
+  return { ok: false, error: { code: 'agent_not_found', message: `command ${JSON.stringify(command)} not found ${where}` } };
+}
+
+export function checkCwd(cwd: string): JobError | null {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(cwd);
+  } catch {
+    return { code: 'cwd_missing', message: `the job's cwd ${cwd} no longer exists` };
+  }
+  if (!stat.isDirectory()) return { code: 'cwd_missing', message: `the job's cwd ${cwd} is not a directory` };
+  return null;
+}
+
+const MAX_LINE_BUFFER = 64 * 1024;
+const PARTIAL_FLUSH_MS = 200;
+
+/**
+ * Appends the worker's stdout and stderr to `output.log` line by line (so the two streams
+ * never split each other's lines), never holding more than one partial line per stream.
+ * Complete stdout lines also go to `onStdoutLine` (agent stream parsers).
+ */
+export class OutputSink {
+  private readonly fd: number;
+  private readonly partial = new Map<Readable, Buffer>();
+  private flushTimer: NodeJS.Timeout | undefined;
+  private stdoutLine = '';
+  private readonly decoder = new StringDecoder('utf8');
+  lastOutputAt = Date.now();
+  bytes = 0;
+
+  constructor(file: string, private readonly onStdoutLine?: (line: string) => void) {
+    this.fd = fs.openSync(file, 'a', 0o600);
+  }
+
+  attach(stream: Readable, isStdout: boolean): Promise<void> {
+    return new Promise((resolve) => {
+      stream.on('data', (chunk: Buffer) => this.accept(stream, chunk, isStdout));
+      const end = (): void => {
+        this.flushPartial(stream);
+        resolve();
+      };
+      stream.once('end', end);
+      stream.once('error', end);
+      stream.once('close', end);
+    });
+  }
+
+  private accept(stream: Readable, chunk: Buffer, isStdout: boolean): void {
+    this.lastOutputAt = Date.now();
+    if (isStdout && this.onStdoutLine) this.parse(this.decoder.write(chunk));
+    const pending = this.partial.get(stream);
+    const data = pending ? Buffer.concat([pending, chunk]) : chunk;
+    const lastNewline = data.lastIndexOf(0x0a);
+    if (lastNewline === -1 && data.length < MAX_LINE_BUFFER) {
+      this.partial.set(stream, data);
+      this.scheduleFlush();
+      return;
+    }
+    const cut = lastNewline === -1 ? data.length : lastNewline + 1;
+    this.write(data.subarray(0, cut));
+    if (cut < data.length) {
+      this.partial.set(stream, data.subarray(cut));
+      this.scheduleFlush();
+    } else {
+      this.partial.delete(stream);
+    }
+  }
+
+  private scheduleFlush(): void {
+    this.flushTimer ??= setTimeout(() => {
+      this.flushTimer = undefined;
+      for (const stream of [...this.partial.keys()]) this.flushPartial(stream);
+    }, PARTIAL_FLUSH_MS);
+  }
+
+  private flushPartial(stream: Readable): void {
+    const pending = this.partial.get(stream);
+    if (!pending) return;
+    this.partial.delete(stream);
+    this.write(pending);
+  }
+
+  private parse(text: string): void {
+    const lines = (this.stdoutLine + text).split('\n');
+    this.stdoutLine = lines.pop() ?? '';
+    if (this.stdoutLine.length > MAX_LINE_BUFFER * 16) this.stdoutLine = '';
+    for (const line of lines) if (line.trim() !== '') this.onStdoutLine?.(line);
+  }
+
+  private write(data: Buffer): void {
+    let offset = 0;
+    while (offset < data.length) offset += fs.writeSync(this.fd, data, offset);
+    this.bytes += data.length;
+  }
+
+  /** Writes a line of our own (e.g. why the job was stopped) into the log. */
+  note(text: string): void {
+    this.write(Buffer.from(`[agent-async] ${text}\n`));
+  }
+
+  close(): void {
+    clearTimeout(this.flushTimer);
+    for (const stream of [...this.partial.keys()]) this.flushPartial(stream);
+    if (this.stdoutLine.trim() !== '') this.onStdoutLine?.(this.stdoutLine);
+    this.stdoutLine = '';
+    fs.closeSync(this.fd);
+  }
+}

@@ -1,0 +1,119 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { errnoCode } from '../errors.js';
+import { FILE_MODE } from './layout.js';
+
+let tempCounter = 0;
+
+/** A temp-file name in `tmpDir` that no other process or call can pick. */
+export function tempName(tmpDir: string, label: string): string {
+  tempCounter += 1;
+  const random = Math.random().toString(36).slice(2, 8);
+  return path.join(tmpDir, `${label}.${process.pid}.${tempCounter}.${random}.tmp`);
+}
+
+/**
+ * Replaces `target` atomically: the temp file is written in the spool's `tmp/` (same
+ * filesystem, so readers of the job folder never see it), fsynced, then renamed over the
+ * target. Readers see the old or the new content, never a part. `durable` also fsyncs the
+ * target's folder so the rename itself survives a power loss.
+ */
+export function writeFileAtomic(tmpDir: string, target: string, data: string | Uint8Array, durable = false): void {
+  const temp = tempName(tmpDir, path.basename(target));
+  const fd = fs.openSync(temp, 'wx', FILE_MODE);
+  try {
+    fs.writeFileSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    fs.renameSync(temp, target);
+  } catch (error) {
+    removeQuietly(temp);
+    throw error;
+  }
+  if (durable) fsyncDir(path.dirname(target));
+}
+
+export function writeJsonAtomic(tmpDir: string, target: string, value: unknown, durable = false): void {
+  writeFileAtomic(tmpDir, target, `${JSON.stringify(value, null, 2)}\n`, durable);
+}
+
+export function fsyncDir(dir: string): void {
+  if (process.platform === 'win32') return;
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function removeQuietly(file: string): void {
+  try {
+    fs.rmSync(file, { force: true, recursive: true });
+  } catch {
+    // best effort: a sweep removes leftovers later
+  }
+}
+
+export type JsonRead<T> =
+  | { kind: 'ok'; value: T }
+  | { kind: 'missing' }
+  | { kind: 'corrupt'; reason: string };
+
+/** Reads and parses a JSON file, telling a missing file from a damaged one. */
+export function readJsonFile<T = unknown>(file: string): JsonRead<T> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
+    return { kind: 'corrupt', reason: `cannot read: ${(error as Error).message}` };
+  }
+  try {
+    return { kind: 'ok', value: JSON.parse(text) as T };
+  } catch (error) {
+    return { kind: 'corrupt', reason: `not valid JSON: ${(error as Error).message}` };
+  }
+}
+
+export function fileExists(file: string): boolean {
+  try {
+    fs.accessSync(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Creates an empty marker file; returns false when it already exists. */
+export function createMarker(file: string): boolean {
+  try {
+    fs.closeSync(fs.openSync(file, 'wx', FILE_MODE));
+    return true;
+  } catch (error) {
+    if (errnoCode(error) === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+/** Reads at most `maxBytes` of a small text file (a `done` summary, a request file). */
+export function readTextCapped(file: string, maxBytes: number): string | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+  try {
+    const buffer = Buffer.alloc(maxBytes);
+    const length = fs.readSync(fd, buffer, 0, maxBytes, 0);
+    return buffer.subarray(0, length).toString('utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
+}

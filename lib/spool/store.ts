@@ -1,0 +1,235 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { errnoCode } from '../errors.js';
+import { createMarker, fsyncDir, readJsonFile, removeQuietly, writeFileAtomic, writeJsonAtomic } from './fsx.js';
+import { addToIndex } from './index.js';
+import { DIR_MODE, FILE_MODE, JOB_FILES, ensureSpool, jobDir, jobFile, type SpoolPaths } from './layout.js';
+import {
+  isTerminal,
+  jobStateSchema,
+  parseJobState,
+  transition,
+  type JobState,
+  type Transition,
+} from './state.js';
+
+/**
+ * Reading and writing one job folder. Every write is an atomic replace; the exclusive right
+ * to change a job's state comes from its claim (`claim.<attempt>/`), never from a lock held
+ * across processes, so a SIGKILL at any point leaves a state that the runner can finish.
+ */
+
+export type StateRead =
+  | { kind: 'ok'; state: JobState }
+  | { kind: 'missing' }
+  | { kind: 'corrupt'; reason: string };
+
+export function readState(paths: SpoolPaths, id: string): StateRead {
+  const read = readJsonFile(jobFile(paths, id, JOB_FILES.state));
+  if (read.kind !== 'ok') return read;
+  const parsed = parseJobState(read.value);
+  return parsed.ok ? { kind: 'ok', state: parsed.state } : { kind: 'corrupt', reason: parsed.reason };
+}
+
+function assertValidState(state: JobState): void {
+  const checked = jobStateSchema.safeParse(state);
+  if (!checked.success) {
+    throw new Error(`refusing to write an invalid state for job ${state.id}: ${checked.error.message}`);
+  }
+}
+
+export function writeState(paths: SpoolPaths, state: JobState, durable: boolean): void {
+  assertValidState(state);
+  writeJsonAtomic(paths.tmp, jobFile(paths, state.id, JOB_FILES.state), state, durable);
+}
+
+/**
+ * Reads the state, applies one named transition and writes it back. Claim and terminal
+ * transitions are made durable (folder fsync). Throws `IllegalTransition` when the job is no
+ * longer in a status the transition starts from.
+ */
+export function applyTransition(paths: SpoolPaths, id: string, change: Transition): JobState {
+  const read = readState(paths, id);
+  if (read.kind !== 'ok') {
+    throw new Error(`cannot change job ${id}: state.json is ${read.kind === 'missing' ? 'missing' : read.reason}`);
+  }
+  const next = transition(read.state, change);
+  writeState(paths, next, change.name === 'start' || isTerminal(next.status));
+  if (isTerminal(next.status)) removeFromActive(paths, id);
+  return next;
+}
+
+/** Extra files written into a job folder before it is published (prompt.txt, …). */
+export type JobFiles = Record<string, string>;
+
+/**
+ * Publishes a new job the Maildir way: the whole folder is built in `tmp/`, its index and
+ * active markers are made, then one rename makes it appear in `jobs/`. A crash before the
+ * rename leaves only debris that the sweep removes; readers never see half a job.
+ */
+export function publishJob(paths: SpoolPaths, state: JobState, files: JobFiles = {}): void {
+  ensureSpool(paths);
+  assertValidState(state);
+  const building = path.join(paths.tmp, `${state.id}.job`);
+  fs.mkdirSync(building, { mode: DIR_MODE });
+  try {
+    for (const [name, content] of Object.entries(files)) {
+      fs.writeFileSync(path.join(building, name), content, { mode: FILE_MODE, flag: 'wx' });
+    }
+    const stateFd = fs.openSync(path.join(building, JOB_FILES.state), 'wx', FILE_MODE);
+    try {
+      fs.writeSync(stateFd, `${JSON.stringify(state, null, 2)}\n`);
+      fs.fsyncSync(stateFd);
+    } finally {
+      fs.closeSync(stateFd);
+    }
+    addToIndex(paths, state.id);
+    if (!isTerminal(state.status)) createMarker(path.join(paths.active, state.id));
+    fs.renameSync(building, jobDir(paths, state.id));
+  } catch (error) {
+    removeQuietly(building);
+    throw error;
+  }
+  fsyncDir(paths.jobs);
+}
+
+/** Active markers: one empty file per pending or running job, the runner's work list. */
+export function listActive(paths: SpoolPaths): string[] {
+  try {
+    return fs.readdirSync(paths.active).filter((name) => !name.startsWith('.')).sort();
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return [];
+    throw error;
+  }
+}
+
+export function removeFromActive(paths: SpoolPaths, id: string): void {
+  try {
+    fs.unlinkSync(path.join(paths.active, id));
+  } catch (error) {
+    if (errnoCode(error) !== 'ENOENT') throw error;
+  }
+}
+
+export function jobExists(paths: SpoolPaths, id: string): boolean {
+  try {
+    return fs.statSync(jobDir(paths, id)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+// ── claims ────────────────────────────────────────────────────────────────────────────────
+
+export const claimOwnerSchema = z.object({
+  role: z.enum(['supervisor', 'cancel', 'runner']),
+  pid: z.number().int().positive(),
+  start_time: z.string().nullable(),
+  host: z.string(),
+  epoch: z.number().int().min(0).nullable(),
+  at: z.string(),
+});
+export type ClaimOwner = z.infer<typeof claimOwnerSchema>;
+
+export interface ClaimInfo {
+  attempt: number;
+  owner: ClaimOwner | null;
+  ageMs: number;
+}
+
+const CLAIM_PATTERN = /^claim\.(\d+)$/;
+
+export function claimDir(paths: SpoolPaths, id: string, attempt: number): string {
+  return jobFile(paths, id, `claim.${attempt}`);
+}
+
+export function readClaims(paths: SpoolPaths, id: string): ClaimInfo[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(jobDir(paths, id));
+  } catch {
+    return [];
+  }
+  const claims: ClaimInfo[] = [];
+  for (const name of names) {
+    const match = CLAIM_PATTERN.exec(name);
+    if (!match) continue;
+    const attempt = Number(match[1]);
+    const dir = claimDir(paths, id, attempt);
+    const owner = readJsonFile(path.join(dir, 'owner.json'));
+    const parsed = owner.kind === 'ok' ? claimOwnerSchema.safeParse(owner.value) : undefined;
+    let ageMs = 0;
+    try {
+      ageMs = Date.now() - fs.statSync(dir).mtimeMs;
+    } catch {
+      continue;
+    }
+    claims.push({ attempt, owner: parsed?.success ? parsed.data : null, ageMs });
+  }
+  return claims.sort((a, b) => a.attempt - b.attempt);
+}
+
+/**
+ * Takes the exclusive right to start (or cancel) attempt `attempt` of a job: `mkdir` succeeds
+ * for exactly one process, even when two runners both believe they lead. The owner is
+ * recorded inside so a later runner can tell a live claim from a dead one.
+ */
+export function claimJob(paths: SpoolPaths, id: string, attempt: number, owner: ClaimOwner): boolean {
+  const dir = claimDir(paths, id, attempt);
+  try {
+    fs.mkdirSync(dir, { mode: DIR_MODE });
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === 'EEXIST' || code === 'ENOENT') return false;
+    throw error;
+  }
+  writeJsonAtomic(paths.tmp, path.join(dir, 'owner.json'), owner);
+  fsyncDir(jobDir(paths, id));
+  return true;
+}
+
+// ── request files: cancel and done ────────────────────────────────────────────────────────
+
+export function requestCancel(paths: SpoolPaths, id: string, by: string): void {
+  const body = JSON.stringify({ at: new Date().toISOString(), by });
+  writeFileAtomic(paths.tmp, jobFile(paths, id, JOB_FILES.cancel), `${body}\n`);
+}
+
+export function cancelRequested(paths: SpoolPaths, id: string): boolean {
+  return fs.existsSync(jobFile(paths, id, JOB_FILES.cancel));
+}
+
+/** Writes the `done` file a worker may also create itself; its content is the summary. */
+export function writeDoneFile(paths: SpoolPaths, id: string, summary: string): void {
+  writeFileAtomic(paths.tmp, jobFile(paths, id, JOB_FILES.done), summary);
+}
+
+// ── exit record ───────────────────────────────────────────────────────────────────────────
+
+export const EXIT_REASONS = ['exited', 'cancelled', 'timed_out', 'stalled', 'done_grace', 'spawn_failed'] as const;
+
+export const exitRecordSchema = z.object({
+  schema_version: z.literal(1),
+  attempt: z.number().int().min(1),
+  pid: z.number().int().positive().nullable(),
+  exit_code: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  reason: z.enum(EXIT_REASONS).describe('why the worker ended: on its own, or stopped by the supervisor'),
+  started_at: z.string().nullable(),
+  ended_at: z.string(),
+  spawn_error: z.object({ code: z.string(), message: z.string() }).nullable(),
+  survivors: z.array(z.number().int()).describe('pids still alive after the final kill, if any'),
+});
+export type ExitRecord = z.infer<typeof exitRecordSchema>;
+
+export function writeExitRecord(paths: SpoolPaths, id: string, record: ExitRecord): void {
+  writeJsonAtomic(paths.tmp, jobFile(paths, id, JOB_FILES.exit), exitRecordSchema.parse(record), true);
+}
+
+export function readExitRecord(paths: SpoolPaths, id: string): ExitRecord | undefined {
+  const read = readJsonFile(jobFile(paths, id, JOB_FILES.exit));
+  if (read.kind !== 'ok') return undefined;
+  const parsed = exitRecordSchema.safeParse(read.value);
+  return parsed.success ? parsed.data : undefined;
+}

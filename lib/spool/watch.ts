@@ -1,0 +1,161 @@
+import path from 'node:path';
+import chokidar from 'chokidar';
+import { JOB_FILES, jobDir, type SpoolPaths } from './layout.js';
+import { isTerminal, type JobState } from './state.js';
+import { readState, type StateRead } from './store.js';
+
+/**
+ * Waiting for jobs to end, from any process. chokidar 4/5 drop a `change` that follows
+ * another within 50 ms with no trailing event (paulmillr/chokidar#1455), so an event is only
+ * a hint: every event on `state.json` re-reads it, a trailing re-read follows each burst,
+ * the state is read once right after the watcher is armed, and a slow safety poll covers
+ * everything else (dropped events, inotify overflow, network filesystems).
+ */
+
+/** chokidar's change throttle is 50 ms; re-read once after it closes. */
+const TRAILING_READ_MS = 60;
+
+export interface WaitOptions {
+  timeoutMs: number;
+  pollMs: number;
+  signal?: AbortSignal;
+  /** Called on every safety poll with the states read (e.g. to restart a dead runner). */
+  onPoll?: (states: JobState[]) => void;
+}
+
+export type JobSnapshot =
+  | { id: string; kind: 'ok'; state: JobState }
+  | { id: string; kind: 'missing' }
+  | { id: string; kind: 'corrupt'; reason: string };
+
+function snapshot(paths: SpoolPaths, id: string): JobSnapshot {
+  const read: StateRead = readState(paths, id);
+  return { id, ...read };
+}
+
+/** A snapshot that a waiter should return at once: terminal, gone or unreadable. */
+export function isSettled(snap: JobSnapshot): boolean {
+  return snap.kind !== 'ok' || isTerminal(snap.state.status);
+}
+
+export interface AwaitResult {
+  /** Jobs that are settled (terminal, missing or corrupt) at the moment the wait returned. */
+  settled: JobSnapshot[];
+  /** The others, with their current state. */
+  open: JobSnapshot[];
+  timedOut: boolean;
+  aborted: boolean;
+}
+
+/**
+ * Resolves as soon as at least one of `ids` is settled, with every one that is settled at
+ * that moment (so completions that land together are reported together), or when the
+ * timeout or the abort signal ends the wait.
+ */
+export async function awaitAnySettled(paths: SpoolPaths, ids: readonly string[], options: WaitOptions): Promise<AwaitResult> {
+  const readAll = (): JobSnapshot[] => ids.map((id) => snapshot(paths, id));
+  const split = (snaps: JobSnapshot[], timedOut: boolean, aborted: boolean): AwaitResult => ({
+    settled: snaps.filter(isSettled),
+    open: snaps.filter((snap) => !isSettled(snap)),
+    timedOut,
+    aborted,
+  });
+
+  const first = readAll();
+  if (first.some(isSettled) || ids.length === 0) return split(first, false, false);
+  if (options.timeoutMs <= 0) return split(first, true, false);
+  if (options.signal?.aborted) return split(first, false, true);
+
+  return new Promise<AwaitResult>((resolve) => {
+    let finished = false;
+    let trailing: NodeJS.Timeout | undefined;
+    let closeWatcher: (() => Promise<void>) | undefined;
+
+    const finish = (result: AwaitResult): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(deadline);
+      clearInterval(poll);
+      clearTimeout(trailing);
+      options.signal?.removeEventListener('abort', onAbort);
+      void closeWatcher?.();
+      resolve(result);
+    };
+    const check = (): JobSnapshot[] => {
+      const snaps = readAll();
+      if (snaps.some(isSettled)) finish(split(snaps, false, false));
+      return snaps;
+    };
+    const onEvent = (): void => {
+      if (finished) return;
+      check();
+      clearTimeout(trailing);
+      trailing = setTimeout(check, TRAILING_READ_MS);
+    };
+    const onAbort = (): void => finish(split(readAll(), false, true));
+
+    const deadline = setTimeout(() => finish(split(readAll(), true, false)), options.timeoutMs);
+    const poll = setInterval(() => {
+      const snaps = check();
+      if (!finished && options.onPoll) {
+        options.onPoll(snaps.flatMap((snap) => (snap.kind === 'ok' ? [snap.state] : [])));
+      }
+    }, options.pollMs);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+
+    watchJobFolders(paths, ids, onEvent)
+      .then((close) => {
+        closeWatcher = close;
+        if (finished) void close();
+        else onEvent();
+      })
+      .catch(() => {
+        // no watcher (e.g. out of inotify watches): the safety poll still ends the wait
+      });
+  });
+}
+
+export interface WaitResult {
+  snapshot: JobSnapshot;
+  timedOut: boolean;
+  aborted: boolean;
+}
+
+export async function waitForJob(paths: SpoolPaths, id: string, options: WaitOptions): Promise<WaitResult> {
+  const result = await awaitAnySettled(paths, [id], options);
+  const snap = result.settled[0] ?? result.open[0] ?? snapshot(paths, id);
+  return { snapshot: snap, timedOut: result.timedOut, aborted: result.aborted };
+}
+
+/**
+ * Watches job folders (not the `state.json` inode, which a rename replaces) and calls
+ * `onChange` for changes to the files a waiter cares about. Resolves once armed.
+ */
+export async function watchJobFolders(
+  paths: SpoolPaths,
+  ids: readonly string[],
+  onChange: (id: string, file: string) => void,
+  files: readonly string[] = [JOB_FILES.state],
+): Promise<() => Promise<void>> {
+  const wanted = new Set(files);
+  const watcher = chokidar.watch(
+    ids.map((id) => jobDir(paths, id)),
+    {
+      ignoreInitial: true,
+      depth: 0,
+      ignored: (file: string, stats?: { isDirectory(): boolean }) =>
+        stats !== undefined && !stats.isDirectory() && !wanted.has(path.basename(file)),
+    },
+  );
+  watcher.on('all', (_event: string, file: string) => {
+    const name = path.basename(file);
+    if (wanted.has(name)) onChange(path.basename(path.dirname(file)), name);
+  });
+  watcher.on('error', () => {
+    // the caller's safety poll covers a failing watcher
+  });
+  await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+  // chokidar 5 re-watches a replaced file right after emitting its change; a close made
+  // inside that emit would leak the new fs.watch handle, so closing waits a turn.
+  return () => new Promise<void>((resolve) => setImmediate(() => void watcher.close().then(resolve, resolve)));
+}

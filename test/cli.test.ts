@@ -1,0 +1,197 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  allStates,
+  assertSchemaValid,
+  cleanupSpools,
+  cli,
+  jobState,
+  makeSpool,
+  startJob,
+  treeSnapshot,
+  waitJob,
+} from './helpers/spool.js';
+
+afterAll(cleanupSpools);
+
+describe('CLI: bad input gets a clear error naming the field and changes nothing', () => {
+  const spool = makeSpool();
+  const existing = startJob(spool, ['true']);
+  waitJob(spool, existing);
+  const aFile = path.join(spool.work, 'a-file');
+  fs.writeFileSync(aFile, 'x');
+
+  const cases: Array<[string, string[], RegExp, number]> = [
+    ['unknown agent', ['start', 'nope', '--', 'true'], /agent "nope" is not known; allowed: exec/, 2],
+    ['missing cwd', ['start', 'exec', '--cwd', '/no/such/dir', '--', 'true'], /cwd: "\/no\/such\/dir" does not exist/, 2],
+    ['cwd that is a file', ['start', 'exec', '--cwd', aFile, '--', 'true'], /cwd: ".*a-file" is a file, not a directory/, 2],
+    ['no command', ['start', 'exec'], /argv: is required/, 2],
+    ['empty command', ['start', 'exec', '--', ''], /argv\[0\]: the command must not be empty/, 2],
+    ['negative job timeout', ['start', 'exec', '--timeout', '-5', '--', 'true'], /timeout: .*not a duration/, 2],
+    ['zero job timeout', ['start', 'exec', '--timeout', '0', '--', 'true'], /timeout_seconds: must be above 0 seconds/, 2],
+    ['path traversal id', ['show', '../x'], /id "\.\.\/x" is not a job id/, 2],
+    ['slash id', ['cancel', '/'], /id "\/" is not a job id/, 2],
+    ['too long id', ['wait', 'a'.repeat(300)], /ids\[0\] ".*300 chars\)" is not a job id/, 2],
+    ['unknown id', ['show', '0hofwkskze9k7j2qzbazu7a'], /id "0hofwkskze9k7j2qzbazu7a": no such job/, 3],
+    ['unknown status', ['ls', '--status', 'weird'], /status: "weird" is not a status; allowed: pending, running, done, error, cancelled/, 2],
+    ['limit out of range', ['ls', '--limit', '0'], /limit: must be a whole number from 1 to 1000/, 2],
+    ['bad gc age', ['gc', '--older-than', 'soon'], /older-than: "soon" is not a duration/, 2],
+    ['unknown command', ['frobnicate'], /Unknown argument: frobnicate/, 2],
+    ['unknown option', ['ls', '--colour'], /Unknown argument/, 2],
+  ];
+
+  for (const [name, args, message, code] of cases) {
+    it(name, () => {
+      const before = treeSnapshot(spool.home);
+      const result = cli(spool, args);
+      expect(result.stderr).toMatch(message);
+      expect(result.code).toBe(code);
+      expect(treeSnapshot(spool.home)).toEqual(before);
+    });
+  }
+
+  it('a relative --cwd is taken relative to the current folder', () => {
+    fs.mkdirSync(path.join(spool.work, 'sub'));
+    const result = cli(spool, ['start', 'exec', '--cwd', 'sub', '--json', '--', 'pwd']);
+    expect(result.code).toBe(0);
+    const id = JSON.parse(result.stdout).job_id;
+    expect(waitJob(spool, id).request.cwd).toBe(path.join(spool.work, 'sub'));
+  });
+});
+
+describe('CLI: the job life cycle', () => {
+  it('start prints the id at once; wait, show, logs and ls report the job', () => {
+    const spool = makeSpool();
+    const id = startJob(spool, ['sh', '-c', 'echo out; echo err >&2; exit 0']);
+    expect(id).toMatch(/^[0-9a-z]{23}$/);
+    const wait = cli(spool, ['wait', id]);
+    expect(wait.code).toBe(0);
+    expect(wait.stdout).toContain(`${id}  done (exit 0)`);
+
+    const show = JSON.parse(cli(spool, ['show', id, '--json']).stdout);
+    expect(show).toMatchObject({ id, status: 'done', exit_code: 0, attempt: 1 });
+    assertSchemaValid(show);
+    expect(cli(spool, ['show', id]).stdout).toMatch(/status\s+done/);
+
+    const logs = cli(spool, ['logs', id]);
+    expect(logs.stdout.split('\n').sort()).toEqual(['', 'err', 'out']);
+    expect(cli(spool, ['logs', id, '--tail', '4']).stdout).toMatch(/^(err|out)\n$/);
+
+    const ls = JSON.parse(cli(spool, ['ls', '--json']).stdout);
+    expect(ls.map((s: any) => s.id)).toEqual([id]);
+    expect(cli(spool, ['ls']).stdout).toMatch(new RegExp(`${id}\\s+done\\s+exec`));
+  });
+
+  it('exit codes follow the job: 1 error, 4 cancelled, 124 timed out waiting', () => {
+    const spool = makeSpool();
+    const failing = cli(spool, ['start', 'exec', '--wait', '--', 'sh', '-c', 'exit 7']);
+    expect(failing.code).toBe(1);
+    expect(failing.stdout).toMatch(/error exit_nonzero: the worker exited with code 7/);
+
+    const slow = startJob(spool, ['sleep', '30']);
+    const waited = cli(spool, ['wait', slow, '--timeout', '1s']);
+    expect(waited.code).toBe(124);
+    expect(waited.stdout).toMatch(/running for/);
+    const cancelled = cli(spool, ['cancel', slow]);
+    expect(cancelled.code).toBe(0);
+    expect(cli(spool, ['wait', slow]).code).toBe(4);
+  });
+
+  it('ls filters by status and limit; newest first', () => {
+    const spool = makeSpool();
+    const ids = [startJob(spool, ['true']), startJob(spool, ['false']), startJob(spool, ['true'])];
+    for (const id of ids) waitJob(spool, id);
+    const newest = JSON.parse(cli(spool, ['ls', '--json', '--limit', '2']).stdout).map((s: any) => s.id);
+    expect(newest).toEqual([ids[2], ids[1]]);
+    const errors = JSON.parse(cli(spool, ['ls', '--json', '--status', 'error']).stdout).map((s: any) => s.id);
+    expect(errors).toEqual([ids[1]]);
+  });
+
+  it('retry queues a new job with the same request', () => {
+    const spool = makeSpool();
+    const ledger = path.join(spool.work, 'ledger');
+    const first = startJob(spool, ['sh', '-c', `echo run >> ${ledger}`]);
+    waitJob(spool, first);
+    const retried = cli(spool, ['retry', first, '--json']);
+    const second = JSON.parse(retried.stdout).job_id;
+    expect(second).not.toBe(first);
+    const state = waitJob(spool, second);
+    expect(state.status).toBe('done');
+    expect(state.request.retry_of).toBe(first);
+    expect(state.request.argv).toEqual(jobState(spool, first).request.argv);
+    expect(fs.readFileSync(ledger, 'utf8')).toBe('run\nrun\n');
+  });
+
+  it('notify-done ends a running job as done with its summary', () => {
+    const spool = makeSpool();
+    const id = startJob(spool, ['sleep', '300']);
+    expect(cli(spool, ['wait', id, '--timeout', '1s']).code).toBe(124);
+    const notify = cli(spool, ['notify-done', id, 'all', 'tests', 'pass']);
+    expect(notify.code).toBe(0);
+    const state = waitJob(spool, id);
+    expect(state).toMatchObject({ status: 'done', notified: { summary: 'all tests pass' } });
+    expect(cli(spool, ['notify-done', id, 'again']).stdout).toMatch(/already ended/);
+  });
+
+  it('gc removes finished jobs by age or count, never pending or running ones', () => {
+    const spool = makeSpool({ concurrency: 1 });
+    const finished = [startJob(spool, ['true']), startJob(spool, ['true']), startJob(spool, ['true'])];
+    for (const id of finished) waitJob(spool, id);
+    const running = startJob(spool, ['sleep', '300']);
+    const pending = startJob(spool, ['true']);
+    expect(cli(spool, ['wait', running, '--timeout', '1s']).code).toBe(124);
+
+    const dry = JSON.parse(cli(spool, ['gc', '--keep', '1', '--dry-run', '--json']).stdout);
+    expect(dry.removed).toEqual([finished[1], finished[0]]);
+    expect(fs.existsSync(path.join(spool.home, 'jobs', finished[0]!))).toBe(true);
+
+    const report = JSON.parse(cli(spool, ['gc', '--keep', '1', '--json']).stdout);
+    expect(report).toMatchObject({ removed: [finished[1], finished[0]], kept: 1, skipped_active: 2 });
+    const left = JSON.parse(cli(spool, ['ls', '--json']).stdout).map((s: any) => s.id);
+    expect(left.sort()).toEqual([finished[2], running, pending].sort());
+
+    const byAge = JSON.parse(cli(spool, ['gc', '--older-than', '0s', '--json']).stdout);
+    expect(byAge.removed).toEqual([finished[2]]);
+    expect(jobState(spool, running).status).toBe('running');
+    expect(jobState(spool, pending).status).toBe('pending');
+    cli(spool, ['cancel', running]);
+    expect(waitJob(spool, pending).status).toBe('done');
+  });
+
+  it('every state written along the way matches the shipped schema', () => {
+    const spool = makeSpool();
+    for (const argv of [['true'], ['false'], ['no-such-binary-here']]) waitJob(spool, startJob(spool, argv));
+    const states = allStates(spool);
+    expect(states).toHaveLength(3);
+    for (const state of states) assertSchemaValid(state);
+  });
+
+  it('config shows the effective settings; a bad config.json is reported, not used', () => {
+    const spool = makeSpool({ concurrency: 3 });
+    const shown = JSON.parse(cli(spool, ['config', '--json']).stdout);
+    expect(shown.config).toMatchObject({ concurrency: 3, exclusive_cwd: true });
+    expect(JSON.parse(cli(spool, ['config', '--json'], { env: { AGENT_ASYNC_CONCURRENCY: '5' } }).stdout).config.concurrency).toBe(5);
+
+    fs.writeFileSync(path.join(spool.home, 'config.json'), '{"concurrency": 0}');
+    const bad = cli(spool, ['start', 'exec', '--', 'true']);
+    expect(bad.code).toBe(78);
+    expect(bad.stderr).toMatch(/config\.json: concurrency: Too small/);
+    fs.writeFileSync(path.join(spool.home, 'config.json'), '{"concurency": 2}');
+    expect(cli(spool, ['ls']).stderr).toMatch(/unknown key "concurency"; allowed: concurrency/);
+    fs.writeFileSync(path.join(spool.home, 'config.json'), '{not json');
+    expect(cli(spool, ['ls']).stderr).toMatch(/config\.json: not valid JSON/);
+  });
+
+  it('spool folders are 0700 and files 0600', () => {
+    const spool = makeSpool();
+    const id = startJob(spool, ['sh', '-c', 'echo hi']);
+    waitJob(spool, id);
+    const check = (file: string, mode: number): void => {
+      expect((fs.statSync(file).mode & 0o777).toString(8), file).toBe(mode.toString(8));
+    };
+    for (const dir of ['', 'jobs', 'tmp', 'active', 'index', `jobs/${id}`, `jobs/${id}/claim.1`]) check(path.join(spool.home, dir), 0o700);
+    for (const file of ['state.json', 'output.log', 'exit.json', 'claim.1/owner.json']) check(path.join(spool.home, 'jobs', id, file), 0o600);
+    check(path.join(spool.home, 'runner.json'), 0o600);
+  });
+});

@@ -1,0 +1,201 @@
+import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+
+/**
+ * Test helpers at the true edges: real temp spools, the real built CLI in child processes,
+ * and a JSON Schema validator that knows nothing of our zod code.
+ */
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI = path.join(ROOT, 'bin', 'agent-async.js');
+export const DIST = path.join(ROOT, 'dist');
+
+export interface TestSpool {
+  home: string;
+  env: NodeJS.ProcessEnv;
+  /** A scratch folder outside the spool, for cwds and ledgers. */
+  work: string;
+}
+
+/** Settings that keep tests quick: short idle time, short graces, fast polls. */
+export const FAST_CONFIG = {
+  runner_idle_seconds: 2,
+  kill_grace_seconds: 1,
+  done_grace_seconds: 1,
+  poll_seconds: 0.25,
+};
+
+const created: TestSpool[] = [];
+
+export function makeSpool(config: Record<string, unknown> = {}): TestSpool {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'aa-test-'));
+  const home = path.join(base, 'spool');
+  const work = path.join(base, 'work');
+  fs.mkdirSync(home, { mode: 0o700 });
+  fs.mkdirSync(work);
+  fs.writeFileSync(path.join(home, 'config.json'), JSON.stringify({ ...FAST_CONFIG, ...config }, null, 2));
+  const env: NodeJS.ProcessEnv = { ...process.env, AGENT_ASYNC_HOME: home };
+  for (const key of Object.keys(env)) if (key.startsWith('AGENT_ASYNC_') && key !== 'AGENT_ASYNC_HOME') delete env[key];
+  const spool = { home, env, work };
+  created.push(spool);
+  return spool;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function cli(spool: TestSpool, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): CliResult {
+  const result = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: options.cwd ?? spool.work,
+    env: { ...spool.env, ...options.env },
+    encoding: 'utf8',
+    input: options.input,
+    timeout: 120_000,
+  });
+  return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+export function cliAsync(spool: TestSpool, args: string[], options: { cwd?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? spool.work, env: spool.env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** Starts an exec job through the CLI and returns its id. */
+export function startJob(spool: TestSpool, argv: string[], flags: string[] = []): string {
+  const result = cli(spool, ['start', 'exec', ...flags, '--', ...argv]);
+  if (result.code !== 0) throw new Error(`start failed (${result.code}): ${result.stderr}`);
+  return result.stdout.trim();
+}
+
+export function readJson<T = any>(file: string): T {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+}
+
+export function jobState(spool: TestSpool, id: string): any {
+  return readJson(path.join(spool.home, 'jobs', id, 'state.json'));
+}
+
+export function waitJob(spool: TestSpool, id: string, timeout = '60s'): any {
+  const result = cli(spool, ['wait', id, '--timeout', timeout, '--json']);
+  const parsed = JSON.parse(result.stdout);
+  return parsed.finished[0] ?? parsed.open[0];
+}
+
+const ajv = new Ajv2020.default({ allErrors: true, strict: true });
+addFormats.default(ajv);
+const validateSchema = ajv.compile(readJson(path.join(ROOT, 'schema', 'state.schema.json')));
+
+/** Validates a state against the shipped JSON Schema; throws with the schema's complaint. */
+export function assertSchemaValid(state: unknown): void {
+  if (!validateSchema(state)) {
+    throw new Error(`state does not match schema/state.schema.json: ${ajv.errorsText(validateSchema.errors)}\n${JSON.stringify(state)}`);
+  }
+}
+
+export function allStates(spool: TestSpool): any[] {
+  const jobsDir = path.join(spool.home, 'jobs');
+  if (!fs.existsSync(jobsDir)) return [];
+  return fs.readdirSync(jobsDir).map((id) => readJson(path.join(jobsDir, id, 'state.json')));
+}
+
+/**
+ * Lists the files of a spool with their contents, to prove that a bad call changed nothing
+ * (runner.* and tmp/ belong to the runner, which comes and goes on its own).
+ */
+export function treeSnapshot(dir: string): Record<string, string> {
+  const snapshot: Record<string, string> = {};
+  const walk = (current: string): void => {
+    for (const name of fs.readdirSync(current)) {
+      const full = path.join(current, name);
+      const rel = path.relative(dir, full);
+      if (rel.startsWith('runner.') || rel.startsWith('tmp/')) continue;
+      const stat = fs.lstatSync(full);
+      if (stat.isDirectory()) {
+        snapshot[`${rel}/`] = '';
+        walk(full);
+      } else {
+        snapshot[rel] = fs.readFileSync(full, 'utf8');
+      }
+    }
+  };
+  walk(dir);
+  return snapshot;
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/** Every process whose environment names this spool (runner, supervisors, workers). */
+export function spoolProcesses(home: string): number[] {
+  const found: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const environ = fs.readFileSync(`/proc/${name}/environ`, 'utf8');
+      if (environ.split('\0').includes(`AGENT_ASYNC_HOME=${home}`) && pidAlive(Number(name))) found.push(Number(name));
+    } catch {
+      // gone or not ours
+    }
+  }
+  return found;
+}
+
+export function killSpoolProcesses(home: string): void {
+  for (const pid of spoolProcesses(home)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
+export async function until<T>(probe: () => T | undefined | false, timeoutMs: number, what: string, stepMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, stepMs));
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Kills whatever a test left running and removes its spools (call in afterAll). */
+export function cleanupSpools(): void {
+  for (const spool of created.splice(0)) {
+    killSpoolProcesses(spool.home);
+    fs.rmSync(path.dirname(spool.home), { recursive: true, force: true });
+  }
+}
+
+export function runNode(script: string, args: string[], options: SpawnOptions = {}) {
+  return spawn(process.execPath, [script, ...args], options);
+}

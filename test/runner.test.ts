@@ -1,0 +1,185 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as jobs from '../lib/jobs.js';
+import {
+  assertSchemaValid,
+  cleanupSpools,
+  cli,
+  jobState,
+  makeSpool,
+  pidAlive,
+  spoolProcesses,
+  startJob,
+  until,
+  waitJob,
+  type TestSpool,
+} from './helpers/spool.js';
+
+afterAll(cleanupSpools);
+
+/** A job that records its start and end in a shared ledger (appends are atomic). */
+function ledgerJob(ledger: string, seconds: number): string[] {
+  return ['sh', '-c', `echo "start $AGENT_ASYNC_JOB_ID" >> ${ledger}; sleep ${seconds}; echo "end $AGENT_ASYNC_JOB_ID" >> ${ledger}`];
+}
+
+function maxOverlap(ledger: string): number {
+  let open = 0;
+  let max = 0;
+  for (const line of fs.readFileSync(ledger, 'utf8').trim().split('\n')) {
+    open += line.startsWith('start') ? 1 : -1;
+    max = Math.max(max, open);
+  }
+  return max;
+}
+
+function dirIn(spool: TestSpool, name: string): string {
+  const dir = path.join(spool.work, name);
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+describe('runner scheduling', () => {
+  it('runs at most `concurrency` jobs at once, in FIFO order', () => {
+    const spool = makeSpool({ concurrency: 2 });
+    const ledger = path.join(spool.work, 'ledger');
+    const ids = Array.from({ length: 6 }, (_, i) => startJob(spool, ledgerJob(ledger, 0.4), ['--cwd', dirIn(spool, `d${i}`)]));
+    for (const id of ids) expect(waitJob(spool, id).status).toBe('done');
+    expect(maxOverlap(ledger)).toBe(2);
+    const started = fs.readFileSync(ledger, 'utf8').split('\n').filter((l) => l.startsWith('start')).map((l) => l.slice(6));
+    expect(started.slice(0, 2).sort()).toEqual(ids.slice(0, 2).sort());
+    expect(started.slice(4).sort()).toEqual(ids.slice(4).sort());
+  });
+
+  it('never runs two jobs with the same cwd side by side', () => {
+    const spool = makeSpool({ concurrency: 3 });
+    const ledger = path.join(spool.work, 'ledger');
+    const shared = dirIn(spool, 'shared');
+    const same = [0, 1, 2].map(() => startJob(spool, ledgerJob(ledger, 0.3), ['--cwd', shared]));
+    const other = startJob(spool, ['sh', '-c', `echo other >> ${path.join(spool.work, 'other')}`], ['--cwd', dirIn(spool, 'other-dir')]);
+    expect(waitJob(spool, other).status).toBe('done');
+    for (const id of same) expect(waitJob(spool, id).status).toBe('done');
+    expect(maxOverlap(ledger)).toBe(1);
+    const starts = same.map((id) => Date.parse(jobState(spool, id).started_at));
+    expect(Date.parse(jobState(spool, other).finished_at)).toBeLessThan(Math.max(...starts));
+  });
+
+  it('exits after its idle time and is started again by the next submit', async () => {
+    const spool = makeSpool({ runner_idle_seconds: 1 });
+    waitJob(spool, startJob(spool, ['true']));
+    const info = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8'));
+    await until(() => !pidAlive(info.pid), 10_000, 'the idle runner to exit');
+    expect(JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8')).state).toBe('stopped');
+    expect(fs.existsSync(path.join(spool.home, 'runner.lock'))).toBe(false);
+    expect(waitJob(spool, startJob(spool, ['true'])).status).toBe('done');
+    const next = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8'));
+    expect(next.epoch).toBe(info.epoch + 1);
+  });
+});
+
+describe('workers', () => {
+  it('get their job id and folder in the environment, a closed stdin and no shell', () => {
+    const spool = makeSpool();
+    const id = startJob(spool, ['sh', '-c', 'echo "$AGENT_ASYNC_JOB_ID $AGENT_ASYNC_JOB_DIR"; cat; echo "stdin closed"']);
+    expect(waitJob(spool, id).status).toBe('done');
+    expect(cli(spool, ['logs', id]).stdout).toBe(`${id} ${path.join(spool.home, 'jobs', id)}\nstdin closed\n`);
+    const literal = startJob(spool, ['echo', '$HOME', '`id`', ';', '|', '*']);
+    waitJob(spool, literal);
+    expect(cli(spool, ['logs', literal]).stdout).toBe('$HOME `id` ; | *\n');
+  });
+
+  it('run in their own process group, and what they leave behind is stopped when they exit', async () => {
+    const spool = makeSpool();
+    const pidFile = path.join(spool.work, 'bg.pid');
+    const id = startJob(spool, ['sh', '-c', `sleep 300 & echo $! > ${pidFile}; echo started`]);
+    const state = waitJob(spool, id);
+    expect(state.status).toBe('done');
+    expect(state.worker.pgid).toBe(state.worker.pid);
+    const leftover = Number(fs.readFileSync(pidFile, 'utf8'));
+    expect(pidAlive(leftover)).toBe(false);
+    expect(cli(spool, ['logs', id]).stdout).toMatch(/left processes in its group; stopping them/);
+  });
+
+  it('a wall-clock limit ends the job as timed_out, a silent one as stalled', () => {
+    const spool = makeSpool({ concurrency: 2 });
+    const slow = startJob(spool, ['sleep', '30'], ['--timeout', '1s', '--cwd', dirIn(spool, 'a')]);
+    const silent = startJob(spool, ['sh', '-c', 'echo hi; sleep 30'], ['--stall-timeout', '1s', '--cwd', dirIn(spool, 'b')]);
+    const timedOut = waitJob(spool, slow);
+    expect(timedOut).toMatchObject({ status: 'error', error: { code: 'timed_out' }, signal: 'SIGTERM' });
+    expect(timedOut.duration_ms).toBeLessThan(15_000);
+    const stalled = waitJob(spool, silent);
+    expect(stalled).toMatchObject({ status: 'error', error: { code: 'stalled' } });
+    expect(cli(spool, ['logs', silent]).stdout).toBe('hi\n[agent-async] stopping the job (stalled)\n');
+  });
+
+  it('a `done` file ends the job as done with its summary; a worker still running is stopped after the grace', () => {
+    const spool = makeSpool({ done_grace_seconds: 1 });
+    const id = startJob(spool, ['sh', '-c', 'echo "refactor finished" > "$AGENT_ASYNC_JOB_DIR/done"; sleep 300']);
+    const state = waitJob(spool, id);
+    expect(state).toMatchObject({ status: 'done', notified: { summary: 'refactor finished' }, signal: 'SIGTERM' });
+    expect(JSON.parse(fs.readFileSync(path.join(spool.home, 'jobs', id, 'exit.json'), 'utf8')).reason).toBe('done_grace');
+  });
+
+  it('keeps output on disk, not in memory, and output.log holds every line in order', () => {
+    const spool = makeSpool();
+    const id = startJob(spool, ['sh', '-c', 'i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done']);
+    expect(waitJob(spool, id).status).toBe('done');
+    const lines = fs.readFileSync(path.join(spool.home, 'jobs', id, 'output.log'), 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(20_000);
+    expect(lines[19_999]).toBe('line 19999');
+  });
+});
+
+describe('spawn failures end the job with a precise code, and the queue moves on', () => {
+  it('binary missing, not executable, cwd deleted, argv too long', async () => {
+    const spool = makeSpool({ concurrency: 1 });
+    const noExec = path.join(spool.work, 'script.sh');
+    fs.writeFileSync(noExec, 'echo hi\n', { mode: 0o644 });
+    const doomed = dirIn(spool, 'doomed');
+    const blocker = startJob(spool, ['sleep', '1']);
+    const missing = startJob(spool, ['no-such-binary-anywhere']);
+    const denied = startJob(spool, [noExec]);
+    const gone = startJob(spool, ['true'], ['--cwd', doomed]);
+    fs.rmdirSync(doomed);
+    const spool2 = jobs.openSpool({ home: spool.home, env: spool.env });
+    const tooLong = jobs.submit(spool2, { agent: 'exec', argv: ['echo', 'x'.repeat(200_000)], cwd: spool.work }).job_id;
+    const after = startJob(spool, ['sh', '-c', 'echo still going']);
+
+    expect(waitJob(spool, blocker).status).toBe('done');
+    expect(waitJob(spool, missing)).toMatchObject({
+      status: 'error',
+      error: { code: 'agent_not_found', message: expect.stringMatching(/"no-such-binary-anywhere" not found in PATH/) },
+      started_at: null,
+    });
+    expect(waitJob(spool, denied)).toMatchObject({ status: 'error', error: { code: 'spawn_failed', message: expect.stringMatching(/permission denied.*EACCES/) } });
+    expect(waitJob(spool, gone)).toMatchObject({ status: 'error', error: { code: 'cwd_missing', message: expect.stringMatching(/no longer exists/) } });
+    expect(waitJob(spool, tooLong)).toMatchObject({ status: 'error', error: { code: 'spawn_failed', message: expect.stringMatching(/E2BIG/) } });
+    expect(waitJob(spool, after).status).toBe('done');
+    for (const id of [missing, denied, gone, tooLong, after]) assertSchemaValid(jobState(spool, id));
+  });
+});
+
+describe('a corrupt state.json written by hand', () => {
+  it('is reported for that job and crashes neither the runner nor ls', async () => {
+    const spool = makeSpool({ concurrency: 1 });
+    const blocker = startJob(spool, ['sleep', '1']);
+    const victim = startJob(spool, ['true']);
+    fs.writeFileSync(path.join(spool.home, 'jobs', victim, 'state.json'), '{"status": "pend');
+    const after = startJob(spool, ['true']);
+    expect(waitJob(spool, blocker).status).toBe('done');
+    expect(waitJob(spool, after).status).toBe('done');
+
+    const ls = cli(spool, ['ls']);
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).toMatch(new RegExp(`${victim}\\s+UNREADABLE`));
+    const show = cli(spool, ['show', victim]);
+    expect(show.code).toBe(5);
+    expect(show.stdout).toMatch(/unreadable: not valid JSON/);
+    const wait = cli(spool, ['wait', victim, '--json']);
+    expect(wait.code).toBe(5);
+    expect(JSON.parse(wait.stdout).finished[0]).toMatchObject({ status: 'unreadable', error: { code: 'corrupt_state' } });
+    expect(cli(spool, ['cancel', victim]).stderr).toMatch(/state\.json is unreadable/);
+    expect(fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8')).toMatch(new RegExp(`job ${victim}: state.json is unreadable`));
+    expect(spoolProcesses(spool.home).length).toBeGreaterThan(0);
+  });
+});
