@@ -33,7 +33,7 @@ export function isUserError(error: unknown): error is UserError {
 /** Node's errno code of an error, if it has one. */
 export function errnoCode(error: unknown): string | undefined {
   if (error && typeof error === 'object' && 'code' in error) {
-    const code = (error as { code: unknown }).code;
+    const code = (error).code;
     return typeof code === 'string' ? code : undefined;
   }
   return undefined;

@@ -234,7 +234,10 @@ const SUMMARY_MAX = 64 * 1024;
 
 export function notifyDone(spool: Spool, rawId: unknown, summary: unknown): { state: JobState; accepted: boolean; message: string } {
   const state = requireState(spool, rawId);
-  const text = summary === undefined || summary === null ? '' : String(summary);
+  if (summary !== undefined && summary !== null && typeof summary !== 'string') {
+    throw new UserError('bad_input', 'summary: must be a string (one line saying what was done)', 'summary');
+  }
+  const text = summary ?? '';
   if (Buffer.byteLength(text) > SUMMARY_MAX) {
     throw new UserError('bad_input', `summary: is ${Buffer.byteLength(text)} bytes; at most ${SUMMARY_MAX} are allowed`, 'summary');
   }
@@ -393,7 +396,7 @@ export function gc(spool: Spool, options: GcOptions): GcReport {
 
 /** Takes a finished job out of `jobs/` in one rename, then deletes it and its index entry. */
 export function removeJobFolder(paths: SpoolPaths, id: string): void {
-  if (!isJobId(id)) throw new Error(`refusing to remove ${id}: not a job id`);
+  if (!isJobId(id)) throw new Error(`refusing to remove ${String(id)}: not a job id`);
   const doomed = tempName(paths.tmp, `${id}.gc`);
   fs.renameSync(jobDir(paths, id), doomed);
   removeQuietly(doomed);

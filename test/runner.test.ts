@@ -88,7 +88,7 @@ describe('workers', () => {
     expect(cli(spool, ['logs', literal]).stdout).toBe('$HOME `id` ; | *\n');
   });
 
-  it('run in their own process group, and what they leave behind is stopped when they exit', async () => {
+  it('run in their own process group, and what they leave behind is stopped when they exit', () => {
     const spool = makeSpool();
     const pidFile = path.join(spool.work, 'bg.pid');
     const id = startJob(spool, ['sh', '-c', `sleep 300 & echo $! > ${pidFile}; echo started`]);
@@ -131,7 +131,7 @@ describe('workers', () => {
 });
 
 describe('spawn failures end the job with a precise code, and the queue moves on', () => {
-  it('binary missing, not executable, cwd deleted, argv too long', async () => {
+  it('binary missing, not executable, cwd deleted, argv too long', () => {
     const spool = makeSpool({ concurrency: 1 });
     const noExec = path.join(spool.work, 'script.sh');
     fs.writeFileSync(noExec, 'echo hi\n', { mode: 0o644 });
@@ -160,7 +160,7 @@ describe('spawn failures end the job with a precise code, and the queue moves on
 });
 
 describe('a corrupt state.json written by hand', () => {
-  it('is reported for that job and crashes neither the runner nor ls', async () => {
+  it('is reported for that job and crashes neither the runner nor ls', () => {
     const spool = makeSpool({ concurrency: 1 });
     const blocker = startJob(spool, ['sleep', '1']);
     const victim = startJob(spool, ['true']);

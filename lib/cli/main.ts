@@ -73,7 +73,7 @@ async function waitForIds(
   const deadline = options.totalSeconds === undefined ? Infinity : Date.now() + options.totalSeconds * 1000;
   const settled: JobSnapshot[] = [];
   let open = ids;
-  let openSnaps: JobSnapshot[] = [];
+  let openSnaps: JobSnapshot[];
   for (;;) {
     const remaining = Math.max(0, (deadline - Date.now()) / 1000);
     const answer = await jobs.awaitAny(spool, open, Math.min(remaining, spool.config.wait_max_seconds));

@@ -24,6 +24,8 @@ export interface RunnerOptions {
   config: Config;
   version: string;
   log: (message: string) => void;
+  /** How leadership is won; the lockfile lease unless a caller supplies its own. */
+  acquire?: () => Promise<Leadership | null>;
 }
 
 /** An active marker with no job folder is a publish in progress, or debris after this. */
@@ -68,9 +70,14 @@ export class Runner {
     };
   }
 
+  private acquire(): Promise<Leadership | null> {
+    if (this.options.acquire) return this.options.acquire();
+    return acquireLeadership(this.paths, { version: this.options.version, log: (m) => this.log(m) });
+  }
+
   /** Runs until idle, deposed or stopped; resolves false when another runner already leads. */
   async run(): Promise<boolean> {
-    this.leadership = await acquireLeadership(this.paths, { version: this.options.version, log: (m) => this.log(m) });
+    this.leadership = await this.acquire();
     clearStartingMarker(this.paths);
     if (!this.leadership) {
       this.log('another runner leads this spool; exiting');
@@ -246,7 +253,7 @@ export class Runner {
   }
 
   private handleMissingJob(id: string): void {
-    let age = 0;
+    let age: number;
     try {
       age = Date.now() - fs.statSync(path.join(this.paths.active, id)).mtimeMs;
     } catch {
@@ -306,7 +313,7 @@ export class Runner {
       this.stop(`idle for ${this.options.config.runner_idle_seconds} s`);
       return;
     }
-    this.leadership = await acquireLeadership(this.paths, { version: this.options.version, log: (m) => this.log(m) });
+    this.leadership = await this.acquire();
     if (!this.leadership) {
       this.stop('work arrived while going idle, and another runner leads');
       return;

@@ -241,13 +241,12 @@ async function runWorker(run: WorkerRun): Promise<ExitRecord> {
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
 
-  let stopReason: StopReason | null = null;
-  let stopping: Promise<number[]> | null = null;
+  const stopped: { reason: StopReason | null; done: Promise<number[]> | null } = { reason: null, done: null };
   const stop = (reason: StopReason): void => {
-    if (stopping) return;
-    stopReason = reason;
+    if (stopped.done) return;
+    stopped.reason = reason;
     sink.note(`stopping the job (${reason.replace('_', ' ')})`);
-    stopping = terminateJobProcesses({ pid, pgid: pid }, settings.killGraceSeconds * 1000);
+    stopped.done = terminateJobProcesses({ pid, pgid: pid }, settings.killGraceSeconds * 1000);
   };
   const timers: NodeJS.Timeout[] = [setTimeout(() => stop('timed_out'), run.timeoutSeconds * 1000)];
   if (run.stallSeconds !== null) {
@@ -258,7 +257,7 @@ async function runWorker(run: WorkerRun): Promise<ExitRecord> {
   }
   let doneSeen = false;
   const checkRequests = (): void => {
-    if (stopping) return;
+    if (stopped.done) return;
     if (fileExists(jobFile(paths, id, JOB_FILES.cancel))) stop('cancelled');
     else if (!doneSeen && fileExists(jobFile(paths, id, JOB_FILES.done))) {
       doneSeen = true;
@@ -272,8 +271,8 @@ async function runWorker(run: WorkerRun): Promise<ExitRecord> {
   const { code, signal } = await exited;
   for (const timer of timers) clearTimeout(timer);
   await closeWatch?.();
-  let survivors: number[] = stopping ? await stopping : [];
-  if (!stopping && groupMembers(pid).length > 0) {
+  let survivors: number[] = stopped.done ? await stopped.done : [];
+  if (!stopped.done && groupMembers(pid).length > 0) {
     sink.note('the worker exited but left processes in its group; stopping them');
     survivors = await terminateJobProcesses({ pid, pgid: pid }, LEFTOVER_GRACE_MS);
   }
@@ -288,7 +287,7 @@ async function runWorker(run: WorkerRun): Promise<ExitRecord> {
     pid,
     exit_code: code,
     signal,
-    reason: stopReason ?? 'exited',
+    reason: stopped.reason ?? 'exited',
     started_at: startedAt,
     ended_at: new Date().toISOString(),
     spawn_error: null,

@@ -159,7 +159,7 @@ export function readClaims(paths: SpoolPaths, id: string): ClaimInfo[] {
     const dir = claimDir(paths, id, attempt);
     const owner = readJsonFile(path.join(dir, 'owner.json'));
     const parsed = owner.kind === 'ok' ? claimOwnerSchema.safeParse(owner.value) : undefined;
-    let ageMs = 0;
+    let ageMs: number;
     try {
       ageMs = Date.now() - fs.statSync(dir).mtimeMs;
     } catch {

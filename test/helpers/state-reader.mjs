@@ -16,7 +16,9 @@ while (!stop) {
   let ids = [];
   try {
     ids = fs.readdirSync(jobsDir);
-  } catch {}
+  } catch {
+    // not created yet
+  }
   for (const id of ids.slice(-40)) {
     const file = path.join(jobsDir, id, 'state.json');
     let text;

@@ -1,0 +1,114 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  cleanupSpools,
+  cli,
+  jobState,
+  makeSpool,
+  pidAlive,
+  readJson,
+  spoolProcesses,
+  startJob,
+  until,
+  waitJob,
+} from './helpers/spool.js';
+
+afterAll(cleanupSpools);
+
+function runnerInfo(home: string): any {
+  return readJson(path.join(home, 'runner.json'));
+}
+
+describe('when the runner dies', () => {
+  it('the running job keeps going, its exit status is recorded, a new runner adopts it and the queue goes on', async () => {
+    const spool = makeSpool({ concurrency: 1, runner_idle_seconds: 3 });
+    const ledger = path.join(spool.work, 'ledger');
+    const first = startJob(spool, ['sh', '-c', `echo first >> ${ledger}; sleep 2; exit 3`]);
+    const second = startJob(spool, ['sh', '-c', `echo second >> ${ledger}`]);
+    await until(() => jobState(spool, first).worker !== null, 10_000, 'the first job to run');
+    const dead = runnerInfo(spool.home);
+    process.kill(dead.pid, 'SIGKILL');
+    const killedAt = Date.now();
+
+    // No submit and no wait from here on: the orphaned supervisor starts the next runner.
+    const next = await until(() => {
+      const info = runnerInfo(spool.home);
+      return info.pid !== dead.pid && info.state === 'leading' && pidAlive(info.pid) ? info : undefined;
+    }, 20_000, 'a new runner to lead');
+    expect(next.epoch).toBe(dead.epoch + 1);
+    const failoverMs = Date.now() - killedAt;
+
+    await until(() => jobState(spool, second).status === 'done', 30_000, 'the queued job to run');
+    const firstState = jobState(spool, first);
+    expect(firstState).toMatchObject({ status: 'error', exit_code: 3, error: { code: 'exit_nonzero' }, attempt: 1 });
+    expect(readJson(path.join(spool.home, 'jobs', first, 'exit.json'))).toMatchObject({ exit_code: 3, reason: 'exited' });
+    // adopted, not overtaken: the queued job started only after the first one ended
+    expect(Date.parse(jobState(spool, second).started_at)).toBeGreaterThanOrEqual(Date.parse(firstState.finished_at));
+    expect(fs.readFileSync(ledger, 'utf8')).toBe('first\nsecond\n');
+    console.log(`runner SIGKILLed mid-job: a new runner led after ${failoverMs} ms`);
+  });
+
+  it('a job whose supervisor dies too is finalized as runner_lost, its worker stopped, never re-run', async () => {
+    const spool = makeSpool({ concurrency: 1 });
+    const ledger = path.join(spool.work, 'ledger');
+    const id = startJob(spool, ['sh', '-c', `echo ran >> ${ledger}; sleep 300`]);
+    const running = await until(() => {
+      const state = jobState(spool, id);
+      return state.worker ? state : undefined;
+    }, 10_000, 'the job to run');
+    // what a machine crash leaves: runner and supervisor gone, the worker orphaned
+    process.kill(runnerInfo(spool.home).pid, 'SIGKILL');
+    process.kill(running.supervisor.pid, 'SIGKILL');
+    expect(pidAlive(running.worker.pid)).toBe(true);
+
+    const state = waitJob(spool, id);
+    expect(state).toMatchObject({
+      status: 'error',
+      error: {
+        code: 'runner_lost',
+        message: expect.stringMatching(/supervisor \(pid \d+\) died before the worker's exit was recorded; the job was not re-run/),
+        hint: `start it again with: agent-async retry ${id}`,
+      },
+    });
+    expect(pidAlive(running.worker.pid)).toBe(false);
+    expect(fs.readFileSync(ledger, 'utf8')).toBe('ran\n');
+    expect(fs.readdirSync(path.join(spool.home, 'jobs', id)).filter((f) => f.startsWith('claim.'))).toEqual(['claim.1']);
+  });
+
+  it('a cancel or a done report that arrives while nobody supervises the job still decides its end', async () => {
+    const spool = makeSpool({ concurrency: 2 });
+    const cwdA = fs.mkdtempSync(path.join(spool.work, 'a'));
+    const cwdB = fs.mkdtempSync(path.join(spool.work, 'b'));
+    const toCancel = startJob(spool, ['sleep', '300'], ['--cwd', cwdA]);
+    const toFinish = startJob(spool, ['sleep', '300'], ['--cwd', cwdB]);
+    const states = await until(() => {
+      const pair = [jobState(spool, toCancel), jobState(spool, toFinish)];
+      return pair.every((s) => s.worker) ? pair : undefined;
+    }, 10_000, 'both jobs to run');
+    for (const pid of spoolProcesses(spool.home)) {
+      if (!states.some((s) => s.worker.pid === pid)) process.kill(pid, 'SIGKILL');
+    }
+    fs.writeFileSync(path.join(spool.home, 'jobs', toCancel, 'cancel'), '{}');
+    fs.writeFileSync(path.join(spool.home, 'jobs', toFinish, 'done'), 'finished by hand\n');
+    expect(waitJob(spool, toCancel)).toMatchObject({ status: 'cancelled' });
+    expect(waitJob(spool, toFinish)).toMatchObject({ status: 'done', notified: { summary: 'finished by hand' } });
+    for (const state of states) expect(pidAlive(state.worker.pid)).toBe(false);
+  });
+
+  it('a pending job claimed by a supervisor that died before starting it is claimed again and runs once', async () => {
+    const spool = makeSpool();
+    const ledger = path.join(spool.work, 'ledger');
+    const blocker = startJob(spool, ['sleep', '1']);
+    const id = startJob(spool, ['sh', '-c', `echo ran >> ${ledger}`]);
+    // a claim whose owner is a process that is gone
+    const claim = path.join(spool.home, 'jobs', id, 'claim.1');
+    fs.mkdirSync(claim);
+    fs.writeFileSync(path.join(claim, 'owner.json'), JSON.stringify({
+      role: 'supervisor', pid: 2 ** 22 - 1, start_time: null, host: (await import('node:os')).hostname(), epoch: 1, at: new Date().toISOString(),
+    }));
+    expect(cli(spool, ['wait', blocker]).code).toBe(0);
+    expect(waitJob(spool, id)).toMatchObject({ status: 'done', attempt: 2 });
+    expect(fs.readFileSync(ledger, 'utf8')).toBe('ran\n');
+  });
+});

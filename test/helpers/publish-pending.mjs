@@ -1,0 +1,23 @@
+// Publishes pending exec jobs straight into a spool without starting a runner (so a test can
+// decide which runners race for them). Usage: node publish-pending.mjs <count> <ledger> <cwd>
+import fs from 'node:fs';
+import * as jobs from '../../dist/jobs.js';
+import { newJobId } from '../../dist/spool/ids.js';
+import { newJobState } from '../../dist/spool/state.js';
+import { publishJob } from '../../dist/spool/store.js';
+
+const [count, ledger, cwd] = process.argv.slice(2);
+const spool = jobs.openSpool();
+const ids = [];
+for (let i = 0; i < Number(count); i += 1) {
+  fs.mkdirSync(`${cwd}/c${i}`, { recursive: true });
+  const { request } = jobs.buildRequest(spool, {
+    agent: 'exec',
+    argv: ['sh', '-c', `echo "$AGENT_ASYNC_JOB_ID" >> ${ledger}`],
+    cwd: `${cwd}/c${i}`,
+  });
+  const state = newJobState(newJobId(), request);
+  publishJob(spool.paths, state);
+  ids.push(state.id);
+}
+process.stdout.write(JSON.stringify(ids));

@@ -1,0 +1,119 @@
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ROOT, cleanupSpools, cliAsync, makeSpool, type TestSpool } from './helpers/spool.js';
+
+afterAll(cleanupSpools);
+
+const RUNNER = path.join(ROOT, 'dist/runner/runner-entry.js');
+
+/** A runner.lock and runner.json as a SIGKILLed runner leaves them: an old lock, a dead pid. */
+function leaveStaleLock(spool: TestSpool): void {
+  const dead = spawnSync('true').pid;
+  const lock = path.join(spool.home, 'runner.lock');
+  fs.mkdirSync(lock, { recursive: true });
+  const old = new Date(Date.now() - 60_000);
+  fs.utimesSync(lock, old, old);
+  fs.writeFileSync(path.join(spool.home, 'runner.json'), JSON.stringify({
+    schema_version: 1, pid: dead, start_time: null, host: os.hostname(),
+    started_at: old.toISOString(), epoch: 7, version: '0.0.0', state: 'leading',
+  }));
+}
+
+describe('stale-lock race (moxystudio/node-proper-lockfile#121)', () => {
+  it('several runners started at once against a stale runner.lock never start a job twice', async () => {
+    const leadersPerTrial: number[] = [];
+    for (let trial = 0; trial < 8; trial += 1) {
+      const spool = makeSpool({ concurrency: 4, runner_idle_seconds: 1 });
+      const ledger = path.join(spool.work, 'ledger');
+      const published = spawnSync(process.execPath, [path.join(ROOT, 'test/helpers/publish-pending.mjs'), '40', ledger, path.join(spool.work, 'c')], {
+        env: spool.env, encoding: 'utf8',
+      });
+      const ids: string[] = JSON.parse(published.stdout);
+
+      // Start the runners frozen, leave the stale lock, then let them all go at one instant.
+      const runners = Array.from({ length: 6 }, () => {
+        const child = spawn(process.execPath, [RUNNER], { env: spool.env, stdio: ['ignore', 'ignore', 'pipe'] });
+        process.kill(child.pid!, 'SIGSTOP');
+        return child;
+      });
+      leaveStaleLock(spool);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      for (const child of runners) process.kill(child.pid!, 'SIGCONT');
+      const logs = runners.map((child) => new Promise<string>((resolve) => {
+        let log = '';
+        child.stderr.on('data', (chunk: Buffer) => (log += chunk.toString()));
+        child.on('close', () => resolve(log));
+      }));
+      const waited = await cliAsync(spool, ['wait', ...ids, '--timeout', '120s', '--json']);
+      expect(JSON.parse(waited.stdout).open).toEqual([]);
+      const runnerLogs = await Promise.all(logs);
+      leadersPerTrial.push(runnerLogs.filter((log) => /leading \(epoch/.test(log)).length);
+
+      const runs = fs.readFileSync(ledger, 'utf8').trim().split('\n');
+      expect(runs.sort()).toEqual([...ids].sort());
+      const states = ids.map((id) => JSON.parse(fs.readFileSync(path.join(spool.home, 'jobs', id, 'state.json'), 'utf8')));
+      expect(states.every((s) => s.status === 'done' && s.attempt === 1)).toBe(true);
+    }
+    console.log(`stale-lock race: runners that believed they led, per trial: ${leadersPerTrial.join(', ')}`);
+  }, 300_000);
+});
+
+describe('two runners that both believe they lead', () => {
+  it('still start every job exactly once (the claim decides, not the lease)', async () => {
+    const spool = makeSpool({ concurrency: 4, runner_idle_seconds: 1 });
+    const ledger = path.join(spool.work, 'ledger');
+    const rogues = [1, 2, 3].map((epoch) => spawn(process.execPath, [path.join(ROOT, 'test/helpers/rogue-runner.mjs'), String(epoch)], {
+      env: spool.env, stdio: ['ignore', 'ignore', 'pipe'],
+    }));
+    const logs = rogues.map((child) => new Promise<string>((resolve) => {
+      let log = '';
+      child.stderr.on('data', (chunk: Buffer) => (log += chunk.toString()));
+      child.on('close', () => resolve(log));
+    }));
+    const published = spawnSync(process.execPath, [path.join(ROOT, 'test/helpers/publish-pending.mjs'), '120', ledger, path.join(spool.work, 'c')], {
+      env: spool.env, encoding: 'utf8',
+    });
+    const ids: string[] = JSON.parse(published.stdout);
+    const waited = await cliAsync(spool, ['wait', ...ids, '--timeout', '120s', '--json']);
+    expect(JSON.parse(waited.stdout).open).toEqual([]);
+    const runs = fs.readFileSync(ledger, 'utf8').trim().split('\n');
+    expect(runs.sort()).toEqual([...ids].sort());
+    const supervisorsPerRogue = (await Promise.all(logs)).map((log) => (log.match(/leading/g) ?? []).length);
+    expect(supervisorsPerRogue).toEqual([1, 1, 1]);
+    const owners = new Set(ids.map((id) => JSON.parse(fs.readFileSync(path.join(spool.home, 'jobs', id, 'claim.1', 'owner.json'), 'utf8')).epoch));
+    expect(owners.size, 'jobs were started by more than one of the rogue runners').toBeGreaterThan(1);
+  }, 180_000);
+});
+
+describe('per-job claims', () => {
+  it('8 processes racing to claim the same 200 jobs: each job is claimed exactly once', async () => {
+    const spool = makeSpool();
+    const script = `
+      import { claimJob } from '${ROOT}/dist/spool/store.js';
+      import { spoolPaths } from '${ROOT}/dist/spool/layout.js';
+      const paths = spoolPaths(process.env.AGENT_ASYNC_HOME);
+      const ids = JSON.parse(process.argv[1]);
+      const won = [];
+      const go = Date.now() + 300;
+      while (Date.now() < go) {}
+      for (const id of ids) {
+        if (claimJob(paths, id, 1, { role: 'runner', pid: process.pid, start_time: null, host: 'h', epoch: null, at: new Date().toISOString() })) won.push(id);
+      }
+      process.stdout.write(JSON.stringify(won));`;
+    const published = spawnSync(process.execPath, [path.join(ROOT, 'test/helpers/publish-pending.mjs'), '200', '/dev/null', spool.work], {
+      env: spool.env, encoding: 'utf8',
+    });
+    const ids: string[] = JSON.parse(published.stdout);
+    const racers = Array.from({ length: 8 }, () => new Promise<string[]>((resolve) => {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(ids)], { env: spool.env });
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      child.on('close', () => resolve(JSON.parse(out)));
+    }));
+    const wins = (await Promise.all(racers)).flat();
+    expect(wins.sort()).toEqual([...ids].sort());
+  });
+});
