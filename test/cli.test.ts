@@ -10,6 +10,7 @@ import {
   makeSpool,
   startJob,
   treeSnapshot,
+  until,
   waitJob,
 } from './helpers/spool.js';
 
@@ -83,13 +84,14 @@ describe('CLI: the job life cycle', () => {
     expect(cli(spool, ['ls']).stdout).toMatch(new RegExp(`${id}\\s+done\\s+exec`));
   });
 
-  it('exit codes follow the job: 1 error, 4 cancelled, 124 timed out waiting', () => {
+  it('exit codes follow the job: 1 error, 4 cancelled, 124 timed out waiting', async () => {
     const spool = makeSpool();
     const failing = cli(spool, ['start', 'exec', '--wait', '--', 'sh', '-c', 'exit 7']);
     expect(failing.code).toBe(1);
     expect(failing.stdout).toMatch(/error exit_nonzero: the worker exited with code 7/);
 
     const slow = startJob(spool, ['sleep', '30']);
+    await until(() => jobState(spool, slow).status === 'running', 20_000, 'the job to start');
     const waited = cli(spool, ['wait', slow, '--timeout', '1s']);
     expect(waited.code).toBe(124);
     expect(waited.stdout).toMatch(/running for/);
@@ -134,13 +136,13 @@ describe('CLI: the job life cycle', () => {
     expect(cli(spool, ['notify-done', id, 'again']).stdout).toMatch(/already ended/);
   });
 
-  it('gc removes finished jobs by age or count, never pending or running ones', () => {
+  it('gc removes finished jobs by age or count, never pending or running ones', async () => {
     const spool = makeSpool({ concurrency: 1 });
     const finished = [startJob(spool, ['true']), startJob(spool, ['true']), startJob(spool, ['true'])];
     for (const id of finished) waitJob(spool, id);
     const running = startJob(spool, ['sleep', '300']);
     const pending = startJob(spool, ['true']);
-    expect(cli(spool, ['wait', running, '--timeout', '1s']).code).toBe(124);
+    await until(() => jobState(spool, running).status === 'running', 20_000, 'the job to start');
 
     const dry = JSON.parse(cli(spool, ['gc', '--keep', '1', '--dry-run', '--json']).stdout);
     expect(dry.removed).toEqual([finished[1], finished[0]]);

@@ -6,7 +6,7 @@ import * as jobs from '../lib/jobs.js';
 import { newJobId } from '../lib/spool/ids.js';
 import { newJobState, transition } from '../lib/spool/state.js';
 import { publishJob } from '../lib/spool/store.js';
-import { cleanupSpools, cli, makeSpool, pidAlive, readJson, startJob, waitJob } from './helpers/spool.js';
+import { cleanupSpools, cli, makeSpool, pidAlive, readJson, startJob, until, waitJob } from './helpers/spool.js';
 
 afterAll(cleanupSpools);
 
@@ -33,7 +33,7 @@ describe('awaitAny', () => {
       reported.push(...answer.finished.map((s) => s.id));
       open_ = answer.open.map((s) => s.id);
       // let completions pile up between calls: they must still all be reported
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await new Promise((resolve) => setTimeout(resolve, 1500));
     }
     expect(reported.sort()).toEqual([...ids].sort());
     expect(batches.some((n) => n > 1), `batches ${batches.join(',')}`).toBe(true);
@@ -45,9 +45,8 @@ describe('awaitAny', () => {
     const done = startJob(t, ['true']);
     waitJob(t, done);
     const running = startJob(t, ['sleep', '30']);
-    const started = Date.now();
     const answer = await jobs.awaitAny(spool, [running, done], 20);
-    expect(Date.now() - started).toBeLessThan(5000);
+    expect(answer.timed_out).toBe(false);
     expect(answer.finished.map((s) => s.id)).toEqual([done]);
     expect(answer.open.map((s) => s.id)).toEqual([running]);
     cli(t, ['cancel', running]);
@@ -86,11 +85,12 @@ describe('wait', () => {
     const t = makeSpool();
     const spool = open(t.home, t.env);
     const id = startJob(t, ['sleep', '30']);
+    await until(() => readJson(path.join(t.home, 'jobs', id, 'state.json')).worker, 20_000, 'the job to start');
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 300);
     const answer = await jobs.wait(spool, id, 20, { signal: controller.signal });
     expect(answer.aborted).toBe(true);
-    expect(answer.waited_seconds).toBeLessThan(5);
+    expect(answer.timed_out).toBe(false);
     const state = readJson(path.join(t.home, 'jobs', id, 'state.json'));
     expect(state.status).toBe('running');
     expect(pidAlive(state.worker.pid)).toBe(true);

@@ -43,25 +43,41 @@ describe('runner scheduling', () => {
   it('runs at most `concurrency` jobs at once, in FIFO order', () => {
     const spool = makeSpool({ concurrency: 2 });
     const ledger = path.join(spool.work, 'ledger');
-    const ids = Array.from({ length: 6 }, (_, i) => startJob(spool, ledgerJob(ledger, 0.4), ['--cwd', dirIn(spool, `d${i}`)]));
+    const library = jobs.openSpool({ home: spool.home, env: spool.env });
+    // submitted together (in-process, ~1 ms each), so the queue really holds six
+    const ids = Array.from({ length: 6 }, (_, i) =>
+      jobs.submit(library, { agent: 'exec', argv: ledgerJob(ledger, 0.4), cwd: dirIn(spool, `d${i}`) }).job_id);
     for (const id of ids) expect(waitJob(spool, id).status).toBe('done');
     expect(maxOverlap(ledger)).toBe(2);
     const started = fs.readFileSync(ledger, 'utf8').split('\n').filter((l) => l.startsWith('start')).map((l) => l.slice(6));
-    expect(started.slice(0, 2).sort()).toEqual(ids.slice(0, 2).sort());
-    expect(started.slice(4).sort()).toEqual(ids.slice(4).sort());
+    for (let pair = 0; pair < 6; pair += 2) {
+      expect(started.slice(pair, pair + 2).sort()).toEqual(ids.slice(pair, pair + 2).sort());
+    }
   });
 
-  it('never runs two jobs with the same cwd side by side', () => {
+  it('never runs two jobs with the same cwd side by side, while other cwds go on', () => {
     const spool = makeSpool({ concurrency: 3 });
     const ledger = path.join(spool.work, 'ledger');
     const shared = dirIn(spool, 'shared');
-    const same = [0, 1, 2].map(() => startJob(spool, ledgerJob(ledger, 0.3), ['--cwd', shared]));
-    const other = startJob(spool, ['sh', '-c', `echo other >> ${path.join(spool.work, 'other')}`], ['--cwd', dirIn(spool, 'other-dir')]);
-    expect(waitJob(spool, other).status).toBe('done');
-    for (const id of same) expect(waitJob(spool, id).status).toBe('done');
-    expect(maxOverlap(ledger)).toBe(1);
-    const starts = same.map((id) => Date.parse(jobState(spool, id).started_at));
-    expect(Date.parse(jobState(spool, other).finished_at)).toBeLessThan(Math.max(...starts));
+    const same = [0, 1, 2].map(() => startJob(spool, ledgerJob(ledger, 1), ['--cwd', shared]));
+    const other = startJob(spool, ['sh', '-c', `echo "start other" >> ${ledger}; sleep 0.5; echo "end other" >> ${ledger}`], ['--cwd', dirIn(spool, 'other-dir')]);
+    for (const id of [...same, other]) expect(waitJob(spool, id).status).toBe('done');
+    const events = fs.readFileSync(ledger, 'utf8').trim().split('\n');
+    const sameOnly = events.filter((l) => !l.endsWith(' other'));
+    let open = 0;
+    let max = 0;
+    let sameOpenWhileOther = false;
+    let otherOpen = false;
+    for (const line of events) {
+      if (line === 'start other') otherOpen = true;
+      else if (line === 'end other') otherOpen = false;
+      else open += line.startsWith('start') ? 1 : -1;
+      max = Math.max(max, open);
+      if (otherOpen && open > 0) sameOpenWhileOther = true;
+    }
+    expect(sameOnly).toHaveLength(6);
+    expect(max).toBe(1);
+    expect(sameOpenWhileOther, events.join('\n')).toBe(true);
   });
 
   it('exits after its idle time and is started again by the next submit', async () => {
@@ -106,7 +122,6 @@ describe('workers', () => {
     const silent = startJob(spool, ['sh', '-c', 'echo hi; sleep 30'], ['--stall-timeout', '1s', '--cwd', dirIn(spool, 'b')]);
     const timedOut = waitJob(spool, slow);
     expect(timedOut).toMatchObject({ status: 'error', error: { code: 'timed_out' }, signal: 'SIGTERM' });
-    expect(timedOut.duration_ms).toBeLessThan(15_000);
     const stalled = waitJob(spool, silent);
     expect(stalled).toMatchObject({ status: 'error', error: { code: 'stalled' } });
     expect(cli(spool, ['logs', silent]).stdout).toBe('hi\n[agent-async] stopping the job (stalled)\n');
