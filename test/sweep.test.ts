@@ -1,0 +1,41 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { spoolPaths } from '../lib/spool/layout.js';
+import { sweepTmp } from '../lib/spool/sweep.js';
+import { cleanupSpools, makeSpool, startJob, waitJob } from './helpers/spool.js';
+
+afterAll(cleanupSpools);
+
+describe('temp sweep', () => {
+  it('removes temp files and half-built job folders older than the limit, keeps young ones', () => {
+    const spool = makeSpool();
+    const paths = spoolPaths(spool.home);
+    fs.mkdirSync(paths.tmp, { recursive: true });
+    const oldFile = path.join(paths.tmp, 'state.json.123.1.abc.tmp');
+    const oldJob = path.join(paths.tmp, '0hofx0000000000000000000.job');
+    const young = path.join(paths.tmp, 'state.json.124.1.def.tmp');
+    fs.writeFileSync(oldFile, '{');
+    fs.mkdirSync(oldJob);
+    fs.writeFileSync(path.join(oldJob, 'state.json'), '{}');
+    fs.writeFileSync(young, '{');
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    fs.utimesSync(oldFile, twoHoursAgo, twoHoursAgo);
+    fs.utimesSync(oldJob, twoHoursAgo, twoHoursAgo);
+    expect(sweepTmp(paths, 3600_000)).toBe(2);
+    expect(fs.readdirSync(paths.tmp)).toEqual([path.basename(young)]);
+  });
+
+  it('is done by the runner when it starts', () => {
+    const spool = makeSpool();
+    const tmp = path.join(spool.home, 'tmp');
+    fs.mkdirSync(tmp, { recursive: true });
+    const leaked = path.join(tmp, 'state.json.99.1.zzz.tmp');
+    fs.writeFileSync(leaked, '{"half');
+    const old = new Date(Date.now() - 3 * 3600_000);
+    fs.utimesSync(leaked, old, old);
+    waitJob(spool, startJob(spool, ['true']));
+    expect(fs.existsSync(leaked)).toBe(false);
+    expect(fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8')).toMatch(/swept 1 stale temp files/);
+  });
+});
