@@ -8,6 +8,47 @@ import type { SpoolPaths } from './spool/layout.js';
  * (`AGENT_ASYNC_<KEY in upper case>`, e.g. `AGENT_ASYNC_CONCURRENCY=4`), and CLI flags or tool
  * arguments override both for one job.
  */
+export const POLICIES = ['suggest', 'auto-edit', 'full-auto'] as const;
+export type Policy = (typeof POLICIES)[number];
+export const BUILTIN_AGENTS = ['codex', 'claude', 'gemini', 'cursor'] as const;
+
+/** Settings of a built-in agent CLI (codex, claude, gemini, cursor). */
+export const builtinAgentConfigSchema = z.strictObject({
+  binary: z.string().min(1).optional().describe('path or name of the CLI (default: its usual name on PATH)'),
+  extra_args: z.array(z.string()).default([]).describe('added to every invocation, before the prompt'),
+  env: z.record(z.string(), z.string()).default({}).describe('added to the worker environment'),
+});
+export type BuiltinAgentConfig = z.infer<typeof builtinAgentConfigSchema>;
+
+/** Where a value sits in a JSON line of a custom agent's output: "a.b.c", optionally only in lines matching `where`. */
+export const jsonSelectorSchema = z.union([
+  z.string().min(1),
+  z.strictObject({ path: z.string().min(1), where: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional() }),
+]);
+export type JsonSelector = z.infer<typeof jsonSelectorSchema>;
+
+/** A CLI declared by the user: argv template, prompt delivery and output format. */
+export const customAgentConfigSchema = z.strictObject({
+  command: z.array(z.string()).min(1).describe('argv template; {prompt}, {cwd} and {model} are replaced'),
+  description: z.string().optional(),
+  prompt_via: z.enum(['argv', 'stdin']).default('argv'),
+  output: z.enum(['text', 'jsonl']).default('text'),
+  jsonl: z.strictObject({
+    final_message: jsonSelectorSchema.optional(),
+    session_id: jsonSelectorSchema.optional(),
+    input_tokens: jsonSelectorSchema.optional(),
+    output_tokens: jsonSelectorSchema.optional(),
+    cached_input_tokens: jsonSelectorSchema.optional(),
+    cost_usd: jsonSelectorSchema.optional(),
+    error: jsonSelectorSchema.optional().describe('a line where this is present reports a failure'),
+  }).default({}),
+  policy_args: z.partialRecord(z.enum(POLICIES), z.array(z.string())).default({}).describe('extra args per policy'),
+  resume_args: z.array(z.string()).optional().describe('args to continue a session; {session_id} is replaced'),
+  env: z.record(z.string(), z.string()).default({}),
+  install_hint: z.string().optional(),
+});
+export type CustomAgentConfig = z.infer<typeof customAgentConfigSchema>;
+
 export const configSchema = z.object({
   concurrency: z.number().int().min(1).max(64).default(1)
     .describe('jobs that may run at once'),
@@ -31,6 +72,16 @@ export const configSchema = z.object({
     .describe('safety re-read interval of waits and of the runner'),
   tmp_max_age_seconds: z.number().min(60).default(3600)
     .describe('temp files older than this are swept'),
+  default_policy: z.enum(POLICIES).default('auto-edit')
+    .describe('approval policy of agent jobs that do not name one'),
+  prompt_stdin_bytes: z.number().int().min(1024).max(120 * 1024).default(100 * 1024)
+    .describe('prompts larger than this go to the worker through stdin instead of argv'),
+  context_file_max_bytes: z.number().int().min(1).default(256 * 1024)
+    .describe('largest context file that may be inlined'),
+  context_total_max_bytes: z.number().int().min(1).default(1024 * 1024)
+    .describe('largest total of inlined context files'),
+  agents: z.record(z.string(), z.unknown()).default({})
+    .describe('per-agent settings (codex, claude, gemini, cursor) and custom agents'),
 });
 export type Config = z.infer<typeof configSchema>;
 
@@ -46,6 +97,7 @@ const NUMERIC_KEYS = new Set(
 function fromEnvironment(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const values: Record<string, unknown> = {};
   for (const key of Object.keys(configSchema.shape)) {
+    if (key === 'agents') continue;
     const raw = env[`AGENT_ASYNC_${key.toUpperCase()}`];
     if (raw === undefined || raw === '') continue;
     if (NUMERIC_KEYS.has(key)) values[key] = raw === 'null' ? null : Number(raw);
@@ -85,5 +137,33 @@ export function loadConfig(paths: SpoolPaths, env: NodeJS.ProcessEnv = process.e
   if (!merged.success) {
     throw new UserError('config_invalid', describeIssue(merged.error.issues[0]!, 'environment (AGENT_ASYNC_*)'), 'env');
   }
+  checkAgents(merged.data.agents, paths.config);
   return merged.data;
+}
+
+const AGENT_NAME = /^[a-z][a-z0-9_-]{0,39}$/;
+
+function checkAgents(agents: Record<string, unknown>, file: string): void {
+  for (const [name, value] of Object.entries(agents)) {
+    if (!AGENT_NAME.test(name)) {
+      throw new UserError('config_invalid', `${file}: agents.${name}: an agent name is 1-40 lowercase letters, digits, - or _, starting with a letter`, 'config.json');
+    }
+    const builtin = (BUILTIN_AGENTS as readonly string[]).includes(name);
+    if (name === 'exec') throw new UserError('config_invalid', `${file}: agents.exec: exec is built in and takes no settings`, 'config.json');
+    const schema = builtin ? builtinAgentConfigSchema : customAgentConfigSchema;
+    const parsed = schema.safeParse(value);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new UserError('config_invalid', describeIssue({ ...issue, path: ['agents', name, ...issue.path] }, file), 'config.json');
+    }
+  }
+}
+
+export function builtinAgentConfig(config: Config, name: string): BuiltinAgentConfig {
+  return builtinAgentConfigSchema.parse(config.agents[name] ?? {});
+}
+
+export function customAgentConfig(config: Config, name: string): CustomAgentConfig | undefined {
+  if ((BUILTIN_AGENTS as readonly string[]).includes(name) || !(name in config.agents)) return undefined;
+  return customAgentConfigSchema.parse(config.agents[name]);
 }

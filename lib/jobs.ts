@@ -1,12 +1,14 @@
 import fs from 'node:fs';
+import { readContextFiles, type ContextFile } from './agents/context-files.js';
+import { assemblePrompt, stripFooter } from './agents/prompt.js';
 import { getAdapter } from './agents/registry.js';
-import { loadConfig, type Config } from './config.js';
+import { POLICIES, loadConfig, type Config, type Policy } from './config.js';
 import { UserError, quoteInput } from './errors.js';
 import { ensureRunner, type EnsureResult } from './runner/launch.js';
 import { leaderAlive } from './runner/lease.js';
 import { selfIdentity } from './runner/processes.js';
 import { pendingClaimStatus } from './runner/reconcile.js';
-import { removeQuietly, tempName } from './spool/fsx.js';
+import { readTextCapped, removeQuietly, tempName } from './spool/fsx.js';
 import { isJobId, jobIdTime, newJobId, parseJobId } from './spool/ids.js';
 import { rebuildIndex, removeFromIndex, walkIndex } from './spool/index.js';
 import { JOB_FILES, defaultHome, ensureSpool, jobDir, jobFile, spoolPaths, type SpoolPaths } from './spool/layout.js';
@@ -67,11 +69,17 @@ function requireState(spool: Spool, rawId: unknown, field = 'job_id'): JobState 
 
 export interface SubmitInput {
   agent: string;
-  argv?: string[] | null;
+  /** exec: the command and its arguments. */
+  argv?: unknown;
+  /** agents: what the worker should do. */
+  prompt?: unknown;
   cwd: unknown;
+  policy?: unknown;
+  model?: unknown;
+  context_files?: unknown;
   timeout_seconds?: unknown;
   stall_seconds?: unknown;
-  retry_of?: string | null;
+  template?: string | null;
 }
 
 export interface SubmitResult {
@@ -81,45 +89,148 @@ export interface SubmitResult {
   runner: EnsureResult;
 }
 
-export function buildRequest(spool: Spool, input: SubmitInput): { request: JobRequest; notices: string[] } {
-  const adapter = getAdapter(input.agent);
+/** A request ready to publish, with the task text (for agents) it will be prompted with. */
+export interface PreparedJob {
+  request: JobRequest;
+  task: string | null;
+  files: ContextFile[];
+  notices: string[];
+}
+
+const MODEL_PATTERN = /^[A-Za-z0-9][\w.:/@+[\]-]{0,199}$/;
+
+function validateModel(value: unknown): string | null {
+  if (value === undefined || value === null || value === '') return null;
+  if (typeof value !== 'string' || !MODEL_PATTERN.test(value)) {
+    throw new UserError('bad_input', `model: ${quoteInput(value)} is not a model name; expected letters, digits and . _ : / @ + - (up to 200, not starting with -)`, 'model');
+  }
+  return value;
+}
+
+function validatePolicy(value: unknown, fallback: Policy): Policy {
+  if (value === undefined || value === null || value === '') return fallback;
+  if (typeof value === 'string' && (POLICIES as readonly string[]).includes(value)) return value as Policy;
+  throw new UserError('bad_input', `approval_policy: ${quoteInput(value)} is not a policy; allowed: ${POLICIES.join(', ')}`, 'approval_policy');
+}
+
+function validateTask(value: unknown): string {
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw new UserError('bad_input', 'prompt: is required: a non-empty text saying what the agent should do', 'prompt');
+  }
+  if (value.includes('\0')) throw new UserError('bad_input', 'prompt: must not contain NUL characters', 'prompt');
+  return value;
+}
+
+export function prepareJob(spool: Spool, input: SubmitInput): PreparedJob {
+  const adapter = getAdapter(input.agent, spool.config);
   const cwd = validateCwd(input.cwd);
-  const argv = adapter.name === 'exec' ? validateArgv(input.argv) : null;
   const notices: string[] = [];
   const max = spool.config.max_job_timeout_seconds;
   const timeout = clampJobSeconds(input.timeout_seconds, max, 'timeout_seconds');
   const stall = clampJobSeconds(input.stall_seconds, max, 'stall_seconds');
   for (const clamped of [timeout, stall]) if (clamped?.notice) notices.push(clamped.notice);
+  const isExec = !adapter.takesPrompt;
+  const task = isExec ? null : validateTask(input.prompt);
+  const files = isExec ? [] : readContextFiles(cwd, input.context_files, {
+    fileMaxBytes: spool.config.context_file_max_bytes,
+    totalMaxBytes: spool.config.context_total_max_bytes,
+  });
   return {
     request: {
       agent: adapter.name,
-      argv,
+      argv: isExec ? validateArgv(input.argv) : null,
       cwd,
       timeout_seconds: timeout?.value ?? null,
       stall_seconds: stall?.value ?? null,
       env_path: spool.env.PATH ?? null,
-      retry_of: input.retry_of ?? null,
+      retry_of: null,
+      policy: isExec ? null : validatePolicy(input.policy, spool.config.default_policy),
+      model: isExec ? null : validateModel(input.model),
+      continue_of: null,
+      resume_session: null,
+      context_files: files.map((file) => file.path),
+      template: input.template ?? null,
     },
+    task,
+    files,
     notices,
   };
 }
 
-export function submitRequest(spool: Spool, request: JobRequest, notices: string[] = []): SubmitResult {
+/** Publishes a prepared job (its prompt.txt included) and makes sure a runner will run it. */
+export function publishPrepared(spool: Spool, prepared: PreparedJob): SubmitResult {
   const id = newJobId();
-  const state = newJobState(id, request);
-  publishJob(spool.paths, state);
+  const state = newJobState(id, prepared.request);
+  const files: Record<string, string> = prepared.task === null ? {} : { [JOB_FILES.prompt]: assemblePrompt(id, prepared.task, prepared.files) };
+  publishJob(spool.paths, state, files);
   const runner = ensureRunner(spool.paths, spool.env);
-  return { job_id: id, state, notices, runner };
+  return { job_id: id, state, notices: prepared.notices, runner };
 }
 
 export function submit(spool: Spool, input: SubmitInput): SubmitResult {
-  const { request, notices } = buildRequest(spool, input);
-  return submitRequest(spool, request, notices);
+  return publishPrepared(spool, prepareJob(spool, input));
 }
 
+/** The task text an earlier job was given (its prompt.txt without the footer). */
+function originalTask(spool: Spool, state: JobState): string | null {
+  if (state.request.argv !== null) return null;
+  const prompt = readTextCapped(jobFile(spool.paths, state.id, JOB_FILES.prompt), 64 * 1024 * 1024);
+  if (prompt === undefined) throw new UserError('conflict', `job_id ${state.id}: its prompt.txt is missing, so it cannot be repeated`, 'job_id');
+  return stripFooter(prompt, state.id);
+}
+
+/** A new job with the same request (and the same prompt) as an earlier one. */
 export function retry(spool: Spool, rawId: unknown): SubmitResult {
   const original = requireState(spool, rawId);
-  return submitRequest(spool, { ...original.request, retry_of: original.id });
+  return publishPrepared(spool, {
+    request: { ...original.request, retry_of: original.id, env_path: spool.env.PATH ?? original.request.env_path },
+    task: originalTask(spool, original),
+    files: [],
+    notices: [],
+  });
+}
+
+export interface ContinueInput {
+  prompt: unknown;
+  policy?: unknown;
+  model?: unknown;
+  timeout_seconds?: unknown;
+}
+
+/**
+ * A new job that resumes the worker's own session of an earlier job (same agent, same cwd,
+ * its session id), with a new prompt.
+ */
+export function continueJob(spool: Spool, rawId: unknown, input: ContinueInput): SubmitResult {
+  const parent = requireState(spool, rawId);
+  if (parent.request.argv !== null) {
+    throw new UserError('conflict', `job_id ${parent.id}: exec jobs have no conversation to continue; use retry`, 'job_id');
+  }
+  if (!isTerminal(parent.status)) {
+    throw new UserError('conflict', `job_id ${parent.id}: the job is still ${parent.status}; wait for it to end before continuing it`, 'job_id');
+  }
+  if (!parent.session_id) {
+    throw new UserError('conflict', `job_id ${parent.id}: the worker reported no session id, so there is no session to continue; start a new job instead`, 'job_id');
+  }
+  const max = spool.config.max_job_timeout_seconds;
+  const timeout = clampJobSeconds(input.timeout_seconds, max, 'timeout_seconds');
+  return publishPrepared(spool, {
+    request: {
+      ...parent.request,
+      env_path: spool.env.PATH ?? parent.request.env_path,
+      retry_of: null,
+      continue_of: parent.id,
+      resume_session: parent.session_id,
+      context_files: [],
+      template: null,
+      policy: validatePolicy(input.policy, parent.request.policy as Policy),
+      model: input.model === undefined ? parent.request.model : validateModel(input.model),
+      timeout_seconds: timeout?.value ?? parent.request.timeout_seconds,
+    },
+    task: validateTask(input.prompt),
+    files: [],
+    notices: timeout?.notice ? [timeout.notice] : [],
+  });
 }
 
 // ── wait ──────────────────────────────────────────────────────────────────────────────────

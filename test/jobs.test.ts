@@ -100,7 +100,7 @@ describe('wait', () => {
   it('starts a runner again when the job is pending and none is alive', async () => {
     const t = makeSpool();
     const spool = open(t.home, t.env);
-    const { request } = jobs.buildRequest(spool, { agent: 'exec', argv: ['true'], cwd: t.work });
+    const { request } = jobs.prepareJob(spool, { agent: 'exec', argv: ['true'], cwd: t.work });
     const state = newJobState(newJobId(), request);
     publishJob(spool.paths, state);
     expect(fs.existsSync(path.join(t.home, 'runner.json'))).toBe(false);
@@ -149,7 +149,7 @@ describe('scale: listing and submitting never read every job', () => {
   it('with thousands of finished jobs whose state.json would block any reader, ls, submit and the runner still work', () => {
     const t = makeSpool();
     const spool = open(t.home, t.env);
-    const { request } = jobs.buildRequest(spool, { agent: 'exec', argv: ['true'], cwd: t.work });
+    const { request } = jobs.prepareJob(spool, { agent: 'exec', argv: ['true'], cwd: t.work });
     const supervisor = { pid: 1, start_time: null, host: 'x' };
     const outcome = { status: 'done' as const, exit_code: 0, signal: null, error: null, notified: null, result: null, session_id: null, usage: null };
     const old: string[] = [];

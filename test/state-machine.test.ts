@@ -20,6 +20,12 @@ const request = {
   stall_seconds: null,
   env_path: '/usr/bin',
   retry_of: null,
+  policy: null,
+  model: null,
+  continue_of: null,
+  resume_session: null,
+  context_files: [],
+  template: null,
 };
 const supervisor = { pid: 123, start_time: 'boot:1', host: 'h' };
 const done: Outcome = {

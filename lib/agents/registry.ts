@@ -1,21 +1,30 @@
+import { BUILTIN_AGENTS, builtinAgentConfig, customAgentConfig, type Config } from '../config.js';
 import { UserError, quoteInput } from '../errors.js';
+import { claudeAdapter } from './claude.js';
+import { codexAdapter } from './codex.js';
+import { cursorAdapter } from './cursor.js';
+import { customAdapter } from './custom.js';
 import { execAdapter } from './exec.js';
+import { geminiAdapter } from './gemini.js';
 import type { AgentAdapter } from './types.js';
 
-const adapters: ReadonlyMap<string, AgentAdapter> = new Map([[execAdapter.name, execAdapter]]);
+const BUILTIN_FACTORIES = {
+  codex: codexAdapter,
+  claude: claudeAdapter,
+  gemini: geminiAdapter,
+  cursor: cursorAdapter,
+} as const;
 
-export function agentNames(): string[] {
-  return [...adapters.keys()];
+/** Every agent a job may name: exec, the four built-in CLIs, and the custom ones in config. */
+export function agentNames(config: Config): string[] {
+  const custom = Object.keys(config.agents).filter((name) => !(BUILTIN_AGENTS as readonly string[]).includes(name));
+  return ['exec', ...BUILTIN_AGENTS, ...custom.sort()];
 }
 
-export function getAdapter(name: string): AgentAdapter {
-  const adapter = adapters.get(name);
-  if (!adapter) {
-    throw new UserError(
-      'bad_input',
-      `agent ${quoteInput(name)} is not known; allowed: ${agentNames().join(', ')}`,
-      'agent',
-    );
-  }
-  return adapter;
+export function getAdapter(name: string, config: Config): AgentAdapter {
+  if (name === 'exec') return execAdapter;
+  if (name in BUILTIN_FACTORIES) return BUILTIN_FACTORIES[name as keyof typeof BUILTIN_FACTORIES](builtinAgentConfig(config, name));
+  const custom = customAgentConfig(config, name);
+  if (custom) return customAdapter(name, custom);
+  throw new UserError('bad_input', `agent ${quoteInput(name)} is not known; allowed: ${agentNames(config).join(', ')}`, 'agent');
 }

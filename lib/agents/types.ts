@@ -1,4 +1,4 @@
-import type { JobRequest } from '../spool/state.js';
+import type { JobError, JobRequest, Usage } from '../spool/state.js';
 
 /** What a supervisor starts for a job: never through a shell. */
 export interface Invocation {
@@ -10,12 +10,92 @@ export interface Invocation {
   env: Record<string, string>;
 }
 
+export interface InvocationInput {
+  request: JobRequest;
+  /** The exact prompt (prompt.txt); empty for exec. */
+  prompt: string;
+  /** Prompts larger than this many bytes go through stdin, never over the argv limit. */
+  stdinThreshold: number;
+}
+
+/** What an agent CLI's machine-readable stream told us. */
+export interface ParsedStream {
+  final_message: string | null;
+  session_id: string | null;
+  /** This invocation's usage (for codex: the thread's running total, see `cumulative`). */
+  usage: Usage | null;
+  /** True when usage is the whole thread's running total (codex), not this run's own. */
+  cumulative: boolean;
+  /** The CLI reported that the run failed, with this message. */
+  failure: string | null;
+  /** The CLI's terminal success event was seen. */
+  completed: boolean;
+  /** Non-fatal warnings and retries, kept for hints (last few only). */
+  notes: string[];
+}
+
+export interface StreamParser {
+  /** One line of the worker's output (stdout or stderr); lines that are not JSON are skipped. */
+  line(text: string, stream: 'stdout' | 'stderr'): void;
+  result(): ParsedStream;
+}
+
+export type Verdict = { ok: true } | { ok: false; error: JobError };
+
 /**
- * One file per worker CLI, all with this shape: build the invocation, (for agent CLIs) parse
- * one line of its machine-readable stream, and decide success.
+ * One file per worker CLI, all with this shape: build the invocation, parse one line of its
+ * machine-readable stream, and decide success from the exit code and the terminal event.
  */
 export interface AgentAdapter {
   readonly name: string;
   readonly description: string;
-  buildInvocation(request: JobRequest): Invocation;
+  /** The binary looked up on PATH (or the configured path). */
+  readonly binary: string;
+  /** How to install the CLI, shown when it is missing. */
+  readonly installHint: string;
+  /** Whether jobs of this agent take a prompt (all but exec). */
+  readonly takesPrompt: boolean;
+  buildInvocation(input: InvocationInput): Invocation;
+  /** A parser for one run; null when the output is not parsed (exec). */
+  createParser(): StreamParser | null;
+  judge(parsed: ParsedStream, exitCode: number | null, signal: string | null): Verdict;
+}
+
+export function emptyParse(): ParsedStream {
+  return { final_message: null, session_id: null, usage: null, cumulative: false, failure: null, completed: false, notes: [] };
+}
+
+/** Parses a line as a JSON object, or returns undefined for anything else. */
+export function jsonLine(text: string): Record<string, unknown> | undefined {
+  const trimmed = text.trim();
+  if (!trimmed.startsWith('{')) return undefined;
+  try {
+    const value: unknown = JSON.parse(trimmed);
+    return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function asString(value: unknown): string | null {
+  return typeof value === 'string' && value !== '' ? value : null;
+}
+
+export function asCount(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? Math.round(value) : null;
+}
+
+export function asObject(value: unknown): Record<string, unknown> {
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+export function keepNote(notes: string[], note: string): void {
+  notes.push(note.length > 500 ? `${note.slice(0, 500)}…` : note);
+  if (notes.length > 8) notes.shift();
+}
+
+/** The prompt as one argv element, or nothing when it goes through stdin. */
+export function promptDelivery(input: InvocationInput): { viaStdin: boolean; stdin: string | null } {
+  const viaStdin = Buffer.byteLength(input.prompt) > input.stdinThreshold;
+  return { viaStdin, stdin: viaStdin ? input.prompt : null };
 }

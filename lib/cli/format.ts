@@ -11,8 +11,13 @@ export function shellQuote(arg: string): string {
 }
 
 export function describeCommand(state: JobState): string {
-  if (state.request.argv) return state.request.argv.map(shellQuote).join(' ');
-  return state.request.agent;
+  const { request } = state;
+  if (request.argv) return request.argv.map(shellQuote).join(' ');
+  const parts = [request.agent, request.policy ?? ''];
+  if (request.model) parts.push(request.model);
+  if (request.template) parts.push(`(${request.template})`);
+  if (request.continue_of) parts.push(`continues ${request.continue_of}`);
+  return parts.filter(Boolean).join(' ');
 }
 
 export function formatDuration(ms: number | null): string {
@@ -59,6 +64,13 @@ function firstLine(text: string): string {
   return text.split('\n')[0]?.trim() ?? '';
 }
 
+export function formatUsage(usage: NonNullable<JobState['usage']>): string {
+  const parts = [`${usage.input_tokens ?? '?'} in`, `${usage.output_tokens ?? '?'} out`];
+  if (usage.cached_input_tokens) parts.push(`${usage.cached_input_tokens} cached`);
+  if (usage.cost_usd !== null) parts.push(`$${usage.cost_usd.toFixed(4)}`);
+  return parts.join(', ');
+}
+
 export function statusLine(snap: JobSnapshot): string {
   if (snap.kind === 'missing') return `${snap.id}  missing`;
   if (snap.kind === 'corrupt') return `${snap.id}  unreadable: ${snap.reason}`;
@@ -83,6 +95,9 @@ export function stateDetails(state: JobState): string {
     ['error', state.error ? `${state.error.code}: ${state.error.message}` : null],
     ['hint', state.error?.hint ?? null],
     ['summary', state.notified ? state.notified.summary : null],
+    ['session', state.session_id],
+    ['usage', state.usage ? formatUsage(state.usage) : null],
+    ['answer', state.result?.final_message ? firstLine(state.result.final_message) : null],
     ['retry of', state.request.retry_of],
   ];
   const width = Math.max(...rows.map(([key]) => key.length));

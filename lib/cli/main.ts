@@ -1,8 +1,9 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { agentNames } from '../agents/registry.js';
-import { configSchema } from '../config.js';
+import { probeAgents } from '../agents/probe.js';
+import { POLICIES, configSchema } from '../config.js';
 import { UserError, isUserError } from '../errors.js';
 import * as jobs from '../jobs.js';
 import { runnerMain } from '../runner/runner-main.js';
@@ -102,46 +103,139 @@ function reportWait(args: Common, result: { settled: JobSnapshot[]; open: JobSna
 
 interface StartArgs extends Common {
   agent: string;
-  command?: string[];
+  args?: string[];
   '--'?: string[];
   cwd?: string;
+  policy?: string;
+  model?: string;
+  contextFile?: string[];
+  promptFile?: string;
   timeout?: string;
   stallTimeout?: string;
   wait?: boolean;
 }
 
+/** The prompt of an agent job: --prompt-file (- = stdin), or the words after the agent. */
+function promptFrom(args: { promptFile?: string; words: string[] }): string {
+  if (args.promptFile !== undefined) {
+    if (args.promptFile === '-') return fs.readFileSync(0, 'utf8');
+    try {
+      return fs.readFileSync(path.resolve(args.promptFile), 'utf8');
+    } catch (error) {
+      throw new UserError('bad_input', `prompt-file: cannot read ${JSON.stringify(args.promptFile)}: ${(error as Error).message}`, 'prompt-file');
+    }
+  }
+  return args.words.join(' ');
+}
+
+function agentOptions<T>(cmd: Argv<T>): Argv<T> {
+  return cmd
+    .option('policy', { alias: 'approval-policy', type: 'string', choices: POLICIES, describe: 'agents: suggest (read-only), auto-edit (edit the workspace), full-auto (no sandbox); default: config default_policy' })
+    .option('model', { type: 'string', describe: "agents: the model to use (default: the CLI's own)" })
+    .option('prompt-file', { type: 'string', describe: 'agents: read the prompt from this file (- = stdin)' })
+    .option('timeout', { type: 'string', describe: 'wall-clock limit, e.g. 90s, 30m, 2h (default: config job_timeout_seconds)' })
+    .option('wait', { type: 'boolean', default: false, describe: 'wait for the job to end; exit code follows its status' });
+}
+
+async function reportStarted(spool: jobs.Spool, args: Common & { wait?: boolean }, result: jobs.SubmitResult): Promise<number> {
+  for (const notice of result.notices) process.stderr.write(`agent-async: ${notice}\n`);
+  if (!args.wait) {
+    if (args.json) printJson({ job_id: result.job_id, status: result.state.status, notices: result.notices, runner: result.runner });
+    else print(result.job_id);
+    return EXIT.ok;
+  }
+  if (!args.json) process.stderr.write(`${result.job_id} queued: ${describeCommand(result.state)}\n`);
+  const outcome = await waitForIds(spool, [result.job_id], { any: false, totalSeconds: undefined });
+  const code = reportWait(args, outcome);
+  const final = outcome.settled[0];
+  if (!args.json && final?.kind === 'ok' && final.state.result?.final_message) print(final.state.result.final_message);
+  return code;
+}
+
 function startCommand(y: Argv): Argv {
   return y.command<StartArgs>(
-    'start <agent> [command..]',
-    'queue a job and print its id at once (agent exec: run a command, no shell)',
+    'start <agent> [args..]',
+    'queue a job and print its id at once: `exec -- <command…>` runs a command (no shell); an agent takes a prompt',
     (cmd) =>
-      cmd
-        .positional('agent', { type: 'string', describe: `worker: ${agentNames().join(', ')}` })
-        .positional('command', { type: 'string', array: true, describe: 'for exec: the command after --' })
+      agentOptions(cmd)
+        .positional('agent', { type: 'string', describe: 'exec, codex, claude, gemini, cursor, or a custom agent from config.json' })
+        .positional('args', { type: 'string', array: true, describe: 'exec: the command (after --); agents: the prompt' })
         .option('cwd', { type: 'string', describe: 'working directory (default: the current one)' })
-        .option('timeout', { type: 'string', describe: 'wall-clock limit, e.g. 90s, 30m, 2h (default: config job_timeout_seconds)' })
+        .option('context-file', { type: 'string', array: true, describe: 'agents: a file (relative to cwd) to inline into the prompt; repeatable' })
         .option('stall-timeout', { type: 'string', describe: 'stop the job after this long without output' })
-        .option('wait', { type: 'boolean', default: false, describe: 'wait for the job to end; exit code follows its status' })
         .example('$0 start exec -- npm test', 'run the test suite in the background')
-        .example('$0 start exec --timeout 20m --wait -- make -j4', 'run a build and wait for it'),
+        .example('$0 start codex "add input validation to src/api.ts" --policy auto-edit', 'hand a task to Codex')
+        .example('$0 start claude --prompt-file task.md --context-file src/app.ts --wait', 'a prompt from a file, waiting for the answer'),
     action(async (args) => {
       const spool = openSpool(args);
-      const argv = args['--'] && args['--'].length > 0 ? args['--'] : args.command;
+      const words = (args['--'] && args['--'].length > 0 ? [...(args.args ?? []), ...args['--']] : args.args ?? []).map(String);
+      const isExec = args.agent === 'exec';
       const result = jobs.submit(spool, {
         agent: args.agent,
-        argv: argv?.map(String),
+        argv: isExec ? words : undefined,
+        prompt: isExec ? undefined : promptFrom({ promptFile: args.promptFile, words }),
         cwd: args.cwd === undefined ? process.cwd() : path.resolve(args.cwd),
+        policy: args.policy,
+        model: args.model,
+        context_files: args.contextFile,
         timeout_seconds: optionalDuration(args.timeout, 'timeout'),
         stall_seconds: optionalDuration(args.stallTimeout, 'stall-timeout'),
       });
-      for (const notice of result.notices) process.stderr.write(`agent-async: ${notice}\n`);
-      if (!args.wait) {
-        if (args.json) printJson({ job_id: result.job_id, status: result.state.status, notices: result.notices, runner: result.runner });
-        else print(result.job_id);
-        return EXIT.ok;
+      return reportStarted(spool, args, result);
+    }),
+  );
+}
+
+interface ContinueArgs extends Common {
+  id: string;
+  prompt?: string[];
+  policy?: string;
+  model?: string;
+  promptFile?: string;
+  timeout?: string;
+  wait?: boolean;
+}
+
+function continueCommand(y: Argv): Argv {
+  return y.command<ContinueArgs>(
+    'continue <id> [prompt..]',
+    "queue a new job that resumes an ended agent job's own session (same agent, same cwd) with a new prompt",
+    (cmd) =>
+      agentOptions(cmd)
+        .positional('id', { type: 'string', describe: 'the job to continue' })
+        .positional('prompt', { type: 'string', array: true, describe: 'the follow-up prompt' }),
+    action(async (args) => {
+      const spool = openSpool(args);
+      const result = jobs.continueJob(spool, args.id, {
+        prompt: promptFrom({ promptFile: args.promptFile, words: (args.prompt ?? []).map(String) }),
+        policy: args.policy,
+        model: args.model,
+        timeout_seconds: optionalDuration(args.timeout, 'timeout'),
+      });
+      return reportStarted(spool, args, result);
+    }),
+  );
+}
+
+function listAgentsCommand(y: Argv): Argv {
+  return y.command<Common>(
+    'list-agents',
+    'show each worker agent: its binary, whether it is installed, its version',
+    (cmd) => cmd,
+    action((args) => {
+      const spool = openSpool(args);
+      const probes = probeAgents(spool.config);
+      if (args.json) printJson(probes);
+      else {
+        const rows = probes.map((p) => [
+          p.agent,
+          p.binary,
+          p.agent === 'exec' ? 'built in' : p.installed ? 'yes' : 'no',
+          p.version ?? '',
+          p.installed ? p.path ?? p.description : `install: ${p.install_hint}`,
+        ]);
+        print(table([{ title: 'AGENT' }, { title: 'BINARY' }, { title: 'INSTALLED' }, { title: 'VERSION' }, { title: 'PATH / HOW TO INSTALL', flexible: true }], rows, process.stdout.isTTY ? process.stdout.columns : undefined));
       }
-      if (!args.json) process.stderr.write(`${result.job_id} queued: ${describeCommand(result.state)}\n`);
-      return reportWait(args, await waitForIds(spool, [result.job_id], { any: false, totalSeconds: undefined }));
     }),
   );
 }
@@ -270,13 +364,7 @@ function retryCommand(y: Argv): Argv {
         .option('wait', { type: 'boolean', default: false, describe: 'wait for the new job to end' }),
     action(async (args) => {
       const spool = openSpool(args);
-      const result = jobs.retry(spool, args.id);
-      if (!args.wait) {
-        if (args.json) printJson({ job_id: result.job_id, status: result.state.status, retry_of: args.id });
-        else print(result.job_id);
-        return EXIT.ok;
-      }
-      return reportWait(args, await waitForIds(spool, [result.job_id], { any: false, totalSeconds: undefined }));
+      return reportStarted(spool, args, jobs.retry(spool, args.id));
     }),
   );
 }
@@ -390,7 +478,7 @@ export function buildCli(argv: string[]): Argv {
       process.stderr.write(`agent-async: ${message}\nRun 'agent-async --help' for usage.\n`);
       process.exit(EXIT.badInput);
     });
-  for (const add of [startCommand, waitCommand, lsCommand, showCommand, logsCommand, cancelCommand, retryCommand, notifyCommand, runnerCommand, gcCommand, configCommand]) {
+  for (const add of [startCommand, continueCommand, waitCommand, lsCommand, showCommand, logsCommand, cancelCommand, retryCommand, notifyCommand, listAgentsCommand, runnerCommand, gcCommand, configCommand]) {
     cli = add(cli);
   }
   return cli;

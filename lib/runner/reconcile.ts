@@ -1,3 +1,8 @@
+import fs from 'node:fs';
+import readline from 'node:readline';
+import { getAdapter } from '../agents/registry.js';
+import { emptyParse, type AgentAdapter, type ParsedStream } from '../agents/types.js';
+import { loadConfig } from '../config.js';
 import { readTextCapped } from '../spool/fsx.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
 import { IllegalTransition, type JobState } from '../spool/state.js';
@@ -38,6 +43,27 @@ export function supervisorDead(state: JobState): boolean {
 }
 
 /**
+ * Reads the stream of an agent job back from output.log (when its supervisor died after the
+ * worker ended, nothing else holds what the worker reported).
+ */
+async function reparse(paths: SpoolPaths, state: JobState): Promise<{ adapter: AgentAdapter; parsed: ParsedStream } | null> {
+  let adapter: AgentAdapter;
+  try {
+    adapter = getAdapter(state.request.agent, loadConfig(paths));
+  } catch {
+    return null;
+  }
+  const parser = adapter.createParser();
+  if (!parser) return { adapter, parsed: emptyParse() };
+  const file = jobFile(paths, state.id, JOB_FILES.output);
+  if (fs.existsSync(file)) {
+    const lines = readline.createInterface({ input: fs.createReadStream(file), crlfDelay: Infinity });
+    for await (const line of lines) if (line.trim() !== '') parser.line(line, 'stdout');
+  }
+  return { adapter, parsed: parser.result() };
+}
+
+/**
  * Finalizes a running job whose supervisor died: stops a worker left behind (nobody could
  * record its end), then writes the outcome the spool supports.
  */
@@ -52,9 +78,13 @@ export async function finalizeOrphan(
     log(`job ${state.id}: supervisor pid ${state.supervisor?.pid} died; stopping its worker group ${worker.pgid}`);
     await terminateJobProcesses({ pid: worker.pid, pgid: worker.pgid }, killGraceMs);
   }
-  const exit = readExitRecord(paths, state.id) ?? null;
+  const record = readExitRecord(paths, state.id);
+  const exit = record?.attempt === state.attempt ? record : null;
+  const stream = exit ? await reparse(paths, state) : null;
   const outcome = decideOutcome({
-    exit: exit?.attempt === state.attempt ? exit : null,
+    exit,
+    verdict: stream && exit ? stream.adapter.judge(stream.parsed, exit.exit_code, exit.signal) : null,
+    parsed: stream?.parsed ?? null,
     cancelRequested: cancelRequested(paths, state.id),
     doneSummary: readTextCapped(jobFile(paths, state.id, JOB_FILES.done), 64 * 1024)?.trim() ?? null,
     doneAt: null,

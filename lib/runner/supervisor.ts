@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import { getAdapter } from '../agents/registry.js';
-import type { Invocation } from '../agents/types.js';
+import { emptyParse, type AgentAdapter, type Invocation } from '../agents/types.js';
+import { loadConfig } from '../config.js';
 import { errnoCode } from '../errors.js';
-import { fileExists, readTextCapped } from '../spool/fsx.js';
+import { fileExists, readTextCapped, writeFileAtomic } from '../spool/fsx.js';
 import { JOB_FILES, jobDir, jobFile, type SpoolPaths } from '../spool/layout.js';
-import { IllegalTransition, type JobError, type JobState, type TerminalStatus } from '../spool/state.js';
+import { IllegalTransition, type JobError, type JobState, type TerminalStatus, type Usage } from '../spool/state.js';
 import {
   applyTransition,
   cancelRequested,
@@ -109,29 +111,37 @@ export async function superviseJob(
     const state = finishQuietly(paths, id, { name: 'fail_to_start', attempt, error }, log);
     finished(state ? 'error' : 'unknown');
   };
+  let adapter: AgentAdapter;
   let invocation: Invocation;
   try {
-    invocation = getAdapter(request.agent).buildInvocation(request);
+    const config = loadConfig(paths);
+    adapter = getAdapter(request.agent, config);
+    const prompt = adapter.takesPrompt ? fs.readFileSync(jobFile(paths, id, JOB_FILES.prompt), 'utf8') : '';
+    invocation = adapter.buildInvocation({ request, prompt, stdinThreshold: config.prompt_stdin_bytes });
   } catch (error) {
-    refuse({ code: 'internal_error', message: `could not build the command: ${(error as Error).message}` });
+    refuse({ code: 'spawn_failed', message: `could not build the command: ${(error as Error).message}` });
     return;
   }
   const cwdError = checkCwd(request.cwd);
   if (cwdError) return refuse(cwdError);
   const searchPath = request.env_path ?? process.env.PATH ?? '';
   const resolved = resolveExecutable(invocation.argv[0] ?? '', request.cwd, searchPath);
-  if (!resolved.ok) return refuse(resolved.error);
+  if (!resolved.ok) {
+    return refuse(resolved.error.code === 'agent_not_found' ? { ...resolved.error, hint: `install it: ${adapter.installHint}` } : resolved.error);
+  }
 
   applyTransition(paths, id, { name: 'start', attempt, epoch, supervisor: me });
   const settings = message.settings;
   const timeoutSeconds = Math.min(request.timeout_seconds ?? settings.jobTimeoutSeconds, settings.maxJobTimeoutSeconds);
   const stallSeconds = request.stall_seconds ?? settings.stallTimeoutSeconds;
+  const parser = adapter.createParser();
   const exit = await runWorker({
     paths,
     id,
     attempt,
     file: resolved.file,
     invocation,
+    onLine: parser ? (line, stream) => parser.line(line, stream) : undefined,
     cwd: request.cwd,
     searchPath,
     timeoutSeconds,
@@ -140,6 +150,7 @@ export async function superviseJob(
     log,
   });
   writeExitRecord(paths, id, exit);
+  const parsed = parser?.result() ?? null;
   const outcome = decideOutcome({
     exit,
     cancelRequested: cancelRequested(paths, id),
@@ -147,9 +158,22 @@ export async function superviseJob(
     doneAt: null,
     timeoutSeconds,
     stallSeconds,
+    verdict: adapter.judge(parsed ?? emptyParse(), exit.exit_code, exit.signal),
+    parsed,
+    parentUsage: parsed?.cumulative ? parentCumulativeUsage(paths, request.continue_of) : null,
   });
+  if (outcome.result?.final_message) {
+    writeFileAtomic(paths.tmp, jobFile(paths, id, JOB_FILES.result), `${outcome.result.final_message.trimEnd()}\n`);
+  }
   const state = finishQuietly(paths, id, { name: 'finish', outcome }, log);
   finished(state ? outcome.status : 'unknown');
+}
+
+/** The codex thread total the job being continued had reached (null when unknown). */
+function parentCumulativeUsage(paths: SpoolPaths, parentId: string | null): Usage | null {
+  if (!parentId) return null;
+  const parent = readState(paths, parentId);
+  return parent.kind === 'ok' ? parent.state.result?.cumulative_usage ?? null : null;
 }
 
 interface WorkerRun {
@@ -158,6 +182,7 @@ interface WorkerRun {
   attempt: number;
   file: string;
   invocation: Invocation;
+  onLine: ((line: string, stream: 'stdout' | 'stderr') => void) | undefined;
   cwd: string;
   searchPath: string;
   timeoutSeconds: number;
@@ -192,7 +217,7 @@ function spawnFailure(run: WorkerRun, startedAt: string, error: unknown): ExitRe
 
 async function runWorker(run: WorkerRun): Promise<ExitRecord> {
   const { paths, id, invocation, settings } = run;
-  const sink = new OutputSink(jobFile(paths, id, JOB_FILES.output));
+  const sink = new OutputSink(jobFile(paths, id, JOB_FILES.output), run.onLine);
   const startedAt = new Date().toISOString();
   const env: NodeJS.ProcessEnv = {
     ...process.env,

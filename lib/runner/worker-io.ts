@@ -70,22 +70,24 @@ const PARTIAL_FLUSH_MS = 200;
 /**
  * Appends the worker's stdout and stderr to `output.log` line by line (so the two streams
  * never split each other's lines), never holding more than one partial line per stream.
- * Complete stdout lines also go to `onStdoutLine` (agent stream parsers).
+ * Complete lines of both streams also go to `onLine` (agent stream parsers).
  */
 export class OutputSink {
   private readonly fd: number;
   private readonly partial = new Map<Readable, Buffer>();
   private flushTimer: NodeJS.Timeout | undefined;
-  private stdoutLine = '';
-  private readonly decoder = new StringDecoder('utf8');
+  private readonly lineParts = new Map<Readable, { decoder: StringDecoder; rest: string }>();
   lastOutputAt = Date.now();
   bytes = 0;
 
-  constructor(file: string, private readonly onStdoutLine?: (line: string) => void) {
+  constructor(file: string, private readonly onLine?: (line: string, stream: 'stdout' | 'stderr') => void) {
     this.fd = fs.openSync(file, 'a', 0o600);
   }
 
+  private stdout: Readable | undefined;
+
   attach(stream: Readable, isStdout: boolean): Promise<void> {
+    if (isStdout) this.stdout = stream;
     return new Promise((resolve) => {
       stream.on('data', (chunk: Buffer) => this.accept(stream, chunk, isStdout));
       const end = (): void => {
@@ -100,7 +102,7 @@ export class OutputSink {
 
   private accept(stream: Readable, chunk: Buffer, isStdout: boolean): void {
     this.lastOutputAt = Date.now();
-    if (isStdout && this.onStdoutLine) this.parse(this.decoder.write(chunk));
+    if (this.onLine) this.parse(stream, chunk, isStdout ? 'stdout' : 'stderr');
     const pending = this.partial.get(stream);
     const data = pending ? Buffer.concat([pending, chunk]) : chunk;
     const lastNewline = data.lastIndexOf(0x0a);
@@ -133,11 +135,17 @@ export class OutputSink {
     this.write(pending);
   }
 
-  private parse(text: string): void {
-    const lines = (this.stdoutLine + text).split('\n');
-    this.stdoutLine = lines.pop() ?? '';
-    if (this.stdoutLine.length > MAX_LINE_BUFFER * 16) this.stdoutLine = '';
-    for (const line of lines) if (line.trim() !== '') this.onStdoutLine?.(line);
+  private parse(stream: Readable, chunk: Buffer, name: 'stdout' | 'stderr'): void {
+    let parts = this.lineParts.get(stream);
+    if (!parts) {
+      parts = { decoder: new StringDecoder('utf8'), rest: '' };
+      this.lineParts.set(stream, parts);
+    }
+    const lines = (parts.rest + parts.decoder.write(chunk)).split('\n');
+    parts.rest = lines.pop() ?? '';
+    // a line longer than this is not a stream event anyone can use; drop it rather than grow
+    if (parts.rest.length > MAX_LINE_BUFFER * 64) parts.rest = '';
+    for (const line of lines) if (line.trim() !== '') this.onLine?.(line, name);
   }
 
   private write(data: Buffer): void {
@@ -154,8 +162,11 @@ export class OutputSink {
   close(): void {
     clearTimeout(this.flushTimer);
     for (const stream of [...this.partial.keys()]) this.flushPartial(stream);
-    if (this.stdoutLine.trim() !== '') this.onStdoutLine?.(this.stdoutLine);
-    this.stdoutLine = '';
+    for (const [stream, parts] of this.lineParts) {
+      const last = parts.rest + parts.decoder.end();
+      if (last.trim() !== '') this.onLine?.(last, stream === this.stdout ? 'stdout' : 'stderr');
+    }
+    this.lineParts.clear();
     fs.closeSync(this.fd);
   }
 }

@@ -47,6 +47,12 @@ export const jobRequestSchema = z.object({
   stall_seconds: z.number().positive().nullable().describe('no-output limit; null = the configured default'),
   env_path: z.string().nullable().describe('PATH of the submitter, used to find the worker binary'),
   retry_of: z.string().nullable(),
+  policy: z.string().nullable().describe('agents: suggest, auto-edit or full-auto'),
+  model: z.string().nullable(),
+  continue_of: z.string().nullable().describe('job whose worker session this job continues'),
+  resume_session: z.string().nullable().describe("the worker CLI's session id to resume"),
+  context_files: z.array(z.string()).describe('files inlined into prompt.txt, relative to cwd'),
+  template: z.string().nullable().describe('prompt template used (confluence, pr), if any'),
 });
 export type JobRequest = z.infer<typeof jobRequestSchema>;
 
@@ -98,12 +104,16 @@ export const jobStateSchema = z.object({
   signal: z.string().nullable(),
   error: jobError.nullable(),
   notified: z.object({ summary: z.string(), at: isoTime }).nullable(),
-  result: z.object({ final_message: z.string().nullable() }).nullable(),
+  result: z.object({
+    final_message: z.string().nullable(),
+    cumulative_usage: usage.nullable().describe("codex: the thread's running total, from which a continued job's own share is derived"),
+  }).nullable(),
   session_id: z.string().nullable(),
   usage: usage.nullable(),
   duration_ms: nonNegativeInt.nullable(),
 });
 export type JobState = z.infer<typeof jobStateSchema>;
+export type JobResult = NonNullable<JobState['result']>;
 
 export function newJobState(id: string, request: JobRequest, now: Date = new Date()): JobState {
   const at = now.toISOString();
@@ -139,7 +149,7 @@ export interface Outcome {
   signal: string | null;
   error: JobError | null;
   notified: { summary: string; at: string } | null;
-  result: { final_message: string | null } | null;
+  result: JobResult | null;
   session_id: string | null;
   usage: Usage | null;
 }

@@ -11,7 +11,7 @@ const [count, cwd] = process.argv.slice(2);
 const spool = jobs.openSpool();
 const ids = [];
 for (let i = 0; i < Number(count); i += 1) {
-  const { request } = jobs.buildRequest(spool, { agent: 'exec', argv: ['true'], cwd });
+  const { request } = jobs.prepareJob(spool, { agent: 'exec', argv: ['true'], cwd });
   const state = newJobState(newJobId(), request);
   publishJob(spool.paths, state);
   ids.push(state.id);

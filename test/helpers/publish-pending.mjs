@@ -11,7 +11,7 @@ const spool = jobs.openSpool();
 const ids = [];
 for (let i = 0; i < Number(count); i += 1) {
   fs.mkdirSync(`${cwd}/c${i}`, { recursive: true });
-  const { request } = jobs.buildRequest(spool, {
+  const { request } = jobs.prepareJob(spool, {
     agent: 'exec',
     argv: ['sh', '-c', `echo "$AGENT_ASYNC_JOB_ID" >> ${ledger}`],
     cwd: `${cwd}/c${i}`,

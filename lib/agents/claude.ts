@@ -1,0 +1,88 @@
+import type { BuiltinAgentConfig, Policy } from '../config.js';
+import { judgeRun } from './judge.js';
+import {
+  asCount, asObject, asString, emptyParse, jsonLine, keepNote, promptDelivery,
+  type AgentAdapter, type StreamParser,
+} from './types.js';
+
+/** Claude Code 2.1.197: `claude -p --output-format stream-json --verbose`. See AGENT-CLIS.md §2. */
+const PERMISSION_MODE: Record<Policy, string> = {
+  suggest: 'plan',
+  'auto-edit': 'acceptEdits',
+  'full-auto': 'bypassPermissions',
+};
+
+function parser(): StreamParser {
+  const parsed = emptyParse();
+  let lastAssistantText: string | null = null;
+  return {
+    line(text, stream) {
+      const event = jsonLine(text);
+      if (!event) {
+        if (stream === 'stderr' && text.trim() !== '') keepNote(parsed.notes, text.trim());
+        return;
+      }
+      parsed.session_id = asString(event.session_id) ?? parsed.session_id;
+      if (event.type === 'assistant') {
+        const content = asObject(event.message).content;
+        const texts = Array.isArray(content)
+          ? content.map(asObject).filter((part) => part.type === 'text').map((part) => asString(part.text) ?? '')
+          : [];
+        if (texts.length > 0) lastAssistantText = texts.join('');
+      } else if (event.type === 'system' && event.subtype === 'api_retry') {
+        keepNote(parsed.notes, `API retry ${String(event.attempt)}: ${String(event.error_status ?? event.error ?? '')}`);
+      } else if (event.type === 'result') {
+        const usage = asObject(event.usage);
+        const fresh = asCount(usage.input_tokens);
+        const created = asCount(usage.cache_creation_input_tokens) ?? 0;
+        const read = asCount(usage.cache_read_input_tokens) ?? 0;
+        parsed.usage = {
+          // all prompt tokens, cached ones included (as codex and gemini count them)
+          input_tokens: fresh === null ? null : fresh + created + read,
+          output_tokens: asCount(usage.output_tokens),
+          cached_input_tokens: read,
+          cost_usd: typeof event.total_cost_usd === 'number' ? event.total_cost_usd : null,
+        };
+        const resultText = asString(event.result);
+        if (event.is_error === true) {
+          const errors = Array.isArray(event.errors) ? event.errors.filter((e) => typeof e === 'string').join('; ') : '';
+          parsed.failure = resultText ?? (errors || `ended with ${String(event.subtype)}`);
+        } else {
+          parsed.completed = true;
+          parsed.final_message = resultText ?? lastAssistantText;
+        }
+      }
+    },
+    result: () => parsed,
+  };
+}
+
+export function claudeAdapter(settings: BuiltinAgentConfig): AgentAdapter {
+  const subject = {
+    name: 'claude',
+    binary: settings.binary ?? 'claude',
+    installHint: 'npm install -g @anthropic-ai/claude-code',
+    loginHint: 'run `claude` once and log in, or set ANTHROPIC_API_KEY',
+  };
+  return {
+    ...subject,
+    description: 'Claude Code (claude -p --output-format stream-json)',
+    takesPrompt: true,
+    buildInvocation(input) {
+      const { request } = input;
+      const policy = request.policy as Policy;
+      const { viaStdin, stdin } = promptDelivery(input);
+      const argv = [subject.binary, '-p', '--output-format', 'stream-json', '--verbose', '--permission-mode', PERMISSION_MODE[policy]];
+      if (request.model) argv.push('--model', request.model);
+      if (request.resume_session) argv.push('--resume', request.resume_session);
+      argv.push(...settings.extra_args);
+      if (!viaStdin) argv.push('--', input.prompt);
+      const env: Record<string, string> = { ...settings.env };
+      // Claude refuses bypassPermissions as root unless told it runs in a sandbox.
+      if (policy === 'full-auto' && process.getuid?.() === 0) env.IS_SANDBOX = '1';
+      return { argv, stdin, env };
+    },
+    createParser: parser,
+    judge: (parsed, exitCode, signal) => judgeRun(subject, parsed, exitCode, signal),
+  };
+}

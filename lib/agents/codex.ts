@@ -1,0 +1,81 @@
+import type { BuiltinAgentConfig, Policy } from '../config.js';
+import { judgeRun } from './judge.js';
+import {
+  asCount, asObject, asString, emptyParse, jsonLine, keepNote, promptDelivery,
+  type AgentAdapter, type StreamParser,
+} from './types.js';
+
+/** OpenAI Codex CLI 0.169: `codex exec --json`. See reference/AGENT-CLIS.md §1. */
+const SANDBOX: Record<Policy, string[]> = {
+  suggest: ['-s', 'read-only'],
+  'auto-edit': ['-s', 'workspace-write'],
+  'full-auto': ['--dangerously-bypass-approvals-and-sandbox'],
+};
+
+function parser(): StreamParser {
+  const parsed = { ...emptyParse(), cumulative: true };
+  return {
+    line(text, stream) {
+      const event = jsonLine(text);
+      if (!event) {
+        if (stream === 'stderr' && text.trim() !== '') keepNote(parsed.notes, text.trim());
+        return;
+      }
+      const item = asObject(event.item);
+      switch (event.type) {
+        case 'thread.started':
+          parsed.session_id = asString(event.thread_id) ?? parsed.session_id;
+          break;
+        case 'item.completed':
+          if (item.type === 'agent_message') parsed.final_message = asString(item.text) ?? parsed.final_message;
+          else if (item.type === 'error' && typeof item.message === 'string') keepNote(parsed.notes, item.message);
+          break;
+        case 'turn.completed': {
+          const usage = asObject(event.usage);
+          parsed.usage = {
+            input_tokens: asCount(usage.input_tokens),
+            output_tokens: asCount(usage.output_tokens),
+            cached_input_tokens: asCount(usage.cached_input_tokens),
+            cost_usd: null,
+          };
+          parsed.completed = true;
+          break;
+        }
+        case 'turn.failed':
+          parsed.failure = asString(asObject(event.error).message) ?? 'turn failed';
+          break;
+        case 'error':
+          if (typeof event.message === 'string') keepNote(parsed.notes, event.message);
+          break;
+      }
+    },
+    result: () => parsed,
+  };
+}
+
+export function codexAdapter(settings: BuiltinAgentConfig): AgentAdapter {
+  const subject = {
+    name: 'codex',
+    binary: settings.binary ?? 'codex',
+    installHint: 'npm install -g @openai/codex',
+    loginHint: 'run `codex login`, or set CODEX_API_KEY',
+  };
+  return {
+    ...subject,
+    description: 'OpenAI Codex CLI (codex exec --json)',
+    takesPrompt: true,
+    buildInvocation(input) {
+      const { request } = input;
+      const { viaStdin, stdin } = promptDelivery(input);
+      const argv = [subject.binary, 'exec', '--json', '--skip-git-repo-check', '-C', request.cwd];
+      if (request.model) argv.push('-m', request.model);
+      argv.push(...SANDBOX[request.policy as Policy], ...settings.extra_args);
+      // resume takes its session after the subcommand; sandbox and cwd flags must come before it
+      if (request.resume_session) argv.push('resume', request.resume_session);
+      if (!viaStdin) argv.push('--', input.prompt);
+      return { argv, stdin, env: { ...settings.env } };
+    },
+    createParser: parser,
+    judge: (parsed, exitCode, signal) => judgeRun(subject, parsed, exitCode, signal),
+  };
+}

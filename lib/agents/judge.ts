@@ -1,0 +1,25 @@
+import { hintFor, type HintSubject } from './hints.js';
+import type { ParsedStream, Verdict } from './types.js';
+
+/**
+ * Success of an agent run is the exit code and the terminal event together: exit 0 with the
+ * CLI's success event is success; a failure the CLI reported is `agent_error` with its
+ * message; a non-zero exit without one is `exit_nonzero`. Warnings are never failures.
+ */
+export function judgeRun(agent: HintSubject, parsed: ParsedStream, exitCode: number | null, signal: string | null): Verdict {
+  const hint = (): string | undefined => hintFor(agent, [parsed.failure, ...parsed.notes]);
+  const withHint = <T extends object>(error: T): T & { hint?: string } => {
+    const found = hint();
+    return found ? { ...error, hint: found } : error;
+  };
+  if (parsed.failure !== null) {
+    return { ok: false, error: withHint({ code: 'agent_error' as const, message: `${agent.name} reported a failure: ${parsed.failure}` }) };
+  }
+  if (exitCode === 0 && signal === null) {
+    if (parsed.completed) return { ok: true };
+    return { ok: false, error: withHint({ code: 'agent_error' as const, message: `${agent.name} exited 0 without reporting a finished turn` }) };
+  }
+  const how = signal ? `was killed by signal ${signal}` : `exited with code ${exitCode ?? 'unknown'}`;
+  const last = parsed.notes.at(-1);
+  return { ok: false, error: withHint({ code: 'exit_nonzero' as const, message: `${agent.name} ${how}${last ? `: ${last}` : ''}` }) };
+}
