@@ -30,7 +30,7 @@ function parser(): StreamParser {
           : [];
         if (texts.length > 0) lastAssistantText = texts.join('');
       } else if (event.type === 'system' && event.subtype === 'api_retry') {
-        keepNote(parsed.notes, `API retry ${String(event.attempt)}: ${String(event.error_status ?? event.error ?? '')}`);
+        keepNote(parsed.notes, `API retry ${JSON.stringify(event.attempt)}: ${JSON.stringify(event.error_status ?? event.error ?? null)}`);
       } else if (event.type === 'result') {
         const usage = asObject(event.usage);
         const fresh = asCount(usage.input_tokens);

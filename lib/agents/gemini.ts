@@ -2,7 +2,7 @@ import type { BuiltinAgentConfig, Policy } from '../config.js';
 import { judgeRun } from './judge.js';
 import {
   asCount, asObject, asString, emptyParse, jsonLine, keepNote, promptDelivery,
-  type AgentAdapter, type StreamParser,
+  type AgentAdapter, type ParsedStream, type StreamParser,
 } from './types.js';
 
 /** Gemini CLI 0.61: `gemini -o stream-json --prompt=…`. See AGENT-CLIS.md §3. */
@@ -12,16 +12,57 @@ const APPROVAL_MODE: Record<Policy, string> = {
   'full-auto': 'yolo',
 };
 
+const DOCUMENT_MAX = 1024 * 1024;
+
+/**
+ * `-o json` (e.g. through extra_args) prints one pretty-printed object instead of events:
+ * on stdout when it worked, on stderr when it failed. Read it back from the lines kept.
+ */
+function applyJsonDocument(parsed: ParsedStream, lines: string[]): void {
+  const start = lines.lastIndexOf('{');
+  if (start === -1) return;
+  let document: Record<string, unknown>;
+  try {
+    document = asObject(JSON.parse(lines.slice(start).join('\n')));
+  } catch {
+    return;
+  }
+  parsed.session_id ??= asString(document.session_id);
+  if (document.error) {
+    parsed.failure ??= asString(asObject(document.error).message) ?? 'gemini reported an error';
+    return;
+  }
+  if (typeof document.response !== 'string') return;
+  parsed.final_message = document.response;
+  parsed.completed = true;
+  const totals = { prompt: 0, candidates: 0, cached: 0 };
+  for (const model of Object.values(asObject(asObject(document.stats).models))) {
+    const tokens = asObject(asObject(model).tokens);
+    totals.prompt += asCount(tokens.prompt) ?? 0;
+    totals.candidates += asCount(tokens.candidates) ?? 0;
+    totals.cached += asCount(tokens.cached) ?? 0;
+  }
+  parsed.usage = { input_tokens: totals.prompt, output_tokens: totals.candidates, cached_input_tokens: totals.cached, cost_usd: null };
+}
+
 function parser(): StreamParser {
   const parsed = emptyParse();
   let answer = '';
+  let sawEvents = false;
+  const raw: Record<'stdout' | 'stderr', string[]> = { stdout: [], stderr: [] };
+  const rawBytes = { stdout: 0, stderr: 0 };
   return {
     line(text, stream) {
+      if (!sawEvents && rawBytes[stream] < DOCUMENT_MAX) {
+        raw[stream].push(text);
+        rawBytes[stream] += text.length;
+      }
       const event = jsonLine(text);
       if (!event) {
-        if (stream === 'stderr' && text.trim() !== '') keepNote(parsed.notes, text.trim());
+        if (stream === 'stderr' && text.trim() !== '' && !text.startsWith(' ') && text !== '{' && text !== '}') keepNote(parsed.notes, text.trim());
         return;
       }
+      sawEvents = true;
       switch (event.type) {
         case 'init':
           parsed.session_id = asString(event.session_id) ?? parsed.session_id;
@@ -55,7 +96,13 @@ function parser(): StreamParser {
       }
       if (answer !== '') parsed.final_message = answer;
     },
-    result: () => parsed,
+    result: () => {
+      if (!sawEvents) {
+        applyJsonDocument(parsed, raw.stdout);
+        applyJsonDocument(parsed, raw.stderr);
+      }
+      return parsed;
+    },
   };
 }
 

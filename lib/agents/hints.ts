@@ -9,7 +9,7 @@ export interface HintSubject {
   loginHint?: string;
 }
 
-const RULES: Array<{ pattern: RegExp; hint: (agent: HintSubject) => string }> = [
+const RULES: Array<{ pattern: RegExp; unless?: RegExp; hint: (agent: HintSubject) => string }> = [
   {
     pattern: /\b(401|403)\b|unauthori[sz]ed|invalid api key|api key not valid|not logged in|please (run )?\/?login|authentication (failed|required)|invalid auth method|missing api key|no api key/i,
     hint: (a) => `${a.name} is not logged in or has no valid API key: ${a.loginHint ?? `log in with ${a.binary}`}`,
@@ -23,7 +23,9 @@ const RULES: Array<{ pattern: RegExp; hint: (agent: HintSubject) => string }> = 
     hint: () => 'the provider refused for rate or quota limits: wait and retry the job (agent-async retry <id>), or use another model or account',
   },
   {
-    pattern: /model[^\n]{0,80}(not found|does not exist|not supported|is not available|unknown|invalid)|(unknown|invalid|unsupported) model/i,
+    pattern: /\bmodel\b[^\n]{0,60}(not found|does not exist|not supported|is not available)|(unknown|invalid|unsupported) model|model_not_found/i,
+    // a codex warning about a slug it has no metadata for, not a refusal
+    unless: /model metadata for/i,
     hint: (a) => `the model name was refused: check it (${a.binary} lists its models) or leave model unset to use the CLI's default`,
   },
   {
@@ -32,7 +34,12 @@ const RULES: Array<{ pattern: RegExp; hint: (agent: HintSubject) => string }> = 
   },
 ];
 
+/** The hint for the first text (most telling first) that a rule recognises. */
 export function hintFor(agent: HintSubject, texts: Array<string | null | undefined>): string | undefined {
-  const text = texts.filter(Boolean).join('\n');
-  return RULES.find((rule) => rule.pattern.test(text))?.hint(agent);
+  for (const text of texts) {
+    if (!text) continue;
+    const rule = RULES.find((candidate) => candidate.pattern.test(text) && !candidate.unless?.test(text));
+    if (rule) return rule.hint(agent);
+  }
+  return undefined;
 }

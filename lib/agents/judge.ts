@@ -7,7 +7,7 @@ import type { ParsedStream, Verdict } from './types.js';
  * message; a non-zero exit without one is `exit_nonzero`. Warnings are never failures.
  */
 export function judgeRun(agent: HintSubject, parsed: ParsedStream, exitCode: number | null, signal: string | null): Verdict {
-  const hint = (): string | undefined => hintFor(agent, [parsed.failure, ...parsed.notes]);
+  const hint = (): string | undefined => hintFor(agent, [parsed.failure, ...[...parsed.notes].reverse()]);
   const withHint = <T extends object>(error: T): T & { hint?: string } => {
     const found = hint();
     return found ? { ...error, hint: found } : error;

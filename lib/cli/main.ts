@@ -108,7 +108,7 @@ interface StartArgs extends Common {
   cwd?: string;
   policy?: string;
   model?: string;
-  contextFile?: string[];
+  contextFile?: string | string[];
   promptFile?: string;
   timeout?: string;
   stallTimeout?: string;
@@ -161,7 +161,7 @@ function startCommand(y: Argv): Argv {
         .positional('agent', { type: 'string', describe: 'exec, codex, claude, gemini, cursor, or a custom agent from config.json' })
         .positional('args', { type: 'string', array: true, describe: 'exec: the command (after --); agents: the prompt' })
         .option('cwd', { type: 'string', describe: 'working directory (default: the current one)' })
-        .option('context-file', { type: 'string', array: true, describe: 'agents: a file (relative to cwd) to inline into the prompt; repeatable' })
+        .option('context-file', { type: 'string', describe: 'agents: a file (relative to cwd) to inline into the prompt; repeat the option for more' })
         .option('stall-timeout', { type: 'string', describe: 'stop the job after this long without output' })
         .example('$0 start exec -- npm test', 'run the test suite in the background')
         .example('$0 start codex "add input validation to src/api.ts" --policy auto-edit', 'hand a task to Codex')
@@ -177,7 +177,7 @@ function startCommand(y: Argv): Argv {
         cwd: args.cwd === undefined ? process.cwd() : path.resolve(args.cwd),
         policy: args.policy,
         model: args.model,
-        context_files: args.contextFile,
+        context_files: args.contextFile === undefined ? undefined : [args.contextFile].flat(),
         timeout_seconds: optionalDuration(args.timeout, 'timeout'),
         stall_seconds: optionalDuration(args.stallTimeout, 'stall-timeout'),
       });

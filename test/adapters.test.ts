@@ -1,0 +1,369 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { jobFooter } from '../lib/agents/prompt.js';
+import { ROOT, assertSchemaValid, cleanupSpools, cli, jobState, makeSpool, waitJob, type TestSpool } from './helpers/spool.js';
+
+afterAll(cleanupSpools);
+
+/**
+ * Stub CLIs named codex, claude, gemini and cursor-agent on the job's PATH record how they
+ * were started and replay a recorded transcript: every policy must build the documented argv.
+ */
+const STUB = path.join(ROOT, 'test/stubs/agent-stub.mjs');
+const FIXTURES = path.join(ROOT, 'test/fixtures');
+
+interface StubSpool extends TestSpool {
+  records: string;
+}
+
+function stubSpool(config: Record<string, unknown> = {}): StubSpool {
+  const spool = makeSpool(config);
+  const bin = path.join(spool.work, 'bin');
+  const records = path.join(spool.work, 'records');
+  fs.mkdirSync(bin);
+  fs.mkdirSync(records);
+  for (const name of ['codex', 'claude', 'gemini', 'cursor-agent']) fs.symlinkSync(STUB, path.join(bin, name));
+  spool.env.PATH = `${bin}:${spool.env.PATH}`;
+  spool.env.STUB_RECORD_DIR = records;
+  delete spool.env.IS_SANDBOX;
+  return { ...spool, records };
+}
+
+function setConfig(spool: TestSpool, patch: Record<string, unknown>): void {
+  const file = path.join(spool.home, 'config.json');
+  fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), ...patch }));
+}
+
+interface Record_ {
+  name: string;
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  stdin: string;
+  stdinBytes: number;
+}
+
+function lastRecord(spool: StubSpool, name: string): Record_ {
+  const files = fs.readdirSync(spool.records).filter((f) => f.startsWith(`${name}.`));
+  const newest = files.map((f) => path.join(spool.records, f)).sort((a, b) => fs.statSync(a).mtimeMs - fs.statSync(b).mtimeMs).at(-1);
+  if (!newest) throw new Error(`no record of ${name}`);
+  return JSON.parse(fs.readFileSync(newest, 'utf8'));
+}
+
+function start(spool: TestSpool, args: string[]): string {
+  const result = cli(spool, ['start', ...args]);
+  if (result.code !== 0) throw new Error(`start failed: ${result.stderr}`);
+  return result.stdout.trim();
+}
+
+function promptOf(spool: TestSpool, id: string): string {
+  return fs.readFileSync(path.join(spool.home, 'jobs', id, 'prompt.txt'), 'utf8');
+}
+
+const EXPECTED_ARGV: Record<string, Record<string, (cwd: string) => string[]>> = {
+  codex: {
+    suggest: (cwd) => ['exec', '--json', '--skip-git-repo-check', '-C', cwd, '-s', 'read-only', '--'],
+    'auto-edit': (cwd) => ['exec', '--json', '--skip-git-repo-check', '-C', cwd, '-s', 'workspace-write', '--'],
+    'full-auto': (cwd) => ['exec', '--json', '--skip-git-repo-check', '-C', cwd, '--dangerously-bypass-approvals-and-sandbox', '--'],
+  },
+  claude: {
+    suggest: () => ['-p', '--output-format', 'stream-json', '--verbose', '--permission-mode', 'plan', '--'],
+    'auto-edit': () => ['-p', '--output-format', 'stream-json', '--verbose', '--permission-mode', 'acceptEdits', '--'],
+    'full-auto': () => ['-p', '--output-format', 'stream-json', '--verbose', '--permission-mode', 'bypassPermissions', '--'],
+  },
+  gemini: {
+    suggest: () => ['-o', 'stream-json', '--approval-mode', 'plan'],
+    'auto-edit': () => ['-o', 'stream-json', '--approval-mode', 'auto_edit'],
+    'full-auto': () => ['-o', 'stream-json', '--approval-mode', 'yolo'],
+  },
+  cursor: {
+    suggest: (cwd) => ['-p', '--output-format', 'stream-json', '--trust', '--workspace', cwd, '--mode', 'ask', '--'],
+    'auto-edit': (cwd) => ['-p', '--output-format', 'stream-json', '--trust', '--workspace', cwd, '--'],
+    'full-auto': (cwd) => ['-p', '--output-format', 'stream-json', '--trust', '--workspace', cwd, '--force', '--'],
+  },
+};
+const BINARY: Record<string, string> = { codex: 'codex', claude: 'claude', gemini: 'gemini', cursor: 'cursor-agent' };
+const ANSWER: Record<string, string> = {
+  codex: 'Hello from the fake model.', claude: 'Hello from the fake model.', gemini: 'Hello from the fake model.', cursor: 'Hello from the stub cursor.',
+};
+
+/** The argv the stub received, with the prompt element (if any) as the last one. */
+function expectPromptArg(agent: string, argv: string[], prompt: string): void {
+  if (agent === 'gemini') expect(argv.at(-1)).toBe(`--prompt=${prompt}`);
+  else expect(argv.at(-1)).toBe(prompt);
+}
+
+describe('agents build the documented argv for every policy', () => {
+  const spool = stubSpool({ concurrency: 4 });
+  for (const agent of ['codex', 'claude', 'gemini', 'cursor']) {
+    for (const policy of ['suggest', 'auto-edit', 'full-auto']) {
+      it(`${agent} ${policy}`, () => {
+        const cwd = fs.mkdtempSync(path.join(spool.work, `${agent}-`));
+        const id = start(spool, [agent, '--policy', policy, '--cwd', cwd, 'fix', 'the', 'bug']);
+        const state = waitJob(spool, id);
+        expect(state).toMatchObject({ status: 'done', request: { policy, agent }, result: { final_message: ANSWER[agent] } });
+        assertSchemaValid(state);
+        const record = lastRecord(spool, BINARY[agent]!);
+        const prompt = promptOf(spool, id);
+        expect(prompt).toBe(`fix the bug\n\n${jobFooter(id)}\n`);
+        const expectedPrefix = EXPECTED_ARGV[agent]![policy]!(cwd);
+        expect(record.argv.slice(0, expectedPrefix.length)).toEqual(expectedPrefix);
+        expect(record.argv).toHaveLength(expectedPrefix.length + 1);
+        expectPromptArg(agent, record.argv, prompt);
+        expect(record.cwd).toBe(cwd);
+        expect(record.stdinBytes).toBe(0);
+        expect(record.env).toMatchObject({ AGENT_ASYNC_JOB_ID: id, AGENT_ASYNC_JOB_DIR: path.join(spool.home, 'jobs', id) });
+        if (agent === 'gemini') expect(record.env).toMatchObject({ GEMINI_CLI_NO_RELAUNCH: 'true', GEMINI_CLI_TRUST_WORKSPACE: 'true' });
+        const asRoot = process.getuid?.() === 0;
+        expect(record.env.IS_SANDBOX).toBe(agent === 'claude' && policy === 'full-auto' && asRoot ? '1' : undefined);
+        expect(fs.readFileSync(path.join(spool.home, 'jobs', id, 'result.md'), 'utf8')).toBe(`${ANSWER[agent]}\n`);
+      });
+    }
+  }
+
+  it('the default policy comes from config (shipped as auto-edit)', () => {
+    const id = start(spool, ['claude', 'hi']);
+    expect(waitJob(spool, id).request.policy).toBe('auto-edit');
+    setConfig(spool, { default_policy: 'suggest' });
+    const next = start(spool, ['claude', 'hi']);
+    expect(waitJob(spool, next).request.policy).toBe('suggest');
+    expect(lastRecord(spool, 'claude').argv).toContain('plan');
+    setConfig(spool, { default_policy: 'auto-edit' });
+  });
+
+  it('an unknown policy or model is refused before anything is queued', () => {
+    const bad = cli(spool, ['start', 'codex', '--policy', 'yolo', 'hi']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/Invalid values:[\s\S]*policy[\s\S]*Choices: "suggest", "auto-edit", "full-auto"/);
+    const badModel = cli(spool, ['start', 'codex', '--model', '--yolo', 'hi']);
+    expect(badModel.code).toBe(2);
+    const badModel2 = cli(spool, ['start', 'codex', '--model=-rf', 'hi']);
+    expect(badModel2.stderr).toMatch(/model: "-rf" is not a model name/);
+    const empty = cli(spool, ['start', 'codex']);
+    expect(empty.stderr).toMatch(/prompt: is required/);
+  });
+});
+
+describe('prompt delivery works for any prompt', () => {
+  const spool = stubSpool({ concurrency: 4 });
+
+  for (const agent of ['codex', 'claude', 'gemini', 'cursor']) {
+    it(`${agent}: a dash-leading prompt stays one argument`, () => {
+      const id = start(spool, [agent, '--', '-rf --help is not a flag here']);
+      expect(waitJob(spool, id).status).toBe('done');
+      const record = lastRecord(spool, BINARY[agent]!);
+      expectPromptArg(agent, record.argv, promptOf(spool, id));
+      expect(promptOf(spool, id).startsWith('-rf --help is not a flag here\n')).toBe(true);
+    });
+
+    it(`${agent}: a 1 MiB prompt goes through stdin, which is then closed`, () => {
+      const file = path.join(spool.work, `big-${agent}.txt`);
+      fs.writeFileSync(file, `${'x'.repeat(1024)}\n`.repeat(1024));
+      const id = start(spool, [agent, '--prompt-file', file]);
+      expect(waitJob(spool, id).status).toBe('done');
+      const record = lastRecord(spool, BINARY[agent]!);
+      const prompt = promptOf(spool, id);
+      expect(Buffer.byteLength(prompt)).toBeGreaterThan(1024 * 1024);
+      expect(record.stdin).toBe(prompt);
+      expect(record.argv.join(' ')).not.toContain('xxxx');
+      expect(record.argv.at(-1)).not.toBe('--');
+    });
+  }
+});
+
+describe('agent settings, continuing, context files, custom agents, failures', () => {
+  it('binary path, extra args and env per agent come from config', () => {
+    const spool = stubSpool();
+    const renamed = path.join(spool.work, 'my-codex');
+    fs.symlinkSync(STUB, renamed);
+    const transcript = path.join(FIXTURES, 'transcripts/codex_exec_json_ok.jsonl');
+    setConfig(spool, { agents: { codex: { binary: renamed, extra_args: ['-c', 'model_reasoning_effort="high"'], env: { CUSTOM_FLAG: 'on', STUB_TRANSCRIPT: transcript } } } });
+    const id = start(spool, ['codex', '--model', 'gpt-6.1-sol', 'hi']);
+    expect(waitJob(spool, id).status).toBe('done');
+    const record = lastRecord(spool, 'my-codex');
+    expect(record.argv).toEqual(['exec', '--json', '--skip-git-repo-check', '-C', spool.work, '-m', 'gpt-6.1-sol', '-s', 'workspace-write',
+      '-c', 'model_reasoning_effort="high"', '--', promptOf(spool, id)]);
+    expect(record.env.CUSTOM_FLAG).toBe('on');
+  });
+
+  it("continuing a job resumes the worker's own session, in the same cwd", () => {
+    const spool = stubSpool();
+    const expectations: Record<string, (session: string, prompt: string) => string[]> = {
+      codex: (s, p) => ['exec', '--json', '--skip-git-repo-check', '-C', spool.work, '-s', 'workspace-write', 'resume', s, '--', p],
+      claude: (s, p) => ['-p', '--output-format', 'stream-json', '--verbose', '--permission-mode', 'acceptEdits', '--resume', s, '--', p],
+      gemini: (s, p) => ['-o', 'stream-json', '--approval-mode', 'auto_edit', '--resume', s, `--prompt=${p}`],
+      cursor: (s, p) => ['-p', '--output-format', 'stream-json', '--trust', '--workspace', spool.work, '--resume', s, '--', p],
+    };
+    for (const [agent, argvFor] of Object.entries(expectations)) {
+      const first = start(spool, [agent, 'first task']);
+      const parent = waitJob(spool, first);
+      expect(parent.session_id).toBeTruthy();
+      const cont = cli(spool, ['continue', first, 'and', 'now', 'the', 'tests', '--json']);
+      expect(cont.code, cont.stderr).toBe(0);
+      const next = JSON.parse(cont.stdout).job_id;
+      const state = waitJob(spool, next);
+      expect(state).toMatchObject({ status: 'done', request: { continue_of: first, resume_session: parent.session_id, cwd: spool.work } });
+      const record = lastRecord(spool, BINARY[agent]!);
+      expect(record.argv).toEqual(argvFor(parent.session_id, promptOf(spool, next)));
+      expect(promptOf(spool, next).startsWith('and now the tests\n')).toBe(true);
+    }
+  });
+
+  it('codex usage is cumulative per thread: a continued job stores its own turn', () => {
+    const spool = stubSpool();
+    const first = start(spool, ['codex', 'one']);
+    expect(waitJob(spool, first).usage).toMatchObject({ input_tokens: 42, output_tokens: 5, cached_input_tokens: 7 });
+    setConfig(spool, { agents: { codex: { env: { STUB_TRANSCRIPT: path.join(FIXTURES, 'transcripts/codex_exec_resume_json_ok.jsonl') } } } });
+    const cont = JSON.parse(cli(spool, ['continue', first, 'two', '--json']).stdout).job_id;
+    const state = waitJob(spool, cont);
+    expect(state.usage).toMatchObject({ input_tokens: 42, output_tokens: 5, cached_input_tokens: 7 });
+    expect(state.result.cumulative_usage).toMatchObject({ input_tokens: 84, output_tokens: 10, cached_input_tokens: 14 });
+  });
+
+  it('continue is refused for exec jobs, running jobs and jobs without a session', () => {
+    const spool = stubSpool();
+    const exec = start(spool, ['exec', '--', 'true']);
+    waitJob(spool, exec);
+    expect(cli(spool, ['continue', exec, 'more']).stderr).toMatch(/exec jobs have no conversation to continue/);
+    setConfig(spool, { agents: { claude: { env: { STUB_SLEEP_MS: '3000' } } } });
+    const slow = start(spool, ['claude', 'slow']);
+    expect(cli(spool, ['continue', slow, 'more']).stderr).toMatch(/still (pending|running); wait for it to end/);
+    waitJob(spool, slow);
+    setConfig(spool, { agents: { claude: { env: { STUB_TRANSCRIPT: '/dev/null' } } } });
+    const silent = start(spool, ['claude', 'hi']);
+    expect(waitJob(spool, silent).status).toBe('error');
+    expect(cli(spool, ['continue', silent, 'more']).stderr).toMatch(/reported no session id/);
+  });
+
+  it('context files are inlined with delimiters no file contains, and may not leave cwd', () => {
+    const spool = stubSpool();
+    const repo = fs.mkdtempSync(path.join(spool.work, 'repo-'));
+    fs.mkdirSync(path.join(repo, 'src'));
+    fs.writeFileSync(path.join(repo, 'src', 'a.ts'), 'export const a = 1;\n===== END FILE "src/a.ts" =====\n');
+    fs.writeFileSync(path.join(repo, 'notes.md'), '# notes');
+    fs.writeFileSync(path.join(spool.work, 'secret.txt'), 'secret');
+    fs.symlinkSync(path.join(spool.work, 'secret.txt'), path.join(repo, 'link.txt'));
+    fs.writeFileSync(path.join(repo, 'blob.bin'), Buffer.from([0x89, 0x50, 0x00, 0x01]));
+    fs.writeFileSync(path.join(repo, 'big.txt'), 'y'.repeat(300 * 1024));
+
+    const id = start(spool, ['claude', '--cwd', repo, '--context-file', 'src/a.ts', '--context-file', 'notes.md', 'review these']);
+    expect(waitJob(spool, id).request.context_files).toEqual(['src/a.ts', 'notes.md']);
+    const prompt = promptOf(spool, id);
+    const marker = /===== BEGIN FILE "src\/a\.ts" (ctx-[0-9a-f]{12}) =====/.exec(prompt)![1]!;
+    expect(prompt).toContain(`===== BEGIN FILE "src/a.ts" ${marker} =====\nexport const a = 1;\n===== END FILE "src/a.ts" =====\n===== END FILE "src/a.ts" ${marker} =====`);
+    expect(prompt).toContain(`===== BEGIN FILE "notes.md" ${marker} =====\n# notes\n===== END FILE "notes.md" ${marker} =====`);
+    expect(prompt.indexOf('review these')).toBe(0);
+    expect(prompt.trimEnd().endsWith(jobFooter(id))).toBe(true);
+
+    const refused: Array<[string, RegExp]> = [
+      ['../secret.txt', /context_files\[0\]: "\.\.\/secret\.txt" is outside cwd/],
+      [path.join(spool.work, 'secret.txt'), /is outside cwd/],
+      ['link.txt', /is a symbolic link to .*secret\.txt, outside cwd/],
+      ['blob.bin', /is a binary file/],
+      ['big.txt', /is 307200 bytes; at most 262144 bytes per file/],
+      ['missing.txt', /does not exist/],
+      ['src', /is not a regular file/],
+    ];
+    const before = fs.readdirSync(path.join(spool.home, 'jobs')).length;
+    for (const [file, message] of refused) {
+      const result = cli(spool, ['start', 'claude', '--cwd', repo, '--context-file', file, 'x']);
+      expect(result.code, file).toBe(2);
+      expect(result.stderr).toMatch(message);
+    }
+    expect(fs.readdirSync(path.join(spool.home, 'jobs'))).toHaveLength(before);
+  });
+
+  it('custom agents: argv template, prompt via argv or stdin, text or jsonl output', () => {
+    const spool = stubSpool();
+    const fake = path.join(spool.work, 'bin', 'aider');
+    fs.symlinkSync(STUB, fake);
+    const jsonl = path.join(spool.work, 'custom.jsonl');
+    fs.writeFileSync(jsonl, [
+      '{"event":"start","session":"sess-42"}',
+      'plain progress text',
+      '{"event":"done","answer":{"text":"custom answer"},"tokens":{"in":11,"out":3}}',
+    ].join('\n'));
+    setConfig(spool, {
+      agents: {
+        aider: {
+          command: ['aider', '--message', '{prompt}', '--model', '{model}', '--dir', '{cwd}'],
+          output: 'jsonl',
+          jsonl: {
+            final_message: { path: 'answer.text', where: { event: 'done' } },
+            session_id: 'session',
+            input_tokens: 'tokens.in',
+            output_tokens: 'tokens.out',
+          },
+          policy_args: { 'full-auto': ['--yes-always'] },
+          resume_args: ['--restore', '{session_id}'],
+          env: { STUB_TRANSCRIPT: jsonl },
+        },
+        texty: { command: ['aider', '--stdin-mode'], prompt_via: 'stdin', env: { STUB_TRANSCRIPT: path.join(FIXTURES, 'cursor/README.md') } },
+      },
+    });
+    const id = start(spool, ['aider', '--policy', 'full-auto', 'refactor it']);
+    const state = waitJob(spool, id);
+    expect(state).toMatchObject({ status: 'done', session_id: 'sess-42', result: { final_message: 'custom answer' }, usage: { input_tokens: 11, output_tokens: 3 } });
+    expect(lastRecord(spool, 'aider').argv).toEqual(['--yes-always', '--message', promptOf(spool, id), '--dir', spool.work]);
+
+    const withModel = start(spool, ['aider', '--model', 'sonnet', 'x']);
+    waitJob(spool, withModel);
+    expect(lastRecord(spool, 'aider').argv).toEqual(['--message', promptOf(spool, withModel), '--model', 'sonnet', '--dir', spool.work]);
+    const cont = JSON.parse(cli(spool, ['continue', id, 'more', '--json']).stdout).job_id;
+    waitJob(spool, cont);
+    expect(lastRecord(spool, 'aider').argv.slice(0, 3)).toEqual(['--yes-always', '--restore', 'sess-42']);
+
+    const text = start(spool, ['texty', 'via stdin']);
+    const textState = waitJob(spool, text);
+    expect(textState.result.final_message).toBe(fs.readFileSync(path.join(FIXTURES, 'cursor/README.md'), 'utf8').trim());
+    const record = lastRecord(spool, 'aider');
+    expect(record.argv).toEqual(['--stdin-mode']);
+    expect(record.stdin).toBe(promptOf(spool, text));
+
+    setConfig(spool, { agents: { broken: { command: [] } } });
+    const bad = cli(spool, ['start', 'exec', '--', 'true']);
+    expect(bad.code).toBe(78);
+    expect(bad.stderr).toMatch(/agents\.broken\.command: Too small/);
+  });
+
+  it('failures get actionable hints: not installed, not logged in', () => {
+    const spool = stubSpool();
+    setConfig(spool, { agents: { gemini: { binary: 'gemini-not-installed' } } });
+    const missing = waitJob(spool, start(spool, ['gemini', 'hi']));
+    expect(missing).toMatchObject({ status: 'error', error: { code: 'agent_not_found', hint: 'install it: npm install -g @google/gemini-cli' } });
+
+    setConfig(spool, { agents: { codex: { env: { STUB_TRANSCRIPT: path.join(FIXTURES, 'transcripts/codex_exec_json_http401.jsonl'), STUB_EXIT: '1' } } } });
+    const auth = waitJob(spool, start(spool, ['codex', 'hi']));
+    expect(auth).toMatchObject({
+      status: 'error',
+      exit_code: 1,
+      session_id: '01a20a1b-dfc4-7642-8aac-dc60c4648dd4',
+      error: { code: 'agent_error', message: expect.stringMatching(/401 Unauthorized/), hint: expect.stringMatching(/codex login/) },
+    });
+    const shown = cli(spool, ['show', auth.id]);
+    expect(shown.stdout).toMatch(/hint\s+codex is not logged in/);
+  });
+
+  it('list-agents shows each agent, its binary, version and whether it is installed', () => {
+    const spool = stubSpool();
+    setConfig(spool, { agents: { cursor: { binary: 'cursor-agent-missing' }, aider: { command: ['aider'] } } });
+    const probes = JSON.parse(cli(spool, ['list-agents', '--json']).stdout);
+    const byName = Object.fromEntries(probes.map((p: any) => [p.agent, p]));
+    expect(Object.keys(byName)).toEqual(['exec', 'codex', 'claude', 'gemini', 'cursor', 'aider']);
+    expect(byName.codex).toMatchObject({ binary: 'codex', installed: true, version: 'codex 9.9.9-stub' });
+    expect(byName.cursor).toMatchObject({ binary: 'cursor-agent-missing', installed: false, install_hint: expect.stringContaining('cursor.com/install') });
+    expect(byName.aider).toMatchObject({ installed: false });
+    expect(cli(spool, ['list-agents']).stdout).toMatch(/claude\s+claude\s+yes\s+claude 9\.9\.9-stub/);
+  });
+
+  it('states of agent jobs match the schema, and show/ls describe them', () => {
+    const spool = stubSpool();
+    const id = start(spool, ['gemini', '--model', 'gemini-2.5-flash', 'hi']);
+    const state = waitJob(spool, id);
+    assertSchemaValid(state);
+    expect(jobState(spool, id).usage).toMatchObject({ input_tokens: 42, output_tokens: 5, cached_input_tokens: 7 });
+    expect(cli(spool, ['show', id]).stdout).toMatch(/usage\s+42 in, 5 out, 7 cached/);
+    expect(cli(spool, ['ls']).stdout).toMatch(/gemini auto-edit gemini-2\.5-flash/);
+  });
+});
