@@ -179,7 +179,7 @@ export async function startFakeModelServer(): Promise<FakeModelServer> {
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const text = Buffer.concat(chunks).toString('utf8');
-      let body: any = null;
+      let body: any;
       try {
         body = text ? JSON.parse(text) : null;
       } catch {
