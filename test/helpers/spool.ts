@@ -176,11 +176,12 @@ export function killSpoolProcesses(home: string): void {
   }
 }
 
-export async function until<T>(probe: () => T | undefined | false, timeoutMs: number, what: string, stepMs = 25): Promise<T> {
+/** Polls `probe` until it returns something other than undefined, null or false. */
+export async function until<T>(probe: () => T | undefined | null | false, timeoutMs: number, what: string, stepMs = 25): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = probe();
-    if (value !== undefined && value !== false) return value;
+    if (value !== undefined && value !== null && value !== false) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, stepMs));
   }
