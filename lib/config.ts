@@ -82,6 +82,10 @@ export const configSchema = z.object({
     .describe('largest total of inlined context files'),
   agents: z.record(z.string(), z.unknown()).default({})
     .describe('per-agent settings (codex, claude, gemini, cursor) and custom agents'),
+  mcp_tools: z.array(z.string()).nullable().default(null)
+    .describe('MCP tools to expose, by name or group (codex, claude, gemini, cursor, generic, queue); null = all'),
+  progress_seconds: z.number().min(0.1).max(60).default(5)
+    .describe('interval of MCP progress notifications during waits'),
 });
 export type Config = z.infer<typeof configSchema>;
 
@@ -100,6 +104,10 @@ function fromEnvironment(env: NodeJS.ProcessEnv): Record<string, unknown> {
     if (key === 'agents') continue;
     const raw = env[`AGENT_ASYNC_${key.toUpperCase()}`];
     if (raw === undefined || raw === '') continue;
+    if (key === 'mcp_tools') {
+      values[key] = raw.split(',').map((part) => part.trim()).filter(Boolean);
+      continue;
+    }
     if (NUMERIC_KEYS.has(key)) values[key] = raw === 'null' ? null : Number(raw);
     else if (raw === 'true' || raw === 'false') values[key] = raw === 'true';
     else values[key] = raw;

@@ -6,6 +6,7 @@ import { probeAgents } from '../agents/probe.js';
 import { POLICIES, configSchema } from '../config.js';
 import { UserError, isUserError } from '../errors.js';
 import * as jobs from '../jobs.js';
+import { serveStdio } from '../mcp/server.js';
 import { runnerMain } from '../runner/runner-main.js';
 import { JOB_STATUSES, type JobStatus } from '../spool/state.js';
 import type { JobSnapshot } from '../spool/watch.js';
@@ -389,6 +390,18 @@ function notifyCommand(y: Argv): Argv {
   );
 }
 
+function serveCommand(y: Argv): Argv {
+  return y.command<Common & { tools?: string }>(
+    'serve',
+    'run the MCP server on stdio (what MCP client configs launch)',
+    (cmd) => cmd.option('tools', { type: 'string', describe: 'expose only these tools or groups, comma-separated (codex, claude, gemini, cursor, generic, queue)' }),
+    action(async (args) => {
+      const tools = args.tools === undefined ? null : args.tools.split(',').map((t) => t.trim()).filter(Boolean);
+      await serveStdio({ tools });
+    }),
+  );
+}
+
 function runnerCommand(y: Argv): Argv {
   return y.command<Common & { quiet?: boolean }>(
     'runner',
@@ -478,7 +491,7 @@ export function buildCli(argv: string[]): Argv {
       process.stderr.write(`agent-async: ${message}\nRun 'agent-async --help' for usage.\n`);
       process.exit(EXIT.badInput);
     });
-  for (const add of [startCommand, continueCommand, waitCommand, lsCommand, showCommand, logsCommand, cancelCommand, retryCommand, notifyCommand, listAgentsCommand, runnerCommand, gcCommand, configCommand]) {
+  for (const add of [startCommand, continueCommand, waitCommand, lsCommand, showCommand, logsCommand, cancelCommand, retryCommand, notifyCommand, listAgentsCommand, serveCommand, runnerCommand, gcCommand, configCommand]) {
     cli = add(cli);
   }
   return cli;

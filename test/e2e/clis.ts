@@ -43,3 +43,28 @@ export function ensureAgentClis(): string {
   }
   return bin;
 }
+
+export const INSPECTOR = { pkg: '@modelcontextprotocol/inspector', version: '1.0.3' } as const;
+const INSPECTOR_CACHE = path.join(ROOT, '.cache', 'inspector');
+
+/** The MCP Inspector's CLI (a client nobody here wrote), installed like the agent CLIs. */
+export function ensureInspector(): string {
+  const bin = path.join(INSPECTOR_CACHE, 'node_modules', '.bin', 'mcp-inspector');
+  let version: string | undefined;
+  try {
+    version = JSON.parse(fs.readFileSync(path.join(INSPECTOR_CACHE, 'node_modules', INSPECTOR.pkg, 'package.json'), 'utf8')).version;
+  } catch {
+    version = undefined;
+  }
+  if (version !== INSPECTOR.version) {
+    fs.mkdirSync(INSPECTOR_CACHE, { recursive: true });
+    fs.writeFileSync(path.join(INSPECTOR_CACHE, 'package.json'), '{ "name": "inspector-for-tests", "private": true }\n');
+    execFileSync('npm', ['install', '--no-audit', '--no-fund', `${INSPECTOR.pkg}@${INSPECTOR.version}`], {
+      cwd: INSPECTOR_CACHE,
+      stdio: ['ignore', 'inherit', 'inherit'],
+      timeout: 15 * 60_000,
+    });
+  }
+  if (!fs.existsSync(bin)) throw new Error(`mcp-inspector is missing from ${bin} after npm install`);
+  return bin;
+}

@@ -1,0 +1,118 @@
+import { stripFooter } from '../agents/prompt.js';
+import * as jobs from '../jobs.js';
+import { readTextCapped } from '../spool/fsx.js';
+import { JOB_FILES, jobFile } from '../spool/layout.js';
+import { isTerminal, type JobState } from '../spool/state.js';
+import type { JobSnapshot } from '../spool/watch.js';
+
+/**
+ * What the tools answer, built from job states. The keys of the Python original (status,
+ * exit_code, output, prompt, cwd, started_at, finished_at, token_usage) stay, next to the
+ * richer ones (agent, final_message, session_id, usage, duration_ms, error). Every text is
+ * capped so no answer comes near a client's result limit.
+ */
+
+export const OUTPUT_TAIL_BYTES = 4 * 1024;
+export const FINAL_MESSAGE_MAX = 32 * 1024;
+const PROMPT_PREVIEW_MAX = 2000;
+
+function capText(text: string | null, max: number): { text: string | null; truncated: boolean } {
+  if (text === null || text.length <= max) return { text, truncated: false };
+  return { text: `${text.slice(0, max)}\n… [truncated; ${text.length} characters in all]`, truncated: true };
+}
+
+export function promptPreview(spool: jobs.Spool, state: JobState, max = PROMPT_PREVIEW_MAX): string | null {
+  if (state.request.argv) return state.request.argv.join(' ');
+  const prompt = readTextCapped(jobFile(spool.paths, state.id, JOB_FILES.prompt), 256 * 1024);
+  if (prompt === undefined) return null;
+  return capText(stripFooter(prompt, state.id).trim(), max).text;
+}
+
+export function outputTail(spool: jobs.Spool, id: string, bytes = OUTPUT_TAIL_BYTES): { output: string; output_bytes: number } {
+  const page = jobs.readOutput(spool, id, -bytes, bytes);
+  return { output: page.data, output_bytes: page.size };
+}
+
+function tokenUsage(state: JobState) {
+  if (!state.usage) return null;
+  const { input_tokens, output_tokens } = state.usage;
+  return {
+    ...state.usage,
+    total_tokens: input_tokens === null && output_tokens === null ? null : (input_tokens ?? 0) + (output_tokens ?? 0),
+  };
+}
+
+function elapsedMs(state: JobState): number | null {
+  if (state.duration_ms !== null) return state.duration_ms;
+  return state.started_at ? Date.now() - Date.parse(state.started_at) : null;
+}
+
+/** The full answer about one job: for a finished job its result, else its progress so far. */
+export function jobResult(spool: jobs.Spool, state: JobState, waitTool = 'job_wait') {
+  const finished = isTerminal(state.status);
+  const final = capText(state.result?.final_message ?? null, FINAL_MESSAGE_MAX);
+  const message = finished
+    ? `Job ${state.id} (${state.request.agent}) ended: ${state.status}${state.error ? ` — ${state.error.code}: ${state.error.message}` : ''}.`
+    : `Job ${state.id} is still ${state.status}. Call ${waitTool} again with this job_id to keep waiting.`;
+  return {
+    job_id: state.id,
+    status: finished ? state.status : ('timeout' as const),
+    job_status: state.status,
+    agent: state.request.agent,
+    cwd: state.request.cwd,
+    prompt: promptPreview(spool, state),
+    exit_code: state.exit_code,
+    signal: state.signal,
+    created_at: state.created_at,
+    started_at: state.started_at,
+    finished_at: state.finished_at,
+    duration_ms: elapsedMs(state),
+    final_message: final.text,
+    final_message_truncated: final.truncated,
+    session_id: state.session_id,
+    summary: state.notified?.summary ?? null,
+    usage: state.usage,
+    token_usage: tokenUsage(state),
+    error: state.error,
+    ...outputTail(spool, state.id),
+    message,
+  };
+}
+
+export type JobResult = ReturnType<typeof jobResult>;
+
+/** A job that cannot be read (corrupt state.json, or gone) still gets an answer, not a crash. */
+export function unreadableResult(snap: JobSnapshot) {
+  const reason = snap.kind === 'corrupt' ? `its state.json is unreadable (${snap.reason})` : 'it no longer exists';
+  return {
+    job_id: snap.id,
+    status: 'error' as const,
+    job_status: snap.kind === 'corrupt' ? 'unreadable' : 'missing',
+    error: { code: snap.kind === 'corrupt' ? 'corrupt_state' : 'not_found', message: `job ${snap.id}: ${reason}` },
+    message: `Job ${snap.id}: ${reason}.`,
+  };
+}
+
+export function snapshotResult(spool: jobs.Spool, snap: JobSnapshot, waitTool?: string) {
+  return snap.kind === 'ok' ? jobResult(spool, snap.state, waitTool) : unreadableResult(snap);
+}
+
+export function listItem(spool: jobs.Spool, snap: JobSnapshot) {
+  if (snap.kind !== 'ok') return { job_id: snap.id, status: 'unreadable', error: snap.kind === 'corrupt' ? snap.reason : 'missing' };
+  const state = snap.state;
+  return {
+    job_id: state.id,
+    agent: state.request.agent,
+    status: state.status,
+    cwd: state.request.cwd,
+    prompt: promptPreview(spool, state, 200),
+    created_at: state.created_at,
+    started_at: state.started_at,
+    finished_at: state.finished_at,
+    duration_ms: elapsedMs(state),
+    exit_code: state.exit_code,
+    error_code: state.error?.code ?? null,
+    summary: state.notified?.summary ?? null,
+    token_usage: tokenUsage(state),
+  };
+}

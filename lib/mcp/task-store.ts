@@ -1,0 +1,116 @@
+import type { Request, RequestId, Result, Task } from '@modelcontextprotocol/sdk/types.js';
+import type { CreateTaskOptions, TaskStore } from '@modelcontextprotocol/sdk/experimental/tasks';
+import { z } from 'zod';
+import * as jobs from '../jobs.js';
+import { readJsonFile, writeJsonAtomic } from '../spool/fsx.js';
+import { isJobId } from '../spool/ids.js';
+import { walkIndex } from '../spool/index.js';
+import { jobFile, type SpoolPaths } from '../spool/layout.js';
+import type { JobState } from '../spool/state.js';
+import { readState } from '../spool/store.js';
+import { snapshotResult } from './results.js';
+
+/**
+ * MCP Tasks (2025-11-25) backed by the spool: a task is a job, its id the job id, its status
+ * the job's. Nothing lives in server memory, so tasks/get, tasks/result, tasks/list and
+ * tasks/cancel work from any server process and across restarts; tasks/cancel really stops
+ * the worker. `task.json` in the job folder marks a job created as a task and keeps its ttl.
+ */
+
+export const TASK_FILE = 'task.json';
+export const TASK_POLL_MS = 1000;
+const LIST_PAGE = 50;
+const LIST_SCAN_LIMIT = 5000;
+
+const taskRecord = z.object({ ttl: z.number().nullable(), tool: z.string(), created_at: z.string() });
+type TaskRecord = z.infer<typeof taskRecord>;
+
+function readRecord(paths: SpoolPaths, id: string): TaskRecord | null {
+  const read = readJsonFile(jobFile(paths, id, TASK_FILE));
+  if (read.kind !== 'ok') return null;
+  const parsed = taskRecord.safeParse(read.value);
+  return parsed.success ? parsed.data : null;
+}
+
+export function markAsTask(paths: SpoolPaths, id: string, tool: string, ttl: number | null): void {
+  writeJsonAtomic(paths.tmp, jobFile(paths, id, TASK_FILE), { ttl, tool, created_at: new Date().toISOString() });
+}
+
+const TASK_STATUS: Record<JobState['status'], Task['status']> = {
+  pending: 'working',
+  running: 'working',
+  done: 'completed',
+  error: 'failed',
+  cancelled: 'cancelled',
+};
+
+export function taskOf(state: JobState, record: TaskRecord | null): Task {
+  const message = state.error ? `${state.error.code}: ${state.error.message}` : `job ${state.status}`;
+  return {
+    taskId: state.id,
+    status: TASK_STATUS[state.status],
+    ttl: record?.ttl ?? null,
+    createdAt: state.created_at,
+    lastUpdatedAt: state.updated_at,
+    pollInterval: TASK_POLL_MS,
+    statusMessage: message,
+  };
+}
+
+export class SpoolTaskStore implements TaskStore {
+  constructor(private readonly spool: jobs.Spool) {}
+
+  private state(taskId: string): JobState | null {
+    if (!isJobId(taskId)) return null;
+    const read = readState(this.spool.paths, taskId);
+    return read.kind === 'ok' ? read.state : null;
+  }
+
+  createTask(_params: CreateTaskOptions, _requestId: RequestId, _request: Request): Promise<Task> {
+    // Tasks are created by the start tools, which queue the job first (see server.ts).
+    return Promise.reject(new Error('tasks are created by calling a start tool with a task'));
+  }
+
+  getTask(taskId: string): Promise<Task | null> {
+    const state = this.state(taskId);
+    return Promise.resolve(state ? taskOf(state, readRecord(this.spool.paths, taskId)) : null);
+  }
+
+  storeTaskResult(taskId: string): Promise<void> {
+    // the supervisor records a job's end in the spool; there is nothing else to store
+    return this.state(taskId) ? Promise.resolve() : Promise.reject(new Error(`no such task: ${taskId}`));
+  }
+
+  getTaskResult(taskId: string): Promise<Result> {
+    const read = isJobId(taskId) ? readState(this.spool.paths, taskId) : { kind: 'missing' as const };
+    const structured = snapshotResult(this.spool, { id: taskId, ...read }, 'tasks/get');
+    return Promise.resolve({
+      content: [{ type: 'text', text: JSON.stringify(structured, null, 2) }],
+      structuredContent: structured,
+      isError: read.kind === 'ok' ? read.state.status === 'error' : true,
+    });
+  }
+
+  async updateTaskStatus(taskId: string, status: Task['status']): Promise<void> {
+    if (status !== 'cancelled') return;
+    await jobs.cancel(this.spool, taskId);
+  }
+
+  listTasks(cursor?: string): Promise<{ tasks: Task[]; nextCursor?: string }> {
+    const tasks: Task[] = [];
+    let scanned = 0;
+    let last: string | undefined;
+    for (const id of walkIndex(this.spool.paths, 'newest')) {
+      if (cursor && id >= cursor) continue;
+      scanned += 1;
+      last = id;
+      const record = readRecord(this.spool.paths, id);
+      const state = record ? this.state(id) : null;
+      if (state) tasks.push(taskOf(state, record));
+      if (tasks.length >= LIST_PAGE || scanned >= LIST_SCAN_LIMIT) {
+        return Promise.resolve({ tasks, nextCursor: last });
+      }
+    }
+    return Promise.resolve({ tasks });
+  }
+}
