@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   cleanupSpools,
   cli,
+  gateJob,
   jobState,
   makeSpool,
   pidAlive,
@@ -99,7 +100,7 @@ describe('when the runner dies', () => {
   it('a pending job claimed by a supervisor that died before starting it is claimed again and runs once', async () => {
     const spool = makeSpool();
     const ledger = path.join(spool.work, 'ledger');
-    const blocker = startJob(spool, ['sleep', '1']);
+    const blocker = gateJob(spool);
     const id = startJob(spool, ['sh', '-c', `echo ran >> ${ledger}`]);
     // a claim whose owner is a process that is gone
     const claim = path.join(spool.home, 'jobs', id, 'claim.1');
@@ -107,7 +108,8 @@ describe('when the runner dies', () => {
     fs.writeFileSync(path.join(claim, 'owner.json'), JSON.stringify({
       role: 'supervisor', pid: 2 ** 22 - 1, start_time: null, host: (await import('node:os')).hostname(), epoch: 1, at: new Date().toISOString(),
     }));
-    expect(cli(spool, ['wait', blocker]).code).toBe(0);
+    blocker.release();
+    expect(cli(spool, ['wait', blocker.id]).code).toBe(0);
     expect(waitJob(spool, id)).toMatchObject({ status: 'done', attempt: 2 });
     expect(fs.readFileSync(ledger, 'utf8')).toBe('ran\n');
   });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupSpools, cli, jobState, makeSpool, pidAlive, startJob, until } from './helpers/spool.js';
+import { cleanupSpools, cli, gateJob, jobState, makeSpool, pidAlive, startJob, until } from './helpers/spool.js';
 
 afterAll(cleanupSpools);
 
@@ -57,11 +57,12 @@ describe('cancel', () => {
   it('of a pending job means it never starts', () => {
     const spool = makeSpool({ concurrency: 1 });
     const marker = path.join(spool.work, 'ran');
-    const blocker = startJob(spool, ['sleep', '2']);
+    const blocker = gateJob(spool);
     const queued = startJob(spool, ['touch', marker]);
     const cancel = cli(spool, ['cancel', queued, '--json']);
     expect(JSON.parse(cancel.stdout)).toMatchObject({ result: 'cancelled', job: { status: 'cancelled', started_at: null } });
-    expect(cli(spool, ['wait', blocker]).code).toBe(0);
+    blocker.release();
+    expect(cli(spool, ['wait', blocker.id]).code).toBe(0);
     const after = startJob(spool, ['true']);
     expect(cli(spool, ['wait', after]).code).toBe(0);
     expect(fs.existsSync(marker)).toBe(false);

@@ -6,6 +6,7 @@ import {
   assertSchemaValid,
   cleanupSpools,
   cli,
+  gateJob,
   jobState,
   makeSpool,
   pidAlive,
@@ -151,7 +152,7 @@ describe('spawn failures end the job with a precise code, and the queue moves on
     const noExec = path.join(spool.work, 'script.sh');
     fs.writeFileSync(noExec, 'echo hi\n', { mode: 0o644 });
     const doomed = dirIn(spool, 'doomed');
-    const blocker = startJob(spool, ['sleep', '1']);
+    const blocker = gateJob(spool);
     const missing = startJob(spool, ['no-such-binary-anywhere']);
     const denied = startJob(spool, [noExec]);
     const gone = startJob(spool, ['true'], ['--cwd', doomed]);
@@ -159,8 +160,9 @@ describe('spawn failures end the job with a precise code, and the queue moves on
     const spool2 = jobs.openSpool({ home: spool.home, env: spool.env });
     const tooLong = jobs.submit(spool2, { agent: 'exec', argv: ['echo', 'x'.repeat(200_000)], cwd: spool.work }).job_id;
     const after = startJob(spool, ['sh', '-c', 'echo still going']);
+    blocker.release();
 
-    expect(waitJob(spool, blocker).status).toBe('done');
+    expect(waitJob(spool, blocker.id).status).toBe('done');
     expect(waitJob(spool, missing)).toMatchObject({
       status: 'error',
       error: { code: 'agent_not_found', message: expect.stringMatching(/"no-such-binary-anywhere" not found in PATH/) },
@@ -177,11 +179,12 @@ describe('spawn failures end the job with a precise code, and the queue moves on
 describe('a corrupt state.json written by hand', () => {
   it('is reported for that job and crashes neither the runner nor ls', () => {
     const spool = makeSpool({ concurrency: 1 });
-    const blocker = startJob(spool, ['sleep', '1']);
+    const blocker = gateJob(spool);
     const victim = startJob(spool, ['true']);
     fs.writeFileSync(path.join(spool.home, 'jobs', victim, 'state.json'), '{"status": "pend');
     const after = startJob(spool, ['true']);
-    expect(waitJob(spool, blocker).status).toBe('done');
+    blocker.release();
+    expect(waitJob(spool, blocker.id).status).toBe('done');
     expect(waitJob(spool, after).status).toBe('done');
 
     const ls = cli(spool, ['ls']);

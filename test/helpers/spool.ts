@@ -81,6 +81,16 @@ export function startJob(spool: TestSpool, argv: string[], flags: string[] = [])
   return result.stdout.trim();
 }
 
+/**
+ * A job that holds the queue (concurrency 1) until `release()` is called, so a test can set
+ * things up behind it without racing the runner.
+ */
+export function gateJob(spool: TestSpool): { id: string; release: () => void } {
+  const gate = path.join(spool.work, `gate-${Math.random().toString(36).slice(2)}`);
+  const id = startJob(spool, ['sh', '-c', `while [ ! -e '${gate}' ]; do sleep 0.05; done`]);
+  return { id, release: () => fs.writeFileSync(gate, '') };
+}
+
 export function readJson<T = any>(file: string): T {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
 }
