@@ -149,17 +149,22 @@ describe('MCP server over stdio, with the SDK Client', () => {
   it('await-any reports every completion, also those that landed between two calls', async () => {
     const spool = stubbedSpool({ concurrency: 3 });
     const mcp = await server(spool);
+    const gates = ['a', 'b', 'c'].map((name) => path.join(spool.work, `gate-${name}`));
     const ids: string[] = [];
-    for (const seconds of ['0.2', '0.2', '1.5']) {
+    for (const gate of gates) {
       const cwd = fs.mkdtempSync(path.join(spool.work, 'w'));
-      ids.push((await ok(mcp, 'agent_start', { agent: 'exec', argv: ['sleep', seconds], cwd })).job_id);
+      ids.push((await ok(mcp, 'agent_start', { agent: 'exec', argv: ['sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.05; done`], cwd })).job_id);
     }
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // two jobs end while nobody waits
+    fs.writeFileSync(gates[0]!, '');
+    fs.writeFileSync(gates[1]!, '');
+    await until(() => ids.slice(0, 2).every((id) => jobState(spool, id).status === 'done'), 20_000, 'two jobs to end');
     const first = await ok(mcp, 'codex_await_any', { timeout_seconds: 30 });
     const seen = first.completed.map((r: any) => r.job_id);
     expect(first.job_id).toBe(seen[0]);
     expect(seen.sort()).toEqual(ids.slice(0, 2).sort());
     expect(first.pending_job_ids).toEqual([ids[2]]);
+    fs.writeFileSync(gates[2]!, '');
     const second = await ok(mcp, 'codex_await_any', { timeout_seconds: 30 });
     expect(second.completed.map((r: any) => r.job_id)).toEqual([ids[2]]);
     const idle = await ok(mcp, 'codex_await_any', { timeout_seconds: 1 });
