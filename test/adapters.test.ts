@@ -348,7 +348,7 @@ describe('agent settings, continuing, context files, custom agents, failures', (
   it('list-agents shows each agent, its binary, version and whether it is installed', () => {
     const spool = stubSpool();
     setConfig(spool, { agents: { cursor: { binary: 'cursor-agent-missing' }, aider: { command: ['aider'] } } });
-    const probes = JSON.parse(cli(spool, ['list-agents', '--json']).stdout);
+    const probes = JSON.parse(cli(spool, ['list-agents', '--json']).stdout).workers;
     const byName = Object.fromEntries(probes.map((p: any) => [p.agent, p]));
     expect(Object.keys(byName)).toEqual(['exec', 'codex', 'claude', 'gemini', 'cursor', 'aider']);
     expect(byName.codex).toMatchObject({ binary: 'codex', installed: true, version: 'codex 9.9.9-stub' });

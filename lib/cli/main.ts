@@ -2,9 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { probeAgents } from '../agents/probe.js';
 import { POLICIES, configSchema } from '../config.js';
-import { UserError, isUserError } from '../errors.js';
+import { UserError } from '../errors.js';
 import * as jobs from '../jobs.js';
 import { serveStdio } from '../mcp/server.js';
 import { runnerMain } from '../runner/runner-main.js';
@@ -12,52 +11,13 @@ import { JOB_STATUSES, type JobStatus } from '../spool/state.js';
 import type { JobSnapshot } from '../spool/watch.js';
 import { packageVersion } from '../version.js';
 import { parseDuration, validateStatus } from '../validate.js';
-import { EXIT, exitForSnapshots, exitForUserError } from './exit-codes.js';
+import { EXIT, exitForSnapshots } from './exit-codes.js';
+import { action, openSpool, print, printJson, snapshotJson, type Common } from './output.js';
 import { JOB_COLUMNS, describeCommand, jobRows, stateDetails, statusLine, table } from './format.js';
 import { followOutput } from './logs.js';
+import { setupCommands } from './setup.js';
 
 /** `agent-async`: the command-line face over `lib/jobs.ts`. */
-
-interface Common {
-  json?: boolean;
-  home?: string;
-}
-
-function openSpool(args: Common): jobs.Spool {
-  return jobs.openSpool({ home: args.home });
-}
-
-function print(text: string): void {
-  process.stdout.write(`${text}\n`);
-}
-
-function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-}
-
-function snapshotJson(snap: JobSnapshot): unknown {
-  if (snap.kind === 'ok') return snap.state;
-  if (snap.kind === 'corrupt') return { id: snap.id, status: 'unreadable', error: { code: 'corrupt_state', message: snap.reason } };
-  return { id: snap.id, status: 'missing' };
-}
-
-/** Runs a command body and turns its result or error into output and an exit code. */
-function action<A extends Common>(body: (args: A) => Promise<number | void> | number | void) {
-  return async (args: A): Promise<void> => {
-    try {
-      process.exitCode = (await body(args)) ?? EXIT.ok;
-    } catch (error) {
-      if (isUserError(error)) {
-        if (args.json) printJson({ error: { code: error.code, field: error.field ?? null, message: error.message } });
-        process.stderr.write(`agent-async: ${error.message}\n`);
-        process.exitCode = exitForUserError(error.code);
-        return;
-      }
-      process.stderr.write(`agent-async: internal error: ${(error as Error).stack ?? String(error)}\n`);
-      process.exitCode = EXIT.internal;
-    }
-  };
-}
 
 function optionalDuration(value: unknown, field: string): number | undefined {
   return value === undefined ? undefined : parseDuration(value, field);
@@ -214,29 +174,6 @@ function continueCommand(y: Argv): Argv {
         timeout_seconds: optionalDuration(args.timeout, 'timeout'),
       });
       return reportStarted(spool, args, result);
-    }),
-  );
-}
-
-function listAgentsCommand(y: Argv): Argv {
-  return y.command<Common>(
-    'list-agents',
-    'show each worker agent: its binary, whether it is installed, its version',
-    (cmd) => cmd,
-    action((args) => {
-      const spool = openSpool(args);
-      const probes = probeAgents(spool.config);
-      if (args.json) printJson(probes);
-      else {
-        const rows = probes.map((p) => [
-          p.agent,
-          p.binary,
-          p.agent === 'exec' ? 'built in' : p.installed ? 'yes' : 'no',
-          p.version ?? '',
-          p.installed ? p.path ?? p.description : `install: ${p.install_hint}`,
-        ]);
-        print(table([{ title: 'AGENT' }, { title: 'BINARY' }, { title: 'INSTALLED' }, { title: 'VERSION' }, { title: 'PATH / HOW TO INSTALL', flexible: true }], rows, process.stdout.isTTY ? process.stdout.columns : undefined));
-      }
     }),
   );
 }
@@ -491,7 +428,7 @@ export function buildCli(argv: string[]): Argv {
       process.stderr.write(`agent-async: ${message}\nRun 'agent-async --help' for usage.\n`);
       process.exit(EXIT.badInput);
     });
-  for (const add of [startCommand, continueCommand, waitCommand, lsCommand, showCommand, logsCommand, cancelCommand, retryCommand, notifyCommand, listAgentsCommand, serveCommand, runnerCommand, gcCommand, configCommand]) {
+  for (const add of [startCommand, continueCommand, waitCommand, lsCommand, showCommand, logsCommand, cancelCommand, retryCommand, notifyCommand, serveCommand, runnerCommand, gcCommand, configCommand, setupCommands]) {
     cli = add(cli);
   }
   return cli;

@@ -1,0 +1,48 @@
+import { isUserError } from '../errors.js';
+import * as jobs from '../jobs.js';
+import type { JobSnapshot } from '../spool/watch.js';
+import { EXIT, exitForUserError } from './exit-codes.js';
+
+/** What every command shares: its common options, printing, and turning errors into exit codes. */
+
+export interface Common {
+  json?: boolean;
+  home?: string;
+}
+
+export function openSpool(args: Common): jobs.Spool {
+  return jobs.openSpool({ home: args.home });
+}
+
+export function print(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function snapshotJson(snap: JobSnapshot): unknown {
+  if (snap.kind === 'ok') return snap.state;
+  if (snap.kind === 'corrupt') return { id: snap.id, status: 'unreadable', error: { code: 'corrupt_state', message: snap.reason } };
+  return { id: snap.id, status: 'missing' };
+}
+
+/** Runs a command body and turns its result or error into output and an exit code. */
+export function action<A extends Common>(body: (args: A) => Promise<number | void> | number | void) {
+  return async (args: A): Promise<void> => {
+    try {
+      process.exitCode = (await body(args)) ?? EXIT.ok;
+    } catch (error) {
+      if (isUserError(error)) {
+        if (args.json) printJson({ error: { code: error.code, field: error.field ?? null, message: error.message } });
+        process.stderr.write(`agent-async: ${error.message}\n`);
+        process.exitCode = exitForUserError(error.code);
+        return;
+      }
+      process.stderr.write(`agent-async: internal error: ${(error as Error).stack ?? String(error)}\n`);
+      process.exitCode = EXIT.internal;
+    }
+  };
+}
+

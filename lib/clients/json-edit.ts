@@ -1,0 +1,166 @@
+import { parseTree, type Node, type ParseError, printParseErrorCode } from 'jsonc-parser';
+
+/**
+ * Editing a client's JSON (or JSONC) config as text, so nothing else in it changes: other
+ * entries keep their order, formatting and comments. A member is added as the last one of its
+ * object and removed with the comma that joined it, so add then remove gives back the same
+ * bytes. A file that does not parse is reported, never rewritten.
+ */
+
+export class MalformedConfig extends Error {
+  constructor(file: string, detail: string) {
+    super(`${file} is not valid JSON (${detail}); it was left untouched: fix it or remove the entry by hand`);
+    this.name = 'MalformedConfig';
+  }
+}
+
+export function parseConfigTree(text: string, file: string): Node {
+  const errors: ParseError[] = [];
+  const root = parseTree(text, errors, { allowTrailingComma: true, disallowComments: false });
+  if (errors.length > 0 || !root) {
+    const first = errors[0];
+    const where = first ? ` at offset ${first.offset}: ${printParseErrorCode(first.error)}` : '';
+    throw new MalformedConfig(file, `empty or unparsable${where}`);
+  }
+  if (root.type !== 'object') throw new MalformedConfig(file, 'the top level is not an object');
+  return root;
+}
+
+function findMember(object: Node, key: string): Node | undefined {
+  return object.children?.find((property) => property.children?.[0]?.value === key);
+}
+
+/** The node at a path of object keys, or undefined. */
+export function findPath(root: Node, keys: string[]): Node | undefined {
+  let node: Node | undefined = root;
+  for (const key of keys) {
+    if (node?.type !== 'object') return undefined;
+    node = findMember(node, key)?.children?.[1];
+  }
+  return node;
+}
+
+function lineIndent(text: string, offset: number): string {
+  const lineStart = text.lastIndexOf('\n', offset - 1) + 1;
+  return /^[ \t]*/.exec(text.slice(lineStart))![0];
+}
+
+function indentUnit(text: string): string {
+  const match = /\n([ \t]+)\S/.exec(text);
+  return match?.[1]?.startsWith('\t') ? '\t' : match ? match[1]!.slice(0, Math.min(match[1]!.length, 4)) || '  ' : '  ';
+}
+
+function render(value: unknown, indent: string, unit: string): string {
+  return JSON.stringify(value, null, unit).replace(/\n/g, `\n${indent}`);
+}
+
+/**
+ * Adds `"key": value` as the last member of the object at `objectPath` (creating the objects
+ * on the way as needed). Returns the new text and which objects it had to create.
+ */
+export function addMember(text: string, file: string, objectPath: string[], key: string, value: unknown): { text: string; created: string[] } {
+  const root = parseConfigTree(text, file);
+  const unit = indentUnit(text);
+  let object = root;
+  let depth = 0;
+  for (; depth < objectPath.length; depth += 1) {
+    const next = findMember(object, objectPath[depth]!)?.children?.[1];
+    if (!next) break;
+    if (next.type !== 'object') throw new MalformedConfig(file, `"${objectPath.slice(0, depth + 1).join('.')}" is not an object`);
+    object = next;
+  }
+  // what to insert into `object`: the rest of the path wrapped around the member
+  let member: unknown = value;
+  for (let i = objectPath.length - 1; i >= depth; i -= 1) member = { [i === objectPath.length - 1 ? key : objectPath[i + 1]!]: member };
+  const firstKey = depth === objectPath.length ? key : objectPath[depth]!;
+  const innerValue = depth === objectPath.length ? value : (member as Record<string, unknown>)[objectPath[depth]!];
+  const children = object.children ?? [];
+  const last = children.at(-1);
+  const memberIndent = last ? lineIndent(text, last.offset) : lineIndent(text, object.offset) + unit;
+  const rendered = `${JSON.stringify(firstKey)}: ${render(innerValue, memberIndent, unit)}`;
+  let insertAt: number;
+  let insertion: string;
+  if (last) {
+    insertAt = last.offset + last.length;
+    insertion = `,\n${memberIndent}${rendered}`;
+  } else {
+    const close = object.offset + object.length - 1;
+    insertAt = object.offset + 1;
+    const between = text.slice(insertAt, close);
+    insertion = `\n${memberIndent}${rendered}${between.includes('\n') ? '' : `\n${lineIndent(text, object.offset)}`}`;
+  }
+  return { text: text.slice(0, insertAt) + insertion + text.slice(insertAt), created: objectPath.slice(depth) };
+}
+
+/** Removes the member at `path` with the comma that joined it; unchanged text when absent. */
+export function removeMember(text: string, file: string, path: string[]): string {
+  const root = parseConfigTree(text, file);
+  const parent = path.length === 1 ? root : findPath(root, path.slice(0, -1));
+  if (parent?.type !== 'object') return text;
+  const children = parent.children ?? [];
+  const index = children.findIndex((property) => property.children?.[0]?.value === path.at(-1));
+  if (index === -1) return text;
+  const member = children[index]!;
+  const previous = children[index - 1];
+  const next = children[index + 1];
+  if (previous) return text.slice(0, previous.offset + previous.length) + text.slice(member.offset + member.length);
+  if (next) return text.slice(0, member.offset) + text.slice(next.offset);
+  // the only member: drop it and the whitespace before it, keep the braces
+  return text.slice(0, parent.offset + 1) + text.slice(member.offset + member.length);
+}
+
+/** Whether an object at `path` has no members left. */
+export function isEmptyObject(text: string, file: string, path: string[]): boolean {
+  const node = path.length === 0 ? parseConfigTree(text, file) : findPath(parseConfigTree(text, file), path);
+  return node?.type === 'object' && (node.children?.length ?? 0) === 0;
+}
+
+export function readMember(text: string, file: string, path: string[]): unknown {
+  const node = findPath(parseConfigTree(text, file), path);
+  if (!node) return undefined;
+  return JSON.parse(text.slice(node.offset, node.offset + node.length)) as unknown;
+}
+
+/** Appends strings to the array at `path` (creating it, and the objects on the way, if needed). */
+export function addArrayItems(text: string, file: string, path: string[], items: string[]): string {
+  const root = parseConfigTree(text, file);
+  const array = findPath(root, path);
+  if (!array) return addMember(text, file, path.slice(0, -1), path.at(-1)!, items).text;
+  if (array.type !== 'array') throw new MalformedConfig(file, `"${path.join('.')}" is not a list`);
+  const present = new Set((array.children ?? []).map((child) => child.value as unknown));
+  const missing = items.filter((item) => !present.has(item));
+  if (missing.length === 0) return text;
+  const last = array.children?.at(-1);
+  const unit = indentUnit(text);
+  if (last) {
+    const indent = lineIndent(text, last.offset);
+    const sameLine = !text.slice(array.offset, last.offset).includes('\n');
+    const joiner = sameLine ? ', ' : `,\n${indent}`;
+    const insertion = missing.map((item) => `${joiner}${JSON.stringify(item)}`).join('');
+    const at = last.offset + last.length;
+    return text.slice(0, at) + insertion + text.slice(at);
+  }
+  const indent = lineIndent(text, array.offset) + unit;
+  const at = array.offset + 1;
+  const insertion = `\n${missing.map((item) => `${indent}${JSON.stringify(item)}`).join(',\n')}\n${lineIndent(text, array.offset)}`;
+  return text.slice(0, at) + insertion + text.slice(array.offset + array.length - 1);
+}
+
+/** Removes the given strings from the array at `path` (with their commas). */
+export function removeArrayItems(text: string, file: string, path: string[], items: string[]): string {
+  let result = text;
+  for (const item of items) {
+    const array = findPath(parseConfigTree(result, file), path);
+    if (array?.type !== 'array') return result;
+    const children = array.children ?? [];
+    const index = children.findIndex((child) => child.value === item);
+    if (index === -1) continue;
+    const node = children[index]!;
+    const previous = children[index - 1];
+    const next = children[index + 1];
+    if (previous) result = result.slice(0, previous.offset + previous.length) + result.slice(node.offset + node.length);
+    else if (next) result = result.slice(0, node.offset) + result.slice(next.offset);
+    else result = result.slice(0, array.offset + 1) + result.slice(array.offset + array.length - 1);
+  }
+  return result;
+}

@@ -1,0 +1,94 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { CLIENT_NAMES, clientStatus, disallowTools, removeClient } from '../clients/clients.js';
+import { loadRecords } from '../clients/records.js';
+import { readJsonFile } from '../spool/fsx.js';
+import { walkIndex } from '../spool/index.js';
+import { spoolPaths } from '../spool/layout.js';
+import { PACKAGE_ROOT } from '../version.js';
+import { disableAutoUpdate } from './schedule.js';
+
+/**
+ * `agent-async uninstall` (also run by `install.sh uninstall`): takes back everything the
+ * install and the commands added — client registrations and tool permissions, the
+ * auto-update schedule, the `agent-async` link and the installed files — and the spool too
+ * when it holds no job (with jobs, only with --purge).
+ */
+
+export const INSTALL_MANIFEST = '.install.json';
+
+const manifestSchema = z.object({
+  schema_version: z.literal(1),
+  prefix: z.string(),
+  bin_link: z.string(),
+  created_dirs: z.array(z.string()).describe('folders the install created (parents of the prefix and of the link), oldest first'),
+  source: z.string(),
+});
+export type InstallManifest = z.infer<typeof manifestSchema>;
+
+export function readInstallManifest(root = PACKAGE_ROOT): InstallManifest | null {
+  const read = readJsonFile(path.join(root, INSTALL_MANIFEST));
+  if (read.kind !== 'ok') return null;
+  const parsed = manifestSchema.safeParse(read.value);
+  return parsed.success ? parsed.data : null;
+}
+
+function spoolHasJobs(home: string): boolean {
+  for (const id of walkIndex(spoolPaths(home), 'newest')) if (id) return true;
+  try {
+    return fs.readdirSync(path.join(home, 'jobs')).length > 0;
+  } catch {
+    return false;
+  }
+}
+
+export interface UninstallReport {
+  steps: string[];
+  kept: string[];
+}
+
+export function uninstall(options: { home: string; purge: boolean; env?: NodeJS.ProcessEnv; root?: string }): UninstallReport {
+  const env = options.env ?? process.env;
+  const root = options.root ?? PACKAGE_ROOT;
+  const report: UninstallReport = { steps: [], kept: [] };
+  const recorded = Object.keys(loadRecords(options.home).registrations);
+  for (const client of CLIENT_NAMES) {
+    if (!recorded.includes(client) && !clientStatus(client, env).registered) continue;
+    report.steps.push(removeClient(client, options.home, env).message);
+  }
+  const tools = disallowTools(options.home);
+  if (tools) report.steps.push(tools.message);
+  report.steps.push(disableAutoUpdate(env));
+
+  if (fs.existsSync(options.home)) {
+    if (options.purge || !spoolHasJobs(options.home)) {
+      fs.rmSync(options.home, { recursive: true, force: true });
+      report.steps.push(`removed the spool ${options.home}`);
+    } else {
+      report.kept.push(`${options.home} (it holds jobs; run with --purge to remove it too)`);
+    }
+  }
+
+  const manifest = readInstallManifest(root);
+  if (manifest) {
+    try {
+      if (fs.lstatSync(manifest.bin_link).isSymbolicLink()) fs.rmSync(manifest.bin_link);
+      report.steps.push(`removed the link ${manifest.bin_link}`);
+    } catch {
+      // already gone
+    }
+    fs.rmSync(manifest.prefix, { recursive: true, force: true });
+    report.steps.push(`removed ${manifest.prefix}`);
+    for (const dir of [...manifest.created_dirs].reverse()) {
+      try {
+        fs.rmdirSync(dir);
+      } catch {
+        // not empty: something else lives there now
+      }
+    }
+  } else {
+    report.kept.push(`${root} (not installed by install.sh: remove it the way you installed it, e.g. npm uninstall -g agent-async-mcp)`);
+  }
+  return report;
+}
