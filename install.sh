@@ -140,7 +140,7 @@ choose_clients() {
     });')"
   [ -z "$detected" ] && return
   if [ "$YES" = 1 ]; then printf '%s\n' "$detected"; return; fi
-  if [ ! -r /dev/tty ]; then
+  if ! { true < /dev/tty; } 2>/dev/null; then
     say "not asking (no terminal): register a client later with 'agent-async add-agent <client>'" >&2
     return
   fi

@@ -150,6 +150,10 @@ describe('install.sh', () => {
     expect(calls(home, 'claude').filter((argv) => argv[1] === 'add')).toEqual([]);
     expect(fs.readFileSync(path.join(home.home, '.cursor/mcp.json'), 'utf8')).toContain('agent-async');
     expect(fs.readFileSync(path.join(home.home, '.gemini/settings.json'), 'utf8')).toBe(GEMINI_SETTINGS);
+    const again = installSh(home, [`--source=${ROOT}`]);
+    expect(again.code, again.out).toBe(0);
+    expect(again.out).toMatch(/not asking \(no terminal\)/);
+    expect(calls(home, 'claude').filter((argv) => argv[1] === 'add')).toEqual([]);
     const uninstalled = installSh(home, ['uninstall']);
     expect(uninstalled.code, uninstalled.out).toBe(0);
     expect(fs.readFileSync(path.join(home.home, '.cursor/mcp.json'), 'utf8')).toBe(CURSOR_CONFIG);
