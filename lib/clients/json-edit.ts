@@ -69,11 +69,14 @@ export function addMember(text: string, file: string, objectPath: string[], key:
     if (next.type !== 'object') throw new MalformedConfig(file, `"${objectPath.slice(0, depth + 1).join('.')}" is not an object`);
     object = next;
   }
-  // what to insert into `object`: the rest of the path wrapped around the member
-  let member: unknown = value;
-  for (let i = objectPath.length - 1; i >= depth; i -= 1) member = { [i === objectPath.length - 1 ? key : objectPath[i + 1]!]: member };
-  const firstKey = depth === objectPath.length ? key : objectPath[depth]!;
-  const innerValue = depth === objectPath.length ? value : (member as Record<string, unknown>)[objectPath[depth]!];
+  // what to insert into `object`: the member, wrapped in the objects of the path still missing
+  let firstKey = key;
+  let innerValue: unknown = value;
+  if (depth < objectPath.length) {
+    innerValue = { [key]: value };
+    for (let i = objectPath.length - 1; i > depth; i -= 1) innerValue = { [objectPath[i]!]: innerValue };
+    firstKey = objectPath[depth]!;
+  }
   const children = object.children ?? [];
   const last = children.at(-1);
   const memberIndent = last ? lineIndent(text, last.offset) : lineIndent(text, object.offset) + unit;
