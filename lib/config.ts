@@ -82,6 +82,10 @@ export const configSchema = z.object({
     .describe('largest total of inlined context files'),
   agents: z.record(z.string(), z.unknown()).default({})
     .describe('per-agent settings (codex, claude, gemini, cursor) and custom agents'),
+  retention_days: z.number().min(0).nullable().default(7)
+    .describe('the runner removes finished jobs older than this; null = keep them'),
+  retention_max_jobs: z.number().int().min(0).nullable().default(10_000)
+    .describe('the runner keeps at most this many finished jobs; null = no limit'),
   mcp_tools: z.array(z.string()).nullable().default(null)
     .describe('MCP tools to expose, by name or group (codex, claude, gemini, cursor, generic, queue); null = all'),
   progress_seconds: z.number().min(0.1).max(60).default(5)

@@ -8,10 +8,11 @@ import { ensureRunner, type EnsureResult } from './runner/launch.js';
 import { leaderAlive } from './runner/lease.js';
 import { selfIdentity } from './runner/processes.js';
 import { pendingClaimStatus } from './runner/reconcile.js';
-import { readTextCapped, removeQuietly, tempName } from './spool/fsx.js';
-import { isJobId, jobIdTime, newJobId, parseJobId } from './spool/ids.js';
-import { rebuildIndex, removeFromIndex, walkIndex } from './spool/index.js';
-import { JOB_FILES, defaultHome, ensureSpool, jobDir, jobFile, spoolPaths, type SpoolPaths } from './spool/layout.js';
+import { readTextCapped } from './spool/fsx.js';
+import { newJobId, parseJobId } from './spool/ids.js';
+import { walkIndex } from './spool/index.js';
+import { gcJobs, type GcOptions, type GcReport } from './spool/gc.js';
+import { JOB_FILES, defaultHome, ensureSpool, jobFile, spoolPaths, type SpoolPaths } from './spool/layout.js';
 import { JOB_STATUSES, isTerminal, newJobState, type JobRequest, type JobState, type JobStatus } from './spool/state.js';
 import {
   applyTransition,
@@ -19,7 +20,6 @@ import {
   listActive,
   publishJob,
   readState,
-  removeFromActive,
   requestCancel,
   writeDoneFile,
 } from './spool/store.js';
@@ -449,68 +449,9 @@ export function readOutput(spool: Spool, rawId: unknown, offset = 0, maxBytes = 
 
 // ── gc ────────────────────────────────────────────────────────────────────────────────────
 
-export interface GcOptions {
-  olderThanSeconds?: number;
-  keep?: number;
-  dryRun?: boolean;
-  reindex?: boolean;
-}
-
-export interface GcReport {
-  removed: string[];
-  kept: number;
-  skipped_active: number;
-  unreadable: string[];
-  reindexed?: { added: number; removed: number };
-}
-
-/** A marker younger than this may belong to a job still being published. */
-const YOUNG_ID_MS = 60_000;
+export type { GcOptions, GcReport } from './spool/gc.js';
 
 /** Removes finished jobs older than a cutoff or beyond the newest `keep`; never active ones. */
 export function gc(spool: Spool, options: GcOptions): GcReport {
-  const { paths } = spool;
-  const report: GcReport = { removed: [], kept: 0, skipped_active: 0, unreadable: [] };
-  if (options.reindex) report.reindexed = rebuildIndex(paths);
-  const cutoff = options.olderThanSeconds === undefined ? undefined : Date.now() - options.olderThanSeconds * 1000;
-  let finishedSeen = 0;
-  for (const id of walkIndex(paths, 'newest')) {
-    const read = readState(paths, id);
-    if (read.kind === 'missing') {
-      if (Date.now() - jobIdTime(id).getTime() > YOUNG_ID_MS && !fs.existsSync(jobDir(paths, id))) {
-        if (!options.dryRun) removeFromIndex(paths, id);
-      }
-      continue;
-    }
-    if (read.kind === 'corrupt') {
-      report.unreadable.push(id);
-      continue;
-    }
-    const state = read.state;
-    if (!isTerminal(state.status)) {
-      report.skipped_active += 1;
-      continue;
-    }
-    finishedSeen += 1;
-    const finishedAt = Date.parse(state.finished_at ?? state.updated_at);
-    const tooOld = cutoff !== undefined && finishedAt < cutoff;
-    const beyondKeep = options.keep !== undefined && finishedSeen > options.keep;
-    if (!tooOld && !beyondKeep) {
-      report.kept += 1;
-      continue;
-    }
-    if (!options.dryRun) removeJobFolder(paths, id);
-    report.removed.push(id);
-  }
-  return report;
-}
-
-/** Takes a finished job out of `jobs/` in one rename, then deletes it and its index entry. */
-export function removeJobFolder(paths: SpoolPaths, id: string): void {
-  if (!isJobId(id)) throw new Error(`refusing to remove ${String(id)}: not a job id`);
-  const doomed = tempName(paths.tmp, `${id}.gc`);
-  fs.renameSync(jobDir(paths, id), doomed);
-  removeQuietly(doomed);
-  removeFromIndex(paths, id);
-  removeFromActive(paths, id);
+  return gcJobs(spool.paths, options);
 }

@@ -9,9 +9,12 @@ import { uninstall } from '../install/uninstall.js';
 import { checkUpdate, update } from '../install/update.js';
 import { defaultHome, spoolPaths } from '../spool/layout.js';
 import { PACKAGE_ROOT } from '../version.js';
+import * as jobs from '../jobs.js';
+import { formatChecks, runDoctor } from './doctor.js';
 import { EXIT } from './exit-codes.js';
 import { table } from './format.js';
 import { action, print, printJson, type Common } from './output.js';
+import { buildFrame, renderFrame, runMonitor } from './status.js';
 
 /**
  * Installing and registering: list-agents, add-agent, remove-agent, uninstall, update,
@@ -173,7 +176,46 @@ function autoUpdateCommands(y: Argv): Argv {
     );
 }
 
+function doctorCommand(y: Argv): Argv {
+  return y.command<Common>(
+    'doctor',
+    'check node, the spool, the runner, the agent CLIs and the client registrations; say what to fix',
+    (cmd) => cmd,
+    action((args) => {
+      const checks = runDoctor(home(args));
+      const failed = checks.some((check) => check.level === 'fail');
+      if (args.json) printJson({ ok: !failed, checks });
+      else {
+        print(formatChecks(checks));
+        print(failed ? '\nSomething needs fixing (✗ above).' : '\nAll good.');
+      }
+      return failed ? EXIT.jobError : EXIT.ok;
+    }),
+  );
+}
+
+function statusCommand(y: Argv): Argv {
+  return y.command<Common & { once?: boolean }>(
+    'status',
+    'live monitor of the runner and the jobs (q quits); --once prints one frame, --json the frame as JSON',
+    (cmd) => cmd.option('once', { type: 'boolean', default: false, describe: 'print one frame and exit' }),
+    action(async (args) => {
+      const spool = jobs.openSpool({ home: args.home });
+      if (args.json) {
+        printJson(buildFrame(spool));
+        return EXIT.ok;
+      }
+      if (args.once || !process.stdout.isTTY || !process.stdin.isTTY) {
+        print(renderFrame(buildFrame(spool), process.stdout.columns || 100, { message: '' }).map((line) => line.trimEnd()).join('\n').trimEnd());
+        return EXIT.ok;
+      }
+      await runMonitor(spool);
+      return EXIT.ok;
+    }),
+  );
+}
+
 export function setupCommands(y: Argv): Argv {
-  return [listAgentsCommand, addAgentCommand, removeAgentCommand, uninstallCommand, checkUpdateCommand, updateCommand, autoUpdateCommands]
+  return [listAgentsCommand, addAgentCommand, removeAgentCommand, uninstallCommand, checkUpdateCommand, updateCommand, autoUpdateCommands, doctorCommand, statusCommand]
     .reduce((cli, add) => add(cli), y);
 }

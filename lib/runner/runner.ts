@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { SpoolPaths } from '../spool/layout.js';
 import { isTerminal, type JobState } from '../spool/state.js';
 import { applyTransition, cancelRequested, claimJob, listActive, readState, removeFromActive } from '../spool/store.js';
+import { gcJobs } from '../spool/gc.js';
 import { sweepTmp } from '../spool/sweep.js';
 import { acquireLeadership, type Leadership } from './lease.js';
 import { clearStartingMarker, openRunnerLog } from './launch.js';
@@ -31,6 +32,7 @@ export interface RunnerOptions {
 /** An active marker with no job folder is a publish in progress, or debris after this. */
 const ORPHAN_MARKER_MS = 60_000;
 const SWEEP_EVERY_MS = 10 * 60_000;
+const RETENTION_EVERY_MS = 60 * 60_000;
 
 export class Runner {
   private leadership: Leadership | null = null;
@@ -44,6 +46,7 @@ export class Runner {
   private ticking = false;
   private tickAgain = false;
   private lastSweep = 0;
+  private lastRetention = 0;
   private stopped = false;
   private stopResolve: () => void = () => undefined;
   private readonly cleanups: Array<() => unknown> = [];
@@ -179,6 +182,10 @@ export class Runner {
       const swept = sweepTmp(this.paths, this.options.config.tmp_max_age_seconds * 1000);
       if (swept > 0) this.log(`swept ${swept} stale temp files`);
     }
+    if (Date.now() - this.lastRetention > RETENTION_EVERY_MS) {
+      this.lastRetention = Date.now();
+      this.applyRetention();
+    }
 
     const config = this.options.config;
     const activeIds = listActive(this.paths);
@@ -226,6 +233,21 @@ export class Runner {
     }
     this.pool!.trim(config.concurrency);
     await this.checkIdle(activeIds.length === 0 && this.own.size === 0);
+  }
+
+  /** Removes finished jobs past the configured age or count (never pending or running ones). */
+  private applyRetention(): void {
+    const { retention_days: days, retention_max_jobs: max } = this.options.config;
+    if (days === null && max === null) return;
+    try {
+      const report = gcJobs(this.paths, {
+        olderThanSeconds: days === null ? undefined : days * 86_400,
+        keep: max ?? undefined,
+      });
+      if (report.removed.length > 0) this.log(`retention: removed ${report.removed.length} finished jobs`);
+    } catch (error) {
+      this.log(`retention failed: ${(error as Error).message}`);
+    }
   }
 
   /** The state of an active job, from the cache while it is pending (only a claim changes it). */

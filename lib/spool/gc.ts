@@ -1,0 +1,77 @@
+import fs from 'node:fs';
+import { removeQuietly, tempName } from './fsx.js';
+import { isJobId, jobIdTime } from './ids.js';
+import { rebuildIndex, removeFromIndex, walkIndex } from './index.js';
+import { jobDir, type SpoolPaths } from './layout.js';
+import { isTerminal } from './state.js';
+import { readState, removeFromActive } from './store.js';
+
+/**
+ * Removing finished jobs (`agent-async gc`, and the runner's retention): by age of their end
+ * or beyond the newest N, never a pending or running job, newest first through the index.
+ */
+
+export interface GcOptions {
+  olderThanSeconds?: number;
+  keep?: number;
+  dryRun?: boolean;
+  reindex?: boolean;
+}
+
+export interface GcReport {
+  removed: string[];
+  kept: number;
+  skipped_active: number;
+  unreadable: string[];
+  reindexed?: { added: number; removed: number };
+}
+
+/** A marker younger than this may belong to a job still being published. */
+const YOUNG_ID_MS = 60_000;
+
+/** Removes finished jobs older than a cutoff or beyond the newest `keep`; never active ones. */
+export function gcJobs(paths: SpoolPaths, options: GcOptions): GcReport {
+  const report: GcReport = { removed: [], kept: 0, skipped_active: 0, unreadable: [] };
+  if (options.reindex) report.reindexed = rebuildIndex(paths);
+  const cutoff = options.olderThanSeconds === undefined ? undefined : Date.now() - options.olderThanSeconds * 1000;
+  let finishedSeen = 0;
+  for (const id of walkIndex(paths, 'newest')) {
+    const read = readState(paths, id);
+    if (read.kind === 'missing') {
+      if (Date.now() - jobIdTime(id).getTime() > YOUNG_ID_MS && !fs.existsSync(jobDir(paths, id))) {
+        if (!options.dryRun) removeFromIndex(paths, id);
+      }
+      continue;
+    }
+    if (read.kind === 'corrupt') {
+      report.unreadable.push(id);
+      continue;
+    }
+    const state = read.state;
+    if (!isTerminal(state.status)) {
+      report.skipped_active += 1;
+      continue;
+    }
+    finishedSeen += 1;
+    const finishedAt = Date.parse(state.finished_at ?? state.updated_at);
+    const tooOld = cutoff !== undefined && finishedAt < cutoff;
+    const beyondKeep = options.keep !== undefined && finishedSeen > options.keep;
+    if (!tooOld && !beyondKeep) {
+      report.kept += 1;
+      continue;
+    }
+    if (!options.dryRun) removeJobFolder(paths, id);
+    report.removed.push(id);
+  }
+  return report;
+}
+
+/** Takes a finished job out of `jobs/` in one rename, then deletes it and its index entry. */
+export function removeJobFolder(paths: SpoolPaths, id: string): void {
+  if (!isJobId(id)) throw new Error(`refusing to remove ${String(id)}: not a job id`);
+  const doomed = tempName(paths.tmp, `${id}.gc`);
+  fs.renameSync(jobDir(paths, id), doomed);
+  removeQuietly(doomed);
+  removeFromIndex(paths, id);
+  removeFromActive(paths, id);
+}
