@@ -45,7 +45,7 @@ describe('update and check-update (git install)', () => {
     // a repository with the project at v0.1.0 and v0.2.0
     run('git', ['clone', '--quiet', ROOT, work]);
     setVersion(work, '0.1.0');
-    git(work, 'commit', '--quiet', '-am', 'release 0.1.0');
+    git(work, 'commit', '--quiet', '--allow-empty', '-am', 'release 0.1.0');
     git(work, 'tag', 'v0.1.0');
     setVersion(work, '0.2.0');
     git(work, 'commit', '--quiet', '-am', 'release 0.2.0');
