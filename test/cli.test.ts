@@ -144,12 +144,15 @@ describe('CLI: the job life cycle', () => {
     const pending = startJob(spool, ['true']);
     await until(() => jobState(spool, running).status === 'running', 20_000, 'the job to start');
 
-    const dry = JSON.parse(cli(spool, ['gc', '--keep', '1', '--dry-run', '--json']).stdout);
+    // keep the newest 3 jobs: pending, running, and the newest finished one
+    const dry = JSON.parse(cli(spool, ['gc', '--keep', '3', '--dry-run', '--json']).stdout);
     expect(dry.removed).toEqual([finished[1], finished[0]]);
     expect(fs.existsSync(path.join(spool.home, 'jobs', finished[0]!))).toBe(true);
 
-    const report = JSON.parse(cli(spool, ['gc', '--keep', '1', '--json']).stdout);
-    expect(report).toMatchObject({ removed: [finished[1], finished[0]], kept: 1, skipped_active: 2 });
+    const report = JSON.parse(cli(spool, ['gc', '--keep', '3', '--json']).stdout);
+    expect(report).toMatchObject({ removed: [finished[1], finished[0]], kept: 3 });
+    // a pending or running job is never removed, whatever its rank
+    expect(JSON.parse(cli(spool, ['gc', '--keep', '0', '--dry-run', '--json']).stdout)).toMatchObject({ removed: [finished[2]], skipped_active: 2 });
     const left = JSON.parse(cli(spool, ['ls', '--json']).stdout).map((s: any) => s.id);
     expect(left.sort()).toEqual([finished[2], running, pending].sort());
 

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT, cleanupSpools, cli, makeSpool, pidAlive, startJob, until, waitJob } from './helpers/spool.js';
+import { ROOT, cleanupSpools, cli, jobState, makeSpool, pidAlive, startJob, until, waitJob } from './helpers/spool.js';
 
 /**
  * `update` against a local bare repository with release tags: it moves forward to the newest
@@ -143,12 +143,15 @@ describe('doctor and retention', () => {
     for (const id of finished) waitJob(spool, id);
     const first = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8'));
     await until(() => !pidAlive(first.pid), 20_000, 'the idle runner to exit');
-    // the next runner applies retention when it starts
-    const running = startJob(spool, ['sleep', '30']);
-    await until(() => !fs.existsSync(path.join(spool.home, 'jobs', finished[0]!)), 20_000, 'the oldest finished job to go');
-    const left = fs.readdirSync(path.join(spool.home, 'jobs'));
-    expect(left.sort()).toEqual([finished[1], finished[2], running].sort());
-    expect(fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8')).toMatch(/retention: removed 1 finished jobs/);
+    // the next runner applies retention once its queue is empty: it keeps the newest 2 jobs,
+    // and a pending or running job is never removed whatever its rank
+    const running = startJob(spool, ['sleep', '30'], ['--cwd', fs.mkdtempSync(path.join(spool.work, 'r'))]);
+    const quick = startJob(spool, ['true']);
+    await until(() => jobState(spool, running).status === 'running', 20_000, 'the long job to run');
     cli(spool, ['cancel', running]);
+    waitJob(spool, quick);
+    await until(() => fs.readdirSync(path.join(spool.home, 'jobs')).length === 2, 20_000, 'retention to run');
+    expect(fs.readdirSync(path.join(spool.home, 'jobs')).sort()).toEqual([running, quick].sort());
+    expect(fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8')).toMatch(/retention: removed \d+ finished jobs/);
   });
 });

@@ -365,7 +365,7 @@ function gcCommand(y: Argv): Argv {
     (cmd) =>
       cmd
         .option('older-than', { type: 'string', describe: 'remove jobs that finished longer ago than this, e.g. 7d (default 7d when --keep is not given)' })
-        .option('keep', { type: 'number', describe: 'keep only the newest N finished jobs' })
+        .option('keep', { type: 'number', describe: 'keep only the newest N jobs (pending and running ones are never removed)' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'only say what would be removed' })
         .option('reindex', { type: 'boolean', default: false, describe: 'rebuild index/ from jobs/ first' }),
     action((args) => {

@@ -117,7 +117,7 @@ export async function acquireLeadership(paths: SpoolPaths, options: AcquireOptio
         version: options.version,
         state: 'leading',
       };
-      writeJsonAtomic(paths.tmp, paths.runnerInfo, info, true);
+      writeJsonAtomic(paths.tmp, paths.runnerInfo, info, 'folder');
       const releaseLock = release;
       return {
         epoch,

@@ -33,11 +33,17 @@ export interface RunnerOptions {
 const ORPHAN_MARKER_MS = 60_000;
 const SWEEP_EVERY_MS = 10 * 60_000;
 const RETENTION_EVERY_MS = 60 * 60_000;
+/** During a long busy stretch retention waits this long after the start; otherwise it runs when idle. */
+const RETENTION_FIRST_MS = 5 * 60_000;
+const RETENTION_IDLE_EVERY_MS = 5 * 60_000;
+const RETENTION_BATCH = 2_000;
 
 export class Runner {
   private leadership: Leadership | null = null;
   private pool: SupervisorPool | undefined;
-  private readonly own = new Map<string, { cwd: string }>();
+  /** Jobs handed to our supervisors; `slotFree` once the worker is gone but its end is being recorded. */
+  private readonly own = new Map<string, { cwd: string; slotFree: boolean }>();
+  private fullScan = true;
   private readonly known = new Map<string, JobState>();
   private readonly reportedCorrupt = new Set<string>();
   private readonly finalizing = new Set<string>();
@@ -46,7 +52,8 @@ export class Runner {
   private ticking = false;
   private tickAgain = false;
   private lastSweep = 0;
-  private lastRetention = 0;
+  private lastRetention = Date.now() - RETENTION_EVERY_MS + RETENTION_FIRST_MS;
+  private retainedOnce = false;
   private stopped = false;
   private stopResolve: () => void = () => undefined;
   private readonly cleanups: Array<() => unknown> = [];
@@ -92,7 +99,11 @@ export class Runner {
     this.cleanups.push(() => fs.closeSync(logFd));
     this.pool = new SupervisorPool(this.paths, logFd, {
       onReply: (jobId, reply) => {
-        if (reply.type === 'claim_failed' || reply.type === 'finished') {
+        if (reply.type === 'exited') {
+          const entry = this.own.get(jobId);
+          if (entry) entry.slotFree = true;
+          this.schedule();
+        } else if (reply.type === 'claim_failed' || reply.type === 'finished') {
           this.own.delete(jobId);
           this.known.delete(jobId);
           this.schedule();
@@ -113,7 +124,10 @@ export class Runner {
     } catch (error) {
       this.log(`cannot watch active/: ${String(error)}; relying on the poll`);
     }
-    const poll = setInterval(() => this.schedule(), this.options.config.poll_seconds * 1000);
+    const poll = setInterval(() => {
+      this.fullScan = true;
+      this.schedule();
+    }, this.options.config.poll_seconds * 1000);
     this.cleanups.push(() => clearInterval(poll));
     const stopped = new Promise<void>((resolve) => (this.stopResolve = resolve));
     this.schedule();
@@ -182,10 +196,7 @@ export class Runner {
       const swept = sweepTmp(this.paths, this.options.config.tmp_max_age_seconds * 1000);
       if (swept > 0) this.log(`swept ${swept} stale temp files`);
     }
-    if (Date.now() - this.lastRetention > RETENTION_EVERY_MS) {
-      this.lastRetention = Date.now();
-      this.applyRetention();
-    }
+    if (Date.now() - this.lastRetention > RETENTION_EVERY_MS) this.applyRetention();
 
     const config = this.options.config;
     const activeIds = listActive(this.paths);
@@ -195,8 +206,16 @@ export class Runner {
     const busyCwds = new Set<string>();
     let occupied = 0;
     const pending: JobState[] = [];
-    for (const { cwd } of this.own.values()) busyCwds.add(cwd);
-    occupied += this.own.size;
+    for (const { cwd, slotFree } of this.own.values()) {
+      if (slotFree) continue;
+      busyCwds.add(cwd);
+      occupied += 1;
+    }
+    // every pending job's cancel request is looked at on the slow poll; between polls only
+    // the jobs about to be dispatched are (a cancel of a pending job is normally done by the
+    // canceller itself, see jobs.cancel)
+    const fullScan = this.fullScan;
+    this.fullScan = false;
 
     for (const id of activeIds) {
       if (this.own.has(id)) continue;
@@ -212,17 +231,20 @@ export class Runner {
     }
 
     for (const state of pending) {
-      if (cancelRequested(this.paths, state.id)) {
+      const dispatchable = occupied < config.concurrency && !(config.exclusive_cwd && busyCwds.has(state.request.cwd));
+      if ((fullScan || dispatchable) && cancelRequested(this.paths, state.id)) {
         this.cancelPending(state);
         continue;
       }
-      if (occupied >= config.concurrency) continue;
-      if (config.exclusive_cwd && busyCwds.has(state.request.cwd)) continue;
+      if (!dispatchable) {
+        if (!fullScan && occupied >= config.concurrency) break;
+        continue;
+      }
       const claim = pendingClaimStatus(this.paths, state);
       busyCwds.add(state.request.cwd);
       occupied += 1;
       if (claim.kind === 'held') continue;
-      this.own.set(state.id, { cwd: state.request.cwd });
+      this.own.set(state.id, { cwd: state.request.cwd, slotFree: false });
       void this.pool!.dispatch({
         type: 'run',
         jobId: state.id,
@@ -237,12 +259,15 @@ export class Runner {
 
   /** Removes finished jobs past the configured age or count (never pending or running ones). */
   private applyRetention(): void {
+    this.lastRetention = Date.now();
+    this.retainedOnce = true;
     const { retention_days: days, retention_max_jobs: max } = this.options.config;
     if (days === null && max === null) return;
     try {
       const report = gcJobs(this.paths, {
         olderThanSeconds: days === null ? undefined : days * 86_400,
         keep: max ?? undefined,
+        limit: RETENTION_BATCH,
       });
       if (report.removed.length > 0) this.log(`retention: removed ${report.removed.length} finished jobs`);
     } catch (error) {
@@ -322,6 +347,8 @@ export class Runner {
       return;
     }
     this.idleSince ??= Date.now();
+    // the queue is empty: a good moment for retention, which then delays no job
+    if (!this.retainedOnce || Date.now() - this.lastRetention > RETENTION_IDLE_EVERY_MS) this.applyRetention();
     if (Date.now() - this.idleSince < this.options.config.runner_idle_seconds * 1000) {
       this.schedule(this.options.config.runner_idle_seconds * 1000);
       return;

@@ -15,10 +15,9 @@ import {
   writeExitRecord,
   type ExitRecord,
 } from '../spool/store.js';
-import { watchJobFolders } from '../spool/watch.js';
 import { decideOutcome } from './outcome.js';
 import { groupMembers, processStartTime, selfIdentity, terminateJobProcesses } from './processes.js';
-import { OutputSink, checkCwd, resolveExecutable } from './worker-io.js';
+import { DirectOutput, OutputSink, checkCwd, resolveExecutable } from './worker-io.js';
 
 /**
  * A supervisor runs one job at a time in its own process, apart from the runner: it claims
@@ -49,6 +48,8 @@ export interface RunJobMessage {
 export type SupervisorReply =
   | { type: 'ready' }
   | { type: 'claimed'; jobId: string }
+  /** The worker and its processes are gone (the slot is free); recording its end follows. */
+  | { type: 'exited'; jobId: string }
   | { type: 'claim_failed'; jobId: string; reason: string }
   | { type: 'finished'; jobId: string; status: TerminalStatus | 'unknown' };
 
@@ -142,6 +143,7 @@ export async function superviseJob(
     file: resolved.file,
     invocation,
     onLine: parser ? (line, stream) => parser.line(line, stream) : undefined,
+    onExited: () => reply({ type: 'exited', jobId: id }),
     cwd: request.cwd,
     searchPath,
     timeoutSeconds,
@@ -176,6 +178,22 @@ function parentCumulativeUsage(paths: SpoolPaths, parentId: string | null): Usag
   return parent.kind === 'ok' ? parent.state.result?.cumulative_usage ?? null : null;
 }
 
+/**
+ * Notices a `cancel` or `done` file in the job folder at once: a plain directory watch (one
+ * inotify watch, nothing to set up); the caller's poll covers a watch that fails.
+ */
+function watchRequests(dir: string, onChange: () => void): () => void {
+  try {
+    const watcher = fs.watch(dir, (_event, name) => {
+      if (name === null || name === JOB_FILES.cancel || name === JOB_FILES.done) onChange();
+    });
+    watcher.on('error', () => undefined);
+    return () => watcher.close();
+  } catch {
+    return () => undefined;
+  }
+}
+
 interface WorkerRun {
   paths: SpoolPaths;
   id: string;
@@ -183,6 +201,7 @@ interface WorkerRun {
   file: string;
   invocation: Invocation;
   onLine: ((line: string, stream: 'stdout' | 'stderr') => void) | undefined;
+  onExited: () => void;
   cwd: string;
   searchPath: string;
   timeoutSeconds: number;
@@ -217,7 +236,10 @@ function spawnFailure(run: WorkerRun, startedAt: string, error: unknown): ExitRe
 
 async function runWorker(run: WorkerRun): Promise<ExitRecord> {
   const { paths, id, invocation, settings } = run;
-  const sink = new OutputSink(jobFile(paths, id, JOB_FILES.output), run.onLine);
+  const outputFile = jobFile(paths, id, JOB_FILES.output);
+  // a stream to parse needs pipes; otherwise the worker writes straight to output.log
+  const sink: OutputSink | DirectOutput = run.onLine ? new OutputSink(outputFile, run.onLine) : new DirectOutput(outputFile);
+  const stdin = invocation.stdin === null ? 'ignore' : 'pipe';
   const startedAt = new Date().toISOString();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -234,7 +256,7 @@ async function runWorker(run: WorkerRun): Promise<ExitRecord> {
       env,
       argv0: invocation.argv[0],
       detached: true,
-      stdio: [invocation.stdin === null ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      stdio: sink instanceof DirectOutput ? [stdin, sink.fd, sink.fd] : [stdin, 'pipe', 'pipe'],
     });
   } catch (error) {
     const record = spawnFailure(run, startedAt, error);
@@ -261,7 +283,9 @@ async function runWorker(run: WorkerRun): Promise<ExitRecord> {
     child.stdin.on('error', () => undefined);
     child.stdin.end(invocation.stdin ?? '');
   }
-  const outputDone = Promise.all([sink.attach(child.stdout!, true), sink.attach(child.stderr!, false)]);
+  const outputDone = sink instanceof OutputSink
+    ? Promise.all([sink.attach(child.stdout!, true), sink.attach(child.stderr!, false)])
+    : Promise.resolve();
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
@@ -290,17 +314,18 @@ async function runWorker(run: WorkerRun): Promise<ExitRecord> {
     }
   };
   timers.push(setInterval(checkRequests, settings.pollSeconds * 1000));
-  const closeWatch = await watchJobFolders(paths, [id], checkRequests, [JOB_FILES.cancel, JOB_FILES.done]).catch(() => undefined);
+  const closeWatch = watchRequests(jobDir(paths, id), checkRequests);
   checkRequests();
 
   const { code, signal } = await exited;
   for (const timer of timers) clearTimeout(timer);
-  await closeWatch?.();
+  closeWatch();
   let survivors: number[] = stopped.done ? await stopped.done : [];
   if (!stopped.done && groupMembers(pid).length > 0) {
     sink.note('the worker exited but left processes in its group; stopping them');
     survivors = await terminateJobProcesses({ pid, pgid: pid }, LEFTOVER_GRACE_MS);
   }
+  run.onExited();
   await Promise.race([outputDone, sleep(OUTPUT_DRAIN_MS)]);
   child.stdout?.destroy();
   child.stderr?.destroy();

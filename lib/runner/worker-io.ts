@@ -170,3 +170,35 @@ export class OutputSink {
     fs.closeSync(this.fd);
   }
 }
+
+/**
+ * Output of a worker whose stream nobody parses (exec): its stdout and stderr go straight to
+ * `output.log` through one O_APPEND descriptor, with no pipe in between (cheaper to start,
+ * and the output keeps flowing even if the supervisor dies). Silence is seen from the size.
+ */
+export class DirectOutput {
+  readonly fd: number;
+  private size = 0;
+  private changedAt = Date.now();
+
+  constructor(file: string) {
+    this.fd = fs.openSync(file, 'a', 0o600);
+  }
+
+  get lastOutputAt(): number {
+    const size = fs.fstatSync(this.fd).size;
+    if (size !== this.size) {
+      this.size = size;
+      this.changedAt = Date.now();
+    }
+    return this.changedAt;
+  }
+
+  note(text: string): void {
+    fs.writeSync(this.fd, `[agent-async] ${text}\n`);
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+  }
+}

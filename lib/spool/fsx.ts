@@ -13,17 +13,23 @@ export function tempName(tmpDir: string, label: string): string {
 }
 
 /**
- * Replaces `target` atomically: the temp file is written in the spool's `tmp/` (same
- * filesystem, so readers of the job folder never see it), fsynced, then renamed over the
- * target. Readers see the old or the new content, never a part. `durable` also fsyncs the
- * target's folder so the rename itself survives a power loss.
+ * How much a write must survive: `none` only promises readers never see a part of it (the
+ * rename does that), `file` also fsyncs the content, `folder` also fsyncs the target's folder
+ * so the rename itself survives a power loss.
  */
-export function writeFileAtomic(tmpDir: string, target: string, data: string | Uint8Array, durable = false): void {
+export type Durability = 'none' | 'file' | 'folder';
+
+/**
+ * Replaces `target` atomically: the temp file is written in the spool's `tmp/` (same
+ * filesystem, so readers of the job folder never see it) and renamed over the target.
+ * Readers see the old or the new content, never a part.
+ */
+export function writeFileAtomic(tmpDir: string, target: string, data: string | Uint8Array, durability: Durability = 'file'): void {
   const temp = tempName(tmpDir, path.basename(target));
   const fd = fs.openSync(temp, 'wx', FILE_MODE);
   try {
     fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
+    if (durability !== 'none') fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
@@ -33,11 +39,11 @@ export function writeFileAtomic(tmpDir: string, target: string, data: string | U
     removeQuietly(temp);
     throw error;
   }
-  if (durable) fsyncDir(path.dirname(target));
+  if (durability === 'folder') fsyncDir(path.dirname(target));
 }
 
-export function writeJsonAtomic(tmpDir: string, target: string, value: unknown, durable = false): void {
-  writeFileAtomic(tmpDir, target, `${JSON.stringify(value, null, 2)}\n`, durable);
+export function writeJsonAtomic(tmpDir: string, target: string, value: unknown, durability: Durability = 'file'): void {
+  writeFileAtomic(tmpDir, target, `${JSON.stringify(value, null, 2)}\n`, durability);
 }
 
 export function fsyncDir(dir: string): void {

@@ -13,7 +13,10 @@ import { readState, removeFromActive } from './store.js';
 
 export interface GcOptions {
   olderThanSeconds?: number;
+  /** Keep the newest N jobs (pending and running ones are never removed, whatever their rank). */
   keep?: number;
+  /** Remove at most this many in one pass. */
+  limit?: number;
   dryRun?: boolean;
   reindex?: boolean;
 }
@@ -34,8 +37,18 @@ export function gcJobs(paths: SpoolPaths, options: GcOptions): GcReport {
   const report: GcReport = { removed: [], kept: 0, skipped_active: 0, unreadable: [] };
   if (options.reindex) report.reindexed = rebuildIndex(paths);
   const cutoff = options.olderThanSeconds === undefined ? undefined : Date.now() - options.olderThanSeconds * 1000;
-  let finishedSeen = 0;
+  let rank = 0;
   for (const id of walkIndex(paths, 'newest')) {
+    rank += 1;
+    // Only candidates are read: beyond the newest `keep`, or created before the cutoff (a job
+    // can only have ended after it was created). The kept jobs' states are never opened.
+    const beyondKeep = options.keep !== undefined && rank > options.keep;
+    const createdBefore = cutoff !== undefined && jobIdTime(id).getTime() < cutoff;
+    if (!beyondKeep && !createdBefore) {
+      report.kept += 1;
+      continue;
+    }
+    if (options.limit !== undefined && report.removed.length >= options.limit) break;
     const read = readState(paths, id);
     if (read.kind === 'missing') {
       if (Date.now() - jobIdTime(id).getTime() > YOUNG_ID_MS && !fs.existsSync(jobDir(paths, id))) {
@@ -52,10 +65,7 @@ export function gcJobs(paths: SpoolPaths, options: GcOptions): GcReport {
       report.skipped_active += 1;
       continue;
     }
-    finishedSeen += 1;
-    const finishedAt = Date.parse(state.finished_at ?? state.updated_at);
-    const tooOld = cutoff !== undefined && finishedAt < cutoff;
-    const beyondKeep = options.keep !== undefined && finishedSeen > options.keep;
+    const tooOld = cutoff !== undefined && Date.parse(state.finished_at ?? state.updated_at) < cutoff;
     if (!tooOld && !beyondKeep) {
       report.kept += 1;
       continue;

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { errnoCode } from '../errors.js';
-import { createMarker, fsyncDir, readJsonFile, removeQuietly, writeFileAtomic, writeJsonAtomic } from './fsx.js';
+import { createMarker, fsyncDir, readJsonFile, removeQuietly, writeFileAtomic, writeJsonAtomic, type Durability } from './fsx.js';
 import { addToIndex } from './index.js';
 import { DIR_MODE, FILE_MODE, JOB_FILES, ensureSpool, jobDir, jobFile, type SpoolPaths } from './layout.js';
 import {
@@ -39,9 +39,9 @@ function assertValidState(state: JobState): void {
   }
 }
 
-export function writeState(paths: SpoolPaths, state: JobState, durable: boolean): void {
+export function writeState(paths: SpoolPaths, state: JobState, durability: Durability): void {
   assertValidState(state);
-  writeJsonAtomic(paths.tmp, jobFile(paths, state.id, JOB_FILES.state), state, durable);
+  writeJsonAtomic(paths.tmp, jobFile(paths, state.id, JOB_FILES.state), state, durability);
 }
 
 /**
@@ -55,7 +55,9 @@ export function applyTransition(paths: SpoolPaths, id: string, change: Transitio
     throw new Error(`cannot change job ${id}: state.json is ${read.kind === 'missing' ? 'missing' : read.reason}`);
   }
   const next = transition(read.state, change);
-  writeState(paths, next, change.name === 'start' || isTerminal(next.status));
+  // The start and the end must survive a power loss (a lost `running` could let a job run
+  // twice); a worker's pid need not.
+  writeState(paths, next, change.name === 'record_worker' ? 'none' : 'folder');
   if (isTerminal(next.status)) removeFromActive(paths, id);
   return next;
 }
@@ -184,8 +186,8 @@ export function claimJob(paths: SpoolPaths, id: string, attempt: number, owner: 
     if (code === 'EEXIST' || code === 'ENOENT') return false;
     throw error;
   }
-  writeJsonAtomic(paths.tmp, path.join(dir, 'owner.json'), owner);
-  fsyncDir(jobDir(paths, id));
+  // made durable by the folder fsync of the transition that follows every claim
+  writeJsonAtomic(paths.tmp, path.join(dir, 'owner.json'), owner, 'none');
   return true;
 }
 
@@ -224,7 +226,8 @@ export const exitRecordSchema = z.object({
 export type ExitRecord = z.infer<typeof exitRecordSchema>;
 
 export function writeExitRecord(paths: SpoolPaths, id: string, record: ExitRecord): void {
-  writeJsonAtomic(paths.tmp, jobFile(paths, id, JOB_FILES.exit), exitRecordSchema.parse(record), true);
+  // the terminal state written right after fsyncs the job folder for both
+  writeJsonAtomic(paths.tmp, jobFile(paths, id, JOB_FILES.exit), exitRecordSchema.parse(record), 'file');
 }
 
 export function readExitRecord(paths: SpoolPaths, id: string): ExitRecord | undefined {
