@@ -1,0 +1,142 @@
+// Helpers for the benchmark suite: temp spools, an MCP client over stdio, statistics, and
+// bulk-made finished jobs.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const CLI = path.join(ROOT, 'bin', 'agent-async.js');
+const spools = [];
+
+export const now = () => performance.timeOrigin + performance.now();
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function makeSpool(config = {}) {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'aa-bench-'));
+  const home = path.join(base, 'spool');
+  fs.mkdirSync(home, { mode: 0o700 });
+  fs.writeFileSync(path.join(home, 'config.json'), JSON.stringify({ runner_idle_seconds: 30, ...config }));
+  const env = { ...process.env, AGENT_ASYNC_HOME: home };
+  const spool = { base, home, env, work: base };
+  spools.push(spool);
+  return spool;
+}
+
+export function killSpool(spool) {
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (fs.readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').includes(`AGENT_ASYNC_HOME=${spool.home}`)) process.kill(Number(name), 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
+export function cleanup() {
+  for (const spool of spools.splice(0)) {
+    killSpool(spool);
+    fs.rmSync(spool.base, { recursive: true, force: true });
+  }
+}
+
+export async function mcp(spool, args = []) {
+  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'serve', ...args], env: spool.env, stderr: 'ignore' });
+  const client = new Client({ name: 'bench', version: '1' });
+  await client.connect(transport);
+  const call = async (name, args_ = {}) => {
+    const result = await client.callTool({ name, arguments: args_ }, undefined, { timeout: 600_000 });
+    if (result.isError) throw new Error(`${name}: ${result.content[0].text}`);
+    return result.structuredContent;
+  };
+  return { client, call, pid: transport.pid, close: () => client.close() };
+}
+
+export function stats(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return { n: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1), mean: sorted.reduce((a, b) => a + b, 0) / (sorted.length || 1) };
+}
+
+export function readJson(file) {
+  return JSON.parse(fs.readFileSync(file, 'utf8'));
+}
+
+export function peakRssMb(pid) {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(/VmHWM:\s+(\d+)/.exec(status)[1]) / 1024;
+  } catch {
+    return null;
+  }
+}
+
+export function rssMb(pid) {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024;
+  } catch {
+    return null;
+  }
+}
+
+/** inotify watches held by a process (one per watched inode). */
+export function inotifyWatches(pid) {
+  let count = 0;
+  for (const fd of fs.readdirSync(`/proc/${pid}/fdinfo`)) {
+    try {
+      count += fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').split('\n').filter((line) => line.startsWith('inotify wd:')).length;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return count;
+}
+
+export function which(binary) {
+  return spawnSync('sh', ['-c', `command -v ${binary}`], { encoding: 'utf8' }).stdout.trim() || null;
+}
+
+export function machineFacts(dir) {
+  const cpus = os.cpus();
+  let filesystem = 'unknown';
+  try {
+    filesystem = execFileSync('stat', ['-f', '-c', '%T', dir], { encoding: 'utf8' }).trim();
+  } catch {
+    // not Linux stat
+  }
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memory_gib: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    os: `${os.type()} ${os.release()}`,
+    filesystem,
+    date: new Date().toISOString(),
+  };
+}
+
+export function runChild(script, args, env) {
+  return spawn(process.execPath, [script, ...args], { env, stdio: ['pipe', 'pipe', 'inherit'] });
+}
+
+export function lines(child) {
+  let buffer = '';
+  const queue = [];
+  const waiters = [];
+  child.stdout.on('data', (chunk) => {
+    buffer += chunk.toString();
+    let index;
+    while ((index = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, index);
+      buffer = buffer.slice(index + 1);
+      if (waiters.length) waiters.shift()(line);
+      else queue.push(line);
+    }
+  });
+  return () => (queue.length ? Promise.resolve(queue.shift()) : new Promise((resolve) => waiters.push(resolve)));
+}
