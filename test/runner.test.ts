@@ -81,6 +81,20 @@ describe('runner scheduling', () => {
     expect(sameOpenWhileOther, events.join('\n')).toBe(true);
   });
 
+  it('sleeps while idle: no busy loop between jobs', async () => {
+    const spool = makeSpool({ runner_idle_seconds: 30 });
+    waitJob(spool, startJob(spool, ['true']));
+    const pid = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8')).pid;
+    const cpuTicks = (): number => {
+      const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks (1/100 s)
+    };
+    const before = cpuTicks();
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    // a busy loop would burn about 300 ticks in 3 s; an idle runner polls once a second
+    expect(cpuTicks() - before).toBeLessThan(30);
+  });
+
   it('exits after its idle time and is started again by the next submit', async () => {
     const spool = makeSpool({ runner_idle_seconds: 1 });
     waitJob(spool, startJob(spool, ['true']));

@@ -137,12 +137,10 @@ export function liveness(identity: ProcessIdentity): Liveness {
 
 /** Living members of a process group (zombies do not count). */
 export function groupMembers(pgid: number): number[] {
-  if (!HAS_PROC) {
-    try {
-      process.kill(-pgid, 0);
-    } catch {
-      return [];
-    }
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return []; // no process at all in the group: no need to read the process table
   }
   return processTable()
     .filter((row) => row.pgid === pgid && !row.zombie)

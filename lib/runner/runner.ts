@@ -49,6 +49,7 @@ export class Runner {
   private readonly finalizing = new Set<string>();
   private idleSince: number | null = null;
   private tickTimer: NodeJS.Timeout | undefined;
+  private tickSoon: NodeJS.Immediate | undefined;
   private ticking = false;
   private tickAgain = false;
   private lastSweep = 0;
@@ -147,6 +148,7 @@ export class Runner {
     this.stopped = true;
     this.log(`stopping: ${reason}`);
     clearTimeout(this.tickTimer);
+    if (this.tickSoon) clearImmediate(this.tickSoon);
     this.pool?.releaseAll();
     const leadership = this.leadership;
     this.leadership = null;
@@ -159,16 +161,23 @@ export class Runner {
 
   private schedule(delayMs = 0): void {
     if (this.stopped) return;
+    if (delayMs > 0) {
+      this.tickTimer ??= setTimeout(() => {
+        this.tickTimer = undefined;
+        void this.tick();
+      }, delayMs);
+      return;
+    }
     if (this.ticking) {
       this.tickAgain = true;
       return;
     }
-    if (this.tickTimer && delayMs > 0) return;
-    clearTimeout(this.tickTimer);
-    this.tickTimer = setTimeout(() => {
-      this.tickTimer = undefined;
+    // now: setImmediate, not setTimeout(0), which waits at least a millisecond
+    if (this.tickSoon) return;
+    this.tickSoon = setImmediate(() => {
+      this.tickSoon = undefined;
       void this.tick();
-    }, delayMs);
+    });
   }
 
   private async tick(): Promise<void> {
@@ -253,7 +262,8 @@ export class Runner {
         settings: this.settings(),
       });
     }
-    this.pool!.trim(config.concurrency);
+    // one spare: the next job can start while the last one's end is still being recorded
+    this.pool!.trim(config.concurrency + 1);
     await this.checkIdle(activeIds.length === 0 && this.own.size === 0);
   }
 
