@@ -70,6 +70,8 @@ export const configSchema = z.object({
     .describe('longest single wait call; larger requests are clamped'),
   poll_seconds: z.number().min(0.05).max(60).default(1)
     .describe('safety re-read interval of waits and of the runner'),
+  watch_mode: z.enum(['native', 'chokidar', 'poll']).default('native')
+    .describe('how waits notice changes: native fs.watch, chokidar, or poll only (network filesystems)'),
   tmp_max_age_seconds: z.number().min(60).default(3600)
     .describe('temp files older than this are swept'),
   default_policy: z.enum(POLICIES).default('auto-edit')

@@ -262,6 +262,7 @@ export async function wait(
   const result = await waitForJob(spool.paths, first.id, {
     timeoutMs: clamp.value * 1000,
     pollMs: spool.config.poll_seconds * 1000,
+    watchMode: spool.config.watch_mode,
     signal: options.signal,
     onPoll: (states) => keepRunnerAlive(spool, states),
   });
@@ -303,6 +304,7 @@ export async function awaitAny(
   const result = await awaitAnySettled(spool.paths, unique, {
     timeoutMs: clamp.value * 1000,
     pollMs: spool.config.poll_seconds * 1000,
+    watchMode: spool.config.watch_mode,
     signal: options.signal,
     onPoll: (states) => keepRunnerAlive(spool, states),
   });
@@ -336,7 +338,7 @@ export async function cancel(spool: Spool, rawId: unknown, options: { waitSecond
   }
   ensureRunner(paths, spool.env);
   const waitSeconds = options.waitSeconds ?? spool.config.kill_grace_seconds + 15;
-  const result = await waitForJob(paths, state.id, { timeoutMs: waitSeconds * 1000, pollMs: 250 });
+  const result = await waitForJob(paths, state.id, { timeoutMs: waitSeconds * 1000, pollMs: 250, watchMode: spool.config.watch_mode });
   const latest = result.snapshot.kind === 'ok' ? result.snapshot.state : state;
   return { state: latest, result: isTerminal(latest.status) ? 'cancelled' : 'stopping' };
 }

@@ -97,6 +97,15 @@ describe('wait', () => {
     cli(t, ['cancel', id]);
   });
 
+  it('works without any watcher (watch_mode poll, for network filesystems)', async () => {
+    const t = makeSpool({ watch_mode: 'poll', poll_seconds: 0.2 });
+    const spool = open(t.home, t.env);
+    const id = startJob(t, ['sleep', '0.5']);
+    const answer = await jobs.wait(spool, id, 20);
+    expect(answer.snapshot).toMatchObject({ kind: 'ok', state: { status: 'done' } });
+    expect(answer.timed_out).toBe(false);
+  });
+
   it('starts a runner again when the job is pending and none is alive', async () => {
     const t = makeSpool();
     const spool = open(t.home, t.env);

@@ -10,7 +10,7 @@ function lines(child: ReturnType<typeof spawn>): AsyncIterator<string> {
   return readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
 }
 
-describe('lost wake-ups (chokidar drops a change that follows another within 50 ms)', () => {
+describe.each(['native', 'chokidar'])('lost wake-ups, %s watcher (chokidar drops a change that follows another within 50 ms)', (mode) => {
   it('200 jobs going running → terminal within 1–40 ms: every waiter in another process sees the terminal state', async () => {
     const spool = makeSpool();
     const writer = spawn(process.execPath, [path.join(ROOT, 'test/helpers/burst-writer.mjs'), '200', spool.work], {
@@ -22,7 +22,7 @@ describe('lost wake-ups (chokidar drops a change that follows another within 50 
 
     const waiters = [0, 1].map(() => spawn(process.execPath, // The safety poll (600 s) is far beyond the wait timeout (20 s), so only the watcher, the
       // read after arming and the trailing re-read can wake a waiter: a lost event fails the test.
-      [path.join(ROOT, 'test/helpers/waiter.mjs'), JSON.stringify(ids), '20', '600'], {
+      [path.join(ROOT, 'test/helpers/waiter.mjs'), JSON.stringify(ids), '20', '600', mode], {
       env: spool.env, stdio: ['ignore', 'pipe', 'inherit'],
     }));
     const waiterLines = waiters.map(lines);
@@ -40,6 +40,6 @@ describe('lost wake-ups (chokidar drops a change that follows another within 50 
       lags.push(...results.map((r: any) => r.lag_ms));
     }
     lags.sort((a, b) => a - b);
-    console.log(`wake-up lag over ${lags.length} waits: p50 ${lags[Math.floor(lags.length / 2)]} ms, max ${lags[lags.length - 1]} ms (gaps ${summary.minGap.toFixed(1)}–${summary.maxGap.toFixed(1)} ms)`);
+    console.log(`${mode}: wake-up lag over ${lags.length} waits: p50 ${lags[Math.floor(lags.length / 2)]} ms, max ${lags[lags.length - 1]} ms (gaps ${summary.minGap.toFixed(1)}–${summary.maxGap.toFixed(1)} ms)`);
   }, 120_000);
 });

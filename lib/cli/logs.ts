@@ -19,7 +19,7 @@ export async function followOutput(
   let offset = options.start;
   let wake: (() => void) | undefined;
   const closeWatch = options.follow
-    ? await watchJobFolders(spool.paths, [id], () => wake?.(), [JOB_FILES.output, JOB_FILES.state]).catch(() => undefined)
+    ? await watchJobFolders(spool.paths, [id], () => wake?.(), [JOB_FILES.output, JOB_FILES.state], spool.config.watch_mode).catch(() => undefined)
     : undefined;
   try {
     for (;;) {

@@ -40,6 +40,8 @@ export class SupervisorPool {
       stdio: ['ignore', this.logFd, this.logFd, 'ipc'],
       env: { ...process.env, AGENT_ASYNC_HOME: this.paths.home },
       serialization: 'json',
+      // a small young generation: a supervisor streams output through short-lived buffers
+      execArgv: ['--max-semi-space-size=2'],
     });
     let markReady: () => void = () => undefined;
     const supervisor: Supervisor = {

@@ -226,8 +226,9 @@ export const exitRecordSchema = z.object({
 export type ExitRecord = z.infer<typeof exitRecordSchema>;
 
 export function writeExitRecord(paths: SpoolPaths, id: string, record: ExitRecord): void {
-  // the terminal state written right after fsyncs the job folder for both
-  writeJsonAtomic(paths.tmp, jobFile(paths, id, JOB_FILES.exit), exitRecordSchema.parse(record), 'file');
+  // Not fsynced: the terminal state written right after is (file and folder), and holds the
+  // same facts; exit.json only matters when a process crash (not a power loss) comes between.
+  writeJsonAtomic(paths.tmp, jobFile(paths, id, JOB_FILES.exit), exitRecordSchema.parse(record), 'none');
 }
 
 export function readExitRecord(paths: SpoolPaths, id: string): ExitRecord | undefined {

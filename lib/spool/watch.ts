@@ -1,13 +1,14 @@
 import path from 'node:path';
+import fs from 'node:fs';
 import chokidar from 'chokidar';
 import { JOB_FILES, jobDir, type SpoolPaths } from './layout.js';
 import { isTerminal, type JobState } from './state.js';
 import { readState, type StateRead } from './store.js';
 
 /**
- * Waiting for jobs to end, from any process. chokidar 4/5 drop a `change` that follows
- * another within 50 ms with no trailing event (paulmillr/chokidar#1455), so an event is only
- * a hint: every event on `state.json` re-reads it, a trailing re-read follows each burst,
+ * Waiting for jobs to end, from any process. An event is only a hint: every event on
+ * `state.json` re-reads it, a trailing re-read follows each burst (chokidar 4/5 drop a
+ * `change` that follows another within 50 ms with no trailing event, paulmillr/chokidar#1455),
  * the state is read once right after the watcher is armed, and a slow safety poll covers
  * everything else (dropped events, inotify overflow, network filesystems).
  */
@@ -18,6 +19,7 @@ const TRAILING_READ_MS = 60;
 export interface WaitOptions {
   timeoutMs: number;
   pollMs: number;
+  watchMode?: WatchMode;
   signal?: AbortSignal;
   /** Called on every safety poll with the states read (e.g. to restart a dead runner). */
   onPoll?: (states: JobState[]) => void;
@@ -103,7 +105,7 @@ export async function awaitAnySettled(paths: SpoolPaths, ids: readonly string[],
     }, options.pollMs);
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
-    watchJobFolders(paths, ids, onEvent)
+    watchJobFolders(paths, ids, onEvent, [JOB_FILES.state], options.watchMode)
       .then((close) => {
         closeWatcher = close;
         if (finished) void close();
@@ -128,6 +130,15 @@ export async function waitForJob(paths: SpoolPaths, id: string, options: WaitOpt
 }
 
 /**
+ * How waits notice changes: `native` is one fs.watch per job folder (cheapest, and it sees
+ * every rename); `chokidar` is chokidar 5 on the folder; `poll` uses no watcher at all, only
+ * the re-reads (for network filesystems, where a change made from another host raises no
+ * event). Measured while a job printed 300 MB: a waiting server spent 5 CPU ticks with
+ * `native` and 88 with `chokidar`, which stats files on the folder's every event.
+ */
+export type WatchMode = 'native' | 'chokidar' | 'poll';
+
+/**
  * Watches job folders (not the `state.json` inode, which a rename replaces) and calls
  * `onChange` for changes to the files a waiter cares about. Resolves once armed.
  */
@@ -136,17 +147,43 @@ export async function watchJobFolders(
   ids: readonly string[],
   onChange: (id: string, file: string) => void,
   files: readonly string[] = [JOB_FILES.state],
+  mode: WatchMode = 'native',
+): Promise<() => Promise<void>> {
+  if (mode === 'poll') return () => Promise.resolve();
+  if (mode === 'chokidar') return watchWithChokidar(paths, ids, onChange, files);
+  const wanted = new Set(files);
+  const watchers: fs.FSWatcher[] = [];
+  for (const id of ids) {
+    try {
+      const watcher = fs.watch(jobDir(paths, id), (_event, name) => {
+        if (name === null) onChange(id, JOB_FILES.state);
+        else if (wanted.has(name)) onChange(id, name);
+      });
+      watcher.on('error', () => undefined);
+      watchers.push(watcher);
+    } catch {
+      // gone or unwatchable: the caller's re-reads cover it
+    }
+  }
+  return () => {
+    for (const watcher of watchers) watcher.close();
+    return Promise.resolve();
+  };
+}
+
+async function watchWithChokidar(
+  paths: SpoolPaths,
+  ids: readonly string[],
+  onChange: (id: string, file: string) => void,
+  files: readonly string[],
 ): Promise<() => Promise<void>> {
   const wanted = new Set(files);
-  const watcher = chokidar.watch(
-    ids.map((id) => jobDir(paths, id)),
-    {
-      ignoreInitial: true,
-      depth: 0,
-      ignored: (file: string, stats?: { isDirectory(): boolean }) =>
-        stats !== undefined && !stats.isDirectory() && !wanted.has(path.basename(file)),
-    },
-  );
+  const roots = new Set(ids.map((id) => jobDir(paths, id)));
+  const watcher = chokidar.watch([...roots], {
+    ignoreInitial: true,
+    depth: 0,
+    ignored: (file: string) => !roots.has(file) && !wanted.has(path.basename(file)),
+  });
   watcher.on('all', (_event: string, file: string) => {
     const name = path.basename(file);
     if (wanted.has(name)) onChange(path.basename(path.dirname(file)), name);

@@ -1,16 +1,17 @@
 // Waits (in this process) for every job id given, all at once, with the spool's wait (no
 // runner is started), and reports what each wait returned and how long after the terminal
-// write it woke. Usage: node waiter.mjs <idsJson> <timeoutSeconds> <pollSeconds>
+// write it woke. Usage: node waiter.mjs <idsJson> <timeoutSeconds> <pollSeconds> <native|chokidar>
 import { spoolPaths } from '../../dist/spool/layout.js';
 import { waitForJob } from '../../dist/spool/watch.js';
 
 const ids = JSON.parse(process.argv[2]);
 const timeoutMs = Number(process.argv[3]) * 1000;
 const pollMs = Number(process.argv[4]) * 1000;
+const watchMode = process.argv[5] ?? 'native';
 const paths = spoolPaths(process.env.AGENT_ASYNC_HOME);
 const results = await Promise.all([
   ...ids.map(async (id) => {
-    const answer = await waitForJob(paths, id, { timeoutMs, pollMs });
+    const answer = await waitForJob(paths, id, { timeoutMs, pollMs, watchMode });
     const state = answer.snapshot.kind === 'ok' ? answer.snapshot.state : null;
     return {
       id,
