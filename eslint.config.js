@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 
 const node = {
   process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly',
-  setImmediate: 'readonly', URL: 'readonly', Buffer: 'readonly',
+  setImmediate: 'readonly', URL: 'readonly', Buffer: 'readonly', performance: 'readonly',
 };
 
 export default tseslint.config(

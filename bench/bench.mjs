@@ -247,16 +247,12 @@ async function bigOutput() {
   const rssBefore = peakRssMb(server.pid);
   const runnerBefore = peakRssMb(runnerPid);
   const start = await server.call('agent_start', { agent: 'bigtalker', prompt: 'talk', cwd });
-  let supervisorPid = null;
   let supervisorPeak = 0;
   let answer;
   do {
     answer = await server.call('job_wait', { job_id: start.job_id, timeout_seconds: 10 });
     const state = readJson(path.join(spool.home, 'jobs', start.job_id, 'state.json'));
-    if (state.supervisor) {
-      supervisorPid = state.supervisor.pid;
-      supervisorPeak = Math.max(supervisorPeak, peakRssMb(supervisorPid) ?? 0);
-    }
+    if (state.supervisor) supervisorPeak = Math.max(supervisorPeak, peakRssMb(state.supervisor.pid) ?? 0);
   } while (answer.status === 'timeout');
   const tails = [];
   for (let i = 0; i < 20; i += 1) {
