@@ -39,6 +39,7 @@ async function startRoundTrip() {
     if (fs.existsSync(path.join(spool.home, 'jobs', answer.job_id, 'state.json'))) durable += 1;
   }
   await server.close();
+  killSpool(spool); // its queue would otherwise keep running under the next scenarios
   results.start = { ...stats(times), durable_on_answer: `${durable}/${n}` };
   log(`start round trip: p50 ${ms(results.start.p50)} ms, p99 ${ms(results.start.p99)} ms, durable ${durable}/${n}`);
 }
@@ -64,6 +65,7 @@ async function wakeLatency() {
   }
   writer.stdin.write('exit\n');
   await server.close();
+  killSpool(spool);
   results.wake = { ...stats(latencies), misses };
   log(`wake latency: p50 ${ms(results.wake.p50)} ms, p99 ${ms(results.wake.p99)} ms, misses ${misses}/${n}`);
 }
@@ -225,6 +227,7 @@ async function manyWaiters() {
   const watchesAfter = inotifyWatches(server.pid);
   writer.stdin.write('exit\n');
   await server.close();
+  killSpool(spool);
   results.waiters = { waiters: n, ...stats(latencies), misses: n - latencies.length, inotify_watches: watches, inotify_watches_after: watchesAfter, server_rss_mb: rss };
   log(`${n} waiters: p50 ${ms(results.waiters.p50)} ms, p99 ${ms(results.waiters.p99)} ms, misses ${results.waiters.misses}, inotify watches ${watches} while waiting, ${watchesAfter} after`);
 }
