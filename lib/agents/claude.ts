@@ -1,7 +1,7 @@
 import type { BuiltinAgentConfig, Policy } from '../config.js';
-import { judgeRun } from './judge.js';
+import { agentAdapter } from './judge.js';
 import {
-  asCount, asObject, asString, emptyParse, jsonLine, keepNote, promptDelivery,
+  asCount, asObject, asString, assistantText, emptyParse, eventOf, keepNote, promptDelivery,
   type AgentAdapter, type StreamParser,
 } from './types.js';
 
@@ -17,18 +17,11 @@ function parser(): StreamParser {
   let lastAssistantText: string | null = null;
   return {
     line(text, stream) {
-      const event = jsonLine(text);
-      if (!event) {
-        if (stream === 'stderr' && text.trim() !== '') keepNote(parsed.notes, text.trim());
-        return;
-      }
+      const event = eventOf(text, stream, parsed.notes);
+      if (!event) return;
       parsed.session_id = asString(event.session_id) ?? parsed.session_id;
       if (event.type === 'assistant') {
-        const content = asObject(event.message).content;
-        const texts = Array.isArray(content)
-          ? content.map(asObject).filter((part) => part.type === 'text').map((part) => asString(part.text) ?? '')
-          : [];
-        if (texts.length > 0) lastAssistantText = texts.join('');
+        lastAssistantText = assistantText(event) ?? lastAssistantText;
       } else if (event.type === 'system' && event.subtype === 'api_retry') {
         keepNote(parsed.notes, `API retry ${JSON.stringify(event.attempt)}: ${JSON.stringify(event.error_status ?? event.error ?? null)}`);
       } else if (event.type === 'result') {
@@ -64,25 +57,18 @@ export function claudeAdapter(settings: BuiltinAgentConfig): AgentAdapter {
     installHint: 'npm install -g @anthropic-ai/claude-code',
     loginHint: 'run `claude` once and log in, or set ANTHROPIC_API_KEY',
   };
-  return {
-    ...subject,
-    description: 'Claude Code (claude -p --output-format stream-json)',
-    takesPrompt: true,
-    buildInvocation(input) {
-      const { request } = input;
-      const policy = request.policy as Policy;
-      const { viaStdin, stdin } = promptDelivery(input);
-      const argv = [subject.binary, '-p', '--output-format', 'stream-json', '--verbose', '--permission-mode', PERMISSION_MODE[policy]];
-      if (request.model) argv.push('--model', request.model);
-      if (request.resume_session) argv.push('--resume', request.resume_session);
-      argv.push(...settings.extra_args);
-      if (!viaStdin) argv.push('--', input.prompt);
-      const env: Record<string, string> = { ...settings.env };
-      // Claude refuses bypassPermissions as root unless told it runs in a sandbox.
-      if (policy === 'full-auto' && process.getuid?.() === 0) env.IS_SANDBOX = '1';
-      return { argv, stdin, env };
-    },
-    createParser: parser,
-    judge: (parsed, exitCode, signal) => judgeRun(subject, parsed, exitCode, signal),
-  };
+  return agentAdapter(subject, 'Claude Code (claude -p --output-format stream-json)', (input) => {
+    const { request } = input;
+    const policy = request.policy as Policy;
+    const { viaStdin, stdin } = promptDelivery(input);
+    const argv = [subject.binary, '-p', '--output-format', 'stream-json', '--verbose', '--permission-mode', PERMISSION_MODE[policy]];
+    if (request.model) argv.push('--model', request.model);
+    if (request.resume_session) argv.push('--resume', request.resume_session);
+    argv.push(...settings.extra_args);
+    if (!viaStdin) argv.push('--', input.prompt);
+    const env: Record<string, string> = { ...settings.env };
+    // Claude refuses bypassPermissions as root unless told it runs in a sandbox.
+    if (policy === 'full-auto' && process.getuid?.() === 0) env.IS_SANDBOX = '1';
+    return { argv, stdin, env };
+  }, parser);
 }

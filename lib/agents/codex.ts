@@ -1,7 +1,7 @@
 import type { BuiltinAgentConfig, Policy } from '../config.js';
-import { judgeRun } from './judge.js';
+import { agentAdapter } from './judge.js';
 import {
-  asCount, asObject, asString, emptyParse, jsonLine, keepNote, promptDelivery,
+  asCount, asObject, asString, emptyParse, eventOf, keepNote, promptDelivery,
   type AgentAdapter, type StreamParser,
 } from './types.js';
 
@@ -16,11 +16,8 @@ function parser(): StreamParser {
   const parsed = { ...emptyParse(), cumulative: true };
   return {
     line(text, stream) {
-      const event = jsonLine(text);
-      if (!event) {
-        if (stream === 'stderr' && text.trim() !== '') keepNote(parsed.notes, text.trim());
-        return;
-      }
+      const event = eventOf(text, stream, parsed.notes);
+      if (!event) return;
       const item = asObject(event.item);
       switch (event.type) {
         case 'thread.started':
@@ -60,22 +57,15 @@ export function codexAdapter(settings: BuiltinAgentConfig): AgentAdapter {
     installHint: 'npm install -g @openai/codex',
     loginHint: 'run `codex login`, or set CODEX_API_KEY',
   };
-  return {
-    ...subject,
-    description: 'OpenAI Codex CLI (codex exec --json)',
-    takesPrompt: true,
-    buildInvocation(input) {
-      const { request } = input;
-      const { viaStdin, stdin } = promptDelivery(input);
-      const argv = [subject.binary, 'exec', '--json', '--skip-git-repo-check', '-C', request.cwd];
-      if (request.model) argv.push('-m', request.model);
-      argv.push(...SANDBOX[request.policy as Policy], ...settings.extra_args);
-      // resume takes its session after the subcommand; sandbox and cwd flags must come before it
-      if (request.resume_session) argv.push('resume', request.resume_session);
-      if (!viaStdin) argv.push('--', input.prompt);
-      return { argv, stdin, env: { ...settings.env } };
-    },
-    createParser: parser,
-    judge: (parsed, exitCode, signal) => judgeRun(subject, parsed, exitCode, signal),
-  };
+  return agentAdapter(subject, 'OpenAI Codex CLI (codex exec --json)', (input) => {
+    const { request } = input;
+    const { viaStdin, stdin } = promptDelivery(input);
+    const argv = [subject.binary, 'exec', '--json', '--skip-git-repo-check', '-C', request.cwd];
+    if (request.model) argv.push('-m', request.model);
+    argv.push(...SANDBOX[request.policy as Policy], ...settings.extra_args);
+    // resume takes its session after the subcommand; sandbox and cwd flags must come before it
+    if (request.resume_session) argv.push('resume', request.resume_session);
+    if (!viaStdin) argv.push('--', input.prompt);
+    return { argv, stdin, env: { ...settings.env } };
+  }, parser);
 }

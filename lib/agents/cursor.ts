@@ -1,7 +1,7 @@
 import type { BuiltinAgentConfig, Policy } from '../config.js';
-import { judgeRun } from './judge.js';
+import { agentAdapter } from './judge.js';
 import {
-  asCount, asObject, asString, emptyParse, jsonLine, keepNote, promptDelivery,
+  asCount, asObject, asString, assistantText, emptyParse, jsonLine, keepNote, promptDelivery,
   type AgentAdapter, type StreamParser,
 } from './types.js';
 
@@ -25,11 +25,7 @@ function parser(): StreamParser {
       if (stream === 'stderr') return; // stderr may mirror the stdout events
       parsed.session_id = asString(event.session_id) ?? parsed.session_id;
       if (event.type === 'assistant') {
-        const content = asObject(event.message).content;
-        const texts = Array.isArray(content)
-          ? content.map(asObject).filter((part) => part.type === 'text').map((part) => asString(part.text) ?? '')
-          : [];
-        if (texts.length > 0) lastAssistantText = texts.join('');
+        lastAssistantText = assistantText(event) ?? lastAssistantText;
       } else if (event.type === 'result') {
         const usage = asObject(event.usage);
         if (Object.keys(usage).length > 0) {
@@ -59,22 +55,15 @@ export function cursorAdapter(settings: BuiltinAgentConfig): AgentAdapter {
     installHint: 'curl https://cursor.com/install -fsS | bash',
     loginHint: 'run `cursor-agent login`, or set CURSOR_API_KEY',
   };
-  return {
-    ...subject,
-    description: "Cursor's cursor-agent (-p --output-format stream-json)",
-    takesPrompt: true,
-    buildInvocation(input) {
-      const { request } = input;
-      const { viaStdin, stdin } = promptDelivery(input);
-      const argv = [subject.binary, '-p', '--output-format', 'stream-json', '--trust', '--workspace', request.cwd];
-      argv.push(...MODE_ARGS[request.policy as Policy]);
-      if (request.model) argv.push('--model', request.model);
-      if (request.resume_session) argv.push('--resume', request.resume_session);
-      argv.push(...settings.extra_args);
-      if (!viaStdin) argv.push('--', input.prompt);
-      return { argv, stdin, env: { ...settings.env } };
-    },
-    createParser: parser,
-    judge: (parsed, exitCode, signal) => judgeRun(subject, parsed, exitCode, signal),
-  };
+  return agentAdapter(subject, "Cursor's cursor-agent (-p --output-format stream-json)", (input) => {
+    const { request } = input;
+    const { viaStdin, stdin } = promptDelivery(input);
+    const argv = [subject.binary, '-p', '--output-format', 'stream-json', '--trust', '--workspace', request.cwd];
+    argv.push(...MODE_ARGS[request.policy as Policy]);
+    if (request.model) argv.push('--model', request.model);
+    if (request.resume_session) argv.push('--resume', request.resume_session);
+    argv.push(...settings.extra_args);
+    if (!viaStdin) argv.push('--', input.prompt);
+    return { argv, stdin, env: { ...settings.env } };
+  }, parser);
 }

@@ -1,7 +1,7 @@
 import type { CustomAgentConfig, JsonSelector, Policy } from '../config.js';
-import { judgeRun } from './judge.js';
+import { agentAdapter } from './judge.js';
 import {
-  asCount, asObject, emptyParse, jsonLine, keepNote, promptDelivery,
+  asCount, asObject, emptyParse, eventOf, keepNote, promptDelivery,
   type AgentAdapter, type InvocationInput, type StreamParser,
 } from './types.js';
 
@@ -38,12 +38,8 @@ function jsonlParser(config: CustomAgentConfig): StreamParser {
   const usage = { input_tokens: null as number | null, output_tokens: null as number | null, cached_input_tokens: null as number | null, cost_usd: null as number | null };
   return {
     line(text, stream) {
-      const event = jsonLine(text);
-      if (!event) {
-        if (stream === 'stderr' && text.trim() !== '') keepNote(parsed.notes, text.trim());
-        return;
-      }
-      if (stream === 'stderr') return;
+      const event = eventOf(text, stream, parsed.notes);
+      if (!event || stream === 'stderr') return;
       parsed.final_message = textValue(select(event, selectors.final_message)) ?? parsed.final_message;
       parsed.session_id = textValue(select(event, selectors.session_id)) ?? parsed.session_id;
       for (const key of ['input_tokens', 'output_tokens', 'cached_input_tokens'] as const) {
@@ -97,25 +93,18 @@ function fillTemplate(template: string[], input: InvocationInput, viaStdin: bool
 export function customAdapter(name: string, config: CustomAgentConfig): AgentAdapter {
   const binary = config.command[0]!;
   const subject = { name, binary, installHint: config.install_hint ?? `install ${binary}, or set agents.${name}.command[0] to its full path` };
-  return {
-    ...subject,
-    description: config.description ?? `custom agent (${binary})`,
-    takesPrompt: true,
-    buildInvocation(input) {
-      const { request } = input;
-      const forced = config.prompt_via === 'stdin';
-      const delivery = promptDelivery(input);
-      const viaStdin = forced || delivery.viaStdin;
-      const command = fillTemplate(config.command, input, viaStdin);
-      const extra = [...(config.policy_args[request.policy as Policy] ?? [])];
-      if (request.resume_session && config.resume_args) {
-        extra.push(...config.resume_args.map((arg) => arg.replaceAll('{session_id}', request.resume_session!)));
-      }
-      // policy and resume args go right after the binary, before a positional prompt
-      const argv = [command[0]!, ...extra, ...command.slice(1)];
-      return { argv, stdin: viaStdin ? input.prompt : null, env: { ...config.env } };
-    },
-    createParser: () => (config.output === 'jsonl' ? jsonlParser(config) : textParser()),
-    judge: (parsed, exitCode, signal) => judgeRun(subject, parsed, exitCode, signal),
-  };
+  return agentAdapter(subject, config.description ?? `custom agent (${binary})`, (input) => {
+    const { request } = input;
+    const forced = config.prompt_via === 'stdin';
+    const delivery = promptDelivery(input);
+    const viaStdin = forced || delivery.viaStdin;
+    const command = fillTemplate(config.command, input, viaStdin);
+    const extra = [...(config.policy_args[request.policy as Policy] ?? [])];
+    if (request.resume_session && config.resume_args) {
+      extra.push(...config.resume_args.map((arg) => arg.replaceAll('{session_id}', request.resume_session!)));
+    }
+    // policy and resume args go right after the binary, before a positional prompt
+    const argv = [command[0]!, ...extra, ...command.slice(1)];
+    return { argv, stdin: viaStdin ? input.prompt : null, env: { ...config.env } };
+  }, () => (config.output === 'jsonl' ? jsonlParser(config) : textParser()));
 }

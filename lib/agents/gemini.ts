@@ -1,5 +1,5 @@
 import type { BuiltinAgentConfig, Policy } from '../config.js';
-import { judgeRun } from './judge.js';
+import { agentAdapter } from './judge.js';
 import {
   asCount, asObject, asString, emptyParse, jsonLine, keepNote, promptDelivery,
   type AgentAdapter, type ParsedStream, type StreamParser,
@@ -113,31 +113,24 @@ export function geminiAdapter(settings: BuiltinAgentConfig): AgentAdapter {
     installHint: 'npm install -g @google/gemini-cli',
     loginHint: 'set GEMINI_API_KEY, or run `gemini` once and log in',
   };
-  return {
-    ...subject,
-    description: 'Google Gemini CLI (gemini -o stream-json)',
-    takesPrompt: true,
-    buildInvocation(input) {
-      const { request } = input;
-      const { viaStdin, stdin } = promptDelivery(input);
-      const argv = [subject.binary, '-o', 'stream-json', '--approval-mode', APPROVAL_MODE[request.policy as Policy]];
-      if (request.model) argv.push('-m', request.model);
-      if (request.resume_session) argv.push('--resume', request.resume_session);
-      argv.push(...settings.extra_args);
-      // yargs in gemini rejects `-p "-x"`; the = form keeps a dash-leading prompt intact
-      if (!viaStdin) argv.push(`--prompt=${input.prompt}`);
-      return {
-        argv,
-        stdin,
-        env: {
-          // no self-relaunch (its parent ignores SIGTERM), and no trust prompt in headless mode
-          GEMINI_CLI_NO_RELAUNCH: 'true',
-          GEMINI_CLI_TRUST_WORKSPACE: 'true',
-          ...settings.env,
-        },
-      };
-    },
-    createParser: parser,
-    judge: (parsed, exitCode, signal) => judgeRun(subject, parsed, exitCode, signal),
-  };
+  return agentAdapter(subject, 'Google Gemini CLI (gemini -o stream-json)', (input) => {
+    const { request } = input;
+    const { viaStdin, stdin } = promptDelivery(input);
+    const argv = [subject.binary, '-o', 'stream-json', '--approval-mode', APPROVAL_MODE[request.policy as Policy]];
+    if (request.model) argv.push('-m', request.model);
+    if (request.resume_session) argv.push('--resume', request.resume_session);
+    argv.push(...settings.extra_args);
+    // yargs in gemini rejects `-p "-x"`; the = form keeps a dash-leading prompt intact
+    if (!viaStdin) argv.push(`--prompt=${input.prompt}`);
+    return {
+      argv,
+      stdin,
+      env: {
+        // no self-relaunch (its parent ignores SIGTERM), and no trust prompt in headless mode
+        GEMINI_CLI_NO_RELAUNCH: 'true',
+        GEMINI_CLI_TRUST_WORKSPACE: 'true',
+        ...settings.env,
+      },
+    };
+  }, parser);
 }

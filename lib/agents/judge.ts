@@ -1,5 +1,5 @@
 import { hintFor, type HintSubject } from './hints.js';
-import type { ParsedStream, Verdict } from './types.js';
+import type { AgentAdapter, ParsedStream, StreamParser, Verdict } from './types.js';
 
 /**
  * Success of an agent run is the exit code and the terminal event together: exit 0 with the
@@ -22,4 +22,21 @@ export function judgeRun(agent: HintSubject, parsed: ParsedStream, exitCode: num
   const how = signal ? `was killed by signal ${signal}` : `exited with code ${exitCode ?? 'unknown'}`;
   const last = parsed.notes.at(-1);
   return { ok: false, error: withHint({ code: 'exit_nonzero' as const, message: `${agent.name} ${how}${last ? `: ${last}` : ''}` }) };
+}
+
+/** An agent CLI's adapter from what differs between CLIs: how to start it and how to read it. */
+export function agentAdapter(
+  subject: HintSubject & { name: string },
+  description: string,
+  buildInvocation: AgentAdapter['buildInvocation'],
+  createParser: () => StreamParser,
+): AgentAdapter {
+  return {
+    ...subject,
+    description,
+    takesPrompt: true,
+    buildInvocation,
+    createParser,
+    judge: (parsed, exitCode, signal) => judgeRun(subject, parsed, exitCode, signal),
+  };
 }

@@ -99,3 +99,18 @@ export function promptDelivery(input: InvocationInput): { viaStdin: boolean; std
   const viaStdin = Buffer.byteLength(input.prompt) > input.stdinThreshold;
   return { viaStdin, stdin: viaStdin ? input.prompt : null };
 }
+
+/** The JSON event on a line, or undefined; a line of stderr that is not JSON is kept as a note. */
+export function eventOf(text: string, stream: 'stdout' | 'stderr', notes: string[]): Record<string, unknown> | undefined {
+  const event = jsonLine(text);
+  if (!event && stream === 'stderr' && text.trim() !== '') keepNote(notes, text.trim());
+  return event;
+}
+
+/** The text parts of an assistant message event (claude and cursor stream-json), joined. */
+export function assistantText(event: Record<string, unknown>): string | null {
+  const content = asObject(event.message).content;
+  if (!Array.isArray(content)) return null;
+  const texts = content.map(asObject).filter((part) => part.type === 'text').map((part) => asString(part.text) ?? '');
+  return texts.length > 0 ? texts.join('') : null;
+}
