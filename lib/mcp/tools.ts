@@ -73,7 +73,9 @@ const timeoutMinutes = z.number().optional().describe('Wall-clock limit of the j
 const waitSeconds = z.number().optional().default(WAIT_DEFAULT_SECONDS)
   .describe('How long to block, in seconds (default 50, at most the configured maximum, 55 by default). If the job is not done by then the answer has status "timeout": call the wait tool again.');
 
-const startShape = { prompt, cwd, approval_policy: approvalPolicy, context_files: contextFiles, model, timeout_minutes: timeoutMinutes };
+/** The options every job-starting tool takes besides its task. */
+const jobOptions = { approval_policy: approvalPolicy, context_files: contextFiles, model, timeout_minutes: timeoutMinutes };
+const startShape = { prompt, cwd, ...jobOptions };
 
 // ── output schemas (loose: clients may get more keys than listed) ─────────────────────────
 
@@ -277,10 +279,7 @@ export function allTools(): ToolDefinition[] {
         parent_page: z.string().optional().describe('Parent page title or id, for publishing.'),
         instructions: z.string().optional().describe('What the page should cover, and how.'),
         publish: z.boolean().optional().default(false).describe('Publish the page (default: only draft it).'),
-        approval_policy: approvalPolicy,
-        context_files: contextFiles,
-        model,
-        timeout_minutes: timeoutMinutes,
+        ...jobOptions,
       }),
       output: startOutput,
       annotations: START_ANNOTATIONS,
@@ -300,10 +299,7 @@ export function allTools(): ToolDefinition[] {
         draft: z.boolean().optional().default(true).describe('Open it as a draft (default true).'),
         publish: z.boolean().optional().default(false).describe('Push and open the pull request (default: only prepare it locally).'),
         instructions: z.string().optional().describe('Further guidance.'),
-        approval_policy: approvalPolicy,
-        context_files: contextFiles,
-        model,
-        timeout_minutes: timeoutMinutes,
+        ...jobOptions,
       }),
       output: startOutput,
       annotations: START_ANNOTATIONS,
