@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { z } from 'zod';
 import { UserError } from './errors.js';
 import { readJsonFile } from './spool/fsx.js';
@@ -153,6 +154,43 @@ export function loadConfig(paths: SpoolPaths, env: NodeJS.ProcessEnv = process.e
   }
   checkAgents(merged.data.agents, paths.config);
   return merged.data;
+}
+
+/** mtime and size of config.json, to notice an edit with one stat. */
+export function configStamp(paths: SpoolPaths): string {
+  try {
+    const stat = fs.statSync(paths.config);
+    return `${stat.mtimeMs}:${stat.size}`;
+  } catch {
+    return 'none';
+  }
+}
+
+/**
+ * For long-lived processes (the MCP server, the runner): `current()` returns the config,
+ * re-read when config.json changed. A broken edit throws from `current()` each time it is
+ * asked for until fixed; the last good config stays in `lastGood`.
+ */
+export class ConfigSource {
+  private stamp: string;
+  lastGood: Config;
+
+  constructor(
+    private readonly paths: SpoolPaths,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {
+    this.stamp = configStamp(paths);
+    this.lastGood = loadConfig(paths, env);
+  }
+
+  current(): Config {
+    const stamp = configStamp(this.paths);
+    if (stamp !== this.stamp) {
+      this.lastGood = loadConfig(this.paths, this.env);
+      this.stamp = stamp;
+    }
+    return this.lastGood;
+  }
 }
 
 const AGENT_NAME = /^[a-z][a-z0-9_-]{0,39}$/;

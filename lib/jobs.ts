@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { readContextFiles, type ContextFile } from './agents/context-files.js';
 import { assemblePrompt, stripFooter } from './agents/prompt.js';
 import { getAdapter } from './agents/registry.js';
-import { POLICIES, loadConfig, type Config, type Policy } from './config.js';
+import { ConfigSource, POLICIES, type Config, type Policy } from './config.js';
 import { UserError, quoteInput } from './errors.js';
 import { ensureRunner, type EnsureResult } from './runner/launch.js';
 import { leaderAlive } from './runner/lease.js';
@@ -35,13 +35,24 @@ export interface Spool {
   paths: SpoolPaths;
   config: Config;
   env: NodeJS.ProcessEnv;
+  /** Where `config` comes from; `refreshConfig` re-reads it after an edit. */
+  configSource?: ConfigSource;
 }
 
 export function openSpool(options: { home?: string; env?: NodeJS.ProcessEnv } = {}): Spool {
   const env = options.env ?? process.env;
   const paths = spoolPaths(options.home ?? defaultHome(env));
   ensureSpool(paths);
-  return { paths, config: loadConfig(paths, env), env };
+  const configSource = new ConfigSource(paths, env);
+  return { paths, config: configSource.lastGood, env, configSource };
+}
+
+/**
+ * Picks up an edited config.json in a long-lived process (the MCP server): one stat per call.
+ * A config that became invalid keeps the last good one and throws the error for this call.
+ */
+export function refreshConfig(spool: Spool): void {
+  if (spool.configSource) spool.config = spool.configSource.current();
 }
 
 function notFound(spool: Spool, id: string, field: string): UserError {

@@ -302,6 +302,24 @@ describe('MCP server over stdio, with the SDK Client', () => {
     expect((await flagged.client.listTools()).tools.map((t) => t.name).sort()).toEqual(['claude_start', 'claude_wait']);
   });
 
+  it('picks up an edited config.json without a restart; a broken edit is reported and the last good config kept', async () => {
+    const spool = stubbedSpool();
+    const mcp = await server(spool);
+    const file = path.join(spool.home, 'config.json');
+    const before = await ok(mcp, 'codex_start', { prompt: 'first', cwd: spool.work });
+    expect(jobState(spool, before.job_id).request.policy).toBe('auto-edit');
+    fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), default_policy: 'suggest' }));
+    const after = await ok(mcp, 'codex_start', { prompt: 'second', cwd: fs.mkdtempSync(path.join(spool.work, 'c')) });
+    expect(jobState(spool, after.job_id).request.policy).toBe('suggest');
+    fs.writeFileSync(file, JSON.stringify({ default_policy: 'yolo-ish' }));
+    const broken = await mcp.client.callTool({ name: 'queue_status', arguments: {} });
+    expect(broken.isError).toBe(true);
+    expect(JSON.stringify(broken.content)).toMatch(/default_policy/);
+    fs.writeFileSync(file, JSON.stringify({ default_policy: 'full-auto' }));
+    const fixed = await ok(mcp, 'codex_start', { prompt: 'third', cwd: fs.mkdtempSync(path.join(spool.work, 'c')) });
+    expect(jobState(spool, fixed.job_id).request.policy).toBe('full-auto');
+  });
+
   it('logs to stderr only and exits cleanly on stdin EOF; its jobs keep running', async () => {
     const spool = stubbedSpool();
     const child = spawn(process.execPath, [CLI, 'serve'], { env: spool.env, stdio: ['pipe', 'pipe', 'pipe'] });

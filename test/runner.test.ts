@@ -106,6 +106,27 @@ describe('runner scheduling', () => {
     const next = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8'));
     expect(next.epoch).toBe(info.epoch + 1);
   });
+
+  it('a running runner picks up an edited config.json for the next jobs, and outlives a broken edit', async () => {
+    const spool = makeSpool({ concurrency: 1, runner_idle_seconds: 60 });
+    const configFile = path.join(spool.home, 'config.json');
+    const editConfig = (change: Record<string, unknown>): void =>
+      fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), ...change }));
+    waitJob(spool, startJob(spool, ['true']));
+    const runnerPid = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8')).pid;
+    fs.writeFileSync(configFile, '{"concurrency": "lots"}');
+    const runnerLog = path.join(spool.home, 'runner.log');
+    await until(() => fs.readFileSync(runnerLog, 'utf8').includes('keeping the last good config'), 10_000, 'the runner to report the broken config');
+    editConfig({ concurrency: 3, runner_idle_seconds: 60 });
+    await until(() => fs.readFileSync(runnerLog, 'utf8').includes('config.json changed: concurrency'), 10_000, 'the runner to take the new config');
+    const ledger = path.join(spool.work, 'ledger');
+    const library = jobs.openSpool({ home: spool.home, env: spool.env });
+    const ids = Array.from({ length: 3 }, (_, i) =>
+      jobs.submit(library, { agent: 'exec', argv: ledgerJob(ledger, 1), cwd: dirIn(spool, `c${i}`) }).job_id);
+    for (const id of ids) expect(waitJob(spool, id).status).toBe('done');
+    expect(maxOverlap(ledger)).toBe(3);
+    expect(JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8')).pid).toBe(runnerPid);
+  });
 });
 
 describe('workers', () => {

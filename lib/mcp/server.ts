@@ -94,18 +94,19 @@ export function createServer(options: ServeOptions = {}): { server: Server; spoo
     if (!parsed.success) {
       return errorResult(parsed.error.issues.map((issue) => describeZodIssue(issue, tool.name)).join('; '));
     }
-    const progressToken = extra._meta?.progressToken;
-    const context: ToolContext = {
-      spool,
-      session,
-      signal: extra.signal,
-      progressEveryMs: spool.config.progress_seconds * 1000,
-      progress: async (progress, total, message) => {
-        if (progressToken === undefined) return;
-        await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress, total, message } });
-      },
-    };
     try {
+      jobs.refreshConfig(spool);
+      const progressToken = extra._meta?.progressToken;
+      const context: ToolContext = {
+        spool,
+        session,
+        signal: extra.signal,
+        progressEveryMs: spool.config.progress_seconds * 1000,
+        progress: async (progress, total, message) => {
+          if (progressToken === undefined) return;
+          await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress, total, message } });
+        },
+      };
       const structured = await tool.handler(parsed.data, context);
       if (request.params.task && tool.taskCapable && typeof structured.job_id === 'string') {
         markAsTask(spool.paths, structured.job_id, tool.name, request.params.task.ttl ?? null);

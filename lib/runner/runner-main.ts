@@ -1,4 +1,4 @@
-import { loadConfig } from '../config.js';
+import { ConfigSource } from '../config.js';
 import { defaultHome, ensureSpool, spoolPaths } from '../spool/layout.js';
 import { packageVersion } from '../version.js';
 import { clearStartingMarker } from './launch.js';
@@ -11,15 +11,15 @@ export async function runnerMain(options: { quiet?: boolean } = {}): Promise<num
   const log = (message: string): void => {
     if (!options.quiet) process.stderr.write(`${new Date().toISOString()} runner[${process.pid}] ${message}\n`);
   };
-  let config;
+  let source;
   try {
-    config = loadConfig(paths);
+    source = new ConfigSource(paths);
   } catch (error) {
     clearStartingMarker(paths);
     log(`cannot start: ${(error as Error).message}`);
     return 78;
   }
-  const runner = new Runner({ paths, config, version: packageVersion(), log });
+  const runner = new Runner({ paths, config: source.lastGood, reloadConfig: () => source.current(), version: packageVersion(), log });
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     process.once(signal, () => runner.stop(`received ${signal}`));
   }

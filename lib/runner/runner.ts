@@ -25,6 +25,8 @@ export interface RunnerOptions {
   config: Config;
   version: string;
   log: (message: string) => void;
+  /** Returns the config again, re-read if config.json was edited; throws while the edit is broken. */
+  reloadConfig?: () => Config;
   /** How leadership is won; the lockfile lease unless a caller supplies its own. */
   acquire?: () => Promise<Leadership | null>;
 }
@@ -58,8 +60,12 @@ export class Runner {
   private stopped = false;
   private stopResolve: () => void = () => undefined;
   private readonly cleanups: Array<() => unknown> = [];
+  private config: Config;
+  private configProblem: string | null = null;
 
-  constructor(private readonly options: RunnerOptions) {}
+  constructor(private readonly options: RunnerOptions) {
+    this.config = options.config;
+  }
 
   private get paths(): SpoolPaths {
     return this.options.paths;
@@ -70,7 +76,7 @@ export class Runner {
   }
 
   private settings(): SupervisorSettings {
-    const c = this.options.config;
+    const c = this.config;
     return {
       jobTimeoutSeconds: c.job_timeout_seconds,
       maxJobTimeoutSeconds: c.max_job_timeout_seconds,
@@ -94,7 +100,7 @@ export class Runner {
       this.log('another runner leads this spool; exiting');
       return false;
     }
-    this.log(`leading (epoch ${this.leadership.epoch}, pid ${process.pid}, concurrency ${this.options.config.concurrency})`);
+    this.log(`leading (epoch ${this.leadership.epoch}, pid ${process.pid}, concurrency ${this.config.concurrency})`);
     this.watchLeadership(this.leadership);
     const logFd = openRunnerLog(this.paths);
     this.cleanups.push(() => fs.closeSync(logFd));
@@ -126,14 +132,32 @@ export class Runner {
       this.log(`cannot watch active/: ${String(error)}; relying on the poll`);
     }
     const poll = setInterval(() => {
+      this.reloadConfig();
       this.fullScan = true;
       this.schedule();
-    }, this.options.config.poll_seconds * 1000);
+    }, this.config.poll_seconds * 1000);
     this.cleanups.push(() => clearInterval(poll));
     const stopped = new Promise<void>((resolve) => (this.stopResolve = resolve));
     this.schedule();
     await stopped;
     return true;
+  }
+
+  /** New values apply to the jobs dispatched from now on; running jobs keep their limits. */
+  private reloadConfig(): void {
+    if (!this.options.reloadConfig) return;
+    try {
+      const next = this.options.reloadConfig();
+      this.configProblem = null;
+      if (next === this.config) return;
+      const changed = (Object.keys(next) as Array<keyof Config>).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(this.config[key]));
+      this.config = next;
+      if (changed.length > 0) this.log(`config.json changed: ${changed.join(', ')}`);
+    } catch (error) {
+      const message = (error as Error).message;
+      if (message !== this.configProblem) this.log(`config.json is not valid, keeping the last good config: ${message}`);
+      this.configProblem = message;
+    }
   }
 
   private watchLeadership(leadership: Leadership): void {
@@ -202,12 +226,12 @@ export class Runner {
     if (!leadership.isLeading()) return this.stop('another runner took over the lease');
     if (Date.now() - this.lastSweep > SWEEP_EVERY_MS) {
       this.lastSweep = Date.now();
-      const swept = sweepTmp(this.paths, this.options.config.tmp_max_age_seconds * 1000);
+      const swept = sweepTmp(this.paths, this.config.tmp_max_age_seconds * 1000);
       if (swept > 0) this.log(`swept ${swept} stale temp files`);
     }
     if (Date.now() - this.lastRetention > RETENTION_EVERY_MS) this.applyRetention();
 
-    const config = this.options.config;
+    const config = this.config;
     const activeIds = listActive(this.paths);
     const activeSet = new Set(activeIds);
     for (const id of this.known.keys()) if (!activeSet.has(id)) this.known.delete(id);
@@ -271,7 +295,7 @@ export class Runner {
   private applyRetention(): void {
     this.lastRetention = Date.now();
     this.retainedOnce = true;
-    const { retention_days: days, retention_max_jobs: max } = this.options.config;
+    const { retention_days: days, retention_max_jobs: max } = this.config;
     if (days === null && max === null) return;
     try {
       const report = gcJobs(this.paths, {
@@ -340,7 +364,7 @@ export class Runner {
     try {
       const fresh = readState(this.paths, stale.id);
       if (fresh.kind !== 'ok' || !supervisorDead(fresh.state)) return;
-      const state = await finalizeOrphan(this.paths, fresh.state, this.options.config.kill_grace_seconds * 1000, (m) => this.log(m));
+      const state = await finalizeOrphan(this.paths, fresh.state, this.config.kill_grace_seconds * 1000, (m) => this.log(m));
       if (state) this.log(`job ${state.id}: finalized as ${state.status}${state.error ? ` (${state.error.code})` : ''} after its supervisor died`);
     } catch (error) {
       this.log(`job ${stale.id}: could not finalize: ${(error as Error).message}`);
@@ -359,8 +383,8 @@ export class Runner {
     this.idleSince ??= Date.now();
     // the queue is empty: a good moment for retention, which then delays no job
     if (!this.retainedOnce || Date.now() - this.lastRetention > RETENTION_IDLE_EVERY_MS) this.applyRetention();
-    if (Date.now() - this.idleSince < this.options.config.runner_idle_seconds * 1000) {
-      this.schedule(this.options.config.runner_idle_seconds * 1000);
+    if (Date.now() - this.idleSince < this.config.runner_idle_seconds * 1000) {
+      this.schedule(this.config.runner_idle_seconds * 1000);
       return;
     }
     // Release first, then look once more: a submit that came before the release is seen
@@ -369,7 +393,7 @@ export class Runner {
     this.leadership = null;
     await leadership?.release();
     if (listActive(this.paths).length === 0) {
-      this.stop(`idle for ${this.options.config.runner_idle_seconds} s`);
+      this.stop(`idle for ${this.config.runner_idle_seconds} s`);
       return;
     }
     this.leadership = await this.acquire();
