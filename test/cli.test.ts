@@ -84,6 +84,24 @@ describe('CLI: the job life cycle', () => {
     expect(cli(spool, ['ls']).stdout).toMatch(new RegExp(`${id}\\s+done\\s+exec`));
   });
 
+  it('start --wait prints what an exec job wrote, then its status; only the tail of a long output', () => {
+    const spool = makeSpool();
+    const started = cli(spool, ['start', 'exec', '--wait', '--', 'echo', 'hello from agent-async']);
+    expect(started.code).toBe(0);
+    expect(started.stdout).toMatch(/^hello from agent-async\n[0-9a-z]{23}\s+done \(exit 0\)\n$/);
+
+    const long = cli(spool, ['start', 'exec', '--wait', '--', 'sh', '-c', 'seq 1 30000; echo last line']);
+    expect(long.code).toBe(0);
+    const shown = long.stdout.split('\n');
+    expect(shown).not.toContain('1');
+    expect(Number(shown[0])).toBeGreaterThan(1);
+    expect(Number(shown[1])).toBe(Number(shown[0]) + 1); // starts at a whole line
+    expect(shown.at(-3)).toBe('last line');
+    expect(long.stdout.length).toBeLessThanOrEqual(64 * 1024 + 100);
+    const hidden = Number(/… (\d+) earlier bytes not shown/.exec(long.stderr)?.[1]);
+    expect(hidden + long.stdout.length - shown.at(-2)!.length - 1).toBe(fs.statSync(path.join(spool.home, 'jobs', shown.at(-2)!.split(/\s/)[0]!, 'output.log')).size);
+  });
+
   it('exit codes follow the job: 1 error, 4 cancelled, 124 timed out waiting', async () => {
     const spool = makeSpool();
     const failing = cli(spool, ['start', 'exec', '--wait', '--', 'sh', '-c', 'exit 7']);

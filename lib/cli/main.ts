@@ -95,7 +95,7 @@ function agentOptions<T>(cmd: Argv<T>): Argv<T> {
     .option('model', { type: 'string', describe: "agents: the model to use (default: the CLI's own)" })
     .option('prompt-file', { type: 'string', describe: 'agents: read the prompt from this file (- = stdin)' })
     .option('timeout', { type: 'string', describe: 'wall-clock limit, e.g. 90s, 30m, 2h (default: config job_timeout_seconds)' })
-    .option('wait', { type: 'boolean', default: false, describe: 'wait for the job to end; exit code follows its status' });
+    .option('wait', { type: 'boolean', default: false, describe: 'wait for the job to end and print its result (exec: the last 64 KiB of output; agents: the final message); exit code follows its status' });
 }
 
 async function reportStarted(spool: jobs.Spool, args: Common & { wait?: boolean }, result: jobs.SubmitResult): Promise<number> {
@@ -107,10 +107,25 @@ async function reportStarted(spool: jobs.Spool, args: Common & { wait?: boolean 
   }
   if (!args.json) process.stderr.write(`${result.job_id} queued: ${describeCommand(result.state)}\n`);
   const outcome = await waitForIds(spool, [result.job_id], { any: false, totalSeconds: undefined });
+  if (!args.json && result.state.request.agent === 'exec') printOutputTail(spool, result.job_id);
   const code = reportWait(args, outcome);
   const final = outcome.settled[0];
   if (!args.json && final?.kind === 'ok' && final.state.result?.final_message) print(final.state.result.final_message);
   return code;
+}
+
+const WAIT_OUTPUT_TAIL_BYTES = 64 * 1024;
+
+/** What an exec job printed (its last 64 KiB), as if the command had run in the foreground. */
+function printOutputTail(spool: jobs.Spool, id: string): void {
+  const page = jobs.readOutput(spool, id, -WAIT_OUTPUT_TAIL_BYTES, WAIT_OUTPUT_TAIL_BYTES);
+  let data = page.data;
+  if (page.offset > 0) {
+    data = data.slice(data.indexOf('\n') + 1); // from a line start
+    const hidden = page.size - Buffer.byteLength(data);
+    process.stderr.write(`agent-async: … ${hidden} earlier bytes not shown (agent-async logs ${id})\n`);
+  }
+  process.stdout.write(data);
 }
 
 function startCommand(y: Argv): Argv {
