@@ -69,6 +69,8 @@ package_root() {
 
 uninstall() {
   local root; root="$(package_root)"
+  # a git or local install has the launcher in the prefix, an npm one in its node_modules
+  [ -f "$root/bin/agent-async.js" ] || root="$PREFIX/node_modules/agent-async-mcp"
   if [ -f "$root/bin/agent-async.js" ] && command -v node >/dev/null 2>&1; then
     local args=(uninstall --yes)
     [ "$PURGE" = 1 ] && args+=(--purge)

@@ -6,6 +6,7 @@ import { parse } from 'smol-toml';
 import { addClient, allowTools, clientStatus, disallowTools, removeClient } from '../lib/clients/clients.js';
 import { addMember, removeMember } from '../lib/clients/json-edit.js';
 import { addServer, removeServer } from '../lib/clients/toml-edit.js';
+import { uninstall } from '../lib/install/uninstall.js';
 
 /** Merging into real-looking client configs: nothing else changes, add+remove gives the same bytes. */
 
@@ -45,8 +46,11 @@ describe('JSON configs (cursor, claude desktop, gemini)', () => {
   for (const [name, original] of Object.entries(JSON_CASES)) {
     it(`${name}: adds our server last, keeps everything else, and removes it back to the same bytes`, () => {
       const { text: added } = addMember(original, 'x.json', ['mcpServers'], 'agent-async', server);
-      const parsedAdded = JSON.parse(added.replace(/\/\/.*$/gm, '').replace(/\/\*.*?\*\//g, '').replace(/,(\s*[}\]])/g, '$1'));
-      expect(parsedAdded.mcpServers['agent-async']).toEqual(server);
+      const parseJsonc = (text: string): any => JSON.parse(text.replace(/\/\/.*$/gm, '').replace(/\/\*.*?\*\//g, '').replace(/,(\s*[}\]])/g, '$1'));
+      const parsedAdded = parseJsonc(added);
+      const parsedOriginal = parseJsonc(original);
+      expect(parsedAdded).toEqual({ ...parsedOriginal, mcpServers: { ...parsedOriginal.mcpServers, 'agent-async': server } });
+      expect(Object.keys(parsedAdded.mcpServers).at(-1)).toBe('agent-async');
       // every other line of the original is still there, in order
       let cursor = 0;
       const lines = original.includes('\n') ? original.split('\n') : [];
@@ -71,8 +75,8 @@ describe('JSON configs (cursor, claude desktop, gemini)', () => {
     fs.mkdirSync(path.dirname(file));
     const broken = '{ "mcpServers": { "a": { "command": "x" } '; // unclosed
     fs.writeFileSync(file, broken);
-    expect(clientStatus('cursor', env)).toMatchObject({ detected: true, registered: false, note: expect.stringMatching(/mcp\.json is not valid JSON/) });
-    expect(() => addClient('cursor', spool, env, server)).toThrow(/mcp\.json is not valid JSON.*left untouched/);
+    expect(clientStatus('cursor', env)).toMatchObject({ detected: true, registered: false, note: expect.stringMatching(/mcp\.json: not valid JSON/) });
+    expect(() => addClient('cursor', spool, env, server)).toThrow(/mcp\.json: not valid JSON.*left untouched/);
     expect(fs.readFileSync(file, 'utf8')).toBe(broken);
     expect(fs.existsSync(`${file}.agent-async.bak`)).toBe(false);
   });
@@ -109,6 +113,53 @@ describe('JSON configs (cursor, claude desktop, gemini)', () => {
     fs.writeFileSync(file, edited);
     removeClient('gemini', spool, env);
     expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual({ theme: 'Dracula' });
+  });
+
+  it('an add after a hand edit, then a remove: the hand edit stays (the old backup is not restored)', () => {
+    const { home, env, spool } = tempHome();
+    const file = path.join(home, '.cursor', 'mcp.json');
+    fs.mkdirSync(path.dirname(file));
+    fs.writeFileSync(file, '{\n  "mcpServers": {}\n}\n');
+    addClient('cursor', spool, env, server);
+    fs.writeFileSync(file, addMember(fs.readFileSync(file, 'utf8'), file, ['mcpServers'], 'user-added', { command: 'mine' }).text);
+    addClient('cursor', spool, env, { ...server, command: '/usr/local/bin/node' }); // a new node path
+    expect(fs.existsSync(`${file}.agent-async.bak`)).toBe(false);
+    removeClient('cursor', spool, env);
+    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual({ mcpServers: { 'user-added': { command: 'mine' } } });
+  });
+
+  it('a symlinked config (dotfiles) stays a link; the edit lands in its target, mode kept', () => {
+    const { home, env, spool } = tempHome();
+    const dotfiles = path.join(home, 'dotfiles');
+    fs.mkdirSync(dotfiles);
+    const target = path.join(dotfiles, 'mcp.json');
+    fs.writeFileSync(target, '{"mcpServers":{}}\n', { mode: 0o640 });
+    fs.mkdirSync(path.join(home, '.cursor'));
+    const link = path.join(home, '.cursor', 'mcp.json');
+    fs.symlinkSync(target, link);
+    addClient('cursor', spool, env, server);
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(JSON.parse(fs.readFileSync(target, 'utf8')).mcpServers['agent-async']).toEqual(server);
+    expect(fs.statSync(target).mode & 0o777).toBe(0o640);
+    removeClient('cursor', spool, env);
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(target, 'utf8')).toBe('{"mcpServers":{}}\n');
+  });
+
+  it('--allow-tools: a settings file it created goes again; an item the user had allowed stays', () => {
+    const { home, spool, env } = tempHome();
+    const settings = path.join(home, '.claude', 'settings.json');
+    fs.mkdirSync(path.dirname(settings));
+    allowTools(['codex_start'], spool, env);
+    expect(JSON.parse(fs.readFileSync(settings, 'utf8')).permissions.allow).toEqual(['mcp__agent-async__codex_start']);
+    disallowTools(spool);
+    expect(fs.existsSync(settings)).toBe(false);
+
+    fs.writeFileSync(settings, '{"permissions":{"allow":["mcp__agent-async__codex_wait"]}}\n');
+    allowTools(['codex_start', 'codex_wait'], spool, env);
+    fs.appendFileSync(settings, '\n'); // edited since, so the item-by-item removal runs
+    disallowTools(spool);
+    expect(JSON.parse(fs.readFileSync(settings, 'utf8')).permissions.allow).toEqual(['mcp__agent-async__codex_wait']);
   });
 
   it('--allow-tools adds the permissions to Claude Code settings and takes exactly them back', () => {
@@ -150,10 +201,13 @@ describe("Codex's config.toml", () => {
     expect(removeServer(addServer('', 'config.toml', 'agent-async', 'n', ['a']), 'config.toml', 'agent-async')).toBe('');
   });
 
-  it('refuses an edit that would change other settings, and a malformed file', () => {
+  it('refuses a removal that would change other settings, an add into an inline table, and a malformed file', () => {
+    const withOurs = addServer(CODEX_TOML, 'config.toml', 'agent-async', server.command, server.args);
+    const userSubTable = `${withOurs}[mcp_servers.agent-async.env]\nTOKEN = "kept"\n`;
+    expect(() => removeServer(userSubTable, 'config.toml', 'agent-async')).toThrow(/config\.toml: removing \[mcp_servers\.agent-async\] would change other settings/);
     const inline = 'mcp_servers = { github = { command = "npx" } }\n';
-    expect(() => addServer(inline, 'config.toml', 'agent-async', 'n', ['a'])).toThrow(/config\.toml is not valid JSON|would change other settings|config\.toml/);
-    expect(() => addServer('model = "x\n[broken', 'config.toml', 'agent-async', 'n', ['a'])).toThrow(/config\.toml is not valid/);
+    expect(() => addServer(inline, 'config.toml', 'agent-async', 'n', ['a'])).toThrow(/config\.toml: not valid TOML .*left untouched/);
+    expect(() => addServer('model = "x\n[broken', 'config.toml', 'agent-async', 'n', ['a'])).toThrow(/config\.toml: not valid TOML/);
   });
 
   it('is used when the codex CLI is missing but ~/.codex exists', () => {
@@ -166,5 +220,21 @@ describe("Codex's config.toml", () => {
     expect(clientStatus('codex', env).registered).toBe(true);
     removeClient('codex', spool, env);
     expect(fs.readFileSync(file, 'utf8')).toBe(CODEX_TOML);
+  });
+});
+
+describe('uninstall', () => {
+  it('one client config broken by hand is reported; the other registrations are still taken out', () => {
+    const { home, spool } = tempHome();
+    const env = { HOME: home, PATH: path.join(home, 'no-such-bin') }; // no client CLIs, no crontab
+    for (const dir of ['.cursor', '.gemini']) fs.mkdirSync(path.join(home, dir));
+    fs.writeFileSync(path.join(home, '.gemini', 'settings.json'), '{\n  "theme": "GitHub"\n}\n');
+    addClient('cursor', spool, env, server);
+    addClient('gemini', spool, env, server);
+    fs.writeFileSync(path.join(home, '.cursor', 'mcp.json'), '{ "mcpServers": { broken');
+    const report = uninstall({ home: spool, purge: false, env, root: fs.mkdtempSync(path.join(home, 'root-')) });
+    expect(report.kept.join('\n')).toMatch(/cursor: .*mcp\.json: not valid JSON/);
+    expect(report.steps).toContain('gemini: unregistered');
+    expect(fs.readFileSync(path.join(home, '.gemini', 'settings.json'), 'utf8')).toBe('{\n  "theme": "GitHub"\n}\n');
   });
 });

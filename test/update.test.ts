@@ -100,23 +100,30 @@ describe('enable-auto-update / disable-auto-update (cron)', () => {
     fs.writeFileSync(path.join(bin, 'crontab'), `#!/bin/sh
 # a stand-in for crontab(1): -l lists, - installs stdin, -r removes
 case "$1" in
-  -l) [ -f '${tab}' ] && cat '${tab}' || { echo "no crontab for $(id -un)" >&2; exit 1; } ;;
+  -l) [ -n "$CRONTAB_BROKEN" ] && { echo "crontab: cannot open spool file" >&2; exit 1; }
+      [ -f '${tab}' ] && cat '${tab}' || { echo "no crontab for $(id -un)" >&2; exit 1; } ;;
   -) cat > '${tab}' ;;
   -r) rm -f '${tab}' ;;
 esac
 `, { mode: 0o755 });
-    fs.writeFileSync(tab, '# m h dom mon dow command\n30 2 * * * /usr/local/bin/backup\n');
+    const userTab = '# m h dom mon dow command\n\n30 2 * * * /usr/local/bin/backup\n';
+    fs.writeFileSync(tab, userTab);
     spool.env.PATH = `${bin}:${spool.env.PATH}`;
     const enabled = cli(spool, ['enable-auto-update']);
     expect(enabled.code, enabled.stderr).toBe(0);
     const lines = fs.readFileSync(tab, 'utf8').trim().split('\n');
-    expect(lines.slice(0, 2)).toEqual(['# m h dom mon dow command', '30 2 * * * /usr/local/bin/backup']);
-    expect(lines[2]).toMatch(/^0 9 \* \* \* '.*node' '.*bin\/agent-async\.js' update >> '.*update\.log' 2>&1 # agent-async auto-update$/);
+    expect(lines.slice(0, 3)).toEqual(['# m h dom mon dow command', '', '30 2 * * * /usr/local/bin/backup']);
+    expect(lines[3]).toMatch(/^0 9 \* \* \* '.*node' '.*bin\/agent-async\.js' update >> '.*update\.log' 2>&1 # agent-async auto-update$/);
     cli(spool, ['enable-auto-update']);
-    expect(fs.readFileSync(tab, 'utf8').trim().split('\n')).toHaveLength(3);
+    expect(fs.readFileSync(tab, 'utf8').trim().split('\n')).toHaveLength(4);
     expect(cli(spool, ['doctor', '--json']).stdout).toMatch(/"detail": "daily"/);
     expect(cli(spool, ['disable-auto-update']).stdout).toMatch(/removed from cron/);
-    expect(fs.readFileSync(tab, 'utf8')).toBe('# m h dom mon dow command\n30 2 * * * /usr/local/bin/backup\n');
+    expect(fs.readFileSync(tab, 'utf8')).toBe(userTab);
+    // a crontab that cannot be read is never taken for an empty one and overwritten
+    const broken = cli(spool, ['enable-auto-update'], { env: { ...spool.env, CRONTAB_BROKEN: '1' } });
+    expect(broken.code).not.toBe(0);
+    expect(broken.stderr).toMatch(/crontab -l` failed \(crontab: cannot open spool file\); the crontab was left as it was/);
+    expect(fs.readFileSync(tab, 'utf8')).toBe(userTab);
     const noCron = makeSpool();
     noCron.env.PATH = '/usr/bin:/bin';
     expect(cli(noCron, ['enable-auto-update']).stderr).toMatch(/crontab: not found; install cron/);

@@ -5,8 +5,8 @@ import path from 'node:path';
 import { UserError, quoteInput } from '../errors.js';
 import { resolveExecutable } from '../runner/worker-io.js';
 import { PACKAGE_ROOT } from '../version.js';
-import { applyFileEdit, undoFileEdit } from './file-edit.js';
-import { addArrayItems, addMember, isEmptyObject, readMember, removeArrayItems, removeMember } from './json-edit.js';
+import { applyFileEdit, undoFileEdit, writeKeepingMode } from './file-edit.js';
+import { addArrayItems, addMember, isEmptyObject, missingArrayItems, readMember, removeArrayItems, removeMember } from './json-edit.js';
 import { loadRecords, saveRecords, type Registration } from './records.js';
 import { addServer, hasServer, removeServer } from './toml-edit.js';
 
@@ -259,7 +259,7 @@ export function removeClient(name: ClientName, recordsHome: string, env: NodeJS.
   } else if (status.method === 'file' && status.registered && status.via) {
     const file = def.file!(ctx)!;
     const editor = editorFor(file.format, file.path);
-    fs.writeFileSync(file.path, editor.remove(fs.readFileSync(file.path, 'utf8')));
+    writeKeepingMode(file.path, editor.remove(fs.readFileSync(file.path, 'utf8')));
     changed = true;
   }
   if (record) {
@@ -281,8 +281,13 @@ export function allowTools(tools: string[], recordsHome: string, env: NodeJS.Pro
   const items = tools.map((tool) => `mcp__${SERVER_NAME}__${tool}`);
   const records = loadRecords(recordsHome);
   const previous = records.allow_tools;
-  const edit = applyFileEdit(file, (text) => addArrayItems(text, file, ['permissions', 'allow'], items), '{}\n', previous);
-  records.allow_tools = { ...edit, items: [...new Set([...(previous?.items ?? []), ...items])] };
+  let added: string[] = [];
+  const edit = applyFileEdit(file, (text) => {
+    added = missingArrayItems(text, file, ['permissions', 'allow'], items);
+    return addArrayItems(text, file, ['permissions', 'allow'], added);
+  }, '{}\n', previous);
+  // only what we added: items the user had allowed before stay when this is undone
+  records.allow_tools = { ...edit, items: [...new Set([...(previous?.items ?? []), ...added])] };
   saveRecords(recordsHome, records);
   return { client: 'claude-code', changed: true, message: `claude-code: ${items.length} agent-async tools allowed in ${file}` };
 }
@@ -291,14 +296,7 @@ export function disallowTools(recordsHome: string): ChangeResult | null {
   const records = loadRecords(recordsHome);
   const edit = records.allow_tools;
   if (!edit) return null;
-  undoFileEdit(
-    edit,
-    (text) => {
-      const without = removeArrayItems(text, edit.file, ['permissions', 'allow'], edit.items);
-      return without;
-    },
-    (text) => text.trim() === '' || isEmptyObject(text, edit.file, []),
-  );
+  undoFileEdit(edit, (text) => removeArrayItems(text, edit.file, ['permissions', 'allow'], edit.items), (text) => text.trim() === '' || isEmptyObject(text, edit.file, []));
   records.allow_tools = null;
   saveRecords(recordsHome, records);
   return { client: 'claude-code', changed: true, message: `claude-code: tool permissions removed from ${edit.file}` };

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../spool/fsx.js';
 import { sha256, type FileEdit } from './records.js';
 
 /**
@@ -16,10 +17,13 @@ function createdDirs(dir: string): string[] {
   return missing;
 }
 
-function writeAtomically(file: string, text: string, mode: number): void {
-  const temp = `${file}.agent-async.${process.pid}.tmp`;
-  fs.writeFileSync(temp, text, { mode });
-  fs.renameSync(temp, file);
+/** Replaces the file (the target of a symlink, so a dotfiles link stays a link), keeping its mode. */
+export function writeKeepingMode(file: string, text: string): void {
+  const exists = fs.existsSync(file);
+  const target = exists ? fs.realpathSync(file) : file;
+  const mode = exists ? fs.statSync(target).mode & 0o777 : 0o600;
+  writeFileAtomic(path.dirname(target), target, text);
+  fs.chmodSync(target, mode);
 }
 
 /**
@@ -33,11 +37,15 @@ export function applyFileEdit(file: string, edit: (text: string) => string, empt
   const dirs = createdDirs(path.dirname(file));
   if (dirs.length > 0) fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   let backup = previous?.backup ?? null;
-  if (exists && backup === null) {
+  if (backup !== null && sha256(original) !== previous?.written_sha256) {
+    // edited by hand since our last write: restoring the old backup would undo those edits
+    fs.rmSync(backup, { force: true });
+    backup = null;
+  } else if (exists && backup === null && previous === null) {
     backup = `${file}${BACKUP_SUFFIX}`;
     fs.copyFileSync(file, backup);
   }
-  if (next !== original || !exists) writeAtomically(file, next, exists ? fs.statSync(file).mode & 0o777 : 0o600);
+  if (next !== original || !exists) writeKeepingMode(file, next);
   return {
     file,
     created_file: previous?.created_file ?? !exists,
@@ -54,12 +62,15 @@ export function applyFileEdit(file: string, edit: (text: string) => string, empt
 export function undoFileEdit(edit: FileEdit, remove: (text: string) => string, isEmpty: (text: string) => boolean): void {
   if (fs.existsSync(edit.file)) {
     const current = fs.readFileSync(edit.file, 'utf8');
-    if (sha256(current) === edit.written_sha256 && edit.backup && fs.existsSync(edit.backup)) {
-      fs.copyFileSync(edit.backup, edit.file);
+    const untouched = sha256(current) === edit.written_sha256;
+    if (untouched && edit.created_file) {
+      fs.rmSync(edit.file);
+    } else if (untouched && edit.backup && fs.existsSync(edit.backup)) {
+      writeKeepingMode(edit.file, fs.readFileSync(edit.backup, 'utf8'));
     } else {
       const next = remove(current);
       if (edit.created_file && isEmpty(next)) fs.rmSync(edit.file);
-      else if (next !== current) writeAtomically(edit.file, next, fs.statSync(edit.file).mode & 0o777);
+      else if (next !== current) writeKeepingMode(edit.file, next);
     }
   }
   if (edit.backup) fs.rmSync(edit.backup, { force: true });

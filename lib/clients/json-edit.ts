@@ -9,7 +9,7 @@ import { parseTree, type Node, type ParseError, printParseErrorCode } from 'json
 
 export class MalformedConfig extends Error {
   constructor(file: string, detail: string) {
-    super(`${file} is not valid JSON (${detail}); it was left untouched: fix it or remove the entry by hand`);
+    super(`${file}: ${detail}; it was left untouched: fix it or remove the entry by hand`);
     this.name = 'MalformedConfig';
   }
 }
@@ -20,9 +20,9 @@ export function parseConfigTree(text: string, file: string): Node {
   if (errors.length > 0 || !root) {
     const first = errors[0];
     const where = first ? ` at offset ${first.offset}: ${printParseErrorCode(first.error)}` : '';
-    throw new MalformedConfig(file, `empty or unparsable${where}`);
+    throw new MalformedConfig(file, `not valid JSON (empty or unparsable${where})`);
   }
-  if (root.type !== 'object') throw new MalformedConfig(file, 'the top level is not an object');
+  if (root.type !== 'object') throw new MalformedConfig(file, 'not valid here (the top level is not an object)');
   return root;
 }
 
@@ -125,14 +125,20 @@ export function readMember(text: string, file: string, path: string[]): unknown 
 }
 
 /** Appends strings to the array at `path` (creating it, and the objects on the way, if needed). */
-export function addArrayItems(text: string, file: string, path: string[], items: string[]): string {
-  const root = parseConfigTree(text, file);
-  const array = findPath(root, path);
-  if (!array) return addMember(text, file, path.slice(0, -1), path.at(-1)!, items).text;
+/** Which of `items` the array at `path` does not hold yet (all of them when it is missing). */
+export function missingArrayItems(text: string, file: string, path: string[], items: string[]): string[] {
+  const array = findPath(parseConfigTree(text, file), path);
+  if (!array) return items;
   if (array.type !== 'array') throw new MalformedConfig(file, `"${path.join('.')}" is not a list`);
   const present = new Set((array.children ?? []).map((child) => child.value as unknown));
-  const missing = items.filter((item) => !present.has(item));
+  return items.filter((item) => !present.has(item));
+}
+
+export function addArrayItems(text: string, file: string, path: string[], items: string[]): string {
+  const missing = missingArrayItems(text, file, path, items);
   if (missing.length === 0) return text;
+  const array = findPath(parseConfigTree(text, file), path);
+  if (!array) return addMember(text, file, path.slice(0, -1), path.at(-1)!, missing).text;
   const last = array.children?.at(-1);
   const unit = indentUnit(text);
   if (last) {

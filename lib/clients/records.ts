@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { readJsonFile } from '../spool/fsx.js';
+import { readJsonFile, writeJsonAtomic } from '../spool/fsx.js';
 import { DIR_MODE } from '../spool/layout.js';
 
 /**
@@ -61,9 +61,7 @@ export function saveRecords(home: string, records: Records): void {
     return;
   }
   fs.mkdirSync(home, { recursive: true, mode: DIR_MODE });
-  const temp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(temp, `${JSON.stringify(records, null, 2)}\n`, { mode: 0o600 });
-  fs.renameSync(temp, file);
+  writeJsonAtomic(home, file, records);
 }
 
 export function sha256(text: string): string {

@@ -12,7 +12,7 @@ function parseToml(text: string, file: string): Record<string, unknown> {
   try {
     return parse(text);
   } catch (error) {
-    throw new MalformedConfig(file, (error as Error).message.split('\n')[0] ?? 'TOML error');
+    throw new MalformedConfig(file, `not valid TOML (${(error as Error).message.split('\n')[0] ?? 'parse error'})`);
   }
 }
 

@@ -24,15 +24,29 @@ function shellQuote(arg: string): string {
 }
 
 function crontabBinary(env: NodeJS.ProcessEnv): string {
-  const found = resolveExecutable('crontab', '/', env.PATH ?? '');
-  if (!found.ok) throw new UserError('conflict', 'crontab: not found; install cron (e.g. `apt-get install cron`) to schedule daily updates', 'crontab');
-  return found.file;
+  const found = findCrontab(env);
+  if (!found) throw new UserError('conflict', 'crontab: not found; install cron (e.g. `apt-get install cron`) to schedule daily updates', 'crontab');
+  return found;
 }
 
+/** The user's crontab; a failure other than "no crontab" throws, so it is never taken for empty and overwritten. */
 function readCrontab(crontab: string, env: NodeJS.ProcessEnv): string {
   const result = spawnSync(crontab, ['-l'], { encoding: 'utf8', env });
-  // `crontab -l` exits 1 with "no crontab for user" when there is none
-  return result.status === 0 ? result.stdout : '';
+  if (result.status === 0) return result.stdout;
+  if (/no crontab/i.test(result.stderr ?? '')) return '';
+  throw new UserError('conflict', `crontab: \`crontab -l\` failed (${(result.stderr ?? '').trim() || `exit ${result.status ?? result.signal}`}); the crontab was left as it was`, 'crontab');
+}
+
+/** The crontab's lines without ours, blank lines and comments kept, trailing blank lines dropped. */
+function linesWithoutOurs(crontab: string): string[] {
+  const kept = crontab.split('\n').filter((line) => !line.includes(CRON_MARK));
+  while (kept.length > 0 && kept.at(-1) === '') kept.pop();
+  return kept;
+}
+
+function findCrontab(env: NodeJS.ProcessEnv): string | null {
+  const found = resolveExecutable('crontab', '/', env.PATH ?? '');
+  return found.ok ? found.file : null;
 }
 
 function writeCrontab(crontab: string, text: string, env: NodeJS.ProcessEnv): void {
@@ -63,8 +77,8 @@ function plist(command: UpdateCommand): string {
 
 export function autoUpdateEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
   if (process.platform === 'darwin') return fs.existsSync(launchAgentFile(env));
-  const found = resolveExecutable('crontab', '/', env.PATH ?? '');
-  return found.ok && readCrontab(found.file, env).includes(CRON_MARK);
+  const crontab = findCrontab(env);
+  return crontab !== null && readCrontab(crontab, env).includes(CRON_MARK);
 }
 
 export function enableAutoUpdate(command: UpdateCommand, env: NodeJS.ProcessEnv = process.env): string {
@@ -77,8 +91,7 @@ export function enableAutoUpdate(command: UpdateCommand, env: NodeJS.ProcessEnv 
     return `daily update at 09:00 scheduled with launchd (${file})`;
   }
   const crontab = crontabBinary(env);
-  const current = readCrontab(crontab, env);
-  const kept = current.split('\n').filter((line) => !line.includes(CRON_MARK) && line !== '');
+  const kept = linesWithoutOurs(readCrontab(crontab, env));
   const line = `0 9 * * * ${shellQuote(command.node)} ${shellQuote(command.launcher)} update >> ${shellQuote(command.log)} 2>&1 ${CRON_MARK}`;
   writeCrontab(crontab, `${[...kept, line].join('\n')}\n`, env);
   return 'daily update at 09:00 scheduled with cron (crontab -l shows it)';
@@ -92,11 +105,11 @@ export function disableAutoUpdate(env: NodeJS.ProcessEnv = process.env): string 
     fs.rmSync(file);
     return 'daily update removed from launchd';
   }
-  const found = resolveExecutable('crontab', '/', env.PATH ?? '');
-  if (!found.ok) return 'no auto-update was scheduled';
-  const current = readCrontab(found.file, env);
+  const crontab = findCrontab(env);
+  if (!crontab) return 'no auto-update was scheduled';
+  const current = readCrontab(crontab, env);
   if (!current.includes(CRON_MARK)) return 'no auto-update was scheduled';
-  const kept = current.split('\n').filter((line) => !line.includes(CRON_MARK) && line !== '');
-  writeCrontab(found.file, kept.length === 0 ? '' : `${kept.join('\n')}\n`, env);
+  const kept = linesWithoutOurs(current);
+  writeCrontab(crontab, kept.length === 0 ? '' : `${kept.join('\n')}\n`, env);
   return 'daily update removed from cron';
 }

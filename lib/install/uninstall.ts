@@ -52,14 +52,21 @@ export function uninstall(options: { home: string; purge: boolean; env?: NodeJS.
   const env = options.env ?? process.env;
   const root = options.root ?? PACKAGE_ROOT;
   const report: UninstallReport = { steps: [], kept: [] };
+  // one step that fails (a client config broken by hand) is reported; the others still run
+  const step = (what: string, action: () => string | null): void => {
+    try {
+      const message = action();
+      if (message) report.steps.push(message);
+    } catch (error) {
+      report.kept.push(`${what}: ${(error as Error).message}`);
+    }
+  };
   const recorded = Object.keys(loadRecords(options.home).registrations);
   for (const client of CLIENT_NAMES) {
-    if (!recorded.includes(client) && !clientStatus(client, env).registered) continue;
-    report.steps.push(removeClient(client, options.home, env).message);
+    step(client, () => (recorded.includes(client) || clientStatus(client, env).registered ? removeClient(client, options.home, env).message : null));
   }
-  const tools = disallowTools(options.home);
-  if (tools) report.steps.push(tools.message);
-  report.steps.push(disableAutoUpdate(env));
+  step('tool permissions', () => disallowTools(options.home)?.message ?? null);
+  step('auto-update', () => disableAutoUpdate(env));
 
   if (fs.existsSync(options.home)) {
     if (options.purge || !spoolHasJobs(options.home)) {
@@ -78,8 +85,15 @@ export function uninstall(options: { home: string; purge: boolean; env?: NodeJS.
     } catch {
       // already gone
     }
-    fs.rmSync(manifest.prefix, { recursive: true, force: true });
-    report.steps.push(`removed ${manifest.prefix}`);
+    if (manifest.created_dirs.includes(manifest.prefix) || !manifest.source.startsWith('npm:')) {
+      fs.rmSync(manifest.prefix, { recursive: true, force: true });
+      report.steps.push(`removed ${manifest.prefix}`);
+    } else {
+      // an npm install into a folder that was there before: take out only our package
+      fs.rmSync(root, { recursive: true, force: true });
+      report.steps.push(`removed ${root}`);
+      report.kept.push(`${manifest.prefix} (it existed before the install)`);
+    }
     for (const dir of [...manifest.created_dirs].reverse()) {
       try {
         fs.rmdirSync(dir);

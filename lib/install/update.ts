@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { PACKAGE_ROOT, packageVersion } from '../version.js';
+import { readInstallManifest } from './uninstall.js';
 
 /**
  * `check-update` and `update`. A git install moves to the newest release tag (vX.Y.Z, never a
@@ -34,8 +35,13 @@ function compare(a: Version['parts'], b: Version['parts']): number {
   return 0;
 }
 
+/** Our node's folder first on PATH: under cron the PATH is /usr/bin:/bin, without an nvm node's npm. */
+function toolEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, PATH: [path.dirname(process.execPath), process.env.PATH].filter(Boolean).join(path.delimiter) };
+}
+
 function run(command: string, args: string[], options: SpawnSyncOptions = {}): string {
-  const result = spawnSync(command, args, { encoding: 'utf8', timeout: 15 * 60_000, ...options });
+  const result = spawnSync(command, args, { encoding: 'utf8', timeout: 15 * 60_000, env: toolEnv(), ...options });
   if (result.status !== 0) {
     const output = `${String(result.stdout ?? '')}${String(result.stderr ?? '')}`.trim().split('\n').slice(-15).join('\n');
     throw new UserError('conflict', `\`${command} ${args.join(' ')}\` failed (exit ${result.status ?? result.signal}):\n${output}`, 'update');
@@ -96,8 +102,14 @@ export interface UpdateResult {
 function swap(root: string, staging: string, name: string): void {
   const current = path.join(root, name);
   const old = `${current}.old-${process.pid}`;
-  if (fs.existsSync(current)) fs.renameSync(current, old);
-  fs.renameSync(path.join(staging, name), current);
+  const hadCurrent = fs.existsSync(current);
+  if (hadCurrent) fs.renameSync(current, old);
+  try {
+    fs.renameSync(path.join(staging, name), current);
+  } catch (error) {
+    if (hadCurrent) fs.renameSync(old, current);
+    throw error;
+  }
   fs.rmSync(old, { recursive: true, force: true });
 }
 
@@ -108,7 +120,8 @@ function updateGit(check: UpdateCheck, log: (line: string) => void): UpdateResul
   if (spawnSync('git', ['-C', root, 'merge-base', '--is-ancestor', 'HEAD', target]).status !== 0) {
     throw new UserError('conflict', `update: ${target} is not ahead of the installed commit (local changes or a rewritten tag); not moving`, 'update');
   }
-  const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-async-update-'));
+  // inside the install: the same filesystem, so the built parts move in by rename
+  const staging = fs.mkdtempSync(path.join(root, '.agent-async-update-'));
   try {
     log(`building ${target} in ${staging}`);
     run('git', ['clone', '--quiet', '--no-hardlinks', root, staging]);
@@ -133,6 +146,9 @@ export function update(root = PACKAGE_ROOT, log: (line: string) => void = () => 
     return { from: check.current, to: check.latest, updated: false, message: `up to date (${check.current}${check.latest ? `, newest release ${check.latest}` : ''})` };
   }
   if (check.kind === 'git') return updateGit(check, log);
-  run('npm', ['install', '--global', `agent-async-mcp@${check.latest}`], { stdio: 'inherit' });
+  const manifest = readInstallManifest(root);
+  // an install.sh install lives in its own prefix; a plain `npm install -g` one is global
+  const where = manifest ? ['--prefix', manifest.prefix] : ['--global'];
+  run('npm', ['install', ...where, '--no-audit', '--no-fund', `agent-async-mcp@${check.latest}`], { stdio: 'inherit' });
   return { from: check.current, to: check.latest, updated: true, message: `updated ${check.current} → ${check.latest} with npm` };
 }
