@@ -1,6 +1,5 @@
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { PACKAGE_ROOT, packageVersion } from '../version.js';
