@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as jobs from '../lib/jobs.js';
 import {
+  FAST_CONFIG,
   assertSchemaValid,
   cleanupSpools,
   cli,
@@ -112,15 +113,19 @@ describe('runner scheduling', () => {
     const configFile = path.join(spool.home, 'config.json');
     const editConfig = (change: Record<string, unknown>): void =>
       fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), ...change }));
+    const library = jobs.openSpool({ home: spool.home, env: spool.env }); // opened while the config is good
     waitJob(spool, startJob(spool, ['true']));
     const runnerPid = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8')).pid;
     fs.writeFileSync(configFile, '{"concurrency": "lots"}');
     const runnerLog = path.join(spool.home, 'runner.log');
     await until(() => fs.readFileSync(runnerLog, 'utf8').includes('keeping the last good config'), 10_000, 'the runner to report the broken config');
+    // a job still runs under the last good config: its supervisor gets it from the runner
+    const during = jobs.submit(library, { agent: 'exec', argv: ['true'], cwd: spool.work }).job_id;
+    await until(() => ['done', 'error'].includes(jobState(spool, during).status), 20_000, 'the job to end'); // the CLI refuses a broken config
+    expect(jobState(spool, during).status).toBe('done');
     editConfig({ concurrency: 3, runner_idle_seconds: 60 });
     await until(() => fs.readFileSync(runnerLog, 'utf8').includes('config.json changed: concurrency'), 10_000, 'the runner to take the new config');
     const ledger = path.join(spool.work, 'ledger');
-    const library = jobs.openSpool({ home: spool.home, env: spool.env });
     const ids = Array.from({ length: 3 }, (_, i) =>
       jobs.submit(library, { agent: 'exec', argv: ledgerJob(ledger, 1), cwd: dirIn(spool, `c${i}`) }).job_id);
     for (const id of ids) expect(waitJob(spool, id).status).toBe('done');
@@ -212,8 +217,8 @@ describe('spawn failures end the job with a precise code, and the queue moves on
 });
 
 describe('a corrupt state.json written by hand', () => {
-  it('is reported for that job and crashes neither the runner nor ls', () => {
-    const spool = makeSpool({ concurrency: 1 });
+  it('is reported for that job and crashes neither the runner nor ls, nor keeps the runner up', async () => {
+    const spool = makeSpool({ concurrency: 1, runner_idle_seconds: 30 });
     const blocker = gateJob(spool);
     const victim = startJob(spool, ['true']);
     fs.writeFileSync(path.join(spool.home, 'jobs', victim, 'state.json'), '{"status": "pend');
@@ -221,6 +226,8 @@ describe('a corrupt state.json written by hand', () => {
     blocker.release();
     expect(waitJob(spool, blocker.id).status).toBe('done');
     expect(waitJob(spool, after).status).toBe('done');
+    const runnerFile = path.join(spool.home, 'runner.json');
+    const runner = JSON.parse(fs.readFileSync(runnerFile, 'utf8'));
 
     const ls = cli(spool, ['ls']);
     expect(ls.code).toBe(0);
@@ -233,6 +240,13 @@ describe('a corrupt state.json written by hand', () => {
     expect(JSON.parse(wait.stdout).finished[0]).toMatchObject({ status: 'unreadable', error: { code: 'corrupt_state' } });
     expect(cli(spool, ['cancel', victim]).stderr).toMatch(/state\.json is unreadable/);
     expect(fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8')).toMatch(new RegExp(`job ${victim}: state.json is unreadable`));
-    expect(spoolProcesses(spool.home).length).toBeGreaterThan(0);
+    // the same runner (never crashed and restarted) went on; only the unreadable job is still active
+    expect(JSON.parse(fs.readFileSync(runnerFile, 'utf8'))).toMatchObject({ pid: runner.pid, epoch: runner.epoch });
+    expect(pidAlive(runner.pid)).toBe(true);
+    expect(fs.readdirSync(path.join(spool.home, 'active'))).toEqual([victim]);
+    // …which does not keep it up: it goes idle as if the queue were empty
+    fs.writeFileSync(path.join(spool.home, 'config.json'), JSON.stringify({ ...FAST_CONFIG, concurrency: 1, runner_idle_seconds: 1 }));
+    await until(() => !pidAlive(runner.pid), 20_000, 'the runner to go idle and exit');
+    expect(JSON.parse(fs.readFileSync(runnerFile, 'utf8'))).toMatchObject({ epoch: runner.epoch, state: 'stopped' });
   });
 });

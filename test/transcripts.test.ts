@@ -102,7 +102,6 @@ describe('every transcript parses to its final message, session, usage and outco
         },
         cancelRequested: false,
         doneSummary: null,
-        doneAt: null,
         timeoutSeconds: null,
         stallSeconds: null,
         verdict: adapter.judge(parsed, expected.exit, expected.signal ?? null),

@@ -1,6 +1,10 @@
-import type { ParsedStream, Verdict } from '../agents/types.js';
-import type { ExitRecord } from '../spool/store.js';
-import type { JobError, JobResult, Outcome, Usage } from '../spool/state.js';
+import { execAdapter } from '../agents/exec.js';
+import { emptyParse, type AgentAdapter, type ParsedStream, type Verdict } from '../agents/types.js';
+import type { Config } from '../config.js';
+import { readTextCapped, writeFileAtomic } from '../spool/fsx.js';
+import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
+import { IllegalTransition, type JobError, type JobRequest, type JobResult, type JobState, type Outcome, type Usage } from '../spool/state.js';
+import { applyTransition, cancelRequested, readState, type ExitRecord } from '../spool/store.js';
 
 /**
  * How a job ended, decided in one place from what the supervisor (or, after its death, the
@@ -12,7 +16,6 @@ export interface EndFacts {
   exit: ExitRecord | null;
   cancelRequested: boolean;
   doneSummary: string | null;
-  doneAt: string | null;
   timeoutSeconds: number | null;
   stallSeconds: number | null;
   /** The adapter's judgement of the exit and the stream; null when unknown. */
@@ -22,13 +25,28 @@ export interface EndFacts {
   parentUsage?: Usage | null;
 }
 
+const DONE_SUMMARY_MAX_BYTES = 64 * 1024;
+
+export interface JobLimits {
+  timeoutSeconds: number;
+  stallSeconds: number | null;
+}
+
+/** The limits a job runs under: its own (the wall clock clamped to the configured maximum) or the config's. */
+export function jobLimits(request: JobRequest, config: Config): JobLimits {
+  return {
+    timeoutSeconds: Math.min(request.timeout_seconds ?? config.job_timeout_seconds, config.max_job_timeout_seconds),
+    stallSeconds: request.stall_seconds ?? config.stall_timeout_seconds,
+  };
+}
+
 function minus(a: number | null, b: number | null): number | null {
   if (a === null) return null;
   return Math.max(0, a - (b ?? 0));
 }
 
 /** This run's own usage: codex reports the thread's running total, so subtract the parent's. */
-export function ownUsage(parsed: ParsedStream, parentUsage: Usage | null): Usage | null {
+function ownUsage(parsed: ParsedStream, parentUsage: Usage | null): Usage | null {
   if (!parsed.usage || !parsed.cumulative || !parentUsage) return parsed.usage;
   return {
     input_tokens: minus(parsed.usage.input_tokens, parentUsage.input_tokens),
@@ -60,7 +78,7 @@ export function decideOutcome(facts: EndFacts): Outcome {
 
   if (facts.cancelRequested && (exit === null || exit.reason === 'cancelled')) return ended('cancelled');
   if (facts.doneSummary !== null) {
-    return { ...ended('done'), notified: { summary: facts.doneSummary, at: facts.doneAt ?? new Date().toISOString() } };
+    return { ...ended('done'), notified: { summary: facts.doneSummary, at: new Date().toISOString() } };
   }
   if (exit === null) return ended('error', { code: 'runner_lost', message: 'the job was lost: no exit record' });
   switch (exit.reason) {
@@ -84,9 +102,61 @@ export function decideOutcome(facts: EndFacts): Outcome {
     case 'exited':
       break;
   }
-  const verdict = facts.verdict;
-  if (verdict) return verdict.ok ? ended('done') : ended('error', verdict.error);
-  if (exit.exit_code === 0 && exit.signal === null) return ended('done');
-  const how = exit.signal ? `killed by signal ${exit.signal}` : `exited with code ${exit.exit_code ?? 'unknown'}`;
-  return ended('error', { code: 'exit_nonzero', message: `the worker ${how}` });
+  const verdict = facts.verdict ?? execAdapter.judge(emptyParse(), exit.exit_code, exit.signal);
+  return verdict.ok ? ended('done') : ended('error', verdict.error);
+}
+
+/** The codex thread total the job being continued had reached (null when unknown). */
+function parentCumulativeUsage(paths: SpoolPaths, parentId: string | null): Usage | null {
+  if (!parentId) return null;
+  const parent = readState(paths, parentId);
+  return parent.kind === 'ok' ? parent.state.result?.cumulative_usage ?? null : null;
+}
+
+export interface JobEnd {
+  exit: ExitRecord | null;
+  /** Null when the job's agent is unknown now (removed from config): the exit status decides. */
+  adapter: AgentAdapter | null;
+  parsed: ParsedStream | null;
+  limits: JobLimits;
+}
+
+/**
+ * Records how a running job ended, the one way for the supervisor and for a runner that
+ * finalizes a job after its supervisor died: gathers the cancel and done requests and the
+ * parent's usage, decides the outcome, writes result.md and makes the terminal transition.
+ * Returns undefined when the job had already ended otherwise.
+ */
+export function recordEnd(paths: SpoolPaths, state: JobState, end: JobEnd, log: (message: string) => void): JobState | undefined {
+  const { exit, adapter, parsed } = end;
+  const outcome = decideOutcome({
+    exit,
+    cancelRequested: cancelRequested(paths, state.id),
+    doneSummary: readTextCapped(jobFile(paths, state.id, JOB_FILES.done), DONE_SUMMARY_MAX_BYTES)?.trim() ?? null,
+    timeoutSeconds: end.limits.timeoutSeconds,
+    stallSeconds: end.limits.stallSeconds,
+    verdict: adapter && exit ? adapter.judge(parsed ?? emptyParse(), exit.exit_code, exit.signal) : null,
+    parsed,
+    parentUsage: parsed?.cumulative ? parentCumulativeUsage(paths, state.request.continue_of) : null,
+  });
+  const lost = outcome.error?.code === 'runner_lost';
+  if (lost) {
+    const supervisor = state.supervisor ? `pid ${state.supervisor.pid}` : 'unknown';
+    outcome.error = {
+      code: 'runner_lost',
+      message: `the job's supervisor (${supervisor}) died before the worker's exit was recorded; the job was not re-run`,
+      hint: `start it again with: agent-async retry ${state.id}`,
+    };
+  }
+  if (outcome.result?.final_message) {
+    // not fsynced: the terminal state written next holds the same text and is
+    writeFileAtomic(paths.tmp, jobFile(paths, state.id, JOB_FILES.result), `${outcome.result.final_message.trimEnd()}\n`, 'none');
+  }
+  try {
+    return applyTransition(paths, state.id, lost ? { name: 'lose', outcome } : { name: 'finish', outcome });
+  } catch (error) {
+    if (!(error instanceof IllegalTransition)) throw error;
+    log(`job ${state.id}: not recorded, the job was already ${error.from}`);
+    return undefined;
+  }
 }

@@ -1,14 +1,14 @@
 import fs from 'node:fs';
 import readline from 'node:readline';
 import { getAdapter } from '../agents/registry.js';
-import { emptyParse, type AgentAdapter, type ParsedStream } from '../agents/types.js';
-import { loadConfig } from '../config.js';
-import { readTextCapped } from '../spool/fsx.js';
+import type { AgentAdapter, ParsedStream } from '../agents/types.js';
+import type { Config } from '../config.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
-import { IllegalTransition, type JobState } from '../spool/state.js';
-import { applyTransition, cancelRequested, readClaims, readExitRecord, type ClaimInfo } from '../spool/store.js';
-import { decideOutcome } from './outcome.js';
+import type { JobState } from '../spool/state.js';
+import { readClaims, readExitRecord, type ClaimInfo } from '../spool/store.js';
+import { jobLimits, recordEnd } from './outcome.js';
 import { groupMembers, liveness, terminateJobProcesses } from './processes.js';
+import { NOTE_PREFIX } from './worker-io.js';
 
 /**
  * What a runner does with jobs whose owner is gone. It never re-runs a job that may have
@@ -44,21 +44,22 @@ export function supervisorDead(state: JobState): boolean {
 
 /**
  * Reads the stream of an agent job back from output.log (when its supervisor died after the
- * worker ended, nothing else holds what the worker reported).
+ * worker ended, nothing else holds what the worker reported). stdout and stderr are mixed
+ * there, and our own `[agent-async]` notes are left out.
  */
-async function reparse(paths: SpoolPaths, state: JobState): Promise<{ adapter: AgentAdapter; parsed: ParsedStream } | null> {
+async function reparse(paths: SpoolPaths, state: JobState, config: Config): Promise<{ adapter: AgentAdapter; parsed: ParsedStream | null } | null> {
   let adapter: AgentAdapter;
   try {
-    adapter = getAdapter(state.request.agent, loadConfig(paths));
+    adapter = getAdapter(state.request.agent, config);
   } catch {
     return null;
   }
   const parser = adapter.createParser();
-  if (!parser) return { adapter, parsed: emptyParse() };
+  if (!parser) return { adapter, parsed: null };
   const file = jobFile(paths, state.id, JOB_FILES.output);
   if (fs.existsSync(file)) {
     const lines = readline.createInterface({ input: fs.createReadStream(file), crlfDelay: Infinity });
-    for await (const line of lines) if (line.trim() !== '') parser.line(line, 'stdout');
+    for await (const line of lines) if (line.trim() !== '' && !line.startsWith(NOTE_PREFIX)) parser.line(line, 'stdout');
   }
   return { adapter, parsed: parser.result() };
 }
@@ -67,42 +68,14 @@ async function reparse(paths: SpoolPaths, state: JobState): Promise<{ adapter: A
  * Finalizes a running job whose supervisor died: stops a worker left behind (nobody could
  * record its end), then writes the outcome the spool supports.
  */
-export async function finalizeOrphan(
-  paths: SpoolPaths,
-  state: JobState,
-  killGraceMs: number,
-  log: (message: string) => void,
-): Promise<JobState | undefined> {
+export async function finalizeOrphan(paths: SpoolPaths, state: JobState, config: Config, log: (message: string) => void): Promise<JobState | undefined> {
   const worker = state.worker;
   if (worker && groupMembers(worker.pgid).length > 0) {
     log(`job ${state.id}: supervisor pid ${state.supervisor?.pid} died; stopping its worker group ${worker.pgid}`);
-    await terminateJobProcesses({ pid: worker.pid, pgid: worker.pgid }, killGraceMs);
+    await terminateJobProcesses({ pid: worker.pid, pgid: worker.pgid }, config.kill_grace_seconds * 1000);
   }
   const record = readExitRecord(paths, state.id);
   const exit = record?.attempt === state.attempt ? record : null;
-  const stream = exit ? await reparse(paths, state) : null;
-  const outcome = decideOutcome({
-    exit,
-    verdict: stream && exit ? stream.adapter.judge(stream.parsed, exit.exit_code, exit.signal) : null,
-    parsed: stream?.parsed ?? null,
-    cancelRequested: cancelRequested(paths, state.id),
-    doneSummary: readTextCapped(jobFile(paths, state.id, JOB_FILES.done), 64 * 1024)?.trim() ?? null,
-    doneAt: null,
-    timeoutSeconds: state.request.timeout_seconds,
-    stallSeconds: state.request.stall_seconds,
-  });
-  if (outcome.error?.code === 'runner_lost') {
-    const supervisor = state.supervisor ? `pid ${state.supervisor.pid}` : 'unknown';
-    outcome.error = {
-      code: 'runner_lost',
-      message: `the job's supervisor (${supervisor}) died before the worker's exit was recorded; the job was not re-run`,
-      hint: `start it again with: agent-async retry ${state.id}`,
-    };
-  }
-  try {
-    return applyTransition(paths, state.id, { name: outcome.error?.code === 'runner_lost' ? 'lose' : 'finish', outcome });
-  } catch (error) {
-    if (error instanceof IllegalTransition) return undefined;
-    throw error;
-  }
+  const stream = exit ? await reparse(paths, state, config) : null;
+  return recordEnd(paths, state, { exit, adapter: stream?.adapter ?? null, parsed: stream?.parsed ?? null, limits: jobLimits(state.request, config) }, log);
 }

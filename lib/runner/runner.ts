@@ -11,7 +11,6 @@ import { clearStartingMarker, openRunnerLog } from './launch.js';
 import { selfIdentity } from './processes.js';
 import { finalizeOrphan, pendingClaimStatus, supervisorDead } from './reconcile.js';
 import { SupervisorPool } from './supervisor-pool.js';
-import type { SupervisorSettings } from './supervisor.js';
 
 /**
  * The elected runner: claims pending jobs in FIFO order up to the concurrency limit (never
@@ -39,6 +38,8 @@ const RETENTION_EVERY_MS = 60 * 60_000;
 const RETENTION_FIRST_MS = 5 * 60_000;
 const RETENTION_IDLE_EVERY_MS = 5 * 60_000;
 const RETENTION_BATCH = 2_000;
+/** While jobs wait, a retention pass stays short: it runs inside a scheduling tick. */
+const RETENTION_BUSY_BATCH = 200;
 
 export class Runner {
   private leadership: Leadership | null = null;
@@ -49,6 +50,7 @@ export class Runner {
   private readonly known = new Map<string, JobState>();
   private readonly reportedCorrupt = new Set<string>();
   private readonly finalizing = new Set<string>();
+  private readonly finalizeFailures = new Map<string, string>();
   private idleSince: number | null = null;
   private tickTimer: NodeJS.Timeout | undefined;
   private tickSoon: NodeJS.Immediate | undefined;
@@ -56,7 +58,6 @@ export class Runner {
   private tickAgain = false;
   private lastSweep = 0;
   private lastRetention = Date.now() - RETENTION_EVERY_MS + RETENTION_FIRST_MS;
-  private retainedOnce = false;
   private stopped = false;
   private stopResolve: () => void = () => undefined;
   private readonly cleanups: Array<() => unknown> = [];
@@ -73,18 +74,6 @@ export class Runner {
 
   private log(message: string): void {
     this.options.log(message);
-  }
-
-  private settings(): SupervisorSettings {
-    const c = this.config;
-    return {
-      jobTimeoutSeconds: c.job_timeout_seconds,
-      maxJobTimeoutSeconds: c.max_job_timeout_seconds,
-      stallTimeoutSeconds: c.stall_timeout_seconds,
-      killGraceSeconds: c.kill_grace_seconds,
-      doneGraceSeconds: c.done_grace_seconds,
-      pollSeconds: c.poll_seconds,
-    };
   }
 
   private acquire(): Promise<Leadership | null> {
@@ -229,7 +218,7 @@ export class Runner {
       const swept = sweepTmp(this.paths, this.config.tmp_max_age_seconds * 1000);
       if (swept > 0) this.log(`swept ${swept} stale temp files`);
     }
-    if (Date.now() - this.lastRetention > RETENTION_EVERY_MS) this.applyRetention();
+    if (Date.now() - this.lastRetention > RETENTION_EVERY_MS) this.applyRetention(RETENTION_BUSY_BATCH);
 
     const config = this.config;
     const activeIds = listActive(this.paths);
@@ -283,30 +272,34 @@ export class Runner {
         jobId: state.id,
         attempt: claim.nextAttempt,
         epoch: leadership.epoch,
-        settings: this.settings(),
+        config,
       });
     }
     // one spare: the next job can start while the last one's end is still being recorded
     this.pool!.trim(config.concurrency + 1);
-    await this.checkIdle(activeIds.length === 0 && this.own.size === 0);
+    await this.checkIdle(this.workable(activeIds).length === 0 && this.own.size === 0);
   }
 
   /** Removes finished jobs past the configured age or count (never pending or running ones). */
-  private applyRetention(): void {
+  private applyRetention(batch: number): void {
     this.lastRetention = Date.now();
-    this.retainedOnce = true;
     const { retention_days: days, retention_max_jobs: max } = this.config;
     if (days === null && max === null) return;
     try {
       const report = gcJobs(this.paths, {
         olderThanSeconds: days === null ? undefined : days * 86_400,
         keep: max ?? undefined,
-        limit: RETENTION_BATCH,
+        limit: batch,
       });
       if (report.removed.length > 0) this.log(`retention: removed ${report.removed.length} finished jobs`);
     } catch (error) {
       this.log(`retention failed: ${(error as Error).message}`);
     }
+  }
+
+  /** Active jobs apart from those whose state.json is unreadable: those must not keep the runner up. */
+  private workable(activeIds: string[]): string[] {
+    return this.reportedCorrupt.size === 0 ? activeIds : activeIds.filter((id) => !this.reportedCorrupt.has(id));
   }
 
   /** The state of an active job, from the cache while it is pending (only a claim changes it). */
@@ -315,6 +308,7 @@ export class Runner {
     if (cached?.status === 'pending') return cached;
     const read = readState(this.paths, id);
     if (read.kind === 'ok') {
+      this.reportedCorrupt.delete(id);
       if (isTerminal(read.state.status)) {
         removeFromActive(this.paths, id);
         return undefined;
@@ -361,17 +355,23 @@ export class Runner {
   private async finalize(stale: JobState): Promise<void> {
     if (this.finalizing.has(stale.id)) return;
     this.finalizing.add(stale.id);
+    let failed = false;
     try {
       const fresh = readState(this.paths, stale.id);
       if (fresh.kind !== 'ok' || !supervisorDead(fresh.state)) return;
-      const state = await finalizeOrphan(this.paths, fresh.state, this.config.kill_grace_seconds * 1000, (m) => this.log(m));
+      const state = await finalizeOrphan(this.paths, fresh.state, this.config, (m) => this.log(m));
       if (state) this.log(`job ${state.id}: finalized as ${state.status}${state.error ? ` (${state.error.code})` : ''} after its supervisor died`);
+      this.finalizeFailures.delete(stale.id);
     } catch (error) {
-      this.log(`job ${stale.id}: could not finalize: ${(error as Error).message}`);
+      // retried on the slow poll, not at once: a lasting failure (disk full) must not spin
+      failed = true;
+      const message = (error as Error).message;
+      if (this.finalizeFailures.get(stale.id) !== message) this.log(`job ${stale.id}: could not finalize: ${message}`);
+      this.finalizeFailures.set(stale.id, message);
     } finally {
       this.finalizing.delete(stale.id);
       this.known.delete(stale.id);
-      this.schedule();
+      if (!failed) this.schedule();
     }
   }
 
@@ -382,7 +382,7 @@ export class Runner {
     }
     this.idleSince ??= Date.now();
     // the queue is empty: a good moment for retention, which then delays no job
-    if (!this.retainedOnce || Date.now() - this.lastRetention > RETENTION_IDLE_EVERY_MS) this.applyRetention();
+    if (Date.now() - this.lastRetention > RETENTION_IDLE_EVERY_MS) this.applyRetention(RETENTION_BATCH);
     if (Date.now() - this.idleSince < this.config.runner_idle_seconds * 1000) {
       this.schedule(this.config.runner_idle_seconds * 1000);
       return;
@@ -392,7 +392,7 @@ export class Runner {
     const leadership = this.leadership;
     this.leadership = null;
     await leadership?.release();
-    if (listActive(this.paths).length === 0) {
+    if (this.workable(listActive(this.paths)).length === 0) {
       this.stop(`idle for ${this.config.runner_idle_seconds} s`);
       return;
     }

@@ -30,10 +30,6 @@ export class SupervisorPool {
     private readonly events: PoolEvents,
   ) {}
 
-  get busyCount(): number {
-    return [...this.supervisors].filter((s) => s.jobId !== null).length;
-  }
-
   private spawnSupervisor(): Supervisor {
     const child = fork(SUPERVISOR_ENTRY, [], {
       detached: true,

@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { getAdapter } from '../agents/registry.js';
-import { emptyParse, type AgentAdapter, type Invocation } from '../agents/types.js';
-import { loadConfig } from '../config.js';
+import type { AgentAdapter, Invocation } from '../agents/types.js';
+import type { Config } from '../config.js';
 import { errnoCode } from '../errors.js';
-import { fileExists, readTextCapped, writeFileAtomic } from '../spool/fsx.js';
+import { fileExists } from '../spool/fsx.js';
 import { JOB_FILES, jobDir, jobFile, type SpoolPaths } from '../spool/layout.js';
-import { IllegalTransition, type JobError, type JobState, type TerminalStatus, type Usage } from '../spool/state.js';
+import { IllegalTransition, isTerminal, type JobError, type JobState, type TerminalStatus } from '../spool/state.js';
 import {
   applyTransition,
   cancelRequested,
@@ -15,7 +15,7 @@ import {
   writeExitRecord,
   type ExitRecord,
 } from '../spool/store.js';
-import { decideOutcome } from './outcome.js';
+import { jobLimits, recordEnd, type JobLimits } from './outcome.js';
 import { groupMembers, processStartTime, selfIdentity, terminateJobProcesses } from './processes.js';
 import { DirectOutput, OutputSink, checkCwd, resolveExecutable } from './worker-io.js';
 
@@ -28,26 +28,17 @@ import { DirectOutput, OutputSink, checkCwd, resolveExecutable } from './worker-
  * the next job, which saves a Node start-up per job.
  */
 
-export interface SupervisorSettings {
-  jobTimeoutSeconds: number;
-  maxJobTimeoutSeconds: number;
-  stallTimeoutSeconds: number | null;
-  killGraceSeconds: number;
-  doneGraceSeconds: number;
-  pollSeconds: number;
-}
-
 export interface RunJobMessage {
   type: 'run';
   jobId: string;
   attempt: number;
   epoch: number | null;
-  settings: SupervisorSettings;
+  /** The runner's config, so a job runs under the config its runner dispatched it with. */
+  config: Config;
 }
 
 export type SupervisorReply =
   | { type: 'ready' }
-  | { type: 'claimed'; jobId: string }
   /** The worker and its processes are gone (the slot is free); recording its end follows. */
   | { type: 'exited'; jobId: string }
   | { type: 'claim_failed'; jobId: string; reason: string }
@@ -57,7 +48,6 @@ export type SupervisorReply =
 const LEFTOVER_GRACE_MS = 2_000;
 /** How long output pipes may stay open after the worker and its group are gone. */
 const OUTPUT_DRAIN_MS = 2_000;
-const DONE_SUMMARY_MAX_BYTES = 64 * 1024;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -93,7 +83,6 @@ export async function superviseJob(
     reply({ type: 'claim_failed', jobId: id, reason: `claim.${attempt} is taken` });
     return;
   }
-  reply({ type: 'claimed', jobId: id });
 
   const claimed = readState(paths, id);
   if (claimed.kind !== 'ok' || claimed.state.status !== 'pending' || claimed.state.attempt >= attempt) {
@@ -114,8 +103,8 @@ export async function superviseJob(
   };
   let adapter: AgentAdapter;
   let invocation: Invocation;
+  const config = message.config;
   try {
-    const config = loadConfig(paths);
     adapter = getAdapter(request.agent, config);
     const prompt = adapter.takesPrompt ? fs.readFileSync(jobFile(paths, id, JOB_FILES.prompt), 'utf8') : '';
     invocation = adapter.buildInvocation({ request, prompt, stdinThreshold: config.prompt_stdin_bytes });
@@ -131,10 +120,8 @@ export async function superviseJob(
     return refuse(resolved.error.code === 'agent_not_found' ? { ...resolved.error, hint: `install it: ${adapter.installHint}` } : resolved.error);
   }
 
-  applyTransition(paths, id, { name: 'start', attempt, epoch, supervisor: me });
-  const settings = message.settings;
-  const timeoutSeconds = Math.min(request.timeout_seconds ?? settings.jobTimeoutSeconds, settings.maxJobTimeoutSeconds);
-  const stallSeconds = request.stall_seconds ?? settings.stallTimeoutSeconds;
+  const running = applyTransition(paths, id, { name: 'start', attempt, epoch, supervisor: me });
+  const limits = jobLimits(request, config);
   const parser = adapter.createParser();
   const exit = await runWorker({
     paths,
@@ -146,36 +133,13 @@ export async function superviseJob(
     onExited: () => reply({ type: 'exited', jobId: id }),
     cwd: request.cwd,
     searchPath,
-    timeoutSeconds,
-    stallSeconds,
-    settings,
+    limits,
+    config,
     log,
   });
   writeExitRecord(paths, id, exit);
-  const parsed = parser?.result() ?? null;
-  const outcome = decideOutcome({
-    exit,
-    cancelRequested: cancelRequested(paths, id),
-    doneSummary: readTextCapped(jobFile(paths, id, JOB_FILES.done), DONE_SUMMARY_MAX_BYTES)?.trim() ?? null,
-    doneAt: null,
-    timeoutSeconds,
-    stallSeconds,
-    verdict: adapter.judge(parsed ?? emptyParse(), exit.exit_code, exit.signal),
-    parsed,
-    parentUsage: parsed?.cumulative ? parentCumulativeUsage(paths, request.continue_of) : null,
-  });
-  if (outcome.result?.final_message) {
-    writeFileAtomic(paths.tmp, jobFile(paths, id, JOB_FILES.result), `${outcome.result.final_message.trimEnd()}\n`);
-  }
-  const state = finishQuietly(paths, id, { name: 'finish', outcome }, log);
-  finished(state ? outcome.status : 'unknown');
-}
-
-/** The codex thread total the job being continued had reached (null when unknown). */
-function parentCumulativeUsage(paths: SpoolPaths, parentId: string | null): Usage | null {
-  if (!parentId) return null;
-  const parent = readState(paths, parentId);
-  return parent.kind === 'ok' ? parent.state.result?.cumulative_usage ?? null : null;
+  const ended = recordEnd(paths, running, { exit, adapter, parsed: parser?.result() ?? null, limits }, log);
+  finished(ended && isTerminal(ended.status) ? ended.status : 'unknown');
 }
 
 /**
@@ -204,9 +168,8 @@ interface WorkerRun {
   onExited: () => void;
   cwd: string;
   searchPath: string;
-  timeoutSeconds: number;
-  stallSeconds: number | null;
-  settings: SupervisorSettings;
+  limits: JobLimits;
+  config: Config;
   log: Log;
 }
 
@@ -235,7 +198,7 @@ function spawnFailure(run: WorkerRun, startedAt: string, error: unknown): ExitRe
 }
 
 async function runWorker(run: WorkerRun): Promise<ExitRecord> {
-  const { paths, id, invocation, settings } = run;
+  const { paths, id, invocation, config } = run;
   const outputFile = jobFile(paths, id, JOB_FILES.output);
   // a stream to parse needs pipes; otherwise the worker writes straight to output.log
   const sink: OutputSink | DirectOutput = run.onLine ? new OutputSink(outputFile, run.onLine) : new DirectOutput(outputFile);
@@ -295,11 +258,11 @@ async function runWorker(run: WorkerRun): Promise<ExitRecord> {
     if (stopped.done) return;
     stopped.reason = reason;
     sink.note(`stopping the job (${reason.replace('_', ' ')})`);
-    stopped.done = terminateJobProcesses({ pid, pgid: pid }, settings.killGraceSeconds * 1000);
+    stopped.done = terminateJobProcesses({ pid, pgid: pid }, config.kill_grace_seconds * 1000);
   };
-  const timers: NodeJS.Timeout[] = [setTimeout(() => stop('timed_out'), run.timeoutSeconds * 1000)];
-  if (run.stallSeconds !== null) {
-    const limitMs = run.stallSeconds * 1000;
+  const timers: NodeJS.Timeout[] = [setTimeout(() => stop('timed_out'), run.limits.timeoutSeconds * 1000)];
+  if (run.limits.stallSeconds !== null) {
+    const limitMs = run.limits.stallSeconds * 1000;
     timers.push(setInterval(() => {
       if (Date.now() - sink.lastOutputAt > limitMs) stop('stalled');
     }, Math.min(1000, limitMs / 4)));
@@ -310,10 +273,10 @@ async function runWorker(run: WorkerRun): Promise<ExitRecord> {
     if (fileExists(jobFile(paths, id, JOB_FILES.cancel))) stop('cancelled');
     else if (!doneSeen && fileExists(jobFile(paths, id, JOB_FILES.done))) {
       doneSeen = true;
-      timers.push(setTimeout(() => stop('done_grace'), settings.doneGraceSeconds * 1000));
+      timers.push(setTimeout(() => stop('done_grace'), config.done_grace_seconds * 1000));
     }
   };
-  timers.push(setInterval(checkRequests, settings.pollSeconds * 1000));
+  timers.push(setInterval(checkRequests, config.poll_seconds * 1000));
   const closeWatch = watchRequests(jobDir(paths, id), checkRequests);
   checkRequests();
 

@@ -4,6 +4,9 @@ import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type { JobError } from '../spool/state.js';
 
+/** Starts the lines agent-async itself writes into output.log (why a job was stopped, …). */
+export const NOTE_PREFIX = '[agent-async] ';
+
 /**
  * Finding the worker binary and moving its output to `output.log`.
  */
@@ -156,7 +159,7 @@ export class OutputSink {
 
   /** Writes a line of our own (e.g. why the job was stopped) into the log. */
   note(text: string): void {
-    this.write(Buffer.from(`[agent-async] ${text}\n`));
+    this.write(Buffer.from(`${NOTE_PREFIX}${text}\n`));
   }
 
   close(): void {
@@ -195,7 +198,7 @@ export class DirectOutput {
   }
 
   note(text: string): void {
-    fs.writeSync(this.fd, `[agent-async] ${text}\n`);
+    fs.writeSync(this.fd, `${NOTE_PREFIX}${text}\n`);
   }
 
   close(): void {

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { errnoCode } from '../errors.js';
 import { removeQuietly, tempName } from './fsx.js';
 import { isJobId, jobIdTime } from './ids.js';
 import { rebuildIndex, removeFromIndex, walkIndex } from './index.js';
@@ -70,18 +71,27 @@ export function gcJobs(paths: SpoolPaths, options: GcOptions): GcReport {
       report.kept += 1;
       continue;
     }
-    if (!options.dryRun) removeJobFolder(paths, id);
-    report.removed.push(id);
+    if (options.dryRun || removeJobFolder(paths, id)) report.removed.push(id);
   }
   return report;
 }
 
-/** Takes a finished job out of `jobs/` in one rename, then deletes it and its index entry. */
-export function removeJobFolder(paths: SpoolPaths, id: string): void {
+/**
+ * Takes a finished job out of `jobs/` in one rename, then deletes it and its index entry.
+ * False when another gc (the runner's retention, a `gc` run) removed it first.
+ */
+function removeJobFolder(paths: SpoolPaths, id: string): boolean {
   if (!isJobId(id)) throw new Error(`refusing to remove ${String(id)}: not a job id`);
   const doomed = tempName(paths.tmp, `${id}.gc`);
-  fs.renameSync(jobDir(paths, id), doomed);
+  try {
+    fs.renameSync(jobDir(paths, id), doomed);
+  } catch (error) {
+    if (errnoCode(error) !== 'ENOENT') throw error;
+    removeFromIndex(paths, id);
+    return false;
+  }
   removeQuietly(doomed);
   removeFromIndex(paths, id);
   removeFromActive(paths, id);
+  return true;
 }

@@ -56,8 +56,9 @@ export function applyTransition(paths: SpoolPaths, id: string, change: Transitio
   }
   const next = transition(read.state, change);
   // The start and the end must survive a power loss (a lost `running` could let a job run
-  // twice); a worker's pid need not.
-  writeState(paths, next, change.name === 'record_worker' ? 'none' : 'folder');
+  // twice). A worker's pid need not, but its content is still synced before the rename, so
+  // a power loss leaves the old state or the new one, never an empty file.
+  writeState(paths, next, change.name === 'record_worker' ? 'file' : 'folder');
   if (isTerminal(next.status)) removeFromActive(paths, id);
   return next;
 }
@@ -111,14 +112,6 @@ export function removeFromActive(paths: SpoolPaths, id: string): void {
     fs.unlinkSync(path.join(paths.active, id));
   } catch (error) {
     if (errnoCode(error) !== 'ENOENT') throw error;
-  }
-}
-
-export function jobExists(paths: SpoolPaths, id: string): boolean {
-  try {
-    return fs.statSync(jobDir(paths, id)).isDirectory();
-  } catch {
-    return false;
   }
 }
 
