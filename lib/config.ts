@@ -47,6 +47,13 @@ export const customAgentConfigSchema = z.strictObject({
   resume_args: z.array(z.string()).optional().describe('args to continue a session; {session_id} is replaced'),
   env: z.record(z.string(), z.string()).default({}),
   install_hint: z.string().optional(),
+}).superRefine((agent, ctx) => {
+  if (/\{(prompt|cwd|model)\}/.test(agent.command[0]!)) {
+    ctx.addIssue({ code: 'custom', path: ['command', 0], message: 'must be the program (a name or a path), not a {placeholder}' });
+  }
+  if (agent.prompt_via === 'argv' && !agent.command.some((arg) => arg.includes('{prompt}'))) {
+    ctx.addIssue({ code: 'custom', path: ['command'], message: 'has no {prompt}, so the prompt would reach the CLI nowhere: add "{prompt}" where it goes, or set "prompt_via": "stdin"' });
+  }
 });
 export type CustomAgentConfig = z.infer<typeof customAgentConfigSchema>;
 
@@ -136,7 +143,7 @@ export function loadConfig(paths: SpoolPaths, env: NodeJS.ProcessEnv = process.e
   if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) {
     throw new UserError('config_invalid', `${paths.config}: must be a JSON object`, 'config.json');
   }
-  const unknown = Object.keys(fromFile).filter((key) => !(key in configSchema.shape));
+  const unknown = Object.keys(fromFile).filter((key) => !Object.hasOwn(configSchema.shape, key));
   if (unknown.length > 0) {
     throw new UserError(
       'config_invalid',
@@ -216,6 +223,6 @@ export function builtinAgentConfig(config: Config, name: string): BuiltinAgentCo
 }
 
 export function customAgentConfig(config: Config, name: string): CustomAgentConfig | undefined {
-  if ((BUILTIN_AGENTS as readonly string[]).includes(name) || !(name in config.agents)) return undefined;
+  if ((BUILTIN_AGENTS as readonly string[]).includes(name) || !Object.hasOwn(config.agents, name)) return undefined;
   return customAgentConfigSchema.parse(config.agents[name]);
 }

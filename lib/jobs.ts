@@ -3,7 +3,7 @@ import { readContextFiles, type ContextFile } from './agents/context-files.js';
 import { assemblePrompt, stripFooter } from './agents/prompt.js';
 import { getAdapter } from './agents/registry.js';
 import { ConfigSource, POLICIES, type Config, type Policy } from './config.js';
-import { UserError, quoteInput } from './errors.js';
+import { UserError, badInput, quoteInput } from './errors.js';
 import { ensureRunner, type EnsureResult } from './runner/launch.js';
 import { leaderAlive } from './runner/lease.js';
 import { selfIdentity } from './runner/processes.js';
@@ -13,7 +13,7 @@ import { newJobId, parseJobId } from './spool/ids.js';
 import { walkIndex } from './spool/index.js';
 import { gcJobs, type GcOptions, type GcReport } from './spool/gc.js';
 import { JOB_FILES, defaultHome, ensureSpool, jobFile, spoolPaths, type SpoolPaths } from './spool/layout.js';
-import { JOB_STATUSES, isTerminal, newJobState, type JobRequest, type JobState, type JobStatus } from './spool/state.js';
+import { JOB_STATUSES, isTerminal, newJobState, type JobRequest, type JobState } from './spool/state.js';
 import {
   applyTransition,
   claimJob,
@@ -24,7 +24,7 @@ import {
   writeDoneFile,
 } from './spool/store.js';
 import { awaitAnySettled, waitForJob, type JobSnapshot } from './spool/watch.js';
-import { clampJobSeconds, clampWaitSeconds, validateArgv, validateCwd, validateLimit } from './validate.js';
+import { clampJobSeconds, clampWaitSeconds, validateArgv, validateCwd, validateLimit, validateStatus } from './validate.js';
 
 /**
  * The operations both faces (CLI and MCP server) share: submit, wait, await-any, cancel,
@@ -36,7 +36,7 @@ export interface Spool {
   config: Config;
   env: NodeJS.ProcessEnv;
   /** Where `config` comes from; `refreshConfig` re-reads it after an edit. */
-  configSource?: ConfigSource;
+  configSource: ConfigSource;
 }
 
 export function openSpool(options: { home?: string; env?: NodeJS.ProcessEnv } = {}): Spool {
@@ -52,7 +52,7 @@ export function openSpool(options: { home?: string; env?: NodeJS.ProcessEnv } = 
  * A config that became invalid keeps the last good one and throws the error for this call.
  */
 export function refreshConfig(spool: Spool): void {
-  if (spool.configSource) spool.config = spool.configSource.current();
+  spool.config = spool.configSource.current();
 }
 
 function notFound(spool: Spool, id: string, field: string): UserError {
@@ -110,38 +110,53 @@ export interface PreparedJob {
 
 const MODEL_PATTERN = /^[A-Za-z0-9][\w.:/@+[\]-]{0,199}$/;
 
+const given = (value: unknown): boolean => value !== undefined && value !== null && value !== '';
+
 function validateModel(value: unknown): string | null {
-  if (value === undefined || value === null || value === '') return null;
+  if (!given(value)) return null;
   if (typeof value !== 'string' || !MODEL_PATTERN.test(value)) {
-    throw new UserError('bad_input', `model: ${quoteInput(value)} is not a model name; expected letters, digits and . _ : / @ + - (up to 200, not starting with -)`, 'model');
+    throw badInput('model', `${quoteInput(value)} is not a model name; expected letters, digits and . _ : / @ + - (up to 200, not starting with -)`);
   }
   return value;
 }
 
 function validatePolicy(value: unknown, fallback: Policy): Policy {
-  if (value === undefined || value === null || value === '') return fallback;
+  if (!given(value)) return fallback;
   if (typeof value === 'string' && (POLICIES as readonly string[]).includes(value)) return value as Policy;
-  throw new UserError('bad_input', `approval_policy: ${quoteInput(value)} is not a policy; allowed: ${POLICIES.join(', ')}`, 'approval_policy');
+  throw badInput('approval_policy', `${quoteInput(value)} is not a policy; allowed: ${POLICIES.join(', ')}`);
 }
 
 function validateTask(value: unknown): string {
-  if (typeof value !== 'string' || value.trim() === '') {
-    throw new UserError('bad_input', 'prompt: is required: a non-empty text saying what the agent should do', 'prompt');
-  }
-  if (value.includes('\0')) throw new UserError('bad_input', 'prompt: must not contain NUL characters', 'prompt');
+  if (typeof value !== 'string' || value.trim() === '') throw badInput('prompt', 'is required: a non-empty text saying what the agent should do');
+  if (value.includes('\0')) throw badInput('prompt', 'must not contain NUL characters');
   return value;
+}
+
+/** A field that does not apply to this kind of job is refused, never dropped without a word. */
+function refuseInapplicable(input: SubmitInput, isExec: boolean): void {
+  const notForExec: Array<[keyof SubmitInput, string]> = [['prompt', 'prompt'], ['policy', 'approval_policy'], ['model', 'model'], ['context_files', 'context_files']];
+  if (isExec) {
+    for (const [key, field] of notForExec) if (given(input[key])) throw badInput(field, 'does not apply to exec, which runs argv (the command) as it is');
+  } else if (given(input.argv)) {
+    throw badInput('argv', `applies to exec only; ${String(input.agent)} takes a prompt`);
+  }
 }
 
 export function prepareJob(spool: Spool, input: SubmitInput): PreparedJob {
   const adapter = getAdapter(input.agent, spool.config);
+  const isExec = !adapter.takesPrompt;
+  refuseInapplicable(input, isExec);
   const cwd = validateCwd(input.cwd);
   const notices: string[] = [];
   const max = spool.config.max_job_timeout_seconds;
   const timeout = clampJobSeconds(input.timeout_seconds, max, 'timeout_seconds');
   const stall = clampJobSeconds(input.stall_seconds, max, 'stall_seconds');
   for (const clamped of [timeout, stall]) if (clamped?.notice) notices.push(clamped.notice);
-  const isExec = !adapter.takesPrompt;
+  const argv = isExec ? validateArgv(input.argv) : null;
   const task = isExec ? null : validateTask(input.prompt);
+  const policy = isExec ? null : validatePolicy(input.policy, spool.config.default_policy);
+  const model = isExec ? null : validateModel(input.model);
+  // the costly check last: it reads the files
   const files = isExec ? [] : readContextFiles(cwd, input.context_files, {
     fileMaxBytes: spool.config.context_file_max_bytes,
     totalMaxBytes: spool.config.context_total_max_bytes,
@@ -149,14 +164,14 @@ export function prepareJob(spool: Spool, input: SubmitInput): PreparedJob {
   return {
     request: {
       agent: adapter.name,
-      argv: isExec ? validateArgv(input.argv) : null,
+      argv,
       cwd,
       timeout_seconds: timeout?.value ?? null,
       stall_seconds: stall?.value ?? null,
       env_path: spool.env.PATH ?? null,
       retry_of: null,
-      policy: isExec ? null : validatePolicy(input.policy, spool.config.default_policy),
-      model: isExec ? null : validateModel(input.model),
+      policy,
+      model,
       continue_of: null,
       resume_session: null,
       context_files: files.map((file) => file.path),
@@ -193,6 +208,7 @@ function originalTask(spool: Spool, state: JobState): string | null {
 /** A new job with the same request (and the same prompt) as an earlier one. */
 export function retry(spool: Spool, rawId: unknown): SubmitResult {
   const original = requireState(spool, rawId);
+  getAdapter(original.request.agent, spool.config); // an agent removed from config since is said now, not at start
   return publishPrepared(spool, {
     request: { ...original.request, retry_of: original.id, env_path: spool.env.PATH ?? original.request.env_path },
     task: originalTask(spool, original),
@@ -222,6 +238,9 @@ export function continueJob(spool: Spool, rawId: unknown, input: ContinueInput):
   }
   if (!parent.session_id) {
     throw new UserError('conflict', `job_id ${parent.id}: the worker reported no session id, so there is no session to continue; start a new job instead`, 'job_id');
+  }
+  if (!getAdapter(parent.request.agent, spool.config).canResume) {
+    throw new UserError('conflict', `job_id ${parent.id}: agent ${parent.request.agent} cannot continue a session (give it resume_args in config.json); start a new job instead`, 'job_id');
   }
   const max = spool.config.max_job_timeout_seconds;
   const timeout = clampJobSeconds(input.timeout_seconds, max, 'timeout_seconds');
@@ -307,7 +326,8 @@ export async function awaitAny(
 ): Promise<AwaitAnyAnswer> {
   const clamp = clampWaitSeconds(timeoutSeconds, options.defaultSeconds ?? 50, spool.config.wait_max_seconds);
   const notices = clamp.notice ? [clamp.notice] : [];
-  const ids = rawIds && rawIds.length > 0 ? rawIds.map((raw, i) => getJob(spool, raw, `job_ids[${i}]`).id) : listActive(spool.paths);
+  // ids are only checked for form: a job removed since (gc, retention) is answered as gone
+  const ids = rawIds && rawIds.length > 0 ? rawIds.map((raw, i) => parseJobId(raw, `job_ids[${i}]`)) : listActive(spool.paths);
   if (ids.length === 0) {
     return { finished: [], open: [], timed_out: false, aborted: false, notices: [...notices, 'no jobs to wait for: none is pending or running'] };
   }
@@ -379,7 +399,7 @@ export function notifyDone(spool: Spool, rawId: unknown, summary: unknown): { st
 
 export interface ListOptions {
   limit?: unknown;
-  status?: JobStatus | undefined;
+  status?: unknown;
 }
 
 export const LIST_MAX = 1000;
@@ -387,10 +407,7 @@ export const LIST_MAX = 1000;
 /** The newest jobs first; reads only as many states as it returns (plus skipped ones). */
 export function list(spool: Spool, options: ListOptions = {}): JobSnapshot[] {
   const limit = validateLimit(options.limit, 'limit', LIST_MAX, 20);
-  const { status } = options;
-  if (status !== undefined && !JOB_STATUSES.includes(status)) {
-    throw new UserError('bad_input', `status: ${quoteInput(status)} is not a status; allowed: ${JOB_STATUSES.join(', ')}`, 'status');
-  }
+  const status = options.status === undefined || options.status === null ? undefined : validateStatus(options.status, JOB_STATUSES);
   const source = status === 'pending' || status === 'running'
     ? listActive(spool.paths).reverse()
     : walkIndex(spool.paths, 'newest');

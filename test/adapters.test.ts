@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { jobFooter } from '../lib/agents/prompt.js';
-import { ROOT, assertSchemaValid, cleanupSpools, cli, jobState, makeSpool, waitJob, type TestSpool } from './helpers/spool.js';
+import * as jobs from '../lib/jobs.js';
+import { ROOT, assertSchemaValid, cleanupSpools, cli, jobState, makeSpool, treeSnapshot, waitJob, type TestSpool } from './helpers/spool.js';
 
 afterAll(cleanupSpools);
 
@@ -327,6 +328,58 @@ describe('agent settings, continuing, context files, custom agents, failures', (
     expect(bad.stderr).toMatch(/agents\.broken\.command: Too small/);
   });
 
+  it('input that does not fit the agent is refused with the field named, and nothing is queued', () => {
+    const spool = stubSpool();
+    const library = jobs.openSpool({ home: spool.home, env: spool.env });
+    const before = treeSnapshot(spool.home);
+    const refused = (args: string[], message: RegExp): void => {
+      const result = cli(spool, ['start', ...args]);
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr).toMatch(message);
+    };
+    refused(['toString', 'hi'], /agent "toString" is not known; allowed: exec, codex/);
+    refused(['__proto__', 'hi'], /agent "__proto__" is not known/);
+    refused(['exec', '--model', 'sonnet', '--', 'true'], /model: does not apply to exec/);
+    refused(['exec', '--policy', 'suggest', '--', 'true'], /approval_policy: does not apply to exec/);
+    refused(['exec', '--timeout', '0', '--', 'true'], /timeout: must be longer than 0/);
+    expect(() => jobs.submit(library, { agent: 'codex', prompt: 'x', argv: ['ls'], cwd: spool.work })).toThrow(/argv: applies to exec only; codex takes a prompt/);
+    expect(() => jobs.submit(library, { agent: 'exec', prompt: 'x', argv: ['ls'], cwd: spool.work })).toThrow(/prompt: does not apply to exec/);
+    expect(treeSnapshot(spool.home)).toEqual(before);
+  });
+
+  it('config: inherited names are unknown keys; a custom agent must take the prompt somewhere and start with a program', () => {
+    const spool = stubSpool();
+    const configError = (config: Record<string, unknown>, message: RegExp): void => {
+      fs.writeFileSync(path.join(spool.home, 'config.json'), JSON.stringify(config));
+      const result = cli(spool, ['ls']);
+      expect(result.code).toBe(78);
+      expect(result.stderr).toMatch(message);
+    };
+    configError({ constructor: 1 }, /unknown key "constructor"/);
+    configError({ agents: { aider: { command: ['aider', '--yes'] } } }, /agents\.aider\.command: has no \{prompt\}/);
+    configError({ agents: { aider: { command: ['{prompt}'] } } }, /agents\.aider\.command\.0: must be the program/);
+    fs.writeFileSync(path.join(spool.home, 'config.json'), JSON.stringify({ agents: { aider: { command: ['aider', '--yes'], prompt_via: 'stdin' } } }));
+    expect(cli(spool, ['ls']).code).toBe(0);
+  });
+
+  it('custom agents: a value put into the template is not expanded again; no resume_args, no continue', () => {
+    const spool = stubSpool();
+    fs.symlinkSync(STUB, path.join(spool.work, 'bin', 'aider'));
+    const jsonl = path.join(spool.work, 'custom.jsonl');
+    fs.writeFileSync(jsonl, '{"session":"sess-7"}\n{"answer":"ok"}\n');
+    setConfig(spool, {
+      agents: { aider: { command: ['aider', '--dir', '{cwd}', '--message', '{prompt}'], output: 'jsonl', jsonl: { final_message: 'answer', session_id: 'session' }, env: { STUB_TRANSCRIPT: jsonl } } },
+    });
+    const odd = path.join(spool.work, 'a{prompt}b{model}');
+    fs.mkdirSync(odd);
+    const id = start(spool, ['aider', '--cwd', odd, 'do it']);
+    expect(waitJob(spool, id)).toMatchObject({ status: 'done', session_id: 'sess-7' });
+    expect(lastRecord(spool, 'aider').argv).toEqual(['--dir', odd, '--message', promptOf(spool, id)]);
+    const refused = cli(spool, ['continue', id, 'more']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/agent aider cannot continue a session \(give it resume_args in config\.json\)/);
+  });
+
   it('failures get actionable hints: not installed, not logged in', () => {
     const spool = stubSpool();
     setConfig(spool, { agents: { gemini: { binary: 'gemini-not-installed' } } });
@@ -347,7 +400,7 @@ describe('agent settings, continuing, context files, custom agents, failures', (
 
   it('list-agents shows each agent, its binary, version and whether it is installed', () => {
     const spool = stubSpool();
-    setConfig(spool, { agents: { cursor: { binary: 'cursor-agent-missing' }, aider: { command: ['aider'] } } });
+    setConfig(spool, { agents: { cursor: { binary: 'cursor-agent-missing' }, aider: { command: ['aider', '{prompt}'] } } });
     const probes = JSON.parse(cli(spool, ['list-agents', '--json']).stdout).workers;
     const byName = Object.fromEntries(probes.map((p: any) => [p.agent, p]));
     expect(Object.keys(byName)).toEqual(['exec', 'codex', 'claude', 'gemini', 'cursor', 'aider']);

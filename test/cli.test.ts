@@ -30,7 +30,7 @@ describe('CLI: bad input gets a clear error naming the field and changes nothing
     ['no command', ['start', 'exec'], /argv: is required/, 2],
     ['empty command', ['start', 'exec', '--', ''], /argv\[0\]: the command must not be empty/, 2],
     ['negative job timeout', ['start', 'exec', '--timeout', '-5', '--', 'true'], /timeout: .*not a duration/, 2],
-    ['zero job timeout', ['start', 'exec', '--timeout', '0', '--', 'true'], /timeout_seconds: must be above 0 seconds/, 2],
+    ['zero job timeout', ['start', 'exec', '--timeout', '0', '--', 'true'], /timeout: must be longer than 0, e.g. 90s, 30m or 2h; got "0"/, 2],
     ['path traversal id', ['show', '../x'], /id "\.\.\/x" is not a job id/, 2],
     ['slash id', ['cancel', '/'], /id "\/" is not a job id/, 2],
     ['too long id', ['wait', 'a'.repeat(300)], /ids\[0\] ".*300 chars\)" is not a job id/, 2],

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CallToolResultSchema, CreateTaskResultSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, assertSchemaValid, cleanupSpools, jobState, pidAlive, until, type TestSpool } from './helpers/spool.js';
+import * as jobs from '../lib/jobs.js';
+import { CLI, assertSchemaValid, cleanupSpools, jobState, pidAlive, treeSnapshot, until, type TestSpool } from './helpers/spool.js';
 import { call, connect, errorText, ok, stubbedSpool, type McpHandle } from './helpers/mcp.js';
 
 afterAll(cleanupSpools);
@@ -120,6 +121,7 @@ describe('MCP server over stdio, with the SDK Client', () => {
       offset = page.next_offset;
       if (page.eof) break;
     }
+    expect(text).toBe(fs.readFileSync(path.join(spool.home, 'jobs', long.job_id, 'output.log'), 'utf8'));
     expect(text.split('\n').slice(0, 3000).at(-1)).toBe('line 2999');
     expect(errorText(await call(mcp, 'job_output', { job_id: long.job_id, max_bytes: 10_000_000 }))).toMatch(/max_bytes: must be from 1 to 65536/);
 
@@ -173,6 +175,18 @@ describe('MCP server over stdio, with the SDK Client', () => {
     expect(explicit.completed.map((r: any) => r.job_id).sort()).toEqual([...ids].sort());
   });
 
+  it('await-any without ids answers a job removed meanwhile (gc) as gone, once, and then goes on', async () => {
+    const spool = stubbedSpool();
+    const mcp = await server(spool);
+    const job = await ok(mcp, 'agent_start', { agent: 'exec', argv: ['sleep', '30'], cwd: spool.work });
+    await ok(mcp, 'job_cancel', { job_id: job.job_id });
+    expect(jobs.gc(jobs.openSpool({ home: spool.home, env: spool.env }), { keep: 0 }).removed).toEqual([job.job_id]);
+    const gone = await ok(mcp, 'codex_await_any', { timeout_seconds: 5 });
+    expect(gone.completed).toEqual([expect.objectContaining({ job_id: job.job_id, job_status: 'missing', error: expect.objectContaining({ code: 'not_found' }) })]);
+    expect(await ok(mcp, 'codex_await_any', { timeout_seconds: 1 })).toMatchObject({ status: 'idle', completed: [] });
+    expect((await ok(mcp, 'job_await_any', { job_ids: [job.job_id], timeout_seconds: 1 })).completed[0]).toMatchObject({ job_id: job.job_id, job_status: 'missing' });
+  });
+
   it('every bad input of SPEC section 7 is an isError answer naming the field, and changes nothing', async () => {
     const spool = stubbedSpool();
     const mcp = await server(spool);
@@ -190,7 +204,8 @@ describe('MCP server over stdio, with the SDK Client', () => {
       ['claude_start', { cwd: spool.work }, /prompt: is required \(string\)/],
       ['gemini_start', { prompt: 'x', cwd: spool.work, context_files: ['../../etc/passwd'] }, /context_files\[0\]: "\.\.\/\.\.\/etc\/passwd" is outside cwd/],
       ['gemini_start', { prompt: 'x', cwd: spool.work, context_files: ['big.txt'] }, /context_files\[0\]: "big\.txt" is 307200 bytes; at most 262144/],
-      ['codex_start', { prompt: 'x', cwd: spool.work, timeout_minutes: -5 }, /timeout_seconds: must be above 0 seconds/],
+      ['codex_start', { prompt: 'x', cwd: spool.work, timeout_minutes: -5 }, /timeout_minutes: Too small: expected number to be >0/],
+      ['codex_start', { prompt: 'x', cwd: spool.work, timeout_minutes: 0 }, /timeout_minutes: Too small: expected number to be >0/],
       ['codex_wait', { job_id: '../x' }, /job_id "\.\.\/x" is not a job id/],
       ['codex_wait', { job_id: '0hofwkskze9k7j2qzbazu7a' }, /job_id "0hofwkskze9k7j2qzbazu7a": no such job/],
       ['job_cancel', { job_id: '/' }, /job_id "\/" is not a job id/],
@@ -198,14 +213,17 @@ describe('MCP server over stdio, with the SDK Client', () => {
       ['job_wait', { job_id: 'x', timeout_seconds: 'soon' }, /timeout_seconds: Invalid input: expected number/],
       ['job_list', { limit: 0 }, /limit: must be a whole number from 1 to 1000/],
       ['codex_start', { prompt: 'x', cwd: spool.work, colour: 'blue' }, /colour: not a parameter of codex_start/],
-      ['agent_start', { agent: 'exec', prompt: 'x', cwd: spool.work }, /prompt: exec takes argv/],
+      ['agent_start', { agent: 'exec', prompt: 'x', cwd: spool.work }, /prompt: does not apply to exec, which runs argv/],
+      ['agent_start', { agent: 'exec', argv: ['true'], model: 'o3', cwd: spool.work }, /model: does not apply to exec/],
+      ['agent_start', { agent: 'codex', prompt: 'x', argv: ['ls'], cwd: spool.work }, /argv: applies to exec only; codex takes a prompt/],
+      ['agent_start', { agent: 'constructor', prompt: 'x', cwd: spool.work }, /agent "constructor" is not known/],
     ];
     const jobsDir = path.join(spool.home, 'jobs');
+    const before = treeSnapshot(spool.home);
     for (const [tool, args, message] of cases) {
-      const before = fs.existsSync(jobsDir) ? fs.readdirSync(jobsDir).length : 0;
       expect(errorText(await call(mcp, tool, args)), `${tool} ${JSON.stringify(args)}`).toMatch(message);
-      expect(fs.existsSync(jobsDir) ? fs.readdirSync(jobsDir).length : 0).toBe(before);
     }
+    expect(treeSnapshot(spool.home)).toEqual(before);
     await expect(mcp.client.callTool({ name: 'no_such_tool', arguments: {} })).rejects.toThrow(/not offered by this server/);
 
     // timeouts out of range are clamped, and the answer says so
@@ -223,7 +241,9 @@ describe('MCP server over stdio, with the SDK Client', () => {
     fs.writeFileSync(path.join(jobsDir, job.job_id, 'state.json'), '{"broken');
     expect(await ok(mcp, 'job_wait', { job_id: job.job_id })).toMatchObject({ status: 'error', job_status: 'unreadable', error: { code: 'corrupt_state' } });
     expect(errorText(await call(mcp, 'job_cancel', { job_id: job.job_id }))).toMatch(/state\.json is unreadable/);
-    expect((await ok(mcp, 'job_list', {})).jobs.some((j: any) => j.status === 'unreadable')).toBe(true);
+    expect((await ok(mcp, 'job_list', {})).jobs.find((j: any) => j.job_id === job.job_id)).toMatchObject({
+      status: 'unreadable', error_code: 'corrupt_state', error: { code: 'corrupt_state', message: expect.stringMatching(/state\.json is unreadable/) },
+    });
     expect(await ok(mcp, 'queue_status')).toHaveProperty('busy');
   });
 

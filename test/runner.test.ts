@@ -11,7 +11,6 @@ import {
   jobState,
   makeSpool,
   pidAlive,
-  spoolProcesses,
   startJob,
   until,
   waitJob,

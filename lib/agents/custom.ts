@@ -85,7 +85,9 @@ function fillTemplate(template: string[], input: InvocationInput, viaStdin: bool
       continue;
     }
     if (arg.includes('{prompt}') && viaStdin) continue;
-    out.push(arg.replaceAll('{cwd}', request.cwd).replaceAll('{model}', request.model ?? '').replaceAll('{prompt}', input.prompt));
+    // one pass: a value put in (a cwd with "{prompt}" in its name) is never expanded again
+    const values: Record<string, string> = { cwd: request.cwd, model: request.model ?? '', prompt: input.prompt };
+    out.push(arg.replace(/\{(cwd|model|prompt)\}/g, (_whole, key: string) => values[key]!));
   }
   return out;
 }
@@ -106,5 +108,5 @@ export function customAdapter(name: string, config: CustomAgentConfig): AgentAda
     // policy and resume args go right after the binary, before a positional prompt
     const argv = [command[0]!, ...extra, ...command.slice(1)];
     return { argv, stdin: viaStdin ? input.prompt : null, env: { ...config.env } };
-  }, () => (config.output === 'jsonl' ? jsonlParser(config) : textParser()));
+  }, () => (config.output === 'jsonl' ? jsonlParser(config) : textParser()), Boolean(config.resume_args));
 }

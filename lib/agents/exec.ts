@@ -10,6 +10,7 @@ export const execAdapter: AgentAdapter = {
   binary: '(the command)',
   installHint: 'install the command, or give its full path',
   takesPrompt: false,
+  canResume: false,
   buildInvocation({ request }) {
     if (!request.argv || request.argv.length === 0) throw new Error('job request for exec has no argv');
     return { argv: request.argv, stdin: null, env: {} };

@@ -30,11 +30,13 @@ export function agentAdapter(
   description: string,
   buildInvocation: AgentAdapter['buildInvocation'],
   createParser: () => StreamParser,
+  canResume = true,
 ): AgentAdapter {
   return {
     ...subject,
     description,
     takesPrompt: true,
+    canResume,
     buildInvocation,
     createParser,
     judge: (parsed, exitCode, signal) => judgeRun(subject, parsed, exitCode, signal),

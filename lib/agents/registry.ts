@@ -23,7 +23,7 @@ export function agentNames(config: Config): string[] {
 
 export function getAdapter(name: string, config: Config): AgentAdapter {
   if (name === 'exec') return execAdapter;
-  if (name in BUILTIN_FACTORIES) return BUILTIN_FACTORIES[name as keyof typeof BUILTIN_FACTORIES](builtinAgentConfig(config, name));
+  if (Object.hasOwn(BUILTIN_FACTORIES, name)) return BUILTIN_FACTORIES[name as keyof typeof BUILTIN_FACTORIES](builtinAgentConfig(config, name));
   const custom = customAgentConfig(config, name);
   if (custom) return customAdapter(name, custom);
   throw new UserError('bad_input', `agent ${quoteInput(name)} is not known; allowed: ${agentNames(config).join(', ')}`, 'agent');

@@ -35,7 +35,7 @@ export interface ParsedStream {
 }
 
 export interface StreamParser {
-  /** One line of the worker's output (stdout or stderr); lines that are not JSON are skipped. */
+  /** One line of the worker's output (stdout or stderr). */
   line(text: string, stream: 'stdout' | 'stderr'): void;
   result(): ParsedStream;
 }
@@ -55,6 +55,8 @@ export interface AgentAdapter {
   readonly installHint: string;
   /** Whether jobs of this agent take a prompt (all but exec). */
   readonly takesPrompt: boolean;
+  /** Whether an ended job's session can be continued (custom agents: only with resume_args). */
+  readonly canResume: boolean;
   buildInvocation(input: InvocationInput): Invocation;
   /** A parser for one run; null when the output is not parsed (exec). */
   createParser(): StreamParser | null;

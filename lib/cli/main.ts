@@ -3,14 +3,12 @@ import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { POLICIES, configSchema } from '../config.js';
-import { UserError } from '../errors.js';
+import { UserError, badInput, quoteInput } from '../errors.js';
 import * as jobs from '../jobs.js';
-import { serveStdio } from '../mcp/server.js';
-import { runnerMain } from '../runner/runner-main.js';
-import { JOB_STATUSES, type JobStatus } from '../spool/state.js';
+import { JOB_STATUSES } from '../spool/state.js';
 import type { JobSnapshot } from '../spool/watch.js';
 import { packageVersion } from '../version.js';
-import { parseDuration, validateStatus } from '../validate.js';
+import { parseDuration } from '../validate.js';
 import { EXIT, exitForSnapshots } from './exit-codes.js';
 import { action, openSpool, print, printJson, snapshotJson, type Common } from './output.js';
 import { JOB_COLUMNS, describeCommand, jobRows, stateDetails, statusLine, table } from './format.js';
@@ -21,6 +19,13 @@ import { setupCommands } from './setup.js';
 
 function optionalDuration(value: unknown, field: string): number | undefined {
   return value === undefined ? undefined : parseDuration(value, field);
+}
+
+/** A job's limit: a duration above zero. */
+function jobDuration(value: unknown, field: string): number | undefined {
+  const seconds = optionalDuration(value, field);
+  if (seconds !== undefined && seconds <= 0) throw badInput(field, `must be longer than 0, e.g. 90s, 30m or 2h; got ${quoteInput(value)}`);
+  return seconds;
 }
 
 /**
@@ -154,8 +159,8 @@ function startCommand(y: Argv): Argv {
         policy: args.policy,
         model: args.model,
         context_files: args.contextFile === undefined ? undefined : [args.contextFile].flat(),
-        timeout_seconds: optionalDuration(args.timeout, 'timeout'),
-        stall_seconds: optionalDuration(args.stallTimeout, 'stall-timeout'),
+        timeout_seconds: jobDuration(args.timeout, 'timeout'),
+        stall_seconds: jobDuration(args.stallTimeout, 'stall-timeout'),
       });
       return reportStarted(spool, args, result);
     }),
@@ -186,7 +191,7 @@ function continueCommand(y: Argv): Argv {
         prompt: promptFrom({ promptFile: args.promptFile, words: (args.prompt ?? []).map(String) }),
         policy: args.policy,
         model: args.model,
-        timeout_seconds: optionalDuration(args.timeout, 'timeout'),
+        timeout_seconds: jobDuration(args.timeout, 'timeout'),
       });
       return reportStarted(spool, args, result);
     }),
@@ -231,8 +236,7 @@ function lsCommand(y: Argv): Argv {
         .option('limit', { type: 'number', default: 20, describe: `how many (1-${jobs.LIST_MAX})` }),
     action((args) => {
       const spool = openSpool(args);
-      const status = args.status === undefined ? undefined : validateStatus<JobStatus>(args.status, JOB_STATUSES);
-      const snaps = jobs.list(spool, { limit: args.limit, status });
+      const snaps = jobs.list(spool, { limit: args.limit, status: args.status });
       if (args.json) printJson(snaps.map(snapshotJson));
       else if (snaps.length === 0) print('no jobs');
       else print(table(JOB_COLUMNS, jobRows(snaps), process.stdout.isTTY ? process.stdout.columns : undefined));
@@ -349,6 +353,8 @@ function serveCommand(y: Argv): Argv {
     (cmd) => cmd.option('tools', { type: 'string', describe: 'expose only these tools or groups, comma-separated (codex, claude, gemini, cursor, generic, queue)' }),
     action(async (args) => {
       const tools = args.tools === undefined ? null : args.tools.split(',').map((t) => t.trim()).filter(Boolean);
+      // loaded here only: the MCP SDK would add ~50 ms to every other command (workers run `done`)
+      const { serveStdio } = await import('../mcp/server.js');
       await serveStdio({ tools });
     }),
   );
@@ -361,6 +367,7 @@ function runnerCommand(y: Argv): Argv {
     (cmd) => cmd.option('quiet', { type: 'boolean', default: false, describe: 'log nothing' }),
     action(async (args) => {
       if (args.home) process.env.AGENT_ASYNC_HOME = args.home;
+      const { runnerMain } = await import('../runner/runner-main.js');
       return runnerMain({ quiet: args.quiet });
     }),
   );

@@ -98,7 +98,10 @@ export function snapshotResult(spool: jobs.Spool, snap: JobSnapshot, waitTool?: 
 }
 
 export function listItem(spool: jobs.Spool, snap: JobSnapshot) {
-  if (snap.kind !== 'ok') return { job_id: snap.id, status: 'unreadable', error: snap.kind === 'corrupt' ? snap.reason : 'missing' };
+  if (snap.kind !== 'ok') {
+    const { error } = unreadableResult(snap);
+    return { job_id: snap.id, status: 'unreadable', error_code: error.code, error };
+  }
   const state = snap.state;
   return {
     job_id: state.id,

@@ -102,8 +102,7 @@ export function createServer(options: ServeOptions = {}): { server: Server; spoo
         session,
         signal: extra.signal,
         progressEveryMs: spool.config.progress_seconds * 1000,
-        progress: async (progress, total, message) => {
-          if (progressToken === undefined) return;
+        progress: progressToken === undefined ? null : async (progress, total, message) => {
           await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress, total, message } });
         },
       };

@@ -7,7 +7,7 @@ import { leaderAlive, readRunnerInfo } from '../runner/lease.js';
 import { JOB_STATUSES, isTerminal } from '../spool/state.js';
 import { listActive, readState } from '../spool/store.js';
 import type { JobSnapshot } from '../spool/watch.js';
-import { jobResult, listItem, snapshotResult } from './results.js';
+import { listItem, snapshotResult } from './results.js';
 
 /**
  * The MCP tools: the 13 of the Python original (same names, parameters, defaults and result
@@ -20,8 +20,8 @@ export interface ToolContext {
   spool: jobs.Spool;
   session: Session;
   signal: AbortSignal;
-  /** Reports progress when the caller asked for it (a progress token); a no-op otherwise. */
-  progress: (progress: number, total: number | undefined, message: string) => Promise<void>;
+  /** Reports progress; null when the caller did not ask for it (no progress token). */
+  progress: ((progress: number, total: number | undefined, message: string) => Promise<void>) | null;
   progressEveryMs: number;
 }
 
@@ -69,7 +69,7 @@ const approvalPolicy = z.enum(POLICIES).optional()
 const contextFiles = z.array(z.string()).optional()
   .describe('Files (relative to cwd, inside it) whose text is inlined into the prompt.');
 const model = z.string().optional().describe("Model name for the agent CLI; omit to use the CLI's default.");
-const timeoutMinutes = z.number().optional().describe('Wall-clock limit of the job in minutes (default from config); the job is stopped when it is reached.');
+const timeoutMinutes = z.number().positive().optional().describe('Wall-clock limit of the job in minutes (default from config); the job is stopped when it is reached.');
 const waitSeconds = z.number().optional().default(WAIT_DEFAULT_SECONDS)
   .describe('How long to block, in seconds (default 50, at most the configured maximum, 55 by default). If the job is not done by then the answer has status "timeout": call the wait tool again.');
 
@@ -119,6 +119,7 @@ const resultShape = {
 const resultOutput = z.looseObject({ ...resultShape, notices: z.array(z.string()).optional() });
 const awaitAnyOutput = z.looseObject({
   ...resultShape,
+  status: z.string().describe('the first ended job\'s status ("done", "error", "cancelled"); "timeout" when none ended within the wait; "idle" when there is nothing to wait for'),
   job_id: z.string().nullable(),
   completed: z.array(z.looseObject(resultShape)).describe('every job that ended (oldest first); report each one'),
   pending_job_ids: z.array(z.string()).describe('jobs still pending or running'),
@@ -127,10 +128,8 @@ const awaitAnyOutput = z.looseObject({
 
 // ── helpers ───────────────────────────────────────────────────────────────────────────────
 
-function minutesToSeconds(value: unknown): unknown {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'number' || !Number.isFinite(value)) return value;
-  return value * 60;
+function minutesToSeconds(minutes: number | undefined): number | undefined {
+  return minutes === undefined ? undefined : minutes * 60;
 }
 
 function startMessage(id: string, agent: string, waitTool: string): string {
@@ -158,13 +157,15 @@ function submitAgent(ctx: ToolContext, agent: string, args: Record<string, unkno
     policy: args.approval_policy,
     model: args.model,
     context_files: args.context_files,
-    timeout_seconds: minutesToSeconds(args.timeout_minutes),
+    timeout_seconds: minutesToSeconds(args.timeout_minutes as number | undefined),
     ...extra,
   });
 }
 
 /** Runs a wait while sending progress (elapsed time, status, last output line) every few seconds. */
 async function withProgress<T>(ctx: ToolContext, ids: string[], total: number, wait: () => Promise<T>): Promise<T> {
+  const progress = ctx.progress;
+  if (!progress) return wait();
   const started = Date.now();
   let last = 0;
   const timer = setInterval(() => {
@@ -175,7 +176,7 @@ async function withProgress<T>(ctx: ToolContext, ids: string[], total: number, w
     const elapsed = Math.max(Math.round((Date.now() - started) / 100) / 10, last + 0.1);
     last = elapsed;
     const what = ids.length === 1 ? `job ${ids[0]} ${status}` : `${ids.length} jobs`;
-    void ctx.progress(elapsed, total, `${what}, ${Math.round(elapsed)} s${tail ? `: ${tail.slice(0, 200)}` : ''}`).catch(() => undefined);
+    void progress(elapsed, total, `${what}, ${Math.round(elapsed)} s${tail ? `: ${tail.slice(0, 200)}` : ''}`).catch(() => undefined);
   }, ctx.progressEveryMs);
   try {
     return await wait();
@@ -407,12 +408,7 @@ export function allTools(): ToolDefinition[] {
       output: startOutput,
       annotations: START_ANNOTATIONS,
       taskCapable: true,
-      handler: (args, ctx) => {
-        if (args.agent === 'exec' && args.prompt !== undefined) {
-          throw new UserError('bad_input', 'prompt: exec takes argv (the command), not a prompt', 'prompt');
-        }
-        return started(ctx, submitAgent(ctx, args.agent, args), 'job_wait');
-      },
+      handler: (args, ctx) => started(ctx, submitAgent(ctx, args.agent, args), 'job_wait'),
     }),
     { ...agentWaitTool('job_wait', 'generic', 'any'), title: 'Wait for a job' },
     defineTool({
@@ -470,11 +466,6 @@ export function allTools(): ToolDefinition[] {
   ];
 }
 
-export const COMPAT_TOOLS = [
-  'codex_start', 'codex_wait', 'codex_await_any', 'cursor_start', 'cursor_wait', 'gemini_start', 'gemini_wait',
-  'gemini_confluence_start', 'gemini_pr_start', 'job_list', 'job_cancel', 'queue_status', 'agent_notify_done',
-] as const;
-
 /** The tools to expose: all, or those named (by tool name or group) in `selection`. */
 export function selectTools(selection: string[] | null): ToolDefinition[] {
   const tools = allTools();
@@ -488,4 +479,3 @@ export function selectTools(selection: string[] | null): ToolDefinition[] {
   return tools.filter((tool) => wanted.has(tool.name) || wanted.has(tool.group));
 }
 
-export { jobResult };

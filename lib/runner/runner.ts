@@ -121,7 +121,6 @@ export class Runner {
       this.log(`cannot watch active/: ${String(error)}; relying on the poll`);
     }
     const poll = setInterval(() => {
-      this.reloadConfig();
       this.fullScan = true;
       this.schedule();
     }, this.config.poll_seconds * 1000);
@@ -220,6 +219,8 @@ export class Runner {
     }
     if (Date.now() - this.lastRetention > RETENTION_EVERY_MS) this.applyRetention(RETENTION_BUSY_BATCH);
 
+    // one stat: an edit made just before a submit applies to that job
+    this.reloadConfig();
     const config = this.config;
     const activeIds = listActive(this.paths);
     const activeSet = new Set(activeIds);
