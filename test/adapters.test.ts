@@ -134,15 +134,19 @@ describe('agents build the documented argv for every policy', () => {
   });
 
   it('an unknown policy or model is refused before anything is queued', () => {
+    const before = treeSnapshot(spool.home);
     const bad = cli(spool, ['start', 'codex', '--policy', 'yolo', 'hi']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/Invalid values:[\s\S]*policy[\s\S]*Choices: "suggest", "auto-edit", "full-auto"/);
     const badModel = cli(spool, ['start', 'codex', '--model', '--yolo', 'hi']);
     expect(badModel.code).toBe(2);
     const badModel2 = cli(spool, ['start', 'codex', '--model=-rf', 'hi']);
+    expect(badModel2.code).toBe(2);
     expect(badModel2.stderr).toMatch(/model: "-rf" is not a model name/);
     const empty = cli(spool, ['start', 'codex']);
+    expect(empty.code).toBe(2);
     expect(empty.stderr).toMatch(/prompt: is required/);
+    expect(treeSnapshot(spool.home)).toEqual(before);
   });
 });
 

@@ -6,6 +6,7 @@ import {
   assertSchemaValid,
   cleanupSpools,
   cli,
+  gateJob,
   jobState,
   makeSpool,
   startJob,
@@ -182,11 +183,20 @@ describe('CLI: the job life cycle', () => {
     expect(waitJob(spool, pending).status).toBe('done');
   });
 
-  it('every state written along the way matches the shipped schema', () => {
-    const spool = makeSpool();
-    for (const argv of [['true'], ['false'], ['no-such-binary-here']]) waitJob(spool, startJob(spool, argv));
-    const states = allStates(spool);
-    expect(states).toHaveLength(3);
+  it('every state written along the way matches the shipped schema: pending, running, done, error, cancelled', async () => {
+    const spool = makeSpool({ concurrency: 1 });
+    const blocker = gateJob(spool);
+    const queued = startJob(spool, ['true']);
+    const cancelled = startJob(spool, ['true']);
+    await until(() => jobState(spool, blocker.id).worker !== null, 20_000, 'the worker to be recorded');
+    const seen = [jobState(spool, blocker.id), jobState(spool, queued)];
+    expect(seen.map((state) => state.status)).toEqual(['running', 'pending']);
+    expect(cli(spool, ['cancel', cancelled]).code).toBe(0);
+    blocker.release();
+    for (const argv of [['false'], ['no-such-binary-here']]) waitJob(spool, startJob(spool, argv));
+    waitJob(spool, queued);
+    const states = [...seen, ...allStates(spool)];
+    expect(new Set(states.map((state) => state.status))).toEqual(new Set(['pending', 'running', 'done', 'error', 'cancelled']));
     for (const state of states) assertSchemaValid(state);
   });
 

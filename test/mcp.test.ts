@@ -284,11 +284,8 @@ describe('MCP server over stdio, with the SDK Client', () => {
     // the safety poll is far longer than the wait, so only the folder watch can wake it
     const spool = stubbedSpool({ poll_seconds: 60, done_grace_seconds: 1 });
     const [a, b] = [await server(spool), await server(spool)];
+    setCodexDelay(spool, 300_000); // before the start, so the job surely runs until notified
     const job = await ok(a, 'codex_start', { prompt: 'long task', cwd: spool.work });
-    fs.writeFileSync(path.join(spool.home, 'config.json'), JSON.stringify({
-      ...JSON.parse(fs.readFileSync(path.join(spool.home, 'config.json'), 'utf8')),
-      agents: { codex: { env: { STUB_SLEEP_MS: '300000' } } },
-    }));
     await until(() => jobState(spool, job.job_id).status === 'running', 20_000, 'running');
     const waiting = ok(a, 'codex_wait', { job_id: job.job_id, timeout_seconds: 40 });
     await new Promise((resolve) => setTimeout(resolve, 500));

@@ -175,13 +175,12 @@ describe('workers', () => {
     expect(JSON.parse(fs.readFileSync(path.join(spool.home, 'jobs', id, 'exit.json'), 'utf8')).reason).toBe('done_grace');
   });
 
-  it('keeps output on disk, not in memory, and output.log holds every line in order', () => {
+  it('output.log holds every line in order (the memory side is measured by the 1 GiB bench)', () => {
     const spool = makeSpool();
     const id = startJob(spool, ['sh', '-c', 'i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done']);
     expect(waitJob(spool, id).status).toBe('done');
     const lines = fs.readFileSync(path.join(spool.home, 'jobs', id, 'output.log'), 'utf8').trim().split('\n');
-    expect(lines).toHaveLength(20_000);
-    expect(lines[19_999]).toBe('line 19999');
+    expect(lines).toEqual(Array.from({ length: 20_000 }, (_, i) => `line ${i}`));
   });
 });
 

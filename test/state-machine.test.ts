@@ -44,6 +44,16 @@ const examples: Record<Transition['name'], Transition> = {
   lose: { name: 'lose', outcome: lost },
 };
 
+/** Where each transition leads (record_worker keeps the job running). */
+const TARGET: Record<Transition['name'], JobState['status']> = {
+  start: 'running',
+  record_worker: 'running',
+  finish: 'done',
+  fail_to_start: 'error',
+  cancel_pending: 'cancelled',
+  lose: 'error',
+};
+
 function inStatus(status: JobState['status']): JobState {
   return { ...newJobState(newJobId(), request), status };
 }
@@ -59,6 +69,7 @@ describe('job state machine', () => {
           return;
         }
         const after = transition(before, change);
+        expect(after.status).toBe(TARGET[name as Transition['name']]);
         expect(after.seq).toBe(before.seq + 1);
         expect(before.status).toBe(status);
         if (after.status !== 'running' && after.status !== 'pending') expect(after.finished_at).not.toBeNull();

@@ -144,14 +144,14 @@ describe('doctor and retention', () => {
     fs.chmodSync(spool.home, 0o700);
   });
 
-  it('the runner removes finished jobs beyond the configured count, never active ones', async () => {
+  it('the runner removes finished jobs beyond the configured count once its queue is empty', async () => {
     const spool = makeSpool({ retention_max_jobs: 2, concurrency: 1, runner_idle_seconds: 1 });
     const finished = ['a', 'b', 'c'].map((word) => startJob(spool, ['echo', word]));
     for (const id of finished) waitJob(spool, id);
     const first = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8'));
     await until(() => !pidAlive(first.pid), 20_000, 'the idle runner to exit');
-    // the next runner applies retention once its queue is empty: it keeps the newest 2 jobs,
-    // and a pending or running job is never removed whatever its rank
+    // the next runner applies retention once its queue is empty and keeps the newest 2 jobs
+    // (that gc never removes a pending or running job is tested with `gc --keep 0`)
     const running = startJob(spool, ['sleep', '30'], ['--cwd', fs.mkdtempSync(path.join(spool.work, 'r'))]);
     const quick = startJob(spool, ['true']);
     await until(() => jobState(spool, running).status === 'running', 20_000, 'the long job to run');

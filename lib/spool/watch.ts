@@ -23,6 +23,8 @@ export interface WaitOptions {
   signal?: AbortSignal;
   /** Called on every safety poll with the states read (e.g. to restart a dead runner). */
   onPoll?: (states: JobState[]) => void;
+  /** Called once the folder watch is in place (or has failed, leaving the poll). */
+  onArmed?: () => void;
 }
 
 export type JobSnapshot =
@@ -113,7 +115,8 @@ export async function awaitAnySettled(paths: SpoolPaths, ids: readonly string[],
       })
       .catch(() => {
         // no watcher (e.g. out of inotify watches): the safety poll still ends the wait
-      });
+      })
+      .finally(() => options.onArmed?.());
   });
 }
 

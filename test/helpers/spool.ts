@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -209,4 +209,13 @@ export function cleanupSpools(): void {
 
 export function runNode(script: string, args: string[], options: SpawnOptions = {}) {
   return spawn(process.execPath, [script, ...args], options);
+}
+
+/** Everything a child process writes to one of its streams, once it has ended. */
+export function collectOutput(child: ChildProcess, stream: 'stdout' | 'stderr'): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    child[stream]?.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    child.on('close', () => resolve(text));
+  });
 }

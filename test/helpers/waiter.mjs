@@ -9,9 +9,14 @@ const timeoutMs = Number(process.argv[3]) * 1000;
 const pollMs = Number(process.argv[4]) * 1000;
 const watchMode = process.argv[5] ?? 'native';
 const paths = spoolPaths(process.env.AGENT_ASYNC_HOME);
+let armed = 0;
+const onArmed = () => {
+  armed += 1;
+  if (armed === ids.length) process.stdout.write('armed\n'); // every watch is in place
+};
 const results = await Promise.all([
   ...ids.map(async (id) => {
-    const answer = await waitForJob(paths, id, { timeoutMs, pollMs, watchMode });
+    const answer = await waitForJob(paths, id, { timeoutMs, pollMs, watchMode, onArmed });
     const state = answer.snapshot.kind === 'ok' ? answer.snapshot.state : null;
     return {
       id,
@@ -20,6 +25,5 @@ const results = await Promise.all([
       lag_ms: state?.finished_at ? Date.now() - Date.parse(state.finished_at) : null,
     };
   }),
-  new Promise((resolve) => setTimeout(() => resolve(process.stdout.write('armed\n')), 500)),
 ]);
-process.stdout.write(`${JSON.stringify(results.slice(0, ids.length))}\n`);
+process.stdout.write(`${JSON.stringify(results)}\n`);
