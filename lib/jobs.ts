@@ -5,7 +5,7 @@ import { getAdapter } from './agents/registry.js';
 import { ConfigSource, POLICIES, type Config, type Policy } from './config.js';
 import { UserError, badInput, quoteInput } from './errors.js';
 import { ensureRunner, type EnsureResult } from './runner/launch.js';
-import { leaderAlive } from './runner/lease.js';
+import { leaderAlive, readRunnerInfo } from './runner/lease.js';
 import { selfIdentity } from './runner/processes.js';
 import { pendingClaimStatus } from './runner/reconcile.js';
 import { readTextCapped } from './spool/fsx.js';
@@ -393,6 +393,32 @@ export function notifyDone(spool: Spool, rawId: unknown, summary: unknown): { st
   }
   writeDoneFile(spool.paths, state.id, text);
   return { state, accepted: true, message: `job ${state.id} marked done; its worker is stopped if it keeps running` };
+}
+
+// ── queue ─────────────────────────────────────────────────────────────────────────────────
+
+export interface QueueSummary {
+  running: JobState[];
+  pending: JobState[];
+  /** Active jobs whose state.json cannot be read. */
+  unreadable: string[];
+  /** The runner; pid only while it is alive. */
+  runner: { alive: boolean; pid: number | null; epoch: number | null; started_at: string | null };
+}
+
+/** What runs, what waits, and the runner's health: read from `active/` and runner.json only. */
+export function queueSummary(paths: SpoolPaths): QueueSummary {
+  const summary: QueueSummary = { running: [], pending: [], unreadable: [], runner: { alive: false, pid: null, epoch: null, started_at: null } };
+  for (const id of listActive(paths)) {
+    const read = readState(paths, id);
+    if (read.kind === 'corrupt') summary.unreadable.push(id);
+    else if (read.kind === 'ok' && read.state.status === 'running') summary.running.push(read.state);
+    else if (read.kind === 'ok' && read.state.status === 'pending') summary.pending.push(read.state);
+  }
+  const alive = leaderAlive(paths);
+  const info = readRunnerInfo(paths);
+  summary.runner = { alive, pid: alive ? info?.pid ?? null : null, epoch: info?.epoch ?? null, started_at: info?.started_at ?? null };
+  return summary;
 }
 
 // ── list, show, output ────────────────────────────────────────────────────────────────────

@@ -187,6 +187,19 @@ describe('MCP server over stdio, with the SDK Client', () => {
     expect((await ok(mcp, 'job_await_any', { job_ids: [job.job_id], timeout_seconds: 1 })).completed[0]).toMatchObject({ job_id: job.job_id, job_status: 'missing' });
   });
 
+  it('queue_status after the runner was SIGKILLed: the job still runs, the runner shows as gone (no stale pid)', async () => {
+    const spool = stubbedSpool({ runner_idle_seconds: 60 });
+    const mcp = await server(spool);
+    const job = await ok(mcp, 'agent_start', { agent: 'exec', argv: ['sleep', '30'], cwd: spool.work });
+    await until(() => jobState(spool, job.job_id).status === 'running', 20_000, 'running');
+    const before = await ok(mcp, 'queue_status');
+    expect(before.runner).toMatchObject({ alive: true, pid: expect.any(Number) });
+    process.kill(before.runner.pid, 'SIGKILL');
+    await until(() => !pidAlive(before.runner.pid), 10_000, 'the runner to die');
+    expect(await ok(mcp, 'queue_status')).toMatchObject({ busy: true, running_job_id: job.job_id, runner: { alive: false, pid: null } });
+    await ok(mcp, 'job_cancel', { job_id: job.job_id });
+  });
+
   it('every bad input of SPEC section 7 is an isError answer naming the field, and changes nothing', async () => {
     const spool = stubbedSpool();
     const mcp = await server(spool);

@@ -4,9 +4,8 @@ import path from 'node:path';
 import { probeAgents } from '../agents/probe.js';
 import { allClientStatus, serverCommand } from '../clients/clients.js';
 import { loadConfig } from '../config.js';
-import { leaderAlive, readRunnerInfo } from '../runner/lease.js';
+import { queueSummary } from '../jobs.js';
 import { spoolPaths, type SpoolPaths } from '../spool/layout.js';
-import { listActive, readState } from '../spool/store.js';
 import { autoUpdateEnabled } from '../install/schedule.js';
 
 /**
@@ -51,12 +50,10 @@ function spoolChecks(paths: SpoolPaths): Check[] {
   } catch (error) {
     checks.push({ level: 'fail', what: 'config', detail: (error as Error).message, fix: `fix or remove ${paths.config}` });
   }
-  const active = listActive(paths).map((id) => readState(paths, id));
-  const pending = active.filter((read) => read.kind === 'ok' && read.state.status === 'pending').length;
-  const corrupt = active.filter((read) => read.kind === 'corrupt').length;
-  const alive = leaderAlive(paths);
-  const info = readRunnerInfo(paths);
-  if (alive) checks.push({ level: 'ok', what: 'runner', detail: `alive, pid ${info?.pid} (epoch ${info?.epoch})` });
+  const queue = queueSummary(paths);
+  const pending = queue.pending.length;
+  const corrupt = queue.unreadable.length;
+  if (queue.runner.alive) checks.push({ level: 'ok', what: 'runner', detail: `alive, pid ${queue.runner.pid} (epoch ${queue.runner.epoch})` });
   else if (pending > 0) checks.push({ level: 'fail', what: 'runner', detail: `${pending} pending jobs but no runner`, fix: 'run `agent-async runner` (or any `agent-async wait`), and read runner.log in the spool' });
   else checks.push({ level: 'ok', what: 'runner', detail: 'idle (it starts on the next job)' });
   if (corrupt > 0) checks.push({ level: 'warn', what: 'jobs', detail: `${corrupt} active jobs have an unreadable state.json`, fix: '`agent-async ls` shows them as UNREADABLE; cancel them or remove their folders' });

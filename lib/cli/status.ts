@@ -1,10 +1,9 @@
 import fs from 'node:fs';
 import * as jobs from '../jobs.js';
-import { leaderAlive, readRunnerInfo } from '../runner/lease.js';
 import { walkIndex } from '../spool/index.js';
 import { jobDir } from '../spool/layout.js';
 import { isTerminal, type JobState } from '../spool/state.js';
-import { listActive, readState } from '../spool/store.js';
+import { readState } from '../spool/store.js';
 import { describeCommand, formatAge, formatDuration, formatUsage } from './format.js';
 
 /**
@@ -60,14 +59,9 @@ function frameJob(spool: jobs.Spool, state: JobState, withTail: boolean): FrameJ
 }
 
 export function buildFrame(spool: jobs.Spool, recentCount = 8): Frame {
-  const running: FrameJob[] = [];
-  const pending: FrameJob[] = [];
-  for (const id of listActive(spool.paths)) {
-    const read = readState(spool.paths, id);
-    if (read.kind !== 'ok') continue;
-    if (read.state.status === 'running') running.push(frameJob(spool, read.state, true));
-    else if (read.state.status === 'pending') pending.push(frameJob(spool, read.state, false));
-  }
+  const queue = jobs.queueSummary(spool.paths);
+  const running = queue.running.map((state) => frameJob(spool, state, true));
+  const pending = queue.pending.map((state) => frameJob(spool, state, false));
   const recent: FrameJob[] = [];
   let scanned = 0;
   for (const id of walkIndex(spool.paths, 'newest')) {
@@ -75,10 +69,9 @@ export function buildFrame(spool: jobs.Spool, recentCount = 8): Frame {
     const read = readState(spool.paths, id);
     if (read.kind === 'ok' && isTerminal(read.state.status)) recent.push(frameJob(spool, read.state, false));
   }
-  const info = readRunnerInfo(spool.paths);
-  const alive = leaderAlive(spool.paths);
+  const { alive, pid, epoch } = queue.runner;
   return {
-    runner: { alive, pid: alive ? info?.pid ?? null : null, epoch: info?.epoch ?? null },
+    runner: { alive, pid, epoch },
     concurrency: spool.config.concurrency,
     running,
     pending,

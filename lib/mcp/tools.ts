@@ -3,7 +3,6 @@ import { confluencePrompt, pullRequestPrompt } from '../agents/templates.js';
 import { POLICIES } from '../config.js';
 import { UserError } from '../errors.js';
 import * as jobs from '../jobs.js';
-import { leaderAlive, readRunnerInfo } from '../runner/lease.js';
 import { JOB_STATUSES, isTerminal } from '../spool/state.js';
 import { listActive, readState } from '../spool/store.js';
 import type { JobSnapshot } from '../spool/watch.js';
@@ -353,24 +352,16 @@ export function allTools(): ToolDefinition[] {
       annotations: { ...WAIT_ANNOTATIONS, openWorldHint: false },
       taskCapable: false,
       handler: (_args, ctx) => {
-        const active = listActive(ctx.spool.paths).map((id) => readState(ctx.spool.paths, id));
-        const states = active.flatMap((read) => (read.kind === 'ok' ? [read.state] : []));
-        const running = states.filter((s) => s.status === 'running').map((s) => s.id);
-        const pending = states.filter((s) => s.status === 'pending').length;
-        const info = readRunnerInfo(ctx.spool.paths);
+        const queue = jobs.queueSummary(ctx.spool.paths);
+        const running = queue.running.map((state) => state.id);
         return {
           busy: running.length > 0,
           running_job_id: running[0] ?? null,
           running_job_ids: running,
           running_count: running.length,
-          pending_count: pending,
+          pending_count: queue.pending.length,
           concurrency: ctx.spool.config.concurrency,
-          runner: {
-            alive: leaderAlive(ctx.spool.paths),
-            pid: info?.state === 'leading' ? info.pid : null,
-            epoch: info?.epoch ?? null,
-            started_at: info?.started_at ?? null,
-          },
+          runner: queue.runner,
         };
       },
     }),
