@@ -69,6 +69,34 @@ describe('JSON configs (cursor, claude desktop, gemini)', () => {
     });
   }
 
+  it("removing our entry between the user's keeps their comments and layout", () => {
+    const withOursBetween = `{
+  "mcpServers": {
+    "a": { "command": "a" }, // keep me
+    // about agent-async, written by the user
+    "agent-async": { "command": "node" },
+    /* about b */
+    "b": { "command": "b" }
+  }
+}
+`;
+    expect(removeMember(withOursBetween, 'x.json', ['mcpServers', 'agent-async'])).toBe(`{
+  "mcpServers": {
+    "a": { "command": "a" }, // keep me
+    // about agent-async, written by the user
+    /* about b */
+    "b": { "command": "b" }
+  }
+}
+`);
+    const withOursLast = '{\n  "mcpServers": {\n    "a": 1, // keep me\n    "agent-async": { "command": "node" }\n  }\n}\n';
+    expect(removeMember(withOursLast, 'x.json', ['mcpServers', 'agent-async'])).toBe('{\n  "mcpServers": {\n    "a": 1 // keep me\n  }\n}\n');
+    const withOursFirst = '{\n  "mcpServers": {\n    "agent-async": { "command": "node" },\n    // about b\n    "b": { "command": "b" }\n  }\n}\n';
+    expect(removeMember(withOursFirst, 'x.json', ['mcpServers', 'agent-async'])).toBe('{\n  "mcpServers": {\n    // about b\n    "b": { "command": "b" }\n  }\n}\n');
+    expect(removeMember('{"mcpServers":{"agent-async":{},"b":1}}', 'x.json', ['mcpServers', 'agent-async'])).toBe('{"mcpServers":{"b":1}}');
+    expect(removeMember('{"mcpServers":{"a":1,"agent-async":{}}}', 'x.json', ['mcpServers', 'agent-async'])).toBe('{"mcpServers":{"a":1}}');
+  });
+
   it('a malformed file is reported and never rewritten; add-agent then fails with the file named', () => {
     const { home, env, spool } = tempHome();
     const file = path.join(home, '.cursor', 'mcp.json');

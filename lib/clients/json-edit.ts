@@ -104,12 +104,39 @@ export function removeMember(text: string, file: string, path: string[]): string
   const index = children.findIndex((property) => property.children?.[0]?.value === path.at(-1));
   if (index === -1) return text;
   const member = children[index]!;
+  const start = member.offset;
+  const end = member.offset + member.length;
   const previous = children[index - 1];
+  if (!previous && !children[index + 1]) {
+    // the only member: drop it and the whitespace before it, keep the braces
+    return text.slice(0, parent.offset + 1) + text.slice(end);
+  }
+  // Only the member, its own line and one comma go; comments around it stay where they are.
+  const lineStart = text.lastIndexOf('\n', start - 1) + 1;
+  const ownLine = lineStart > 0 && text.slice(lineStart, start).trim() === '';
   const next = children[index + 1];
-  if (previous) return text.slice(0, previous.offset + previous.length) + text.slice(member.offset + member.length);
-  if (next) return text.slice(0, member.offset) + text.slice(next.offset);
-  // the only member: drop it and the whitespace before it, keep the braces
-  return text.slice(0, parent.offset + 1) + text.slice(member.offset + member.length);
+  if (next) {
+    // the comma after the member goes with it
+    const comma = commaAfter(text, end);
+    if (comma === -1) return text.slice(0, start) + text.slice(next.offset);
+    let to = comma + 1;
+    if (ownLine) {
+      const lineEnd = text.indexOf('\n', to);
+      if (lineEnd !== -1 && text.slice(to, lineEnd).trim() === '') to = lineEnd + 1;
+    }
+    return text.slice(0, ownLine ? lineStart : start) + text.slice(to);
+  }
+  // the last member: the comma after the one before it goes
+  const comma = commaAfter(text, previous!.offset + previous!.length);
+  if (comma === -1) return text.slice(0, previous!.offset + previous!.length) + text.slice(end);
+  return text.slice(0, comma) + text.slice(comma + 1, ownLine ? lineStart - 1 : start) + text.slice(end);
+}
+
+/** The position of the comma that follows `from` with only whitespace between; -1 if none. */
+function commaAfter(text: string, from: number): number {
+  let at = from;
+  while (at < text.length && /\s/.test(text[at]!)) at += 1;
+  return text[at] === ',' ? at : -1;
 }
 
 /** Whether an object at `path` has no members left. */
@@ -124,7 +151,6 @@ export function readMember(text: string, file: string, path: string[]): unknown 
   return JSON.parse(text.slice(node.offset, node.offset + node.length)) as unknown;
 }
 
-/** Appends strings to the array at `path` (creating it, and the objects on the way, if needed). */
 /** Which of `items` the array at `path` does not hold yet (all of them when it is missing). */
 export function missingArrayItems(text: string, file: string, path: string[], items: string[]): string[] {
   const array = findPath(parseConfigTree(text, file), path);
@@ -134,6 +160,7 @@ export function missingArrayItems(text: string, file: string, path: string[], it
   return items.filter((item) => !present.has(item));
 }
 
+/** Appends strings to the array at `path` (creating it, and the objects on the way, if needed). */
 export function addArrayItems(text: string, file: string, path: string[], items: string[]): string {
   const missing = missingArrayItems(text, file, path, items);
   if (missing.length === 0) return text;
