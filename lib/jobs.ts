@@ -7,7 +7,7 @@ import { UserError, badInput, quoteInput } from './errors.js';
 import { ensureRunner, type EnsureResult } from './runner/launch.js';
 import { leaderAlive, readRunnerInfo } from './runner/lease.js';
 import { selfIdentity } from './runner/processes.js';
-import { pendingClaimStatus } from './runner/reconcile.js';
+import { cancelPendingJob } from './runner/reconcile.js';
 import { readTextCapped } from './spool/fsx.js';
 import { newJobId, parseJobId } from './spool/ids.js';
 import { walkIndex } from './spool/index.js';
@@ -15,8 +15,6 @@ import { gcJobs, type GcOptions, type GcReport } from './spool/gc.js';
 import { JOB_FILES, defaultHome, ensureSpool, jobFile, spoolPaths, type SpoolPaths } from './spool/layout.js';
 import { JOB_STATUSES, isTerminal, newJobState, type JobRequest, type JobState } from './spool/state.js';
 import {
-  applyTransition,
-  claimJob,
   listActive,
   publishJob,
   readState,
@@ -356,16 +354,10 @@ export async function cancel(spool: Spool, rawId: unknown, options: { waitSecond
   const { paths } = spool;
   requestCancel(paths, state.id, `pid ${process.pid}`);
   if (state.status === 'pending') {
-    const claim = pendingClaimStatus(paths, state);
     const owner = { role: 'cancel' as const, ...selfIdentity(), epoch: null, at: new Date().toISOString() };
-    if (claim.kind === 'free' && claimJob(paths, state.id, claim.nextAttempt, owner)) {
-      try {
-        const cancelled = applyTransition(paths, state.id, { name: 'cancel_pending', attempt: claim.nextAttempt });
-        return { state: cancelled, result: 'cancelled' };
-      } catch {
-        // it started meanwhile: stop it like any running job
-      }
-    }
+    const cancelled = cancelPendingJob(paths, state, owner);
+    if (cancelled) return { state: cancelled, result: 'cancelled' };
+    // claimed meanwhile: it is stopped like any running job
   }
   ensureRunner(paths, spool.env);
   const waitSeconds = options.waitSeconds ?? spool.config.kill_grace_seconds + 15;

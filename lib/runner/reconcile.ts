@@ -4,8 +4,8 @@ import { getAdapter } from '../agents/registry.js';
 import type { AgentAdapter, ParsedStream } from '../agents/types.js';
 import type { Config } from '../config.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
-import type { JobState } from '../spool/state.js';
-import { readClaims, readExitRecord, type ClaimInfo } from '../spool/store.js';
+import { IllegalTransition, type JobState } from '../spool/state.js';
+import { applyTransition, claimJob, readClaims, readExitRecord, type ClaimInfo, type ClaimOwner } from '../spool/store.js';
 import { jobLimits, recordEnd } from './outcome.js';
 import { groupMembers, liveness, terminateJobProcesses } from './processes.js';
 import { NOTE_PREFIX } from './worker-io.js';
@@ -35,6 +35,21 @@ export function claimStatus(claims: ClaimInfo[], state: JobState): ClaimStatus {
 
 export function pendingClaimStatus(paths: SpoolPaths, state: JobState): ClaimStatus {
   return claimStatus(readClaims(paths, state.id), state);
+}
+
+/**
+ * Cancels a pending job that nobody has claimed: claims it (so no supervisor can start it
+ * meanwhile) and records `cancelled`. Null when it is claimed or has moved on already.
+ */
+export function cancelPendingJob(paths: SpoolPaths, state: JobState, owner: ClaimOwner): JobState | null {
+  const claim = pendingClaimStatus(paths, state);
+  if (claim.kind === 'held' || !claimJob(paths, state.id, claim.nextAttempt, owner)) return null;
+  try {
+    return applyTransition(paths, state.id, { name: 'cancel_pending', attempt: claim.nextAttempt });
+  } catch (error) {
+    if (error instanceof IllegalTransition) return null; // it started meanwhile
+    throw error;
+  }
 }
 
 /** True when the supervisor recorded in a running job's state is gone. */

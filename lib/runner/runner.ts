@@ -3,13 +3,13 @@ import path from 'node:path';
 import type { Config } from '../config.js';
 import type { SpoolPaths } from '../spool/layout.js';
 import { isTerminal, type JobState } from '../spool/state.js';
-import { applyTransition, cancelRequested, claimJob, listActive, readState, removeFromActive } from '../spool/store.js';
+import { cancelRequested, listActive, readState, removeFromActive } from '../spool/store.js';
 import { gcJobs } from '../spool/gc.js';
 import { sweepTmp } from '../spool/sweep.js';
 import { acquireLeadership, type Leadership } from './lease.js';
 import { clearStartingMarker, openRunnerLog } from './launch.js';
 import { selfIdentity } from './processes.js';
-import { finalizeOrphan, pendingClaimStatus, supervisorDead } from './reconcile.js';
+import { cancelPendingJob, finalizeOrphan, pendingClaimStatus, supervisorDead } from './reconcile.js';
 import { SupervisorPool } from './supervisor-pool.js';
 
 /**
@@ -340,13 +340,9 @@ export class Runner {
   }
 
   private cancelPending(state: JobState): void {
-    const claim = pendingClaimStatus(this.paths, state);
-    if (claim.kind === 'held') return;
     const owner = { role: 'runner' as const, ...selfIdentity(), epoch: this.leadership?.epoch ?? null, at: new Date().toISOString() };
-    if (!claimJob(this.paths, state.id, claim.nextAttempt, owner)) return;
     try {
-      applyTransition(this.paths, state.id, { name: 'cancel_pending', attempt: claim.nextAttempt });
-      this.log(`job ${state.id}: cancelled before it started`);
+      if (cancelPendingJob(this.paths, state, owner)) this.log(`job ${state.id}: cancelled before it started`);
     } catch (error) {
       this.log(`job ${state.id}: could not cancel: ${(error as Error).message}`);
     }

@@ -15,6 +15,7 @@ import {
   writeExitRecord,
   type ExitRecord,
 } from '../spool/store.js';
+import { watchFoldersNative } from '../spool/watch.js';
 import { jobLimits, recordEnd, type JobLimits } from './outcome.js';
 import { groupMembers, processStartTime, selfIdentity, terminateJobProcesses } from './processes.js';
 import { DirectOutput, OutputSink, checkCwd, resolveExecutable } from './worker-io.js';
@@ -142,22 +143,6 @@ export async function superviseJob(
   finished(ended && isTerminal(ended.status) ? ended.status : 'unknown');
 }
 
-/**
- * Notices a `cancel` or `done` file in the job folder at once: a plain directory watch (one
- * inotify watch, nothing to set up); the caller's poll covers a watch that fails.
- */
-function watchRequests(dir: string, onChange: () => void): () => void {
-  try {
-    const watcher = fs.watch(dir, (_event, name) => {
-      if (name === null || name === JOB_FILES.cancel || name === JOB_FILES.done) onChange();
-    });
-    watcher.on('error', () => undefined);
-    return () => watcher.close();
-  } catch {
-    return () => undefined;
-  }
-}
-
 interface WorkerRun {
   paths: SpoolPaths;
   id: string;
@@ -277,7 +262,8 @@ async function runWorker(run: WorkerRun): Promise<ExitRecord> {
     }
   };
   timers.push(setInterval(checkRequests, config.poll_seconds * 1000));
-  const closeWatch = watchRequests(jobDir(paths, id), checkRequests);
+  // a cancel or done request is noticed at once; the poll covers a watch that fails
+  const closeWatch = watchFoldersNative(paths, [id], checkRequests, [JOB_FILES.cancel, JOB_FILES.done]);
   checkRequests();
 
   const { code, signal } = await exited;

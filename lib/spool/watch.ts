@@ -154,12 +154,29 @@ export async function watchJobFolders(
 ): Promise<() => Promise<void>> {
   if (mode === 'poll') return () => Promise.resolve();
   if (mode === 'chokidar') return watchWithChokidar(paths, ids, onChange, files);
+  const close = watchFoldersNative(paths, ids, onChange, files);
+  return () => {
+    close();
+    return Promise.resolve();
+  };
+}
+
+/**
+ * One plain fs.watch per job folder, armed when this returns. An event without a file name
+ * is passed on as the first of `files`. Returns the function that closes the watches.
+ */
+export function watchFoldersNative(
+  paths: SpoolPaths,
+  ids: readonly string[],
+  onChange: (id: string, file: string) => void,
+  files: readonly string[],
+): () => void {
   const wanted = new Set(files);
   const watchers: fs.FSWatcher[] = [];
   for (const id of ids) {
     try {
       const watcher = fs.watch(jobDir(paths, id), (_event, name) => {
-        if (name === null) onChange(id, JOB_FILES.state);
+        if (name === null) onChange(id, files[0]!);
         else if (wanted.has(name)) onChange(id, name);
       });
       watcher.on('error', () => undefined);
@@ -170,7 +187,6 @@ export async function watchJobFolders(
   }
   return () => {
     for (const watcher of watchers) watcher.close();
-    return Promise.resolve();
   };
 }
 
