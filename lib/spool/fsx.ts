@@ -116,8 +116,14 @@ export function readTextCapped(file: string, maxBytes: number): string | undefin
     throw error;
   }
   try {
-    const buffer = Buffer.alloc(maxBytes);
-    const length = fs.readSync(fd, buffer, 0, maxBytes, 0);
+    // sized by the file, not by the cap: callers pass generous caps (a prompt may be 64 MiB)
+    const buffer = Buffer.alloc(Math.min(maxBytes, fs.fstatSync(fd).size));
+    let length = 0;
+    while (length < buffer.length) {
+      const read = fs.readSync(fd, buffer, length, buffer.length - length, length);
+      if (read === 0) break;
+      length += read;
+    }
     return buffer.subarray(0, length).toString('utf8');
   } finally {
     fs.closeSync(fd);
