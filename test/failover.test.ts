@@ -62,6 +62,12 @@ describe('when the runner dies', () => {
     process.kill(runnerInfo(spool.home).pid, 'SIGKILL');
     process.kill(running.supervisor.pid, 'SIGKILL');
     expect(pidAlive(running.worker.pid)).toBe(true);
+    // as if it was killed in the middle of a write; the other temp file is a live writer's
+    const folder = path.join(spool.home, 'jobs', id);
+    const leaked = path.join(folder, `.state.json.${running.supervisor.pid}.7.abc123.tmp`);
+    const someoneElses = path.join(folder, `.done.${process.pid}.1.def456.tmp`);
+    fs.writeFileSync(leaked, '{"half');
+    fs.writeFileSync(someoneElses, 'x');
 
     const state = waitJob(spool, id);
     expect(state).toMatchObject({
@@ -75,6 +81,8 @@ describe('when the runner dies', () => {
     expect(pidAlive(running.worker.pid)).toBe(false);
     expect(fs.readFileSync(ledger, 'utf8')).toBe('ran\n');
     expect(fs.readdirSync(path.join(spool.home, 'jobs', id)).filter((f) => f.startsWith('claim.'))).toEqual(['claim.1']);
+    expect(fs.existsSync(leaked)).toBe(false);
+    expect(fs.existsSync(someoneElses)).toBe(true);
   });
 
   it('a cancel or a done report that arrives while nobody supervises the job still decides its end', async () => {

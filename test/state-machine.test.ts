@@ -91,4 +91,14 @@ describe('job state machine', () => {
       expect(() => transition(state, change)).toThrow(IllegalTransition);
     }
   });
+
+  it('finish records the worker when it had exited before record_worker, and keeps a recorded one', () => {
+    const started = transition(newJobState(newJobId(), request), examples.start);
+    const worker = { pid: 789, pgid: 789, argv: ['true'], start_time: 'boot:1' };
+    const quick = transition(started, { name: 'finish', outcome: done, worker });
+    expect(quick.worker).toEqual(worker);
+    assertSchemaValid(quick);
+    const recorded = transition(transition(started, examples.record_worker), examples.finish);
+    expect(recorded.worker?.pid).toBe(456);
+  });
 });

@@ -26,6 +26,26 @@ describe('temp sweep', () => {
     expect(fs.readdirSync(paths.tmp)).toEqual([path.basename(young)]);
   });
 
+  it('removes old temp files next to the files they were for: in the spool folder and in the given job folders', () => {
+    const spool = makeSpool();
+    const paths = spoolPaths(spool.home);
+    const id = '0hofx0000000000000000000';
+    fs.mkdirSync(path.join(paths.jobs, id), { recursive: true });
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    const make = (file: string, old: boolean): string => {
+      fs.writeFileSync(file, '{');
+      if (old) fs.utimesSync(file, twoHoursAgo, twoHoursAgo);
+      return file;
+    };
+    const oldInHome = make(path.join(paths.home, '.runner.json.123.1.abc.tmp'), true);
+    const oldInJob = make(path.join(paths.jobs, id, '.state.json.123.2.abc.tmp'), true);
+    const youngInJob = make(path.join(paths.jobs, id, '.state.json.123.3.abc.tmp'), false);
+    const notATemp = make(path.join(paths.jobs, id, 'done'), true);
+    expect(sweepTmp(paths, 3600_000, [id])).toBe(2);
+    for (const gone of [oldInHome, oldInJob]) expect(fs.existsSync(gone)).toBe(false);
+    for (const kept of [youngInJob, notATemp]) expect(fs.existsSync(kept)).toBe(true);
+  });
+
   it('is done by the runner when it starts', () => {
     const spool = makeSpool();
     const tmp = path.join(spool.home, 'tmp');

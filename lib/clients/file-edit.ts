@@ -22,7 +22,7 @@ export function writeKeepingMode(file: string, text: string): void {
   const exists = fs.existsSync(file);
   const target = exists ? fs.realpathSync(file) : file;
   const mode = exists ? fs.statSync(target).mode & 0o777 : 0o600;
-  writeFileAtomic(path.dirname(target), target, text);
+  writeFileAtomic(target, text);
   fs.chmodSync(target, mode);
 }
 

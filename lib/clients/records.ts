@@ -61,7 +61,7 @@ export function saveRecords(home: string, records: Records): void {
     return;
   }
   fs.mkdirSync(home, { recursive: true, mode: DIR_MODE });
-  writeJsonAtomic(home, file, records);
+  writeJsonAtomic(file, records);
 }
 
 export function sha256(text: string): string {

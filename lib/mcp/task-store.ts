@@ -33,7 +33,7 @@ function readRecord(paths: SpoolPaths, id: string): TaskRecord | null {
 }
 
 export function markAsTask(paths: SpoolPaths, id: string, tool: string, ttl: number | null): void {
-  writeJsonAtomic(paths.tmp, jobFile(paths, id, TASK_FILE), { ttl, tool, created_at: new Date().toISOString() });
+  writeJsonAtomic(jobFile(paths, id, TASK_FILE), { ttl, tool, created_at: new Date().toISOString() });
 }
 
 const TASK_STATUS: Record<JobState['status'], Task['status']> = {

@@ -117,7 +117,7 @@ export async function acquireLeadership(paths: SpoolPaths, options: AcquireOptio
         version: options.version,
         state: 'leading',
       };
-      writeJsonAtomic(paths.tmp, paths.runnerInfo, info, 'folder');
+      writeJsonAtomic(paths.runnerInfo, info, 'folder');
       const releaseLock = release;
       return {
         epoch,
@@ -130,7 +130,7 @@ export async function acquireLeadership(paths: SpoolPaths, options: AcquireOptio
           const wasLeading = leading;
           leading = false;
           if (wasLeading && readRunnerInfo(paths)?.epoch === epoch) {
-            writeJsonAtomic(paths.tmp, paths.runnerInfo, { ...info, state: 'stopped' });
+            writeJsonAtomic(paths.runnerInfo, { ...info, state: 'stopped' });
           }
           await releaseLock().catch(() => undefined);
         },

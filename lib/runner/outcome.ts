@@ -3,7 +3,7 @@ import { emptyParse, type AgentAdapter, type ParsedStream, type Verdict } from '
 import type { Config } from '../config.js';
 import { readTextCapped, writeFileAtomic } from '../spool/fsx.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
-import { IllegalTransition, type JobError, type JobRequest, type JobResult, type JobState, type Outcome, type Usage } from '../spool/state.js';
+import { IllegalTransition, type JobError, type JobRequest, type JobResult, type JobState, type Outcome, type Usage, type WorkerInfo } from '../spool/state.js';
 import { applyTransition, cancelRequested, readState, type ExitRecord } from '../spool/store.js';
 
 /**
@@ -119,6 +119,8 @@ export interface JobEnd {
   adapter: AgentAdapter | null;
   parsed: ParsedStream | null;
   limits: JobLimits;
+  /** The worker, when the state does not hold it yet. */
+  worker?: WorkerInfo;
 }
 
 /**
@@ -150,10 +152,10 @@ export function recordEnd(paths: SpoolPaths, state: JobState, end: JobEnd, log: 
   }
   if (outcome.result?.final_message) {
     // not fsynced: the terminal state written next holds the same text and is
-    writeFileAtomic(paths.tmp, jobFile(paths, state.id, JOB_FILES.result), `${outcome.result.final_message.trimEnd()}\n`, 'none');
+    writeFileAtomic(jobFile(paths, state.id, JOB_FILES.result), `${outcome.result.final_message.trimEnd()}\n`, 'none');
   }
   try {
-    return applyTransition(paths, state.id, lost ? { name: 'lose', outcome } : { name: 'finish', outcome });
+    return applyTransition(paths, state.id, lost ? { name: 'lose', outcome } : { name: 'finish', outcome, worker: end.worker });
   } catch (error) {
     if (!(error instanceof IllegalTransition)) throw error;
     log(`job ${state.id}: not recorded, the job was already ${error.from}`);

@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
 import { IllegalTransition, type JobState } from '../spool/state.js';
 import { applyTransition, claimJob, readClaims, readExitRecord, type ClaimInfo, type ClaimOwner } from '../spool/store.js';
+import { sweepTempsOf } from '../spool/sweep.js';
 import { jobLimits, recordEnd } from './outcome.js';
 import { groupMembers, liveness, terminateJobProcesses } from './processes.js';
 import { NOTE_PREFIX } from './worker-io.js';
@@ -89,6 +90,8 @@ export async function finalizeOrphan(paths: SpoolPaths, state: JobState, config:
     log(`job ${state.id}: supervisor pid ${state.supervisor?.pid} died; stopping its worker group ${worker.pgid}`);
     await terminateJobProcesses({ pid: worker.pid, pgid: worker.pgid }, config.kill_grace_seconds * 1000);
   }
+  // a supervisor killed in the middle of a write leaves its temp file in the job folder
+  if (state.supervisor) sweepTempsOf(paths, state.id, state.supervisor.pid);
   const record = readExitRecord(paths, state.id);
   const exit = record?.attempt === state.attempt ? record : null;
   const stream = exit ? await reparse(paths, state, config) : null;

@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { SpoolPaths } from '../spool/layout.js';
 import { isTerminal, type JobState } from '../spool/state.js';
 import { cancelRequested, listActive, readState, removeFromActive } from '../spool/store.js';
+import { ActiveList } from '../spool/active-list.js';
 import { gcJobs } from '../spool/gc.js';
 import { sweepTmp } from '../spool/sweep.js';
 import { acquireLeadership, type Leadership } from './lease.js';
@@ -47,6 +48,7 @@ export class Runner {
   /** Jobs handed to our supervisors; `slotFree` once the worker is gone but its end is being recorded. */
   private readonly own = new Map<string, { cwd: string; slotFree: boolean }>();
   private fullScan = true;
+  private readonly active: ActiveList;
   private readonly known = new Map<string, JobState>();
   private readonly reportedCorrupt = new Set<string>();
   private readonly finalizing = new Set<string>();
@@ -66,6 +68,7 @@ export class Runner {
 
   constructor(private readonly options: RunnerOptions) {
     this.config = options.config;
+    this.active = new ActiveList(options.paths);
   }
 
   private get paths(): SpoolPaths {
@@ -114,14 +117,22 @@ export class Runner {
     });
     // A plain directory watch: chokidar would add one inotify watch per marker file.
     try {
-      const watcher = fs.watch(this.paths.active, () => this.schedule());
-      watcher.on('error', (error) => this.log(`watching active/: ${String(error)}; relying on the poll`));
+      const watcher = fs.watch(this.paths.active, (_event, name) => {
+        this.active.noteEvent(name);
+        this.schedule();
+      });
+      this.active.setWatched(true);
+      watcher.on('error', (error) => {
+        this.active.setWatched(false);
+        this.log(`watching active/: ${String(error)}; reading the folder on every tick`);
+      });
       this.cleanups.push(() => watcher.close());
     } catch (error) {
-      this.log(`cannot watch active/: ${String(error)}; relying on the poll`);
+      this.log(`cannot watch active/: ${String(error)}; reading the folder on every tick`);
     }
     const poll = setInterval(() => {
       this.fullScan = true;
+      this.active.invalidate();
       this.schedule();
     }, this.config.poll_seconds * 1000);
     this.cleanups.push(() => clearInterval(poll));
@@ -214,7 +225,7 @@ export class Runner {
     if (!leadership.isLeading()) return this.stop('another runner took over the lease');
     if (Date.now() - this.lastSweep > SWEEP_EVERY_MS) {
       this.lastSweep = Date.now();
-      const swept = sweepTmp(this.paths, this.config.tmp_max_age_seconds * 1000);
+      const swept = sweepTmp(this.paths, this.config.tmp_max_age_seconds * 1000, listActive(this.paths));
       if (swept > 0) this.log(`swept ${swept} stale temp files`);
     }
     if (Date.now() - this.lastRetention > RETENTION_EVERY_MS) this.applyRetention(RETENTION_BUSY_BATCH);
@@ -222,7 +233,7 @@ export class Runner {
     // one stat: an edit made just before a submit applies to that job
     this.reloadConfig();
     const config = this.config;
-    const activeIds = listActive(this.paths);
+    const activeIds = this.active.list();
     const activeSet = new Set(activeIds);
     for (const id of this.known.keys()) if (!activeSet.has(id)) this.known.delete(id);
 
@@ -299,7 +310,7 @@ export class Runner {
   }
 
   /** Active jobs apart from those whose state.json is unreadable: those must not keep the runner up. */
-  private workable(activeIds: string[]): string[] {
+  private workable(activeIds: readonly string[]): readonly string[] {
     return this.reportedCorrupt.size === 0 ? activeIds : activeIds.filter((id) => !this.reportedCorrupt.has(id));
   }
 

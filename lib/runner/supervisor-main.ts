@@ -1,3 +1,4 @@
+import type { Config } from '../config.js';
 import { defaultHome, spoolPaths } from '../spool/layout.js';
 import { ensureRunner } from './launch.js';
 import { superviseJob, type RunJobMessage, type SupervisorReply } from './supervisor.js';
@@ -9,6 +10,8 @@ import { superviseJob, type RunJobMessage, type SupervisorReply } from './superv
  */
 const paths = spoolPaths(defaultHome());
 let busy = false;
+/** The config the runner sent last; it sends it again only when it changed. */
+let config: Config | undefined;
 let orphaned = false;
 
 function log(message: string): void {
@@ -32,12 +35,13 @@ function restartRunner(): void {
 
 process.on('message', (message: RunJobMessage) => {
   if (message?.type !== 'run') return;
-  if (busy) {
-    reply({ type: 'claim_failed', jobId: message.jobId, reason: 'supervisor busy' });
+  if (message.config) config = message.config;
+  if (busy || !config) {
+    reply({ type: 'claim_failed', jobId: message.jobId, reason: busy ? 'supervisor busy' : 'no config was sent' });
     return;
   }
   busy = true;
-  superviseJob(paths, message, reply, log)
+  superviseJob(paths, message, config, reply, log)
     .catch((error: unknown) => {
       // Exit rather than linger as the owner of a job we can no longer follow: the runner
       // sees this supervisor dead and finalizes the job (stopping its worker).

@@ -12,6 +12,8 @@ interface Supervisor {
   process: ChildProcess;
   ready: Promise<void>;
   jobId: string | null;
+  /** The config object last sent to it. */
+  sentConfig: RunJobMessage['config'];
 }
 
 export interface PoolEvents {
@@ -44,6 +46,7 @@ export class SupervisorPool {
       process: child,
       ready: new Promise((resolve) => (markReady = resolve)),
       jobId: null,
+      sentConfig: undefined,
     };
     child.on('message', (reply: SupervisorReply) => {
       if (reply.type === 'ready') return markReady();
@@ -76,7 +79,11 @@ export class SupervisorPool {
       this.events.onReply(message.jobId, { type: 'claim_failed', jobId: message.jobId, reason: 'supervisor exited' });
       return;
     }
-    supervisor.process.send(message, undefined, {}, (error) => {
+    // the config only when it changed: it is most of the message
+    const unchanged = message.config === supervisor.sentConfig;
+    supervisor.sentConfig = message.config;
+    supervisor.process.send(unchanged ? { ...message, config: undefined } : message, undefined, {}, (error) => {
+      if (error) supervisor.sentConfig = undefined;
       if (!error || supervisor.jobId !== message.jobId) return;
       supervisor.jobId = null;
       this.events.onReply(message.jobId, { type: 'claim_failed', jobId: message.jobId, reason: `supervisor unreachable: ${error.message}` });

@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import { errnoCode } from '../errors.js';
 import { fileExists } from '../spool/fsx.js';
 import { JOB_FILES, jobDir, jobFile, type SpoolPaths } from '../spool/layout.js';
-import { IllegalTransition, isTerminal, type JobError, type JobState, type TerminalStatus } from '../spool/state.js';
+import { IllegalTransition, isTerminal, type JobError, type JobState, type TerminalStatus, type WorkerInfo } from '../spool/state.js';
 import {
   applyTransition,
   cancelRequested,
@@ -17,7 +17,7 @@ import {
 } from '../spool/store.js';
 import { watchFoldersNative } from '../spool/watch.js';
 import { jobLimits, recordEnd, type JobLimits } from './outcome.js';
-import { groupMembers, processStartTime, selfIdentity, terminateJobProcesses } from './processes.js';
+import { childFacts, groupMembers, selfIdentity, terminateJobProcesses } from './processes.js';
 import { DirectOutput, OutputSink, checkCwd, resolveExecutable } from './worker-io.js';
 
 /**
@@ -34,8 +34,11 @@ export interface RunJobMessage {
   jobId: string;
   attempt: number;
   epoch: number | null;
-  /** The runner's config, so a job runs under the config its runner dispatched it with. */
-  config: Config;
+  /**
+   * The runner's config, so a job runs under the config its runner dispatched it with; left
+   * out when it is the one this supervisor was sent last.
+   */
+  config?: Config;
 }
 
 export type SupervisorReply =
@@ -69,6 +72,7 @@ function finishQuietly(paths: SpoolPaths, id: string, change: Parameters<typeof 
 export async function superviseJob(
   paths: SpoolPaths,
   message: RunJobMessage,
+  config: Config,
   reply: (reply: SupervisorReply) => void,
   log: Log,
 ): Promise<void> {
@@ -104,7 +108,6 @@ export async function superviseJob(
   };
   let adapter: AgentAdapter;
   let invocation: Invocation;
-  const config = message.config;
   try {
     adapter = getAdapter(request.agent, config);
     const prompt = adapter.takesPrompt ? fs.readFileSync(jobFile(paths, id, JOB_FILES.prompt), 'utf8') : '';
@@ -124,7 +127,7 @@ export async function superviseJob(
   const running = applyTransition(paths, id, { name: 'start', attempt, epoch, supervisor: me });
   const limits = jobLimits(request, config);
   const parser = adapter.createParser();
-  const exit = await runWorker({
+  const { exit, unrecordedWorker } = await runWorker({
     paths,
     id,
     attempt,
@@ -139,7 +142,7 @@ export async function superviseJob(
     log,
   });
   writeExitRecord(paths, id, exit);
-  const ended = recordEnd(paths, running, { exit, adapter, parsed: parser?.result() ?? null, limits }, log);
+  const ended = recordEnd(paths, running, { exit, adapter, parsed: parser?.result() ?? null, limits, worker: unrecordedWorker }, log);
   finished(ended && isTerminal(ended.status) ? ended.status : 'unknown');
 }
 
@@ -182,7 +185,13 @@ function spawnFailure(run: WorkerRun, startedAt: string, error: unknown): ExitRe
   };
 }
 
-async function runWorker(run: WorkerRun): Promise<ExitRecord> {
+interface WorkerEnd {
+  exit: ExitRecord;
+  /** The worker, when it had exited before it could be recorded as running. */
+  unrecordedWorker: WorkerInfo | undefined;
+}
+
+async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
   const { paths, id, invocation, config } = run;
   const outputFile = jobFile(paths, id, JOB_FILES.output);
   // a stream to parse needs pipes; otherwise the worker writes straight to output.log
@@ -210,7 +219,7 @@ async function runWorker(run: WorkerRun): Promise<ExitRecord> {
     const record = spawnFailure(run, startedAt, error);
     sink.note(record.spawn_error!.message);
     sink.close();
-    return record;
+    return { exit: record, unrecordedWorker: undefined };
   }
   const spawnError = await new Promise<Error | null>((resolve) => {
     child.once('spawn', () => resolve(null));
@@ -220,13 +229,21 @@ async function runWorker(run: WorkerRun): Promise<ExitRecord> {
     const record = spawnFailure(run, startedAt, spawnError);
     sink.note(record.spawn_error!.message);
     sink.close();
-    return record;
+    return { exit: record, unrecordedWorker: undefined };
   }
   const pid = child.pid;
-  applyTransition(paths, id, {
-    name: 'record_worker',
-    worker: { pid, pgid: pid, argv: invocation.argv, start_time: processStartTime(pid) },
-  });
+  const facts = childFacts(pid);
+  const worker: WorkerInfo = { pid, pgid: pid, argv: invocation.argv, start_time: facts.startTime };
+  let recorded = false;
+  const recordWorker = (): void => {
+    if (recorded) return;
+    recorded = true;
+    applyTransition(paths, id, { name: 'record_worker', worker });
+  };
+  // A worker that has already exited (a trivial command) is not recorded as running: its
+  // end carries it, which saves a state write per job. Processes it left in its group are
+  // recorded before they are stopped below.
+  if (!facts.exited) recordWorker();
   if (child.stdin) {
     child.stdin.on('error', () => undefined);
     child.stdin.end(invocation.stdin ?? '');
@@ -271,6 +288,7 @@ async function runWorker(run: WorkerRun): Promise<ExitRecord> {
   closeWatch();
   let survivors: number[] = stopped.done ? await stopped.done : [];
   if (!stopped.done && groupMembers(pid).length > 0) {
+    recordWorker();
     sink.note('the worker exited but left processes in its group; stopping them');
     survivors = await terminateJobProcesses({ pid, pgid: pid }, LEFTOVER_GRACE_MS);
   }
@@ -281,15 +299,18 @@ async function runWorker(run: WorkerRun): Promise<ExitRecord> {
   sink.close();
   if (survivors.length > 0) run.log(`job ${id}: processes still alive after KILL: ${survivors.join(', ')}`);
   return {
-    schema_version: 1,
-    attempt: run.attempt,
-    pid,
-    exit_code: code,
-    signal,
-    reason: stopped.reason ?? 'exited',
-    started_at: startedAt,
-    ended_at: new Date().toISOString(),
-    spawn_error: null,
-    survivors,
+    exit: {
+      schema_version: 1,
+      attempt: run.attempt,
+      pid,
+      exit_code: code,
+      signal,
+      reason: stopped.reason ?? 'exited',
+      started_at: startedAt,
+      ended_at: new Date().toISOString(),
+      spawn_error: null,
+      survivors,
+    },
+    unrecordedWorker: recorded ? undefined : worker,
   };
 }

@@ -20,7 +20,13 @@ export function indexMarkerPath(paths: SpoolPaths, id: string): string {
   return path.join(paths.index, id.slice(0, outer), id.slice(0, inner), id);
 }
 
-export function addToIndex(paths: SpoolPaths, id: string): void {
+/**
+ * Adds a job to the index. With `linkTo` (its `active/` marker) the index entry is a hard link
+ * to that same empty file: one file made per job instead of two, and removing the active marker
+ * later frees nothing (on ext4 without a journal every freed inode is one that each later file
+ * creation must step over for a while).
+ */
+export function addToIndex(paths: SpoolPaths, id: string, linkTo?: string): void {
   const marker = indexMarkerPath(paths, id);
   const bucket = path.dirname(marker);
   if (!createdBuckets.has(bucket)) {
@@ -28,14 +34,29 @@ export function addToIndex(paths: SpoolPaths, id: string): void {
     createdBuckets.add(bucket);
   }
   try {
-    createMarker(marker);
+    placeMarker(marker, linkTo);
   } catch (error) {
     if (errnoCode(error) !== 'ENOENT') throw error;
     // the bucket was removed by a gc in another process since we cached it
     createdBuckets.delete(bucket);
     fs.mkdirSync(bucket, { recursive: true, mode: DIR_MODE });
-    createMarker(marker);
+    placeMarker(marker, linkTo);
   }
+}
+
+function placeMarker(marker: string, linkTo: string | undefined): void {
+  if (linkTo !== undefined) {
+    try {
+      fs.linkSync(linkTo, marker);
+      return;
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === 'EEXIST') return;
+      if (code === 'ENOENT') throw error;
+      // a filesystem without hard links: a file of its own does as well
+    }
+  }
+  createMarker(marker);
 }
 
 export function removeFromIndex(paths: SpoolPaths, id: string): void {

@@ -157,7 +157,8 @@ export interface Outcome {
 export type Transition =
   | { name: 'start'; attempt: number; epoch: number | null; supervisor: ProcessIdentity }
   | { name: 'record_worker'; worker: WorkerInfo }
-  | { name: 'finish'; outcome: Outcome }
+  /** `worker` when it was not recorded while running (it had already exited when it would have been). */
+  | { name: 'finish'; outcome: Outcome; worker?: WorkerInfo }
   | { name: 'fail_to_start'; attempt: number; error: JobError }
   | { name: 'cancel_pending'; attempt: number }
   | { name: 'lose'; outcome: Outcome };
@@ -207,6 +208,7 @@ export function transition(state: JobState, change: Transition, now: Date = new 
       return {
         ...base,
         ...change.outcome,
+        worker: (change.name === 'finish' ? change.worker : undefined) ?? state.worker,
         finished_at: at,
         duration_ms: durationSince(state.started_at, now),
       };

@@ -41,7 +41,7 @@ function assertValidState(state: JobState): void {
 
 export function writeState(paths: SpoolPaths, state: JobState, durability: Durability): void {
   assertValidState(state);
-  writeJsonAtomic(paths.tmp, jobFile(paths, state.id, JOB_FILES.state), state, durability);
+  writeJsonAtomic(jobFile(paths, state.id, JOB_FILES.state), state, durability);
 }
 
 /**
@@ -87,8 +87,13 @@ export function publishJob(paths: SpoolPaths, state: JobState, files: JobFiles =
     } finally {
       fs.closeSync(stateFd);
     }
-    addToIndex(paths, state.id);
-    if (!isTerminal(state.status)) createMarker(path.join(paths.active, state.id));
+    if (isTerminal(state.status)) {
+      addToIndex(paths, state.id);
+    } else {
+      const activeMarker = path.join(paths.active, state.id);
+      createMarker(activeMarker);
+      addToIndex(paths, state.id, activeMarker);
+    }
     fs.renameSync(building, jobDir(paths, state.id));
   } catch (error) {
     removeQuietly(building);
@@ -180,7 +185,7 @@ export function claimJob(paths: SpoolPaths, id: string, attempt: number, owner: 
     throw error;
   }
   // made durable by the folder fsync of the transition that follows every claim
-  writeJsonAtomic(paths.tmp, path.join(dir, 'owner.json'), owner, 'none');
+  writeJsonAtomic(path.join(dir, 'owner.json'), owner, 'none');
   return true;
 }
 
@@ -188,7 +193,7 @@ export function claimJob(paths: SpoolPaths, id: string, attempt: number, owner: 
 
 export function requestCancel(paths: SpoolPaths, id: string, by: string): void {
   const body = JSON.stringify({ at: new Date().toISOString(), by });
-  writeFileAtomic(paths.tmp, jobFile(paths, id, JOB_FILES.cancel), `${body}\n`);
+  writeFileAtomic(jobFile(paths, id, JOB_FILES.cancel), `${body}\n`);
 }
 
 export function cancelRequested(paths: SpoolPaths, id: string): boolean {
@@ -197,7 +202,7 @@ export function cancelRequested(paths: SpoolPaths, id: string): boolean {
 
 /** Writes the `done` file a worker may also create itself; its content is the summary. */
 export function writeDoneFile(paths: SpoolPaths, id: string, summary: string): void {
-  writeFileAtomic(paths.tmp, jobFile(paths, id, JOB_FILES.done), summary);
+  writeFileAtomic(jobFile(paths, id, JOB_FILES.done), summary);
 }
 
 // ── exit record ───────────────────────────────────────────────────────────────────────────
@@ -221,7 +226,7 @@ export type ExitRecord = z.infer<typeof exitRecordSchema>;
 export function writeExitRecord(paths: SpoolPaths, id: string, record: ExitRecord): void {
   // Not fsynced: the terminal state written right after is (file and folder), and holds the
   // same facts; exit.json only matters when a process crash (not a power loss) comes between.
-  writeJsonAtomic(paths.tmp, jobFile(paths, id, JOB_FILES.exit), exitRecordSchema.parse(record), 'none');
+  writeJsonAtomic(jobFile(paths, id, JOB_FILES.exit), exitRecordSchema.parse(record), 'none');
 }
 
 export function readExitRecord(paths: SpoolPaths, id: string): ExitRecord | undefined {
