@@ -30,7 +30,7 @@ describe('cancel', () => {
       const lines = fs.existsSync(pids) ? fs.readFileSync(pids, 'utf8').trim().split('\n') : [];
       return lines.length === 4 ? Object.fromEntries(lines.map((l) => l.split(' ')).map(([k, v]) => [k, Number(v)])) : undefined;
     }, 20_000, 'the worker to start its descendants');
-    const worker = jobState(spool, id).worker;
+    const worker = await until(() => jobState(spool, id).worker, 5000, 'the worker to be recorded');
     expect(worker.pgid).toBe(worker.pid);
 
     // The set-up is what the test claims it is.

@@ -3,6 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { pendingClaimStatus } from '../lib/runner/reconcile.js';
+import { spoolPaths } from '../lib/spool/layout.js';
+import { claimDir, readState } from '../lib/spool/store.js';
 import { ROOT, cleanupSpools, cliAsync, collectOutput, makeSpool, type TestSpool } from './helpers/spool.js';
 
 afterAll(cleanupSpools);
@@ -81,6 +84,25 @@ describe('two runners that both believe they lead', () => {
 });
 
 describe('per-job claims', () => {
+  it('a claim whose owner.json is missing or half written counts as held while young, then as dead', () => {
+    const spool = makeSpool();
+    const paths = spoolPaths(spool.home);
+    const published = spawnSync(process.execPath, [path.join(ROOT, 'test/helpers/publish-pending.mjs'), '1', '/dev/null', spool.work], {
+      env: spool.env, encoding: 'utf8',
+    });
+    const [id] = JSON.parse(published.stdout) as string[];
+    const read = readState(paths, id!);
+    if (read.kind !== 'ok') throw new Error('the job was not published');
+    const claim = claimDir(paths, id!, 1);
+    fs.mkdirSync(claim);
+    expect(pendingClaimStatus(paths, read.state)).toEqual({ kind: 'held', attempt: 1 });
+    fs.writeFileSync(path.join(claim, 'owner.json'), '{"role": "superv'); // its writer is mid-write, or was killed
+    expect(pendingClaimStatus(paths, read.state)).toEqual({ kind: 'held', attempt: 1 });
+    const old = new Date(Date.now() - 60_000);
+    fs.utimesSync(claim, old, old);
+    expect(pendingClaimStatus(paths, read.state)).toEqual({ kind: 'free', nextAttempt: 2 });
+  });
+
   it('8 processes racing to claim the same 200 jobs: each job is claimed exactly once', async () => {
     const spool = makeSpool();
     const script = `

@@ -39,6 +39,21 @@ export function readRunnerInfo(paths: SpoolPaths): RunnerInfo | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
+/**
+ * The epoch in runner.json, re-read only when the file was replaced (it always is, by rename):
+ * the runner asks on every scheduling tick.
+ */
+function epochWatcher(paths: SpoolPaths): () => number | undefined {
+  let seen: { key: string; epoch: number | undefined } | undefined;
+  return () => {
+    const stat = fs.statSync(paths.runnerInfo, { throwIfNoEntry: false });
+    if (!stat) return undefined;
+    const key = `${stat.ino}:${stat.mtimeMs}:${stat.size}`;
+    if (seen?.key !== key) seen = { key, epoch: readRunnerInfo(paths)?.epoch };
+    return seen.epoch;
+  };
+}
+
 function lockAgeMs(paths: SpoolPaths): number | undefined {
   try {
     return Date.now() - fs.statSync(paths.runnerLock).mtimeMs;
@@ -119,9 +134,10 @@ export async function acquireLeadership(paths: SpoolPaths, options: AcquireOptio
       };
       writeJsonAtomic(paths.runnerInfo, info, 'folder');
       const releaseLock = release;
+      const currentEpoch = epochWatcher(paths);
       return {
         epoch,
-        isLeading: () => leading && readRunnerInfo(paths)?.epoch === epoch,
+        isLeading: () => leading && currentEpoch() === epoch,
         onLost: (listener) => {
           if (lostReason !== undefined) listener(lostReason);
           else lostListeners.push(listener);

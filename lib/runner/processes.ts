@@ -99,17 +99,6 @@ export function processStartTime(pid: number): string | null {
   }
 }
 
-/**
- * A child's start time and whether it has already exited (a zombie not yet reaped by its
- * parent, or gone); one read of /proc. Without /proc it is taken as running.
- */
-export function childFacts(pid: number): { startTime: string | null; exited: boolean } {
-  if (!HAS_PROC) return { startTime: processStartTime(pid), exited: false };
-  const stat = readProcStat(pid);
-  if (!stat) return { startTime: null, exited: true };
-  return { startTime: `${bootId() ?? 'boot'}:${stat.startTicks}`, exited: stat.state === 'Z' || stat.state === 'X' };
-}
-
 let self: ProcessIdentity | undefined;
 
 export function selfIdentity(): ProcessIdentity {

@@ -48,6 +48,8 @@ export class Runner {
   /** Jobs handed to our supervisors; `slotFree` once the worker is gone but its end is being recorded. */
   private readonly own = new Map<string, { cwd: string; slotFree: boolean }>();
   private fullScan = true;
+  /** Every slot was taken at the end of the last tick. */
+  private saturated = false;
   private readonly active: ActiveList;
   private readonly known = new Map<string, JobState>();
   private readonly reportedCorrupt = new Set<string>();
@@ -118,7 +120,8 @@ export class Runner {
     // A plain directory watch: chokidar would add one inotify watch per marker file.
     try {
       const watcher = fs.watch(this.paths.active, (_event, name) => {
-        this.active.noteEvent(name);
+        // while every slot is taken a new job waits anyway: the next end or the poll looks
+        if (this.active.noteEvent(name) === 'added' && this.saturated) return;
         this.schedule();
       });
       this.active.setWatched(true);
@@ -287,6 +290,7 @@ export class Runner {
         config,
       });
     }
+    this.saturated = occupied >= config.concurrency;
     // one spare: the next job can start while the last one's end is still being recorded
     this.pool!.trim(config.concurrency + 1);
     await this.checkIdle(this.workable(activeIds).length === 0 && this.own.size === 0);

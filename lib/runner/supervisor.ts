@@ -17,7 +17,7 @@ import {
 } from '../spool/store.js';
 import { watchFoldersNative } from '../spool/watch.js';
 import { jobLimits, recordEnd, type JobLimits } from './outcome.js';
-import { childFacts, groupMembers, selfIdentity, terminateJobProcesses } from './processes.js';
+import { groupMembers, processStartTime, selfIdentity, terminateJobProcesses } from './processes.js';
 import { DirectOutput, OutputSink, checkCwd, resolveExecutable } from './worker-io.js';
 
 /**
@@ -50,6 +50,11 @@ export type SupervisorReply =
 
 /** Time the leftovers of a worker that exited on its own get between TERM and KILL. */
 const LEFTOVER_GRACE_MS = 2_000;
+/**
+ * How long a worker runs before it is written to state.json as running (with its pid, for
+ * `status` and for a runner that must stop it after this supervisor died).
+ */
+const WORKER_RECORD_DELAY_MS = 25;
 /** How long output pipes may stay open after the worker and its group are gone. */
 const OUTPUT_DRAIN_MS = 2_000;
 
@@ -232,18 +237,22 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
     return { exit: record, unrecordedWorker: undefined };
   }
   const pid = child.pid;
-  const facts = childFacts(pid);
-  const worker: WorkerInfo = { pid, pgid: pid, argv: invocation.argv, start_time: facts.startTime };
+  const worker: WorkerInfo = { pid, pgid: pid, argv: invocation.argv, start_time: processStartTime(pid) };
   let recorded = false;
   const recordWorker = (): void => {
     if (recorded) return;
-    recorded = true;
-    applyTransition(paths, id, { name: 'record_worker', worker });
+    try {
+      applyTransition(paths, id, { name: 'record_worker', worker });
+      recorded = true;
+    } catch (error) {
+      // this supervisor still holds the worker; only its record for others is missing
+      run.log(`job ${id}: could not record the worker (pid ${pid}): ${(error as Error).message}`);
+    }
   };
-  // A worker that has already exited (a trivial command) is not recorded as running: its
-  // end carries it, which saves a state write per job. Processes it left in its group are
-  // recorded before they are stopped below.
-  if (!facts.exited) recordWorker();
+  // A worker that ends within WORKER_RECORD_DELAY_MS is never written as running: its end
+  // records it, which saves a synced state write for every quick command. One that is
+  // stopped, or that leaves processes in its group, is recorded before they are signalled.
+  const recordTimer = setTimeout(recordWorker, WORKER_RECORD_DELAY_MS);
   if (child.stdin) {
     child.stdin.on('error', () => undefined);
     child.stdin.end(invocation.stdin ?? '');
@@ -258,6 +267,7 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
   const stopped: { reason: StopReason | null; done: Promise<number[]> | null } = { reason: null, done: null };
   const stop = (reason: StopReason): void => {
     if (stopped.done) return;
+    recordWorker();
     stopped.reason = reason;
     sink.note(`stopping the job (${reason.replace('_', ' ')})`);
     stopped.done = terminateJobProcesses({ pid, pgid: pid }, config.kill_grace_seconds * 1000);
@@ -284,6 +294,7 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
   checkRequests();
 
   const { code, signal } = await exited;
+  clearTimeout(recordTimer);
   for (const timer of timers) clearTimeout(timer);
   closeWatch();
   let survivors: number[] = stopped.done ? await stopped.done : [];

@@ -30,19 +30,24 @@ export class ActiveList {
     this.stale = true;
   }
 
-  /** One event from the watch on `active/`; a name-less event means "anything may have changed". */
-  noteEvent(name: string | null): void {
-    if (this.stale) return;
+  /**
+   * One event from the watch on `active/`; a name-less event means "anything may have changed".
+   * Says what it changed: a job `added`, one `removed`, `unknown` (the next look reads the folder)
+   * or `nothing`.
+   */
+  noteEvent(name: string | null): 'added' | 'removed' | 'unknown' | 'nothing' {
+    if (this.stale) return 'unknown';
     if (name === null) {
       this.stale = true;
-      return;
+      return 'unknown';
     }
-    if (name.startsWith('.')) return;
+    if (name.startsWith('.')) return 'nothing';
     const present = fs.existsSync(path.join(this.paths.active, name));
-    if (present === this.ids.has(name)) return;
+    if (present === this.ids.has(name)) return 'nothing';
     if (present) this.ids.add(name);
     else this.ids.delete(name);
     this.sorted = null;
+    return present ? 'added' : 'removed';
   }
 
   /** The active job ids, oldest first (ids sort by creation time). Do not modify the array. */

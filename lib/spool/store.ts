@@ -184,8 +184,10 @@ export function claimJob(paths: SpoolPaths, id: string, attempt: number, owner: 
     if (code === 'EEXIST' || code === 'ENOENT') return false;
     throw error;
   }
-  // made durable by the folder fsync of the transition that follows every claim
-  writeJsonAtomic(path.join(dir, 'owner.json'), owner, 'none');
+  // Written in place, not through a temp file: a reader that sees it empty or half written
+  // takes the claim as ownerless, which counts as held while it is young (reconcile.ts).
+  // Made durable by the folder fsync of the transition that follows every claim.
+  fs.writeFileSync(path.join(dir, 'owner.json'), `${JSON.stringify(owner, null, 2)}\n`, { mode: FILE_MODE, flag: 'wx' });
   return true;
 }
 
