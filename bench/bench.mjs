@@ -236,7 +236,8 @@ async function manyWaiters() {
 async function bigOutput() {
   const bytes = Number(process.env.BENCH_OUTPUT_BYTES) || (quick ? 256 * 2 ** 20 : 2 ** 30);
   const spool = makeSpool({
-    agents: { bigtalker: { command: ['sh', '-c', `yes 'a line of worker output, again and again' | head -c ${bytes}`], output: 'text' } },
+    // the prompt becomes $1 of the script, which ignores it
+    agents: { bigtalker: { command: ['sh', '-c', `yes 'a line of worker output, again and again' | head -c ${bytes}`, 'bigtalker', '{prompt}'], output: 'text' } },
   });
   const server = await mcp(spool);
   const cwd = spool.base;

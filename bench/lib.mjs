@@ -45,7 +45,7 @@ export function cleanup() {
 }
 
 export async function mcp(spool, args = []) {
-  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'serve', ...args], env: spool.env, stderr: 'ignore' });
+  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'serve', ...args], env: spool.env, stderr: process.env.BENCH_SERVER_STDERR ? 'inherit' : 'ignore' });
   const client = new Client({ name: 'bench', version: '1' });
   await client.connect(transport);
   const call = async (name, args_ = {}) => {
@@ -105,9 +105,14 @@ export function machineFacts(dir) {
   const cpus = os.cpus();
   let filesystem = 'unknown';
   try {
-    filesystem = execFileSync('stat', ['-f', '-c', '%T', dir], { encoding: 'utf8' }).trim();
+    // findmnt tells ext4 from ext2/3 (stat -f cannot: they share a magic number)
+    filesystem = execFileSync('findmnt', ['-n', '-o', 'FSTYPE', '--target', dir], { encoding: 'utf8' }).trim();
   } catch {
-    // not Linux stat
+    try {
+      filesystem = execFileSync('stat', ['-f', '-c', '%T', dir], { encoding: 'utf8' }).trim();
+    } catch {
+      // neither util-linux nor Linux stat
+    }
   }
   return {
     cpu: cpus[0]?.model ?? 'unknown',
