@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --only=name,name]
+// npm run bench [-- --quick] [-- --only=name,name]   (BENCH_NO_INSTALL=1: never apt-get tsp/nq)
 // Measures agent-async against the targets of SPEC section 10 and writes a Markdown table and a
 // JSON file (with the machine's facts) to bench/results/. Timings are noisy on shared machines:
 // each figure is taken over many samples and compared as a ratio inside one run.
@@ -94,6 +94,10 @@ async function ourThroughput(concurrency, n) {
 function ensureTools() {
   const missing = ['tsp', 'nq'].filter((tool) => !which(tool));
   if (missing.length === 0) return true;
+  if (process.env.BENCH_NO_INSTALL) {
+    log(`${missing.join(' and ')} not installed and BENCH_NO_INSTALL is set: the comparison is skipped`);
+    return false;
+  }
   log(`installing ${missing.join(', ')} from Debian's packages (task-spooler, nq)…`);
   const packages = missing.map((tool) => (tool === 'tsp' ? 'task-spooler' : 'nq'));
   const result = spawnSync('apt-get', ['install', '-y', ...packages], { stdio: 'ignore' });
