@@ -316,6 +316,8 @@ export interface AwaitAnyAnswer {
  * every one of them that has ended by then. Callers pass the still-open ids back in, so no
  * completion is ever skipped between two calls.
  */
+export const NOTHING_TO_AWAIT = 'no jobs to wait for: none is pending or running';
+
 export async function awaitAny(
   spool: Spool,
   rawIds: unknown[] | undefined,
@@ -327,7 +329,7 @@ export async function awaitAny(
   // ids are only checked for form: a job removed since (gc, retention) is answered as gone
   const ids = rawIds && rawIds.length > 0 ? rawIds.map((raw, i) => parseJobId(raw, `job_ids[${i}]`)) : listActive(spool.paths);
   if (ids.length === 0) {
-    return { finished: [], open: [], timed_out: false, aborted: false, notices: [...notices, 'no jobs to wait for: none is pending or running'] };
+    return { finished: [], open: [], timed_out: false, aborted: false, notices: [...notices, NOTHING_TO_AWAIT] };
   }
   const unique = [...new Set(ids)];
   const result = await awaitAnySettled(spool.paths, unique, {

@@ -169,8 +169,19 @@ describe('MCP server over stdio, with the SDK Client', () => {
     fs.writeFileSync(gates[2]!, '');
     const second = await ok(mcp, 'codex_await_any', { timeout_seconds: 30 });
     expect(second.completed.map((r: any) => r.job_id)).toEqual([ids[2]]);
-    const idle = await ok(mcp, 'codex_await_any', { timeout_seconds: 1 });
-    expect(idle).toMatchObject({ job_id: null, status: 'idle', completed: [] });
+    // the moment after a terminal write, before its supervisor removes the active/ marker
+    // (the runner, which would also remove it, is held still meanwhile)
+    const runnerPid = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8')).pid;
+    process.kill(runnerPid, 'SIGSTOP');
+    const marker = path.join(spool.home, 'active', ids[2]!);
+    fs.writeFileSync(marker, '');
+    try {
+      const idle = await ok(mcp, 'codex_await_any', { timeout_seconds: 1 });
+      expect(idle).toMatchObject({ job_id: null, status: 'idle', completed: [] });
+    } finally {
+      fs.rmSync(marker, { force: true });
+      process.kill(runnerPid, 'SIGCONT');
+    }
     const explicit = await ok(mcp, 'job_await_any', { job_ids: ids, timeout_seconds: 5 });
     expect(explicit.completed.map((r: any) => r.job_id).sort()).toEqual([...ids].sort());
   });

@@ -199,8 +199,13 @@ async function awaitAnyTool(ctx: ToolContext, ids: string[] | undefined, timeout
     for (const id of listActive(ctx.spool.paths)) ctx.session.started.add(id);
     candidates = [...ctx.session.started].filter((id) => !ctx.session.reported.has(id));
   }
-  const answer = await withProgress(ctx, candidates, timeoutSeconds, () =>
-    jobs.awaitAny(ctx.spool, candidates, timeoutSeconds, { signal: ctx.signal, defaultSeconds: WAIT_DEFAULT_SECONDS }));
+  // Everything was reported: idle, even if a job just reported still has its active/ marker
+  // (it goes a moment after the terminal write), which awaitAny without ids would wait on.
+  const waitOn = candidates;
+  const answer = waitOn.length === 0
+    ? { finished: [], open: [], notices: [jobs.NOTHING_TO_AWAIT] }
+    : await withProgress(ctx, waitOn, timeoutSeconds, () =>
+      jobs.awaitAny(ctx.spool, waitOn, timeoutSeconds, { signal: ctx.signal, defaultSeconds: WAIT_DEFAULT_SECONDS }));
   const completed = answer.finished.map((snap: JobSnapshot) => snapshotResult(ctx.spool, snap, toolName));
   for (const snap of answer.finished) ctx.session.reported.add(snap.id);
   const pending = answer.open.map((snap) => snap.id);
