@@ -1,4 +1,5 @@
 // npm run bench [-- --quick] [-- --only=name,name]   (BENCH_NO_INSTALL=1: never apt-get tsp/nq)
+// Scenarios: start, wake, throughput, scale, waiters, output, failover; and trace, only when named.
 // Measures agent-async against the targets of SPEC section 10 and writes a Markdown table and a
 // JSON file (with the machine's facts) to bench/results/. Timings are noisy on shared machines:
 // each figure is taken over many samples and compared as a ratio inside one run.
@@ -319,6 +320,49 @@ async function failover() {
   log(`failover: new runner after p50 ${ms(results.failover.p50)} ms, max ${ms(results.failover.max)} ms; lost ${lost}, run twice ${twice}`);
 }
 
+// ── 8. trace (only with --only=trace): where one job's time goes at concurrency 1 ───────────────
+const TRACE_SEGMENTS = [
+  ['received', 'claimed', 'claim (mkdir claim.<n>, owner.json)'],
+  ['claimed', 'started', 'checks and the durable running state'],
+  ['started', 'spawned', 'spawn of the worker'],
+  ['spawned', 'exited', 'worker runs and exits'],
+  ['exited', 'slot-freed', 'exit seen → runner told'],
+  ['exited', 'recorded', 'exit → terminal state on disk'],
+];
+
+async function trace() {
+  const n = quick ? 100 : 300;
+  const spool = makeSpool({ concurrency: 1, exclusive_cwd: true });
+  spool.env.AGENT_ASYNC_TRACE = '1';
+  const server = await mcp(spool);
+  const cwd = fs.mkdtempSync(path.join(spool.base, 'w'));
+  const ids = [];
+  for (let i = 0; i < n + 1; i += 1) ids.push((await server.call('agent_start', { agent: 'exec', argv: ['true'], cwd })).job_id);
+  for (const id of ids) {
+    let answer;
+    do answer = await server.call('job_wait', { job_id: id, timeout_seconds: 50 });
+    while (answer.status === 'timeout');
+  }
+  await server.close();
+  killSpool(spool);
+  const steps = new Map(ids.map((id) => [id, {}]));
+  for (const line of fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8').split('\n')) {
+    const [word, at, , step, id] = line.split(' ');
+    if (word === 'trace' && steps.has(id)) steps.get(id)[step] = Number(at);
+  }
+  const jobsInOrder = ids.slice(1).map((id) => steps.get(id)); // the first job waited for a cold runner
+  const segment = (from, to, pairs) => stats(pairs.map(([a, b]) => b[to] - a[from]).filter((v) => Number.isFinite(v)));
+  const same = jobsInOrder.map((job) => [job, job]);
+  const next = jobsInOrder.slice(0, -1).map((job, i) => [job, jobsInOrder[i + 1]]);
+  const rows = TRACE_SEGMENTS.map(([from, to, what]) => ({ what, ...segment(from, to, same) }));
+  rows.push({ what: 'runner told → next job dispatched', ...segment('slot-freed', 'dispatched', next) });
+  rows.push({ what: 'dispatched → its supervisor has it', ...segment('dispatched', 'received', same) });
+  rows.push({ what: "worker's exit → next worker spawned", ...segment('exited', 'spawned', next) });
+  rows.push({ what: 'one job, spawn to spawn (the cycle)', ...segment('spawned', 'spawned', next) });
+  results.trace = { jobs: n, rows };
+  for (const row of rows) log(`trace: ${row.what}: p50 ${ms(row.p50)} ms, mean ${ms(row.mean)} ms`);
+}
+
 // ── report ───────────────────────────────────────────────────────────────────────────────────
 function verdict(ok) {
   return ok === null ? '–' : ok ? 'met' : 'missed';
@@ -343,15 +387,19 @@ function report(facts) {
   if (r.waiters) rows.push([`${r.waiters.waiters} waiters at once in one server`, 'all wake ≤ 100 ms p99; inotify watches bounded', `p99 ${ms(r.waiters.p99)} ms, ${r.waiters.misses} missed; ${r.waiters.inotify_watches} inotify watches while waiting, ${r.waiters.inotify_watches_after} after`, verdict(r.waiters.p99 <= 100 && r.waiters.misses === 0)]);
   if (r.output) rows.push([`${r.output.bytes / 2 ** 20} MiB of worker output`, 'server and runner RSS grow < 20 MB; tail read O(tail)', `server +${ms(r.output.server_rss_growth_mb)} MB, runner +${ms(r.output.runner_rss_growth_mb)} MB (the job's supervisor peaked at ${ms(r.output.supervisor_peak_rss_mb)} MB); 64 KiB tail read p50 ${ms(r.output.tail_read_p50_ms)} ms`, verdict(r.output.server_rss_growth_mb < 20 && r.output.runner_rss_growth_mb < 20)]);
   if (r.failover) rows.push(['runner SIGKILLed mid-job', 'new runner in ≤ 5 s; jobs adopted or finalized, none lost, none run twice', `new runner after p50 ${ms(r.failover.p50)} ms, max ${ms(r.failover.max)} ms over ${r.failover.rounds} rounds; lost ${r.failover.lost}, run twice ${r.failover.run_twice}`, verdict(r.failover.max <= 5000 && r.failover.lost === 0 && r.failover.run_twice === 0)]);
-  const table = ['| what | target | measured | |', '|---|---|---|---|', ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
+  let table = rows.length === 0 ? '' : ['| what | target | measured | |', '|---|---|---|---|', ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
+  if (r.trace) {
+    const lines = r.trace.rows.map((row) => `| ${row.what} | ${ms(row.p50)} | ${ms(row.mean)} |`);
+    table += `\n\nWhere one job's time goes (${r.trace.jobs} \`true\` jobs through MCP, concurrency 1, AGENT_ASYNC_TRACE=1):\n\n| step | p50 ms | mean ms |\n|---|---|---|\n${lines.join('\n')}`;
+  }
   const machine = `${facts.cpu}, ${facts.cores} cores, ${facts.memory_gib} GiB, ${facts.os}, Node ${facts.node}, spool on ${facts.filesystem}`;
   return `# agent-async benchmarks\n\nRun ${facts.date}${quick ? ' (--quick)' : ''} on ${machine}.\n\n${table}\n`;
 }
 
-const scenarios = { start: startRoundTrip, wake: wakeLatency, throughput, scale, waiters: manyWaiters, output: bigOutput, failover };
+const scenarios = { start: startRoundTrip, wake: wakeLatency, throughput, scale, waiters: manyWaiters, output: bigOutput, failover, trace };
 try {
   for (const [name, run] of Object.entries(scenarios)) {
-    if (only && !only.includes(name)) continue;
+    if (only ? !only.includes(name) : name === 'trace') continue;
     log(`── ${name}`);
     await run();
   }

@@ -133,6 +133,33 @@ describe('runner scheduling', () => {
   });
 });
 
+describe('tracing', () => {
+  it('with AGENT_ASYNC_TRACE=1 the runner and the supervisor log every step of a job, in order', async () => {
+    const spool = makeSpool();
+    spool.env.AGENT_ASYNC_TRACE = '1';
+    const id = startJob(spool, ['true']);
+    waitJob(spool, id);
+    const runnerLog = path.join(spool.home, 'runner.log');
+    const traced = (): Array<{ at: number; step: string }> => fs.readFileSync(runnerLog, 'utf8').split('\n')
+      .filter((line) => line.startsWith('trace ') && line.endsWith(` ${id}`))
+      .map((line) => ({ at: Number(line.split(' ')[1]), step: line.split(' ')[3]! }));
+    // the waiter wakes on the terminal write, a moment before the supervisor logs it
+    await until(() => traced().some((t) => t.step === 'recorded'), 10_000, 'the last step to be logged');
+    const steps = traced();
+    expect(steps.map((t) => t.step).sort()).toEqual(['claimed', 'dispatched', 'exited', 'received', 'recorded', 'slot-freed', 'spawned', 'started']);
+    const at = Object.fromEntries(steps.map((t) => [t.step, t.at]));
+    const order = ['dispatched', 'received', 'claimed', 'started', 'spawned', 'exited', 'recorded'];
+    for (let i = 1; i < order.length; i += 1) expect(at[order[i]!], `${order[i - 1]} before ${order[i]}`).toBeGreaterThanOrEqual(at[order[i - 1]!]!);
+    expect(at['slot-freed']).toBeGreaterThanOrEqual(at.exited!);
+  });
+
+  it('is off by default: nothing is logged', () => {
+    const spool = makeSpool();
+    waitJob(spool, startJob(spool, ['true']));
+    expect(fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8')).not.toMatch(/^trace /m);
+  });
+});
+
 describe('workers', () => {
   it('get their job id and folder in the environment, a closed stdin and no shell', () => {
     const spool = makeSpool();

@@ -12,6 +12,7 @@ import { clearStartingMarker, openRunnerLog } from './launch.js';
 import { selfIdentity } from './processes.js';
 import { cancelPendingJob, finalizeOrphan, pendingClaimStatus, supervisorDead } from './reconcile.js';
 import { SupervisorPool } from './supervisor-pool.js';
+import { traceStep } from './trace.js';
 
 /**
  * The elected runner: claims pending jobs in FIFO order up to the concurrency limit (never
@@ -101,6 +102,7 @@ export class Runner {
     this.pool = new SupervisorPool(this.paths, logFd, {
       onReply: (jobId, reply) => {
         if (reply.type === 'exited') {
+          traceStep('slot-freed', jobId);
           const entry = this.own.get(jobId);
           if (entry) entry.slotFree = true;
           this.schedule();
@@ -282,6 +284,7 @@ export class Runner {
       occupied += 1;
       if (claim.kind === 'held') continue;
       this.own.set(state.id, { cwd: state.request.cwd, slotFree: false });
+      traceStep('dispatched', state.id);
       void this.pool!.dispatch({
         type: 'run',
         jobId: state.id,

@@ -18,6 +18,7 @@ import {
 import { watchFoldersNative } from '../spool/watch.js';
 import { jobLimits, recordEnd, type JobLimits } from './outcome.js';
 import { groupMembers, processStartTime, selfIdentity, terminateJobProcesses } from './processes.js';
+import { traceStep } from './trace.js';
 import { DirectOutput, OutputSink, checkCwd, resolveExecutable } from './worker-io.js';
 
 /**
@@ -82,6 +83,7 @@ export async function superviseJob(
   log: Log,
 ): Promise<void> {
   const { jobId: id, attempt, epoch } = message;
+  traceStep('received', id);
   const finished = (status: TerminalStatus | 'unknown'): void => reply({ type: 'finished', jobId: id, status });
   const before = readState(paths, id);
   if (before.kind !== 'ok' || before.state.status !== 'pending') {
@@ -94,6 +96,7 @@ export async function superviseJob(
     return;
   }
 
+  traceStep('claimed', id);
   const claimed = readState(paths, id);
   if (claimed.kind !== 'ok' || claimed.state.status !== 'pending' || claimed.state.attempt >= attempt) {
     log(`job ${id}: claimed attempt ${attempt} but the job is no longer pending; leaving it`);
@@ -130,6 +133,7 @@ export async function superviseJob(
   }
 
   const running = applyTransition(paths, id, { name: 'start', attempt, epoch, supervisor: me });
+  traceStep('started', id);
   const limits = jobLimits(request, config);
   const parser = adapter.createParser();
   const { exit, unrecordedWorker } = await runWorker({
@@ -148,6 +152,7 @@ export async function superviseJob(
   });
   writeExitRecord(paths, id, exit);
   const ended = recordEnd(paths, running, { exit, adapter, parsed: parser?.result() ?? null, limits, worker: unrecordedWorker }, log);
+  traceStep('recorded', id);
   finished(ended && isTerminal(ended.status) ? ended.status : 'unknown');
 }
 
@@ -237,6 +242,7 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
     return { exit: record, unrecordedWorker: undefined };
   }
   const pid = child.pid;
+  traceStep('spawned', id);
   const worker: WorkerInfo = { pid, pgid: pid, argv: invocation.argv, start_time: processStartTime(pid) };
   let recorded = false;
   const recordWorker = (): void => {
@@ -294,6 +300,7 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
   checkRequests();
 
   const { code, signal } = await exited;
+  traceStep('exited', id);
   clearTimeout(recordTimer);
   for (const timer of timers) clearTimeout(timer);
   closeWatch();
