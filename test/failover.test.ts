@@ -1,7 +1,12 @@
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { spoolPaths } from '../lib/spool/layout.js';
+import { applyTransition, claimJob } from '../lib/spool/store.js';
 import {
+  ROOT,
   cleanupSpools,
   cli,
   gateJob,
@@ -83,6 +88,51 @@ describe('when the runner dies', () => {
     expect(fs.readdirSync(path.join(spool.home, 'jobs', id)).filter((f) => f.startsWith('claim.'))).toEqual(['claim.1']);
     expect(fs.existsSync(leaked)).toBe(false);
     expect(fs.existsSync(someoneElses)).toBe(true);
+  });
+
+  it('a worker its supervisor died too early to record is found by the job id in its environment and stopped', async () => {
+    const spool = makeSpool({ concurrency: 1 });
+    const published = spawnSync(process.execPath, [path.join(ROOT, 'test/helpers/publish-pending.mjs'), '1', '/dev/null', spool.work], {
+      env: spool.env, encoding: 'utf8',
+    });
+    const [id] = JSON.parse(published.stdout) as string[];
+    // what a supervisor SIGKILLed in the 25 ms between the worker's start and its record leaves:
+    // the job running under a dead supervisor, no worker recorded, the worker (and a child
+    // that left its group) still alive
+    const paths = spoolPaths(spool.home);
+    const dead = { pid: spawnSync('true').pid, start_time: null, host: os.hostname() };
+    expect(claimJob(paths, id!, 1, { role: 'supervisor', ...dead, epoch: null, at: new Date().toISOString() })).toBe(true);
+    applyTransition(paths, id!, { name: 'start', attempt: 1, epoch: null, supervisor: dead });
+    const pids = path.join(spool.work, 'pids');
+    const worker = spawn('sh', ['-c', `setsid sleep 300 & echo $! > ${pids}; exec sleep 300`], {
+      detached: true, stdio: 'ignore', env: { ...process.env, AGENT_ASYNC_JOB_ID: id },
+    });
+    worker.unref();
+    const escapee = await until(() => (fs.existsSync(pids) ? Number(fs.readFileSync(pids, 'utf8')) || undefined : undefined), 5000, 'the worker to start');
+    expect(jobState(spool, id!).worker).toBeNull();
+
+    expect(waitJob(spool, id!)).toMatchObject({ status: 'error', error: { code: 'runner_lost' } });
+    expect(pidAlive(worker.pid!)).toBe(false);
+    expect(pidAlive(escapee)).toBe(false);
+    expect(fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8')).toMatch(/stopping 2 process\(es\) of the job that no record held/);
+  });
+
+  it('a runner started by a submit from inside a job carries no job id, so it is never taken for a process of that job', async () => {
+    const spool = makeSpool({ runner_idle_seconds: 30 });
+    const outer = '0hofx0000000000000000000';
+    const submitted = cli(spool, ['start', 'exec', '--', 'sleep', '30'], { env: { AGENT_ASYNC_JOB_ID: outer, AGENT_ASYNC_JOB_DIR: '/nowhere' } });
+    const id = submitted.stdout.trim();
+    const running = await until(() => {
+      const state = jobState(spool, id);
+      return state.worker ? state : undefined;
+    }, 20_000, 'the job to run');
+    const environ = (pid: number): string => fs.readFileSync(`/proc/${pid}/environ`, 'utf8');
+    for (const pid of [runnerInfo(spool.home).pid as number, running.supervisor.pid as number]) {
+      expect(environ(pid)).not.toContain('AGENT_ASYNC_JOB_ID=');
+      expect(environ(pid)).not.toContain('AGENT_ASYNC_JOB_DIR=');
+    }
+    expect(environ(running.worker.pid)).toContain(`AGENT_ASYNC_JOB_ID=${id}\0`);
+    cli(spool, ['cancel', id]);
   });
 
   it('a cancel or a done report that arrives while nobody supervises the job still decides its end', async () => {

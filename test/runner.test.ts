@@ -133,6 +133,40 @@ describe('runner scheduling', () => {
   });
 });
 
+describe('a reused supervisor', () => {
+  it('runs each job under the config as it was when the job was dispatched, also after an edit', async () => {
+    const agent = (word: string) => ({ command: ['sh', '-c', 'echo "$WORD"', 'say', '{prompt}'], env: { WORD: word } });
+    const spool = makeSpool({ concurrency: 1, runner_idle_seconds: 60, agents: { say: agent('before') } });
+    const configFile = path.join(spool.home, 'config.json');
+    const supervisorOf: number[] = [];
+    const say = (): string => {
+      const id = JSON.parse(cli(spool, ['start', 'say', 'anything', '--json']).stdout).job_id;
+      const state = waitJob(spool, id);
+      expect(state.status).toBe('done');
+      supervisorOf.push(state.supervisor.pid);
+      return cli(spool, ['logs', id]).stdout.trim();
+    };
+    expect([say(), say()]).toEqual(['before', 'before']);
+    fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), agents: { say: agent('after') } }));
+    await until(() => fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8').includes('config.json changed: agents'), 10_000, 'the runner to take the edit');
+    expect([say(), say()]).toEqual(['after', 'after']);
+    // a supervisor that was sent the old config ran a job after the edit
+    expect(supervisorOf.slice(2).some((pid) => supervisorOf.slice(0, 2).includes(pid))).toBe(true);
+  });
+});
+
+describe('a full runner', () => {
+  it('does not wake for a job queued while every slot is taken, and starts it as soon as a slot frees, not at the next poll', async () => {
+    const spool = makeSpool({ concurrency: 1, poll_seconds: 60 });
+    const blocker = gateJob(spool);
+    await until(() => jobState(spool, blocker.id).status === 'running', 20_000, 'the first job to run');
+    const queued = startJob(spool, ['true']);
+    blocker.release();
+    // the 60 s poll would come too late for this 30 s wait
+    expect(waitJob(spool, queued, '30s').status).toBe('done');
+  });
+});
+
 describe('tracing', () => {
   it('with AGENT_ASYNC_TRACE=1 the runner and the supervisor log every step of a job, in order', async () => {
     const spool = makeSpool();

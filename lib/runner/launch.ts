@@ -70,6 +70,18 @@ export function openRunnerLog(paths: SpoolPaths): number {
   return fs.openSync(paths.runnerLog, 'a', FILE_MODE);
 }
 
+/**
+ * The environment of the runner and its supervisors: the caller's, without the job identity a
+ * worker carries. A runner started by a submit from inside a job must not look like a process
+ * of that job: finalizing a lost job stops every process that carries its id.
+ */
+export function runnerEnvironment(env: NodeJS.ProcessEnv, paths: SpoolPaths): NodeJS.ProcessEnv {
+  const clean: NodeJS.ProcessEnv = { ...env, AGENT_ASYNC_HOME: paths.home };
+  delete clean.AGENT_ASYNC_JOB_ID;
+  delete clean.AGENT_ASYNC_JOB_DIR;
+  return clean;
+}
+
 export function ensureRunner(paths: SpoolPaths, env: NodeJS.ProcessEnv = process.env): EnsureResult {
   if (leaderAlive(paths)) return 'running';
   ensureSpool(paths);
@@ -79,7 +91,7 @@ export function ensureRunner(paths: SpoolPaths, env: NodeJS.ProcessEnv = process
     const child = spawn(process.execPath, [RUNNER_ENTRY], {
       detached: true,
       stdio: ['ignore', logFd, logFd],
-      env: { ...env, AGENT_ASYNC_HOME: paths.home },
+      env: runnerEnvironment(env, paths),
       cwd: paths.home,
     });
     child.on('error', () => fs.rmSync(paths.runnerStarting, { force: true }));

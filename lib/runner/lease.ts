@@ -46,9 +46,9 @@ export function readRunnerInfo(paths: SpoolPaths): RunnerInfo | undefined {
 function epochWatcher(paths: SpoolPaths): () => number | undefined {
   let seen: { key: string; epoch: number | undefined } | undefined;
   return () => {
-    const stat = fs.statSync(paths.runnerInfo, { throwIfNoEntry: false });
+    const stat = fs.statSync(paths.runnerInfo, { bigint: true, throwIfNoEntry: false });
     if (!stat) return undefined;
-    const key = `${stat.ino}:${stat.mtimeMs}:${stat.size}`;
+    const key = `${stat.ino}:${stat.mtimeNs}:${stat.ctimeNs}:${stat.size}`;
     if (seen?.key !== key) seen = { key, epoch: readRunnerInfo(paths)?.epoch };
     return seen.epoch;
   };

@@ -147,6 +147,41 @@ export function groupMembers(pgid: number): number[] {
     .map((row) => row.pid);
 }
 
+/**
+ * Living processes whose environment holds `AGENT_ASYNC_JOB_ID=<jobId>`: a job's worker and
+ * whatever it started, found without knowing the worker's pid (its supervisor may have died
+ * before recording it). Linux only (/proc/<pid>/environ); elsewhere none are found.
+ */
+export function processesOfJob(jobId: string): number[] {
+  if (!HAS_PROC) return [];
+  const entry = Buffer.from(`\0AGENT_ASYNC_JOB_ID=${jobId}\0`);
+  const found: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    let environ: Buffer;
+    try {
+      environ = fs.readFileSync(`/proc/${name}/environ`);
+    } catch {
+      continue; // gone, or another user's
+    }
+    if (Buffer.concat([Buffer.from('\0'), environ]).includes(entry) && pidExists(Number(name))) found.push(Number(name));
+  }
+  return found;
+}
+
+/** TERM to each of `pids`, up to `graceMs` for them to go, then KILL; returns those still alive. */
+export async function terminatePids(pids: number[], graceMs: number): Promise<number[]> {
+  const started = new Map(pids.map((pid) => [pid, processStartTime(pid)]));
+  const alive = (): number[] => pids.filter((pid) => pidExists(pid) && processStartTime(pid) === started.get(pid));
+  for (const pid of alive()) signalQuietly(pid, 'SIGTERM');
+  const termDeadline = Date.now() + graceMs;
+  while (alive().length > 0 && Date.now() < termDeadline) await sleep(50);
+  for (const pid of alive()) signalQuietly(pid, 'SIGKILL');
+  const killDeadline = Date.now() + 5000;
+  while (alive().length > 0 && Date.now() < killDeadline) await sleep(25);
+  return alive();
+}
+
 /** All living descendants of `pid`, in and out of its process group. */
 export function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();

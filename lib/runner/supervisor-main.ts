@@ -1,7 +1,8 @@
 import type { Config } from '../config.js';
 import { defaultHome, spoolPaths } from '../spool/layout.js';
 import { ensureRunner } from './launch.js';
-import { superviseJob, type RunJobMessage, type SupervisorReply } from './supervisor.js';
+import { NO_CONFIG, type RunJobMessage, type SupervisorReply } from './messages.js';
+import { superviseJob } from './supervisor.js';
 
 /**
  * Entry point of a supervisor process, forked by the runner with an IPC channel. It handles
@@ -37,7 +38,7 @@ process.on('message', (message: RunJobMessage) => {
   if (message?.type !== 'run') return;
   if (message.config) config = message.config;
   if (busy || !config) {
-    reply({ type: 'claim_failed', jobId: message.jobId, reason: busy ? 'supervisor busy' : 'no config was sent' });
+    reply({ type: 'claim_failed', jobId: message.jobId, reason: busy ? 'supervisor busy' : NO_CONFIG });
     return;
   }
   busy = true;

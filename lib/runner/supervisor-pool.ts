@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { SpoolPaths } from '../spool/layout.js';
-import { SUPERVISOR_ENTRY } from './launch.js';
-import type { RunJobMessage, SupervisorReply } from './supervisor.js';
+import { SUPERVISOR_ENTRY, runnerEnvironment } from './launch.js';
+import { NO_CONFIG, type RunJobMessage, type SupervisorReply } from './messages.js';
 
 /**
  * The runner's supervisor processes. Each is forked detached (its own session, so it
@@ -36,7 +36,7 @@ export class SupervisorPool {
     const child = fork(SUPERVISOR_ENTRY, [], {
       detached: true,
       stdio: ['ignore', this.logFd, this.logFd, 'ipc'],
-      env: { ...process.env, AGENT_ASYNC_HOME: this.paths.home },
+      env: runnerEnvironment(process.env, this.paths),
       serialization: 'json',
       // a small young generation: a supervisor streams output through short-lived buffers
       execArgv: ['--max-semi-space-size=2'],
@@ -50,6 +50,7 @@ export class SupervisorPool {
     };
     child.on('message', (reply: SupervisorReply) => {
       if (reply.type === 'ready') return markReady();
+      if (reply.type === 'claim_failed' && reply.reason === NO_CONFIG) supervisor.sentConfig = undefined;
       if (reply.type === 'claim_failed' || reply.type === 'finished') supervisor.jobId = null;
       this.events.onReply(reply.jobId, reply);
     });

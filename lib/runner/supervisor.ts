@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { getAdapter } from '../agents/registry.js';
 import type { AgentAdapter, Invocation } from '../agents/types.js';
 import type { Config } from '../config.js';
+import type { RunJobMessage, SupervisorReply } from './messages.js';
 import { errnoCode } from '../errors.js';
 import { fileExists } from '../spool/fsx.js';
 import { JOB_FILES, jobDir, jobFile, type SpoolPaths } from '../spool/layout.js';
@@ -29,25 +30,6 @@ import { DirectOutput, OutputSink, checkCwd, resolveExecutable } from './worker-
  * on, so a worker's exit status is never lost (nq's lesson). Idle supervisors are reused for
  * the next job, which saves a Node start-up per job.
  */
-
-export interface RunJobMessage {
-  type: 'run';
-  jobId: string;
-  attempt: number;
-  epoch: number | null;
-  /**
-   * The runner's config, so a job runs under the config its runner dispatched it with; left
-   * out when it is the one this supervisor was sent last.
-   */
-  config?: Config;
-}
-
-export type SupervisorReply =
-  | { type: 'ready' }
-  /** The worker and its processes are gone (the slot is free); recording its end follows. */
-  | { type: 'exited'; jobId: string }
-  | { type: 'claim_failed'; jobId: string; reason: string }
-  | { type: 'finished'; jobId: string; status: TerminalStatus | 'unknown' };
 
 /** Time the leftovers of a worker that exited on its own get between TERM and KILL. */
 const LEFTOVER_GRACE_MS = 2_000;
@@ -258,6 +240,8 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
   // A worker that ends within WORKER_RECORD_DELAY_MS is never written as running: its end
   // records it, which saves a synced state write for every quick command. One that is
   // stopped, or that leaves processes in its group, is recorded before they are signalled.
+  // Should this supervisor die before the record, the runner finds the worker by the job id
+  // in its environment (reconcile.ts).
   const recordTimer = setTimeout(recordWorker, WORKER_RECORD_DELAY_MS);
   if (child.stdin) {
     child.stdin.on('error', () => undefined);
