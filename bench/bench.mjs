@@ -14,7 +14,7 @@ import { spoolPaths, ensureSpool } from '../dist/spool/layout.js';
 import { newJobState, transition } from '../dist/spool/state.js';
 import { publishJob } from '../dist/spool/store.js';
 import {
-  ROOT, cleanup, inotifyWatches, killSpool, lines, machineFacts, makeSpool, mcp, now, peakRssMb, readJson, rssMb, runChild, sleep, stats, which,
+  ROOT, cleanup, inotifyWatches, killSpool, removeTree, lines, machineFacts, makeSpool, mcp, now, peakRssMb, readJson, rssMb, runChild, sleep, stats, which,
 } from './lib.mjs';
 
 const args = process.argv.slice(2);
@@ -209,7 +209,7 @@ async function scale() {
     const row = { jobs: size, submit_p50: stats(submits).p50, job_list_p50: stats(lists).p50, job_list_p99: stats(lists).p99, runner_start_ms: runnerStart };
     results.scale.push(row);
     log(`scale ${size}: submit p50 ${ms(row.submit_p50)} ms, job_list(20) p50 ${ms(row.job_list_p50)} ms, runner start ${ms(row.runner_start_ms)} ms`);
-    fs.rmSync(spool.base, { recursive: true, force: true });
+    removeTree(spool.base);
   }
 }
 

@@ -26,21 +26,45 @@ export function makeSpool(config = {}) {
   return spool;
 }
 
-export function killSpool(spool) {
+function spoolPids(spool) {
+  const pids = [];
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
     try {
-      if (fs.readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').includes(`AGENT_ASYNC_HOME=${spool.home}`)) process.kill(Number(name), 'SIGKILL');
+      if (!fs.readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').includes(`AGENT_ASYNC_HOME=${spool.home}`)) continue;
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (!/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))) pids.push(Number(name));
     } catch {
       // gone
     }
   }
+  return pids;
+}
+
+/** SIGKILLs every process of the spool and waits until they are gone (a dying one may finish a write). */
+export function killSpool(spool) {
+  const deadline = Date.now() + 5000;
+  for (let pids = spoolPids(spool); pids.length > 0 && Date.now() < deadline; pids = spoolPids(spool)) {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    spawnSync('sleep', ['0.02']);
+  }
+}
+
+/** Removes a benchmark folder, retrying while a process that was just killed still finishes a write. */
+export function removeTree(dir) {
+  fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 }
 
 export function cleanup() {
   for (const spool of spools.splice(0)) {
     killSpool(spool);
-    fs.rmSync(spool.base, { recursive: true, force: true });
+    removeTree(spool.base);
   }
 }
 

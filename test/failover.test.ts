@@ -100,7 +100,8 @@ describe('when the runner dies', () => {
     // the job running under a dead supervisor, no worker recorded, the worker (and a child
     // that left its group) still alive
     const paths = spoolPaths(spool.home);
-    const dead = { pid: spawnSync('true').pid, start_time: null, host: os.hostname() };
+    // a start time no live process has: dead even if its pid is reused meanwhile
+    const dead = { pid: spawnSync('true').pid, start_time: 'boot:0', host: os.hostname() };
     expect(claimJob(paths, id!, 1, { role: 'supervisor', ...dead, epoch: null, at: new Date().toISOString() })).toBe(true);
     applyTransition(paths, id!, { name: 'start', attempt: 1, epoch: null, supervisor: dead });
     const pids = path.join(spool.work, 'pids');
@@ -109,12 +110,15 @@ describe('when the runner dies', () => {
     });
     worker.unref();
     const escapee = await until(() => (fs.existsSync(pids) ? Number(fs.readFileSync(pids, 'utf8')) || undefined : undefined), 5000, 'the worker to start');
-    expect(jobState(spool, id!).worker).toBeNull();
-
-    expect(waitJob(spool, id!)).toMatchObject({ status: 'error', error: { code: 'runner_lost' } });
-    expect(pidAlive(worker.pid!)).toBe(false);
-    expect(pidAlive(escapee)).toBe(false);
-    expect(fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8')).toMatch(/stopping 2 process\(es\) of the job that no record held/);
+    try {
+      expect(jobState(spool, id!).worker).toBeNull();
+      expect(waitJob(spool, id!)).toMatchObject({ status: 'error', error: { code: 'runner_lost' } });
+      expect(pidAlive(worker.pid!)).toBe(false);
+      expect(pidAlive(escapee)).toBe(false);
+      expect(fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8')).toMatch(/stopping 2 process group\(s\) of its unrecorded worker/);
+    } finally {
+      for (const pid of [worker.pid!, escapee]) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+    }
   });
 
   it('a runner started by a submit from inside a job carries no job id, so it is never taken for a process of that job', async () => {

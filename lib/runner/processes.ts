@@ -148,38 +148,28 @@ export function groupMembers(pgid: number): number[] {
 }
 
 /**
- * Living processes whose environment holds `AGENT_ASYNC_JOB_ID=<jobId>`: a job's worker and
- * whatever it started, found without knowing the worker's pid (its supervisor may have died
- * before recording it). Linux only (/proc/<pid>/environ); elsewhere none are found.
+ * The process groups a job's worker started, found without knowing the worker's pid (its
+ * supervisor may have died before recording it): the living group leaders whose environment
+ * holds `AGENT_ASYNC_JOB_ID=<jobId>`. The worker leads its own group, and so does a descendant
+ * that escaped it with setsid. Linux only (/proc/<pid>/environ); elsewhere none are found.
  */
-export function processesOfJob(jobId: string): number[] {
+export function jobGroupLeaders(jobId: string): number[] {
   if (!HAS_PROC) return [];
   const entry = Buffer.from(`\0AGENT_ASYNC_JOB_ID=${jobId}\0`);
-  const found: number[] = [];
+  const leaders: number[] = [];
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    const stat = readProcStat(Number(name));
+    if (!stat || stat.pgid !== stat.pid || stat.state === 'Z' || stat.state === 'X') continue;
     let environ: Buffer;
     try {
       environ = fs.readFileSync(`/proc/${name}/environ`);
     } catch {
       continue; // gone, or another user's
     }
-    if (Buffer.concat([Buffer.from('\0'), environ]).includes(entry) && pidExists(Number(name))) found.push(Number(name));
+    if (Buffer.concat([Buffer.from('\0'), environ]).includes(entry)) leaders.push(stat.pid);
   }
-  return found;
-}
-
-/** TERM to each of `pids`, up to `graceMs` for them to go, then KILL; returns those still alive. */
-export async function terminatePids(pids: number[], graceMs: number): Promise<number[]> {
-  const started = new Map(pids.map((pid) => [pid, processStartTime(pid)]));
-  const alive = (): number[] => pids.filter((pid) => pidExists(pid) && processStartTime(pid) === started.get(pid));
-  for (const pid of alive()) signalQuietly(pid, 'SIGTERM');
-  const termDeadline = Date.now() + graceMs;
-  while (alive().length > 0 && Date.now() < termDeadline) await sleep(50);
-  for (const pid of alive()) signalQuietly(pid, 'SIGKILL');
-  const killDeadline = Date.now() + 5000;
-  while (alive().length > 0 && Date.now() < killDeadline) await sleep(25);
-  return alive();
+  return leaders;
 }
 
 /** All living descendants of `pid`, in and out of its process group. */

@@ -8,7 +8,7 @@ import { IllegalTransition, type JobState } from '../spool/state.js';
 import { applyTransition, claimJob, readClaims, readExitRecord, type ClaimInfo, type ClaimOwner } from '../spool/store.js';
 import { sweepTempsOf } from '../spool/sweep.js';
 import { jobLimits, recordEnd } from './outcome.js';
-import { groupMembers, liveness, processesOfJob, terminateJobProcesses, terminatePids } from './processes.js';
+import { groupMembers, jobGroupLeaders, liveness, terminateJobProcesses } from './processes.js';
 import { NOTE_PREFIX } from './worker-io.js';
 
 /**
@@ -90,12 +90,12 @@ export async function finalizeOrphan(paths: SpoolPaths, state: JobState, config:
     log(`job ${state.id}: supervisor pid ${state.supervisor?.pid} died; stopping its worker group ${worker.pgid}`);
     await terminateJobProcesses({ pid: worker.pid, pgid: worker.pgid }, config.kill_grace_seconds * 1000);
   }
-  // A worker the supervisor had not recorded yet (it is recorded 25 ms after it starts), and
-  // anything that left the worker's group, is still found by the job id in its environment.
-  const strays = processesOfJob(state.id);
-  if (strays.length > 0) {
-    log(`job ${state.id}: stopping ${strays.length} process(es) of the job that no record held: ${strays.join(', ')}`);
-    await terminatePids(strays, config.kill_grace_seconds * 1000);
+  if (!worker) {
+    // The supervisor died before it recorded the worker (it does 25 ms after the start): the
+    // worker's group, and any that left it, are found by the job id in their environment.
+    const leaders = jobGroupLeaders(state.id);
+    if (leaders.length > 0) log(`job ${state.id}: stopping ${leaders.length} process group(s) of its unrecorded worker: ${leaders.join(', ')}`);
+    await Promise.all(leaders.map((leader) => terminateJobProcesses({ pid: leader, pgid: leader }, config.kill_grace_seconds * 1000)));
   }
   // a supervisor killed in the middle of a write leaves its temp file in the job folder
   if (state.supervisor) sweepTempsOf(paths, state.id, state.supervisor.pid);
