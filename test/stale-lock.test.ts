@@ -3,8 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { pendingClaimStatus } from '../lib/runner/reconcile.js';
+import { claimStatus, pendingClaimStatus, supervisorDead } from '../lib/runner/reconcile.js';
 import { spoolPaths } from '../lib/spool/layout.js';
+import { transition } from '../lib/spool/state.js';
 import { claimDir, readState } from '../lib/spool/store.js';
 import { ROOT, cleanupSpools, cliAsync, collectOutput, makeSpool, type TestSpool } from './helpers/spool.js';
 
@@ -84,6 +85,25 @@ describe('two runners that both believe they lead', () => {
 });
 
 describe('per-job claims', () => {
+  it('a claimer or a supervisor in another PID namespace (a container with this host name) is never taken for dead', () => {
+    const spool = makeSpool();
+    const published = spawnSync(process.execPath, [path.join(ROOT, 'test/helpers/publish-pending.mjs'), '1', '/dev/null', spool.work], {
+      env: spool.env, encoding: 'utf8',
+    });
+    const [id] = JSON.parse(published.stdout) as string[];
+    const read = readState(spoolPaths(spool.home), id!);
+    if (read.kind !== 'ok') throw new Error('the job was not published');
+    const gone = { pid: spawnSync('true').pid, start_time: 'boot:0', host: os.hostname() };
+    const here = { ...gone, pid_ns: fs.readlinkSync('/proc/self/ns/pid') };
+    const elsewhere = { ...gone, pid_ns: 'pid:[1]' };
+    const claimedBy = (who: typeof here) => [{ attempt: 1, owner: { role: 'supervisor' as const, ...who, epoch: null, at: new Date().toISOString() }, ageMs: 3_600_000 }];
+    expect(claimStatus(claimedBy(here), read.state)).toEqual({ kind: 'free', nextAttempt: 2 });
+    expect(claimStatus(claimedBy(elsewhere), read.state)).toEqual({ kind: 'held', attempt: 1 });
+    const runningUnder = (who: typeof here) => transition(read.state, { name: 'start', attempt: 1, epoch: null, supervisor: who });
+    expect(supervisorDead(runningUnder(here))).toBe(true);
+    expect(supervisorDead(runningUnder(elsewhere))).toBe(false);
+  });
+
   it('a claim whose owner.json is missing or half written counts as held while young, then as dead', () => {
     const spool = makeSpool();
     const paths = spoolPaths(spool.home);

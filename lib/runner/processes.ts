@@ -99,15 +99,25 @@ export function processStartTime(pid: number): string | null {
   }
 }
 
+/** The PID namespace a process lives in (`pid:[4026531836]`), null where /proc cannot say. */
+function pidNamespaceOf(pid: number | 'self'): string | null {
+  if (!HAS_PROC) return null;
+  try {
+    return fs.readlinkSync(`/proc/${pid}/ns/pid`);
+  } catch {
+    return null;
+  }
+}
+
 let self: ProcessIdentity | undefined;
 
 export function selfIdentity(): ProcessIdentity {
-  self ??= { pid: process.pid, start_time: processStartTime(process.pid), host: os.hostname() };
+  self ??= { pid: process.pid, start_time: processStartTime(process.pid), host: os.hostname(), pid_ns: pidNamespaceOf('self') };
   return self;
 }
 
 export function identityOf(pid: number): ProcessIdentity {
-  return { pid, start_time: processStartTime(pid), host: os.hostname() };
+  return { pid, start_time: processStartTime(pid), host: os.hostname(), pid_ns: pidNamespaceOf(pid) };
 }
 
 function pidExists(pid: number): boolean {
@@ -125,9 +135,14 @@ function pidExists(pid: number): boolean {
 
 export type Liveness = 'alive' | 'dead' | 'unknown';
 
-/** Whether the process an identity describes still runs ('unknown' on another host). */
+/**
+ * Whether the process an identity describes still runs: 'unknown' on another host or in another
+ * PID namespace (a container with the host's name that shares the spool), where its pid means
+ * nothing here.
+ */
 export function liveness(identity: ProcessIdentity): Liveness {
   if (identity.host !== os.hostname()) return 'unknown';
+  if (identity.pid_ns && identity.pid_ns !== selfIdentity().pid_ns) return 'unknown';
   if (!pidExists(identity.pid)) return 'dead';
   if (identity.start_time === null) return 'alive';
   const now = processStartTime(identity.pid);

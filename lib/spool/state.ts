@@ -60,6 +60,7 @@ const processIdentity = z.object({
   pid: z.number().int().positive(),
   start_time: z.string().nullable().describe('boot id and start tick, to tell a live process from a reused pid'),
   host: z.string(),
+  pid_ns: z.string().nullable().optional().describe('the PID namespace (Linux), so that a process in another one is never taken for dead'),
 });
 export type ProcessIdentity = z.infer<typeof processIdentity>;
 

@@ -127,6 +127,7 @@ export const claimOwnerSchema = z.object({
   pid: z.number().int().positive(),
   start_time: z.string().nullable(),
   host: z.string(),
+  pid_ns: z.string().nullable().optional(),
   epoch: z.number().int().min(0).nullable(),
   at: z.string(),
 });
