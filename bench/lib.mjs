@@ -90,23 +90,18 @@ export function readJson(file) {
   return JSON.parse(fs.readFileSync(file, 'utf8'));
 }
 
-export function peakRssMb(pid) {
+/** A memory figure of /proc/<pid>/status (VmHWM, VmRSS) in MB; null when the process is gone. */
+function statusMb(pid, field) {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    return Number(/VmHWM:\s+(\d+)/.exec(status)[1]) / 1024;
+    return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)[1]) / 1024;
   } catch {
     return null;
   }
 }
 
-export function rssMb(pid) {
-  try {
-    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    return Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024;
-  } catch {
-    return null;
-  }
-}
+export const peakRssMb = (pid) => statusMb(pid, 'VmHWM');
+export const rssMb = (pid) => statusMb(pid, 'VmRSS');
 
 /** inotify watches held by a process (one per watched inode). */
 export function inotifyWatches(pid) {

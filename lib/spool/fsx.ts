@@ -5,11 +5,15 @@ import { FILE_MODE } from './layout.js';
 
 let tempCounter = 0;
 
+/** `<pid>.<n>.<random>.tmp`: a name ending no other process or call can pick. */
+function uniqueTempSuffix(): string {
+  tempCounter += 1;
+  return `${process.pid}.${tempCounter}.${Math.random().toString(36).slice(2, 8)}.tmp`;
+}
+
 /** A temp-file name in `tmpDir` that no other process or call can pick. */
 export function tempName(tmpDir: string, label: string): string {
-  tempCounter += 1;
-  const random = Math.random().toString(36).slice(2, 8);
-  return path.join(tmpDir, `${label}.${process.pid}.${tempCounter}.${random}.tmp`);
+  return path.join(tmpDir, `${label}.${uniqueTempSuffix()}`);
 }
 
 /**
@@ -29,9 +33,7 @@ export type Durability = 'none' | 'file' | 'folder';
  * jobs: 32% of all CPU time went to creating files in the shared `tmp/` (docs/BENCHMARKS.md).
  */
 export function tempFor(target: string): string {
-  tempCounter += 1;
-  const random = Math.random().toString(36).slice(2, 8);
-  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${tempCounter}.${random}.tmp`);
+  return path.join(path.dirname(target), `.${path.basename(target)}.${uniqueTempSuffix()}`);
 }
 
 /** Names that `tempFor` makes: `.<name>.<pid>.<n>.<random>.tmp`. */

@@ -25,11 +25,11 @@ function names(dir: string): string[] {
   }
 }
 
-/** Sweeps temp files older than `maxAgeMs` from one folder; returns how many went. */
-function sweepTempFiles(dir: string, maxAgeMs: number, now: number): number {
+/** Removes the entries of `dir` that `accept` names and that are older than `maxAgeMs`; returns how many went. */
+function sweepFolder(dir: string, maxAgeMs: number, now: number, accept: (name: string) => boolean): number {
   let removed = 0;
   for (const name of names(dir)) {
-    if (!TEMP_FILE_PATTERN.test(name)) continue;
+    if (!accept(name)) continue;
     const file = path.join(dir, name);
     if (!olderThan(file, maxAgeMs, now)) continue;
     removeQuietly(file);
@@ -43,26 +43,14 @@ function sweepTempFiles(dir: string, maxAgeMs: number, now: number): number {
  * of `jobIds` (the jobs still being written to), once older than `maxAgeMs`.
  */
 export function sweepTmp(paths: SpoolPaths, maxAgeMs: number, jobIds: readonly string[] = [], now = Date.now()): number {
-  let removed = 0;
-  for (const name of names(paths.tmp)) {
-    const file = path.join(paths.tmp, name);
-    if (!olderThan(file, maxAgeMs, now)) continue;
-    removeQuietly(file);
-    removed += 1;
-  }
-  removed += sweepTempFiles(paths.home, maxAgeMs, now);
-  for (const id of jobIds) removed += sweepTempFiles(jobDir(paths, id), maxAgeMs, now);
+  const isTemp = (name: string): boolean => TEMP_FILE_PATTERN.test(name);
+  let removed = sweepFolder(paths.tmp, maxAgeMs, now, () => true);
+  removed += sweepFolder(paths.home, maxAgeMs, now, isTemp);
+  for (const id of jobIds) removed += sweepFolder(jobDir(paths, id), maxAgeMs, now, isTemp);
   return removed;
 }
 
 /** Removes, whatever their age, the temp files a process that is known to be dead left in a job folder. */
 export function sweepTempsOf(paths: SpoolPaths, id: string, deadPid: number): number {
-  let removed = 0;
-  const dir = jobDir(paths, id);
-  for (const name of names(dir)) {
-    if (Number(TEMP_FILE_PATTERN.exec(name)?.[1]) !== deadPid) continue;
-    removeQuietly(path.join(dir, name));
-    removed += 1;
-  }
-  return removed;
+  return sweepFolder(jobDir(paths, id), 0, Date.now(), (name) => Number(TEMP_FILE_PATTERN.exec(name)?.[1]) === deadPid);
 }
