@@ -1,5 +1,5 @@
 // npm run bench [-- --quick] [-- --only=name,name]   (BENCH_NO_INSTALL=1: never apt-get tsp/nq)
-// Scenarios: start, wake, throughput, scale, waiters, output, failover; and trace, only when named.
+// Scenarios: start, wake, throughput, breakdown, scale, waiters, output, failover; and trace, only when named.
 // Measures agent-async against the targets of SPEC section 10 and writes a Markdown table and a
 // JSON file (with the machine's facts) to bench/results/. Timings are noisy on shared machines:
 // each figure is taken over many samples and compared as a ratio inside one run.
@@ -14,7 +14,7 @@ import { spoolPaths, ensureSpool } from '../dist/spool/layout.js';
 import { newJobState, transition } from '../dist/spool/state.js';
 import { publishJob } from '../dist/spool/store.js';
 import {
-  ROOT, cleanup, inotifyWatches, killSpool, removeTree, lines, machineFacts, makeSpool, mcp, now, peakRssMb, readJson, rssMb, runChild, sleep, stats, which,
+  ROOT, cleanup, cpuByRole, folderCreateMs, inotifyWatches, killSpool, removeTree, lines, machineFacts, makeSpool, mcp, mcpOver, now, peakRssMb, readJson, rssMb, runChild, sleep, stats, which,
 } from './lib.mjs';
 
 const args = process.argv.slice(2);
@@ -152,6 +152,70 @@ async function throughput() {
   }
   results.throughput = row;
   log(`throughput (${n} jobs): agent-async c1 ${row.ours_c1.toFixed(2)} s, c4 ${row.ours_c4.toFixed(2)} s${compare ? `; tsp c1 ${row.tsp_c1.toFixed(2)} s, c4 ${row.tsp_c4.toFixed(2)} s; nq ${row.nq_c1.toFixed(2)} s` : ''}`);
+}
+
+// ── 3b. where the throughput time goes: each phase alone, CPU by process, and the floors ────
+function cpuDelta(before, after, n) {
+  return Object.fromEntries(Object.keys(after).map((role) => [role, (after[role] - before[role]) / n]));
+}
+
+async function measurePhase(spool, n, work) {
+  const before = cpuByRole(spool);
+  const t0 = now();
+  await work();
+  const wall = (now() - t0) / n;
+  return { wall_ms_per_job: wall, cpu_ms_per_job: cpuDelta(before, cpuByRole(spool), n) };
+}
+
+async function untilStatus(spool, id, statuses) {
+  const file = path.join(spool.home, 'jobs', id, 'state.json');
+  while (!statuses.includes(readJson(file).status)) await sleep(5);
+}
+
+async function mcpFloor(n) {
+  const server = await mcpOver([path.join(ROOT, 'bench/noop-server.mjs')], process.env);
+  const args = { agent: 'exec', argv: ['true'], cwd: os.tmpdir() };
+  for (let i = 0; i < 50; i += 1) await server.call('noop', args);
+  const t0 = now();
+  for (let i = 0; i < n; i += 1) await server.call('noop', args);
+  const perCall = (now() - t0) / n;
+  await server.close();
+  return perCall;
+}
+
+async function breakdown() {
+  const n = quick ? 100 : 500;
+  const spool = makeSpool({ concurrency: 1, exclusive_cwd: true });
+  const folderCreate = folderCreateMs(spool.base);
+  const server = await mcp(spool);
+  const cwd = fs.mkdtempSync(path.join(spool.base, 'w'));
+  const start = () => server.call('agent_start', { agent: 'exec', argv: ['true'], cwd });
+  const warm = await start();
+  await server.call('job_wait', { job_id: warm.job_id, timeout_seconds: 30 });
+  const runnerPid = readJson(path.join(spool.home, 'runner.json')).pid;
+  const ids = [];
+  // submits while the runner is stopped (SIGSTOP): the server's share alone
+  process.kill(runnerPid, 'SIGSTOP');
+  const submit = await measurePhase(spool, n, async () => {
+    for (let i = 0; i < n; i += 1) ids.push((await start()).job_id);
+  });
+  // the queue runs with no client traffic: the runner's and the supervisors' share alone
+  const run = await measurePhase(spool, n, async () => {
+    process.kill(runnerPid, 'SIGCONT');
+    await untilStatus(spool, ids.at(-1), ['done', 'error', 'cancelled']);
+  });
+  const wait = await measurePhase(spool, n, async () => {
+    for (const id of ids) await server.call('job_wait', { job_id: id, timeout_seconds: 50 });
+  });
+  await server.close();
+  killSpool(spool);
+  const spawnFloor = Number(spawnSync(process.execPath, [path.join(ROOT, 'bench/spawn-floor.mjs'), String(n)], { encoding: 'utf8' }).stdout);
+  results.breakdown = { jobs: n, submit, run, wait, floors: { node_spawn_ms: spawnFloor, mcp_round_trip_ms: await mcpFloor(n) }, folder_create_ms: folderCreate };
+  for (const [name, phase] of Object.entries({ submit, run, wait })) {
+    const cpu = Object.entries(phase.cpu_ms_per_job).map(([role, value]) => `${role} ${ms(value)}`).join(', ');
+    log(`breakdown ${name}: ${ms(phase.wall_ms_per_job)} ms/job; CPU ms/job: ${cpu}`);
+  }
+  log(`floors: Node spawn + exit of true ${ms(spawnFloor)} ms, MCP round trip (no-op tool) ${ms(results.breakdown.floors.mcp_round_trip_ms)} ms; mkdir ${ms(folderCreate)} ms`);
 }
 
 // ── 4. scale: 1k / 10k / 100k finished jobs ─────────────────────────────────────────────────
@@ -388,6 +452,24 @@ function report(facts) {
   if (r.output) rows.push([`${r.output.bytes / 2 ** 20} MiB of worker output`, 'server and runner RSS grow < 20 MB; tail read O(tail)', `server +${ms(r.output.server_rss_growth_mb)} MB, runner +${ms(r.output.runner_rss_growth_mb)} MB (the job's supervisor peaked at ${ms(r.output.supervisor_peak_rss_mb)} MB); 64 KiB tail read p50 ${ms(r.output.tail_read_p50_ms)} ms`, verdict(r.output.server_rss_growth_mb < 20 && r.output.runner_rss_growth_mb < 20)]);
   if (r.failover) rows.push(['runner SIGKILLed mid-job', 'new runner in ≤ 5 s; jobs adopted or finalized, none lost, none run twice', `new runner after p50 ${ms(r.failover.p50)} ms, max ${ms(r.failover.max)} ms over ${r.failover.rounds} rounds; lost ${r.failover.lost}, run twice ${r.failover.run_twice}`, verdict(r.failover.max <= 5000 && r.failover.lost === 0 && r.failover.run_twice === 0)]);
   let table = rows.length === 0 ? '' : ['| what | target | measured | |', '|---|---|---|---|', ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
+  if (r.breakdown) {
+    const b = r.breakdown;
+    const phases = [
+      ['submit only (runner stopped)', b.submit],
+      ['run only (no client traffic)', b.run],
+      ['wait on ended jobs', b.wait],
+    ];
+    const lines = phases.map(([what, phase]) => {
+      const cpu = phase.cpu_ms_per_job;
+      return `| ${what} | ${ms(phase.wall_ms_per_job)} | ${ms(cpu.client)} | ${ms(cpu.server)} | ${ms(cpu.runner)} | ${ms(cpu.supervisors)} | ${ms(cpu.workers)} |`;
+    });
+    const tsp = r.throughput?.tsp_c1 ? `; task-spooler's whole run: ${ms((r.throughput.tsp_c1 * 1000) / r.throughput.jobs)} ms per job` : '';
+    table += `\n\nWhere the time of ${b.jobs} \`true\` jobs goes at concurrency 1, one phase at a time (ms per job; CPU of the processes alive at the end):\n\n`
+      + `| phase | wall | CPU: MCP client | MCP server | runner | supervisors | workers |\n|---|---|---|---|---|---|---|\n${lines.join('\n')}\n\n`
+      + `Floors on this machine: a bare Node process spawning \`true\` and awaiting its exit, ${ms(b.floors.node_spawn_ms)} ms per job; `
+      + `an MCP round trip to a no-op tool (same SDK, same client), ${ms(b.floors.mcp_round_trip_ms)} ms${tsp}. `
+      + `Creating a folder in the spool's filesystem took ${ms(b.folder_create_ms)} ms (median) before these phases.`;
+  }
   if (r.trace) {
     const lines = r.trace.rows.map((row) => `| ${row.what} | ${ms(row.p50)} | ${ms(row.mean)} |`);
     table += `\n\nWhere one job's time goes (${r.trace.jobs} \`true\` jobs through MCP, concurrency 1, AGENT_ASYNC_TRACE=1):\n\n| step | p50 ms | mean ms |\n|---|---|---|\n${lines.join('\n')}`;
@@ -396,7 +478,7 @@ function report(facts) {
   return `# agent-async benchmarks\n\nRun ${facts.date}${quick ? ' (--quick)' : ''} on ${machine}.\n\n${table}\n`;
 }
 
-const scenarios = { start: startRoundTrip, wake: wakeLatency, throughput, scale, waiters: manyWaiters, output: bigOutput, failover, trace };
+const scenarios = { start: startRoundTrip, wake: wakeLatency, throughput, breakdown, scale, waiters: manyWaiters, output: bigOutput, failover, trace };
 try {
   for (const [name, run] of Object.entries(scenarios)) {
     if (only ? !only.includes(name) : name === 'trace') continue;

@@ -68,8 +68,13 @@ export function cleanup() {
   }
 }
 
-export async function mcp(spool, args = []) {
-  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'serve', ...args], env: spool.env, stderr: process.env.BENCH_SERVER_STDERR ? 'inherit' : 'ignore' });
+export function mcp(spool, args = []) {
+  return mcpOver([CLI, 'serve', ...args], spool.env);
+}
+
+/** An MCP client of a Node script run over stdio; `call` returns a tool's structured answer. */
+export async function mcpOver(nodeArgs, env) {
+  const transport = new StdioClientTransport({ command: process.execPath, args: nodeArgs, env, stderr: process.env.BENCH_SERVER_STDERR ? 'inherit' : 'ignore' });
   const client = new Client({ name: 'bench', version: '1' });
   await client.connect(transport);
   const call = async (name, args_ = {}) => {
@@ -102,6 +107,51 @@ function statusMb(pid, field) {
 
 export const peakRssMb = (pid) => statusMb(pid, 'VmHWM');
 export const rssMb = (pid) => statusMb(pid, 'VmRSS');
+
+const CLOCK_TICK_MS = 10; // USER_HZ is 100 on Linux
+
+/**
+ * CPU milliseconds used so far by the living processes of a spool, by role: the MCP server,
+ * the runner, the supervisors, and the workers (reaped by the supervisors, so counted in
+ * their children's time). A process that exited meanwhile is missing from the sums.
+ */
+export function cpuByRole(spool) {
+  const roles = { server: 0, runner: 0, supervisors: 0, workers: 0 };
+  for (const pid of spoolPids(spool)) {
+    try {
+      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const own = (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS;
+      const children = (Number(fields[13]) + Number(fields[14])) * CLOCK_TICK_MS;
+      if (cmdline.includes('supervisor-main')) {
+        roles.supervisors += own;
+        roles.workers += children;
+      } else if (cmdline.includes('runner-entry')) roles.runner += own;
+      else if (cmdline.includes('\0serve')) roles.server += own;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const client = process.cpuUsage();
+  return { ...roles, client: (client.user + client.system) / 1000 };
+}
+
+/**
+ * Milliseconds to create a folder in `dir` (median of 50). On ext4 without a journal this
+ * grows for minutes after many files were removed: new inodes skip the recently freed ones.
+ */
+export function folderCreateMs(dir) {
+  const probe = fs.mkdtempSync(path.join(dir, 'probe-'));
+  const times = [];
+  for (let i = 0; i < 50; i += 1) {
+    const t0 = performance.now();
+    fs.mkdirSync(path.join(probe, String(i)));
+    times.push(performance.now() - t0);
+  }
+  fs.rmSync(probe, { recursive: true, force: true });
+  return times.sort((a, b) => a - b)[times.length >> 1];
+}
 
 /** inotify watches held by a process (one per watched inode). */
 export function inotifyWatches(pid) {

@@ -65,6 +65,8 @@ export function createServer(options: ServeOptions = {}): { server: Server; spoo
   const spool = jobs.openSpool({ home: options.home });
   const tools = selectTools(options.tools ?? spool.config.mcp_tools);
   const byName = new Map(tools.map((tool) => [tool.name, tool]));
+  // built once: a fresh `.strict()` per call made zod compile its parser again on every call
+  const strictInputs = new Map(tools.map((tool) => [tool.name, tool.input.strict()]));
   const session = new Session();
   const log = options.log ?? ((message: string) => process.stderr.write(`agent-async serve: ${message}\n`));
   const taskStore = new SpoolTaskStore(spool);
@@ -90,7 +92,7 @@ export function createServer(options: ServeOptions = {}): { server: Server; spoo
     if (!tool) {
       throw new McpError(ErrorCode.InvalidParams, `tool ${JSON.stringify(request.params.name)} is not offered by this server; tools/list shows the ones that are`);
     }
-    const parsed = tool.input.strict().safeParse(request.params.arguments ?? {});
+    const parsed = strictInputs.get(tool.name)!.safeParse(request.params.arguments ?? {});
     if (!parsed.success) {
       return errorResult(parsed.error.issues.map((issue) => describeZodIssue(issue, tool.name)).join('; '));
     }

@@ -86,10 +86,14 @@ function processTable(): PsRow[] {
 }
 
 /** A string that changes when `pid` is reused by another process; null when unknown. */
+function startTimeOf(stat: { startTicks: string }): string {
+  return `${bootId() ?? 'boot'}:${stat.startTicks}`;
+}
+
 export function processStartTime(pid: number): string | null {
   if (HAS_PROC) {
     const stat = readProcStat(pid);
-    return stat ? `${bootId() ?? 'boot'}:${stat.startTicks}` : null;
+    return stat ? startTimeOf(stat) : null;
   }
   try {
     const started = execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8' }).trim();
@@ -143,11 +147,25 @@ export type Liveness = 'alive' | 'dead' | 'unknown';
 export function liveness(identity: ProcessIdentity): Liveness {
   if (identity.host !== os.hostname()) return 'unknown';
   if (identity.pid_ns && identity.pid_ns !== selfIdentity().pid_ns) return 'unknown';
+  if (HAS_PROC) return livenessFromProc(identity);
   if (!pidExists(identity.pid)) return 'dead';
   if (identity.start_time === null) return 'alive';
   const now = processStartTime(identity.pid);
   if (now === null) return 'dead';
   return now === identity.start_time ? 'alive' : 'dead';
+}
+
+/** `liveness` with one read of /proc/<pid>/stat (it is asked on every submit). */
+function livenessFromProc(identity: ProcessIdentity): Liveness {
+  try {
+    process.kill(identity.pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return 'dead';
+  }
+  const stat = readProcStat(identity.pid);
+  if (stat === undefined || stat.state === 'Z' || stat.state === 'X') return 'dead';
+  if (identity.start_time === null) return 'alive';
+  return startTimeOf(stat) === identity.start_time ? 'alive' : 'dead';
 }
 
 /** Living members of a process group (zombies do not count). */

@@ -14,12 +14,14 @@ export const NOTE_PREFIX = '[agent-async] ';
 export type Resolved = { ok: true; file: string } | { ok: false; error: JobError };
 
 function executableState(file: string): 'ok' | 'missing' | 'not_executable' | 'directory' {
-  let stat: fs.Stats;
+  let stat: fs.Stats | undefined;
   try {
-    stat = fs.statSync(file);
+    // no throw for the PATH entries that lack it: an error's stack costs more than the stat
+    stat = fs.statSync(file, { throwIfNoEntry: false });
   } catch {
     return 'missing';
   }
+  if (!stat) return 'missing';
   if (stat.isDirectory()) return 'directory';
   try {
     fs.accessSync(file, fs.constants.X_OK);

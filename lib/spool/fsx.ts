@@ -130,6 +130,8 @@ export function createMarker(file: string): boolean {
 
 /** Reads at most `maxBytes` of a small text file (a `done` summary, a request file). */
 export function readTextCapped(file: string, maxBytes: number): string | undefined {
+  // the usual case (no `done` file) without the cost of an ENOENT error's stack
+  if (!fs.existsSync(file)) return undefined;
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
