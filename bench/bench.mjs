@@ -14,7 +14,7 @@ import { spoolPaths, ensureSpool } from '../dist/spool/layout.js';
 import { newJobState, transition } from '../dist/spool/state.js';
 import { publishJob } from '../dist/spool/store.js';
 import {
-  ROOT, cleanup, cpuByRole, folderCreateMs, inotifyWatches, killSpool, removeTree, lines, machineFacts, makeSpool, mcp, mcpOver, now, peakRssMb, readJson, rssMb, runChild, sleep, stats, which,
+  ROOT, cleanup, cpuBetween, cpuSnapshot, folderCreateMs, inotifyWatches, killSpool, lines, machineFacts, makeSpool, mcp, mcpOver, now, peakRssMb, readJson, rssMb, runChild, scratchDir, sleep, stats, which,
 } from './lib.mjs';
 
 const args = process.argv.slice(2);
@@ -110,7 +110,7 @@ function ensureTools() {
 }
 
 function tspThroughput(slots, n) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aa-tsp-'));
+  const dir = scratchDir('aa-tsp-');
   const env = { ...process.env, TS_SOCKET: path.join(dir, 'socket'), TMPDIR: dir };
   const tsp = (...a) => spawnSync('tsp', a, { env, encoding: 'utf8' });
   tsp('-S', String(slots));
@@ -122,19 +122,16 @@ function tspThroughput(slots, n) {
   while (tsp().stdout.split('\n').some((line) => / (running|queued) /.test(line))) spawnSync('sleep', ['0.01']);
   const seconds = (now() - t0) / 1000;
   tsp('-K');
-  fs.rmSync(dir, { recursive: true, force: true });
   return seconds;
 }
 
 function nqThroughput(n) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aa-nq-'));
+  const dir = scratchDir('aa-nq-');
   const env = { ...process.env, NQDIR: dir };
   const t0 = now();
   for (let i = 0; i < n; i += 1) spawnSync('nq', ['-q', 'true'], { env });
   spawnSync('nq', ['-w'], { env });
-  const seconds = (now() - t0) / 1000;
-  fs.rmSync(dir, { recursive: true, force: true });
-  return seconds;
+  return (now() - t0) / 1000;
 }
 
 async function throughput() {
@@ -155,16 +152,13 @@ async function throughput() {
 }
 
 // ── 3b. where the throughput time goes: each phase alone, CPU by process, and the floors ────
-function cpuDelta(before, after, n) {
-  return Object.fromEntries(Object.keys(after).map((role) => [role, (after[role] - before[role]) / n]));
-}
-
 async function measurePhase(spool, n, work) {
-  const before = cpuByRole(spool);
+  const before = cpuSnapshot(spool);
   const t0 = now();
   await work();
   const wall = (now() - t0) / n;
-  return { wall_ms_per_job: wall, cpu_ms_per_job: cpuDelta(before, cpuByRole(spool), n) };
+  const cpu = cpuBetween(before, cpuSnapshot(spool));
+  return { wall_ms_per_job: wall, cpu_ms_per_job: Object.fromEntries(Object.entries(cpu).map(([role, value]) => [role, value / n])) };
 }
 
 async function untilStatus(spool, id, statuses) {
@@ -273,7 +267,6 @@ async function scale() {
     const row = { jobs: size, submit_p50: stats(submits).p50, job_list_p50: stats(lists).p50, job_list_p99: stats(lists).p99, runner_start_ms: runnerStart };
     results.scale.push(row);
     log(`scale ${size}: submit p50 ${ms(row.submit_p50)} ms, job_list(20) p50 ${ms(row.job_list_p50)} ms, runner start ${ms(row.runner_start_ms)} ms`);
-    removeTree(spool.base);
   }
 }
 
@@ -464,7 +457,7 @@ function report(facts) {
       return `| ${what} | ${ms(phase.wall_ms_per_job)} | ${ms(cpu.client)} | ${ms(cpu.server)} | ${ms(cpu.runner)} | ${ms(cpu.supervisors)} | ${ms(cpu.workers)} |`;
     });
     const tsp = r.throughput?.tsp_c1 ? `; task-spooler's whole run: ${ms((r.throughput.tsp_c1 * 1000) / r.throughput.jobs)} ms per job` : '';
-    table += `\n\nWhere the time of ${b.jobs} \`true\` jobs goes at concurrency 1, one phase at a time (ms per job; CPU of the processes alive at the end):\n\n`
+    table += `\n\nWhere the time of ${b.jobs} \`true\` jobs goes at concurrency 1, one phase at a time (ms per job; the CPU of the processes alive at the end of each phase):\n\n`
       + `| phase | wall | CPU: MCP client | MCP server | runner | supervisors | workers |\n|---|---|---|---|---|---|---|\n${lines.join('\n')}\n\n`
       + `Floors on this machine: a bare Node process spawning \`true\` and awaiting its exit, ${ms(b.floors.node_spawn_ms)} ms per job; `
       + `an MCP round trip to a no-op tool (same SDK, same client), ${ms(b.floors.mcp_round_trip_ms)} ms${tsp}. `

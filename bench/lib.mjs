@@ -61,11 +61,25 @@ export function removeTree(dir) {
   fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 }
 
+const scratchDirs = [];
+
+/**
+ * A temp folder removed only by `cleanup`, at the end: on ext4 without a journal, removing
+ * thousands of files slows every file creation for minutes after, so no scenario removes
+ * files while another is measured.
+ */
+export function scratchDir(prefix) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  scratchDirs.push(dir);
+  return dir;
+}
+
 export function cleanup() {
   for (const spool of spools.splice(0)) {
     killSpool(spool);
     removeTree(spool.base);
   }
+  for (const dir of scratchDirs.splice(0)) removeTree(dir);
 }
 
 export function mcp(spool, args = []) {
@@ -111,12 +125,12 @@ export const rssMb = (pid) => statusMb(pid, 'VmRSS');
 const CLOCK_TICK_MS = 10; // USER_HZ is 100 on Linux
 
 /**
- * CPU milliseconds used so far by the living processes of a spool, by role: the MCP server,
- * the runner, the supervisors, and the workers (reaped by the supervisors, so counted in
- * their children's time). A process that exited meanwhile is missing from the sums.
+ * CPU milliseconds used so far by each living process of a spool, with its role: the MCP
+ * server, the runner or a supervisor; the workers are reaped by the supervisors, so their
+ * time is a supervisor's children's time. `client` is this process (the MCP client).
  */
-export function cpuByRole(spool) {
-  const roles = { server: 0, runner: 0, supervisors: 0, workers: 0 };
+export function cpuSnapshot(spool) {
+  const processes = new Map();
   for (const pid of spoolPids(spool)) {
     try {
       const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
@@ -124,17 +138,28 @@ export function cpuByRole(spool) {
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const own = (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS;
       const children = (Number(fields[13]) + Number(fields[14])) * CLOCK_TICK_MS;
-      if (cmdline.includes('supervisor-main')) {
-        roles.supervisors += own;
-        roles.workers += children;
-      } else if (cmdline.includes('runner-entry')) roles.runner += own;
-      else if (cmdline.includes('\0serve')) roles.server += own;
+      const role = cmdline.includes('supervisor-main') ? 'supervisors' : cmdline.includes('runner-entry') ? 'runner' : cmdline.includes('\0serve') ? 'server' : null;
+      if (role) processes.set(pid, { role, own, children });
     } catch {
       // gone meanwhile
     }
   }
   const client = process.cpuUsage();
-  return { ...roles, client: (client.user + client.system) / 1000 };
+  return { processes, client: (client.user + client.system) / 1000 };
+}
+
+/**
+ * CPU milliseconds by role between two snapshots. A process that exited in between is left
+ * out (its share is lost); one that started in between counts whole.
+ */
+export function cpuBetween(before, after) {
+  const roles = { client: after.client - before.client, server: 0, runner: 0, supervisors: 0, workers: 0 };
+  for (const [pid, now_] of after.processes) {
+    const then = before.processes.get(pid) ?? { own: 0, children: 0 };
+    roles[now_.role] += now_.own - then.own;
+    if (now_.role === 'supervisors') roles.workers += now_.children - then.children;
+  }
+  return roles;
 }
 
 /**
