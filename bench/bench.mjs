@@ -203,7 +203,9 @@ async function breakdown() {
   });
   await server.close();
   killSpool(spool);
-  const spawnFloor = Number(spawnSync(process.execPath, [path.join(ROOT, 'bench/spawn-floor.mjs'), String(n)], { encoding: 'utf8' }).stdout);
+  const floorRun = spawnSync(process.execPath, [path.join(ROOT, 'bench/spawn-floor.mjs'), String(n)], { encoding: 'utf8' });
+  if (floorRun.status !== 0) throw new Error(`bench/spawn-floor.mjs failed (exit ${floorRun.status}): ${floorRun.stderr}`);
+  const spawnFloor = Number(floorRun.stdout);
   results.breakdown = { jobs: n, submit, run, wait, floors: { node_spawn_ms: spawnFloor, mcp_round_trip_ms: await mcpFloor(n) }, folder_create_ms: folderCreate };
   for (const [name, phase] of Object.entries({ submit, run, wait })) {
     const cpu = Object.entries(phase.cpu_ms_per_job).map(([role, value]) => `${role} ${ms(value)}`).join(', ');

@@ -85,11 +85,11 @@ function processTable(): PsRow[] {
   return allProcStats().map((s) => ({ pid: s.pid, ppid: s.ppid, pgid: s.pgid, zombie: s.state === 'Z' }));
 }
 
-/** A string that changes when `pid` is reused by another process; null when unknown. */
-function startTimeOf(stat: { startTicks: string }): string {
+function startTimeOf(stat: ProcStat): string {
   return `${bootId() ?? 'boot'}:${stat.startTicks}`;
 }
 
+/** A string that changes when `pid` is reused by another process; null when unknown. */
 export function processStartTime(pid: number): string | null {
   if (HAS_PROC) {
     const stat = readProcStat(pid);
@@ -124,17 +124,19 @@ export function identityOf(pid: number): ProcessIdentity {
   return { pid, start_time: processStartTime(pid), host: os.hostname(), pid_ns: pidNamespaceOf(pid) };
 }
 
+/** The /proc stat of a process that has not exited (a zombie has); undefined otherwise. */
+function livingProcStat(pid: number): ProcStat | undefined {
+  const stat = readProcStat(pid);
+  return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X' ? stat : undefined;
+}
+
 function pidExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
-  if (HAS_PROC) {
-    const stat = readProcStat(pid);
-    return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X';
-  }
-  return true;
+  return HAS_PROC ? livingProcStat(pid) !== undefined : true;
 }
 
 export type Liveness = 'alive' | 'dead' | 'unknown';
@@ -147,25 +149,17 @@ export type Liveness = 'alive' | 'dead' | 'unknown';
 export function liveness(identity: ProcessIdentity): Liveness {
   if (identity.host !== os.hostname()) return 'unknown';
   if (identity.pid_ns && identity.pid_ns !== selfIdentity().pid_ns) return 'unknown';
-  if (HAS_PROC) return livenessFromProc(identity);
+  if (HAS_PROC) {
+    // one read of /proc/<pid>/stat answers both questions (this is asked on every submit)
+    const stat = livingProcStat(identity.pid);
+    if (stat === undefined) return 'dead';
+    return identity.start_time === null || startTimeOf(stat) === identity.start_time ? 'alive' : 'dead';
+  }
   if (!pidExists(identity.pid)) return 'dead';
   if (identity.start_time === null) return 'alive';
   const now = processStartTime(identity.pid);
   if (now === null) return 'dead';
   return now === identity.start_time ? 'alive' : 'dead';
-}
-
-/** `liveness` with one read of /proc/<pid>/stat (it is asked on every submit). */
-function livenessFromProc(identity: ProcessIdentity): Liveness {
-  try {
-    process.kill(identity.pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return 'dead';
-  }
-  const stat = readProcStat(identity.pid);
-  if (stat === undefined || stat.state === 'Z' || stat.state === 'X') return 'dead';
-  if (identity.start_time === null) return 'alive';
-  return startTimeOf(stat) === identity.start_time ? 'alive' : 'dead';
 }
 
 /** Living members of a process group (zombies do not count). */
