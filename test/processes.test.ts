@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { liveness, selfIdentity } from '../lib/runner/processes.js';
@@ -14,17 +15,27 @@ describe('process liveness', () => {
     const exited = spawnSync('true').pid;
     expect(liveness({ pid: exited, start_time: null, host: os.hostname() })).toBe('dead');
 
-    // `true` exits in the background under a parent that never reaps it: a zombie
-    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // a forked child that exits under a parent that never reaps it stays a zombie until the parent ends
+    // (perl, not sh: a shell may reap its background job itself before it execs)
+    const parent = spawn('perl', ['-e', '$| = 1; my $pid = fork() // die; exit 0 unless $pid; print "$pid\n"; sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString()))));
-      const deadline = Date.now() + 5_000;
-      while (liveness({ pid: zombie, start_time: null, host: os.hostname() }) !== 'dead' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(zombie).toBeGreaterThan(0);
+      const deadline = Date.now() + 10_000;
+      while (procState(zombie) !== 'Z' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(procState(zombie), 'the child is still there, as a zombie').toBe('Z');
       expect(liveness({ pid: zombie, start_time: null, host: os.hostname() })).toBe('dead');
-      const state = spawnSync('cat', [`/proc/${zombie}/stat`], { encoding: 'utf8' }).stdout;
-      expect(state.slice(state.lastIndexOf(')') + 2, state.lastIndexOf(')') + 3), 'the process is still there, as a zombie').toBe('Z');
     } finally {
       parent.kill('SIGKILL');
     }
   });
 });
+
+function procState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
+  }
+}
