@@ -144,10 +144,12 @@ describe('CLI: the job life cycle', () => {
     expect(fs.readFileSync(ledger, 'utf8')).toBe('run\nrun\n');
   });
 
-  it('notify-done ends a running job as done with its summary', () => {
+  it('notify-done ends a running job as done with its summary', async () => {
     const spool = makeSpool();
     const id = startJob(spool, ['sleep', '300']);
     expect(cli(spool, ['wait', id, '--timeout', '1s']).code).toBe(124);
+    // a pending job cannot be done yet (it is refused): wait until it runs
+    await until(() => jobState(spool, id).status === 'running', 20_000, 'the job to run');
     const notify = cli(spool, ['notify-done', id, 'all', 'tests', 'pass']);
     expect(notify.code).toBe(0);
     const state = waitJob(spool, id);

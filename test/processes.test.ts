@@ -19,7 +19,10 @@ describe('process liveness', () => {
     // (perl, not sh: a shell may reap its background job itself before it execs)
     const parent = spawn('perl', ['-e', '$| = 1; my $pid = fork() // die; exit 0 unless $pid; print "$pid\n"; sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
-      const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString()))));
+      const zombie = Number(await new Promise<string>((resolve, reject) => {
+        parent.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString()));
+        parent.once('error', (error) => reject(new Error(`this test needs perl (Debian: perl-base): ${error.message}`)));
+      }));
       expect(zombie).toBeGreaterThan(0);
       const deadline = Date.now() + 10_000;
       while (procState(zombie) !== 'Z' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));

@@ -19,9 +19,13 @@ import {
 
 afterAll(cleanupSpools);
 
-/** A job that records its start and end in a shared ledger (appends are atomic). */
-function ledgerJob(ledger: string, seconds: number): string[] {
-  return ['sh', '-c', `echo "start $AGENT_ASYNC_JOB_ID" >> ${ledger}; sleep ${seconds}; echo "end $AGENT_ASYNC_JOB_ID" >> ${ledger}`];
+/** A job that records its start and end in a shared ledger (appends are atomic); it ends once `gate` exists. */
+function gatedLedgerJob(ledger: string, gate: string): string[] {
+  return ['sh', '-c', `echo "start $AGENT_ASYNC_JOB_ID" >> ${ledger}; while [ ! -e ${gate} ]; do sleep 0.05; done; echo "end $AGENT_ASYNC_JOB_ID" >> ${ledger}`];
+}
+
+function starts(ledger: string): string[] {
+  return fs.existsSync(ledger) ? fs.readFileSync(ledger, 'utf8').split('\n').filter((line) => line.startsWith('start')) : [];
 }
 
 function maxOverlap(ledger: string): number {
@@ -41,27 +45,38 @@ function dirIn(spool: TestSpool, name: string): string {
 }
 
 describe('runner scheduling', () => {
-  it('runs at most `concurrency` jobs at once, in FIFO order', () => {
+  it('runs at most `concurrency` jobs at once, in FIFO order', async () => {
     const spool = makeSpool({ concurrency: 2 });
+    spool.env.AGENT_ASYNC_TRACE = '1';
     const ledger = path.join(spool.work, 'ledger');
+    const gate = path.join(spool.work, 'gate');
     const library = jobs.openSpool({ home: spool.home, env: spool.env });
     // submitted together (in-process, ~1 ms each), so the queue really holds six
     const ids = Array.from({ length: 6 }, (_, i) =>
-      jobs.submit(library, { agent: 'exec', argv: ledgerJob(ledger, 0.4), cwd: dirIn(spool, `d${i}`) }).job_id);
+      jobs.submit(library, { agent: 'exec', argv: gatedLedgerJob(ledger, gate), cwd: dirIn(spool, `d${i}`) }).job_id);
+    await until(() => starts(ledger).length === 2, 30_000, 'two jobs to start');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(starts(ledger), 'a third job started while two ran').toHaveLength(2);
+    fs.writeFileSync(gate, '');
     for (const id of ids) expect(waitJob(spool, id).status).toBe('done');
     expect(maxOverlap(ledger)).toBe(2);
-    const started = fs.readFileSync(ledger, 'utf8').split('\n').filter((l) => l.startsWith('start')).map((l) => l.slice(6));
-    for (let pair = 0; pair < 6; pair += 2) {
-      expect(started.slice(pair, pair + 2).sort()).toEqual(ids.slice(pair, pair + 2).sort());
-    }
+    // the order the runner handed them out in (when each worker then starts is up to the OS)
+    const dispatched = fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8').split('\n')
+      .filter((line) => line.startsWith('trace ') && line.split(' ')[3] === 'dispatched')
+      .map((line) => line.split(' ')[4]);
+    expect(dispatched).toEqual(ids);
   });
 
   it('never runs two jobs with the same cwd side by side, while other cwds go on', () => {
     const spool = makeSpool({ concurrency: 3 });
     const ledger = path.join(spool.work, 'ledger');
     const shared = dirIn(spool, 'shared');
-    const same = [0, 1, 2].map(() => startJob(spool, ledgerJob(ledger, 1), ['--cwd', shared]));
-    const other = startJob(spool, ['sh', '-c', `echo "start other" >> ${ledger}; sleep 0.5; echo "end other" >> ${ledger}`], ['--cwd', dirIn(spool, 'other-dir')]);
+    const otherStarted = path.join(spool.work, 'other-started');
+    const library = jobs.openSpool({ home: spool.home, env: spool.env });
+    const submit = (argv: string[], cwd: string): string => jobs.submit(library, { agent: 'exec', argv, cwd }).job_id;
+    // each same-cwd job lasts until the other-cwd job has started: the two must overlap
+    const same = [0, 1, 2].map(() => submit(['sh', '-c', `echo "start $AGENT_ASYNC_JOB_ID" >> ${ledger}; while [ ! -e ${otherStarted} ]; do sleep 0.05; done; sleep 0.3; echo "end $AGENT_ASYNC_JOB_ID" >> ${ledger}`], shared));
+    const other = submit(['sh', '-c', `echo "start other" >> ${ledger}; touch ${otherStarted}; sleep 0.5; echo "end other" >> ${ledger}`], dirIn(spool, 'other-dir'));
     for (const id of [...same, other]) expect(waitJob(spool, id).status).toBe('done');
     const events = fs.readFileSync(ledger, 'utf8').trim().split('\n');
     const sameOnly = events.filter((l) => !l.endsWith(' other'));
@@ -125,8 +140,11 @@ describe('runner scheduling', () => {
     editConfig({ concurrency: 3, runner_idle_seconds: 60 });
     await until(() => fs.readFileSync(runnerLog, 'utf8').includes('config.json changed: concurrency'), 10_000, 'the runner to take the new config');
     const ledger = path.join(spool.work, 'ledger');
+    const gate = path.join(spool.work, 'gate');
     const ids = Array.from({ length: 3 }, (_, i) =>
-      jobs.submit(library, { agent: 'exec', argv: ledgerJob(ledger, 1), cwd: dirIn(spool, `c${i}`) }).job_id);
+      jobs.submit(library, { agent: 'exec', argv: gatedLedgerJob(ledger, gate), cwd: dirIn(spool, `c${i}`) }).job_id);
+    await until(() => starts(ledger).length === 3, 30_000, 'all three jobs to run at once');
+    fs.writeFileSync(gate, '');
     for (const id of ids) expect(waitJob(spool, id).status).toBe('done');
     expect(maxOverlap(ledger)).toBe(3);
     expect(JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8')).pid).toBe(runnerPid);

@@ -7,7 +7,7 @@ import { claimStatus, pendingClaimStatus, supervisorDead } from '../lib/runner/r
 import { spoolPaths } from '../lib/spool/layout.js';
 import { transition } from '../lib/spool/state.js';
 import { claimDir, readState } from '../lib/spool/store.js';
-import { ROOT, cleanupSpools, cliAsync, collectOutput, makeSpool, type TestSpool } from './helpers/spool.js';
+import { ROOT, cleanupSpools, cliAsync, collectOutput, makeSpool, until, type TestSpool } from './helpers/spool.js';
 
 afterAll(cleanupSpools);
 
@@ -63,12 +63,16 @@ describe('stale-lock race (moxystudio/node-proper-lockfile#121)', () => {
 
 describe('two runners that both believe they lead', () => {
   it('still start every job exactly once (the claim decides, not the lease)', async () => {
-    const spool = makeSpool({ concurrency: 4, runner_idle_seconds: 1 });
+    const spool = makeSpool({ concurrency: 4, runner_idle_seconds: 5 });
     const ledger = path.join(spool.work, 'ledger');
     const rogues = [1, 2, 3].map((epoch) => spawn(process.execPath, [path.join(ROOT, 'test/helpers/rogue-runner.mjs'), String(epoch)], {
       env: spool.env, stdio: ['ignore', 'ignore', 'pipe'],
     }));
     const logs = rogues.map((child) => collectOutput(child, 'stderr'));
+    // all three lead (and stay up, idle, for 5 s) before the jobs arrive
+    let leading = 0;
+    for (const rogue of rogues) rogue.stderr.on('data', (chunk: Buffer) => (leading += (chunk.toString().match(/leading/g) ?? []).length));
+    await until(() => leading === 3, 60_000, 'the three rogue runners to lead');
     const published = spawnSync(process.execPath, [path.join(ROOT, 'test/helpers/publish-pending.mjs'), '120', ledger, path.join(spool.work, 'c')], {
       env: spool.env, encoding: 'utf8',
     });

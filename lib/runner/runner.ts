@@ -285,7 +285,7 @@ export class Runner {
       if (claim.kind === 'held') continue;
       this.own.set(state.id, { cwd: state.request.cwd, slotFree: false });
       traceStep('dispatched', state.id);
-      void this.pool!.dispatch({
+      this.pool!.dispatch({
         type: 'run',
         jobId: state.id,
         attempt: claim.nextAttempt,

@@ -6,11 +6,18 @@ import { NO_CONFIG, type RunJobMessage, type SupervisorReply } from './messages.
 /**
  * The runner's supervisor processes. Each is forked detached (its own session, so it
  * outlives the runner) with an IPC channel; an idle one is reused for the next job.
+ *
+ * Jobs wait in a queue of their own until a supervisor is free, and the first supervisor to
+ * be free takes the oldest job: one that is still starting up does not hold a job while
+ * another, done a moment later with the end it was recording, takes the next one. So jobs
+ * start in the order they were dispatched, and none waits for a Node start-up that an idle
+ * supervisor makes needless.
  */
 
 interface Supervisor {
   process: ChildProcess;
-  ready: Promise<void>;
+  /** It said 'ready': its handlers are set up. */
+  ready: boolean;
   jobId: string | null;
   /** The config object last sent to it. */
   sentConfig: RunJobMessage['config'];
@@ -25,15 +32,19 @@ export interface PoolEvents {
 
 export class SupervisorPool {
   private readonly supervisors = new Set<Supervisor>();
+  /** Dispatched jobs no supervisor has taken yet, oldest first. */
+  private readonly queue: RunJobMessage[] = [];
 
   constructor(
     private readonly paths: SpoolPaths,
     private readonly logFd: number,
     private readonly events: PoolEvents,
+    /** The supervisor's script; tests give a stand-in that speaks the same messages. */
+    private readonly entry: string = SUPERVISOR_ENTRY,
   ) {}
 
-  private spawnSupervisor(): Supervisor {
-    const child = fork(SUPERVISOR_ENTRY, [], {
+  private spawnSupervisor(): void {
+    const child = fork(this.entry, [], {
       detached: true,
       stdio: ['ignore', this.logFd, this.logFd, 'ipc'],
       env: runnerEnvironment(process.env, this.paths),
@@ -41,45 +52,55 @@ export class SupervisorPool {
       // a small young generation: a supervisor streams output through short-lived buffers
       execArgv: ['--max-semi-space-size=2'],
     });
-    let markReady: () => void = () => undefined;
-    const supervisor: Supervisor = {
-      process: child,
-      ready: new Promise((resolve) => (markReady = resolve)),
-      jobId: null,
-      sentConfig: undefined,
-    };
+    const supervisor: Supervisor = { process: child, ready: false, jobId: null, sentConfig: undefined };
     child.on('message', (reply: SupervisorReply) => {
-      if (reply.type === 'ready') return markReady();
+      if (reply.type === 'ready') {
+        supervisor.ready = true;
+        return this.handOut();
+      }
       if (reply.type === 'claim_failed' && reply.reason === NO_CONFIG) supervisor.sentConfig = undefined;
       if (reply.type === 'claim_failed' || reply.type === 'finished') supervisor.jobId = null;
       this.events.onReply(reply.jobId, reply);
+      this.handOut();
     });
     child.on('exit', (code, signal) => {
       this.supervisors.delete(supervisor);
-      markReady();
       if (supervisor.jobId !== null) {
         this.events.log(`supervisor pid ${child.pid} ended (${signal ?? code}) while it had job ${supervisor.jobId}`);
         const jobId = supervisor.jobId;
         supervisor.jobId = null;
         this.events.onLost(jobId);
       }
+      if (!supervisor.ready) this.returnUnstaffed('a supervisor exited while starting up');
     });
     child.on('error', (error) => this.events.log(`supervisor pid ${child.pid}: ${error.message}`));
     this.supervisors.add(supervisor);
-    return supervisor;
   }
 
-  /** Hands a job to an idle supervisor, starting one when none is idle. */
-  async dispatch(message: RunJobMessage): Promise<void> {
-    const idle = [...this.supervisors].find((s) => s.jobId === null && s.process.connected);
-    const supervisor = idle ?? this.spawnSupervisor();
-    supervisor.jobId = message.jobId;
-    await supervisor.ready;
-    if (!supervisor.process.connected) {
-      supervisor.jobId = null;
-      this.events.onReply(message.jobId, { type: 'claim_failed', jobId: message.jobId, reason: 'supervisor exited' });
-      return;
+  private starting(): number {
+    let count = 0;
+    for (const supervisor of this.supervisors) if (!supervisor.ready && supervisor.process.connected) count += 1;
+    return count;
+  }
+
+  /** Queues a job for the first free supervisor; one more starts when none is free or starting for it. */
+  dispatch(message: RunJobMessage): void {
+    this.queue.push(message);
+    this.handOut();
+    if (this.queue.length > this.starting()) this.spawnSupervisor();
+  }
+
+  /** Gives the oldest queued jobs to the idle supervisors. */
+  private handOut(): void {
+    for (const supervisor of this.supervisors) {
+      if (this.queue.length === 0) return;
+      if (!supervisor.ready || supervisor.jobId !== null || !supervisor.process.connected) continue;
+      this.send(supervisor, this.queue.shift()!);
     }
+  }
+
+  private send(supervisor: Supervisor, message: RunJobMessage): void {
+    supervisor.jobId = message.jobId;
     // the config only when it changed: it is most of the message
     const unchanged = message.config === supervisor.sentConfig;
     supervisor.sentConfig = message.config;
@@ -91,9 +112,20 @@ export class SupervisorPool {
     });
   }
 
+  /**
+   * Gives back to the runner the queued jobs that no starting supervisor is left for; it
+   * dispatches them again on its next tick.
+   */
+  private returnUnstaffed(reason: string): void {
+    while (this.queue.length > this.starting()) {
+      const message = this.queue.pop()!;
+      this.events.onReply(message.jobId, { type: 'claim_failed', jobId: message.jobId, reason });
+    }
+  }
+
   /** Trims idle supervisors down to `keep`. */
   trim(keep: number): void {
-    const idle = [...this.supervisors].filter((s) => s.jobId === null);
+    const idle = [...this.supervisors].filter((s) => s.ready && s.jobId === null);
     while (idle.length > keep) {
       const extra = idle.pop()!;
       this.supervisors.delete(extra);
@@ -103,6 +135,7 @@ export class SupervisorPool {
 
   /** Lets every supervisor go: idle ones exit, busy ones finish their job first. */
   releaseAll(): void {
+    this.queue.length = 0;
     for (const supervisor of this.supervisors) {
       if (supervisor.process.connected) supervisor.process.disconnect();
       supervisor.process.unref();
