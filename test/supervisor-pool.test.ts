@@ -19,7 +19,7 @@ afterEach(() => {
   delete process.env.FAKE_EXIT_AT_START;
 });
 
-function makePool(env: Record<string, string>): { dir: string; replies: SupervisorReply[]; ledger: () => string[][] } {
+function makePool(env: Record<string, string>, execPath?: string): { dir: string; replies: SupervisorReply[]; ledger: () => string[][] } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-async-pool-'));
   Object.assign(process.env, { FAKE_DIR: dir, ...env });
   const replies: SupervisorReply[] = [];
@@ -28,7 +28,7 @@ function makePool(env: Record<string, string>): { dir: string; replies: Supervis
     onReply: (_jobId, reply) => replies.push(reply),
     onLost: (jobId) => replies.push({ type: 'claim_failed', jobId, reason: 'lost' }),
     log: () => undefined,
-  }, FAKE);
+  }, { entry: FAKE, execPath });
   const ledger = (): string[][] => {
     const file = path.join(dir, 'ledger');
     return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').map((line) => line.split(' ')) : [];
@@ -65,6 +65,13 @@ describe('the supervisor pool', () => {
     const { replies } = makePool({ FAKE_EXIT_AT_START: '1' });
     pool!.dispatch(run('doomed-10'));
     const back = await until(() => replies.find((r) => r.type === 'claim_failed'), 20_000, 'the job to be given back');
-    expect(back).toMatchObject({ jobId: 'doomed-10', reason: expect.stringMatching(/starting up/) });
+    expect(back).toMatchObject({ jobId: 'doomed-10', reason: expect.stringMatching(/^no supervisor could start: it exited while starting up/) });
+  });
+
+  it('gives a job back to the runner when no supervisor process can be started at all (Node moved away)', async () => {
+    const { replies } = makePool({}, '/nonexistent/node');
+    pool!.dispatch(run('doomed-10'));
+    const back = await until(() => replies.find((r) => r.type === 'claim_failed'), 20_000, 'the job to be given back');
+    expect(back).toMatchObject({ jobId: 'doomed-10', reason: expect.stringMatching(/^no supervisor could start: .*ENOENT/) });
   });
 });

@@ -24,3 +24,6 @@ export type SupervisorReply =
 
 /** The reason a supervisor refuses a job when it was never sent a config. */
 export const NO_CONFIG = 'no config was sent';
+
+/** How the reason starts when the pool gives a job back because no supervisor could start for it. */
+export const SUPERVISOR_DID_NOT_START = 'no supervisor could start';

@@ -11,6 +11,7 @@ import { acquireLeadership, type Leadership } from './lease.js';
 import { clearStartingMarker, openRunnerLog } from './launch.js';
 import { selfIdentity } from './processes.js';
 import { cancelPendingJob, finalizeOrphan, pendingClaimStatus, supervisorDead } from './reconcile.js';
+import { SUPERVISOR_DID_NOT_START } from './messages.js';
 import { SupervisorPool } from './supervisor-pool.js';
 import { traceStep } from './trace.js';
 
@@ -42,6 +43,7 @@ const RETENTION_IDLE_EVERY_MS = 5 * 60_000;
 const RETENTION_BATCH = 2_000;
 /** While jobs wait, a retention pass stays short: it runs inside a scheduling tick. */
 const RETENTION_BUSY_BATCH = 200;
+const SUPERVISOR_RETRY_MS = 1000;
 
 export class Runner {
   private leadership: Leadership | null = null;
@@ -109,7 +111,9 @@ export class Runner {
         } else if (reply.type === 'claim_failed' || reply.type === 'finished') {
           this.own.delete(jobId);
           this.known.delete(jobId);
-          this.schedule();
+          // a supervisor that cannot start (a broken install, a process limit) is retried
+          // once a second, not in a loop of forks
+          this.schedule(reply.type === 'claim_failed' && reply.reason.startsWith(SUPERVISOR_DID_NOT_START) ? SUPERVISOR_RETRY_MS : 0);
         }
       },
       onLost: (jobId) => {

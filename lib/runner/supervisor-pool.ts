@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { SpoolPaths } from '../spool/layout.js';
 import { SUPERVISOR_ENTRY, runnerEnvironment } from './launch.js';
-import { NO_CONFIG, type RunJobMessage, type SupervisorReply } from './messages.js';
+import { NO_CONFIG, SUPERVISOR_DID_NOT_START, type RunJobMessage, type SupervisorReply } from './messages.js';
 
 /**
  * The runner's supervisor processes. Each is forked detached (its own session, so it
@@ -39,19 +39,27 @@ export class SupervisorPool {
     private readonly paths: SpoolPaths,
     private readonly logFd: number,
     private readonly events: PoolEvents,
-    /** The supervisor's script; tests give a stand-in that speaks the same messages. */
-    private readonly entry: string = SUPERVISOR_ENTRY,
+    /** Tests give a stand-in script that speaks the same messages, or a Node that is not there. */
+    private readonly launch: { entry?: string; execPath?: string } = {},
   ) {}
 
   private spawnSupervisor(): void {
-    const child = fork(this.entry, [], {
-      detached: true,
-      stdio: ['ignore', this.logFd, this.logFd, 'ipc'],
-      env: runnerEnvironment(process.env, this.paths),
-      serialization: 'json',
-      // a small young generation: a supervisor streams output through short-lived buffers
-      execArgv: ['--max-semi-space-size=2'],
-    });
+    let child: ChildProcess;
+    try {
+      child = fork(this.launch.entry ?? SUPERVISOR_ENTRY, [], {
+        detached: true,
+        stdio: ['ignore', this.logFd, this.logFd, 'ipc'],
+        env: runnerEnvironment(process.env, this.paths),
+        serialization: 'json',
+        execPath: this.launch.execPath ?? process.execPath,
+        // a small young generation: a supervisor streams output through short-lived buffers
+        execArgv: ['--max-semi-space-size=2'],
+      });
+    } catch (error) {
+      this.events.log(`could not start a supervisor: ${(error as Error).message}`);
+      this.returnUnstaffed((error as Error).message);
+      return;
+    }
     const supervisor: Supervisor = { process: child, ready: false, jobId: null, sentConfig: undefined };
     child.on('message', (reply: SupervisorReply) => {
       if (reply.type === 'ready') {
@@ -71,9 +79,13 @@ export class SupervisorPool {
         supervisor.jobId = null;
         this.events.onLost(jobId);
       }
-      if (!supervisor.ready) this.returnUnstaffed('a supervisor exited while starting up');
+      if (!supervisor.ready) this.returnUnstaffed('it exited while starting up');
     });
-    child.on('error', (error) => this.events.log(`supervisor pid ${child.pid}: ${error.message}`));
+    child.on('error', (error) => {
+      this.events.log(`supervisor pid ${child.pid ?? '(none)'}: ${error.message}`);
+      // a process that could not be started at all (ENOENT, EAGAIN, …) never emits 'exit'
+      if (child.pid === undefined && this.supervisors.delete(supervisor)) this.returnUnstaffed(error.message);
+    });
     this.supervisors.add(supervisor);
   }
 
@@ -114,9 +126,10 @@ export class SupervisorPool {
 
   /**
    * Gives back to the runner the queued jobs that no starting supervisor is left for; it
-   * dispatches them again on its next tick.
+   * dispatches them again a moment later.
    */
-  private returnUnstaffed(reason: string): void {
+  private returnUnstaffed(why: string): void {
+    const reason = `${SUPERVISOR_DID_NOT_START}: ${why}`;
     while (this.queue.length > this.starting()) {
       const message = this.queue.pop()!;
       this.events.onReply(message.jobId, { type: 'claim_failed', jobId: message.jobId, reason });
