@@ -12,8 +12,11 @@ const FAKE = path.join(ROOT, 'test/helpers/fake-supervisor.mjs');
 const config = {} as unknown as Config; // the stand-in never reads it
 
 let pool: SupervisorPool | undefined;
+const dirs: string[] = [];
 afterEach(() => {
   pool?.releaseAll();
+  // a stand-in that writes to its ledger between this and its exit fails, which ends it as well
+  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
   delete process.env.FAKE_DIR;
   delete process.env.FAKE_BOOT_MS;
   delete process.env.FAKE_EXIT_AT_START;
@@ -21,6 +24,7 @@ afterEach(() => {
 
 function makePool(env: Record<string, string>, execPath?: string): { dir: string; replies: SupervisorReply[]; ledger: () => string[][] } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-async-pool-'));
+  dirs.push(dir);
   Object.assign(process.env, { FAKE_DIR: dir, ...env });
   const replies: SupervisorReply[] = [];
   const logFd = fs.openSync(path.join(dir, 'log'), 'a');
