@@ -22,7 +22,7 @@ afterEach(() => {
   delete process.env.FAKE_EXIT_AT_START;
 });
 
-function makePool(env: Record<string, string>, execPath?: string): { dir: string; replies: SupervisorReply[]; ledger: () => string[][] } {
+function makePool(env: Record<string, string>, execPath?: string): { replies: SupervisorReply[]; ledger: () => string[][] } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-async-pool-'));
   dirs.push(dir);
   Object.assign(process.env, { FAKE_DIR: dir, ...env });
@@ -37,7 +37,7 @@ function makePool(env: Record<string, string>, execPath?: string): { dir: string
     const file = path.join(dir, 'ledger');
     return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').map((line) => line.split(' ')) : [];
   };
-  return { dir, replies, ledger };
+  return { replies, ledger };
 }
 
 const run = (jobId: string) => ({ type: 'run' as const, jobId, attempt: 1, epoch: 1, config });

@@ -23,6 +23,10 @@ interface Supervisor {
   sentConfig: RunJobMessage['config'];
 }
 
+function isIdle(supervisor: Supervisor): boolean {
+  return supervisor.ready && supervisor.jobId === null && supervisor.process.connected;
+}
+
 export interface PoolEvents {
   onReply(jobId: string, reply: SupervisorReply): void;
   /** A supervisor process ended while it had a job (the job is left to reconciliation). */
@@ -106,8 +110,7 @@ export class SupervisorPool {
   private handOut(): void {
     for (const supervisor of this.supervisors) {
       if (this.queue.length === 0) return;
-      if (!supervisor.ready || supervisor.jobId !== null || !supervisor.process.connected) continue;
-      this.send(supervisor, this.queue.shift()!);
+      if (isIdle(supervisor)) this.send(supervisor, this.queue.shift()!);
     }
   }
 
@@ -138,7 +141,7 @@ export class SupervisorPool {
 
   /** Trims idle supervisors down to `keep`. */
   trim(keep: number): void {
-    const idle = [...this.supervisors].filter((s) => s.ready && s.jobId === null);
+    const idle = [...this.supervisors].filter(isIdle);
     while (idle.length > keep) {
       const extra = idle.pop()!;
       this.supervisors.delete(extra);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import { isTerminal } from '../../lib/spool/state.js';
 
 /**
  * Test helpers at the true edges: real temp spools, the real built CLI in child processes,
@@ -130,7 +131,7 @@ function endedJobMarker(home: string, rel: string): boolean {
   if (!rel.startsWith('active/')) return false;
   try {
     const state = readJson(path.join(home, 'jobs', path.basename(rel), 'state.json'));
-    return ['done', 'error', 'cancelled'].includes(state.status);
+    return isTerminal(state.status);
   } catch {
     return false;
   }
