@@ -14,7 +14,7 @@ import { spoolPaths, ensureSpool } from '../dist/spool/layout.js';
 import { newJobState, transition } from '../dist/spool/state.js';
 import { publishJob } from '../dist/spool/store.js';
 import {
-  ROOT, cleanup, cpuBetween, cpuSnapshot, folderCreateMs, inotifyWatches, killSpool, lines, machineFacts, makeSpool, mcp, mcpOver, now, peakRssMb, readJson, rssMb, runChild, scratchDir, sleep, stats, which,
+  CLI, ROOT, cleanup, cpuBetween, cpuSnapshot, folderCreateMs, inotifyWatches, killSpool, lines, machineFacts, makeSpool, mcp, mcpOver, now, peakRssMb, readJson, rssMb, runChild, scratchDir, sleep, stats, which,
 } from './lib.mjs';
 
 const args = process.argv.slice(2);
@@ -69,6 +69,97 @@ async function wakeLatency() {
   killSpool(spool);
   results.wake = { ...stats(latencies), misses };
   log(`wake latency: p50 ${ms(results.wake.p50)} ms, p99 ${ms(results.wake.p99)} ms, misses ${misses}/${n}`);
+}
+
+// ── 2b. wake-up from the worker's exit: its last instruction → a wait answer in another process
+// The worker (perl, which exits at once after its last statement) prints the wall-clock time as
+// its last instruction; the job's end then goes the whole way: supervisor, exit record, durable
+// terminal write, the server's watch, the answer.
+const STAMP_WORKER = ['perl', '-MTime::HiRes=time,sleep', '-e', 'sleep 0.15; printf "%.6f\\n", time * 1000'];
+
+async function exitWake() {
+  const spool = makeSpool({ concurrency: 1, poll_seconds: 1 });
+  const server = await mcp(spool);
+  const cwd = fs.mkdtempSync(path.join(spool.base, 'w'));
+  const n = quick ? 30 : 150;
+  const latencies = [];
+  let misses = 0;
+  for (let i = 0; i < n + 3; i += 1) {
+    const { job_id: id } = await server.call('agent_start', { agent: 'exec', argv: STAMP_WORKER, cwd });
+    const answer = await server.call('job_wait', { job_id: id, timeout_seconds: 20 });
+    const at = now();
+    if (i < 3) continue; // warm-up: the runner and a supervisor exist
+    if (answer.status !== 'done') {
+      misses += 1;
+      continue;
+    }
+    const stamp = Number(fs.readFileSync(path.join(spool.home, 'jobs', id, 'output.log'), 'utf8').trim().split('\n').at(-1));
+    latencies.push(at - stamp);
+  }
+  await server.close();
+  killSpool(spool);
+  results.exitwake = { ...stats(latencies), misses };
+  log(`worker exit → wait answer: p50 ${ms(results.exitwake.p50)} ms, p99 ${ms(results.exitwake.p99)} ms, misses ${misses}/${n}`);
+}
+
+// ── 2c. cold start: `serve` launched → initialize / tools/list answered, against a bare SDK server
+function coldStartOnce(nodeArgs, env) {
+  const run = spawnSync(process.execPath, [path.join(ROOT, 'bench/cold-start.mjs'), '1', '--', ...nodeArgs], { env, encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`cold start of node ${nodeArgs.join(' ')} failed: ${run.stderr}`);
+  return JSON.parse(run.stdout);
+}
+
+async function coldStart() {
+  const spool = makeSpool();
+  const runs = quick ? 10 : 40;
+  const ours = [];
+  const bare = [];
+  coldStartOnce([CLI, 'serve'], spool.env); // the first start creates the spool's folders
+  for (let i = 0; i < runs; i += 1) {
+    ours.push(coldStartOnce([CLI, 'serve'], spool.env));
+    bare.push(coldStartOnce([path.join(ROOT, 'bench/noop-server.mjs')], spool.env));
+  }
+  killSpool(spool);
+  const pick = (rows, key) => stats(rows.map((row) => row[key]));
+  const row = {
+    runs,
+    ours_initialize: pick(ours, 'initialize_ms'),
+    ours_tools_list: pick(ours, 'tools_list_ms'),
+    bare_initialize: pick(bare, 'initialize_ms'),
+    bare_tools_list: pick(bare, 'tools_list_ms'),
+    tools: ours[0].tools,
+  };
+  row.ratio_initialize = row.ours_initialize.p50 / row.bare_initialize.p50;
+  row.ratio_tools_list = row.ours_tools_list.p50 / row.bare_tools_list.p50;
+  results.coldstart = row;
+  log(`cold start: initialize p50 ${ms(row.ours_initialize.p50)} ms vs bare ${ms(row.bare_initialize.p50)} ms (×${row.ratio_initialize.toFixed(2)}); tools/list p50 ${ms(row.ours_tools_list.p50)} ms vs bare ${ms(row.bare_tools_list.p50)} ms (×${row.ratio_tools_list.toFixed(2)})`);
+}
+
+// ── 2d. parallel scaling: 4 jobs of `sleep 1` with the default concurrency ──────────────────
+async function parallel() {
+  const rounds = quick ? 2 : 5;
+  const walls = [];
+  for (let round = 0; round < rounds; round += 1) {
+    const spool = makeSpool(); // default config: the shipped concurrency
+    const server = await mcp(spool);
+    const warm = await server.call('agent_start', { agent: 'exec', argv: ['true'], cwd: spool.base });
+    await server.call('job_wait', { job_id: warm.job_id, timeout_seconds: 30 });
+    const dirs = Array.from({ length: 4 }, (_, i) => fs.mkdtempSync(path.join(spool.base, `p${i}`)));
+    const t0 = now();
+    const ids = [];
+    for (const cwd of dirs) ids.push((await server.call('agent_start', { agent: 'exec', argv: ['sleep', '1'], cwd })).job_id);
+    let open = ids;
+    while (open.length > 0) {
+      const answer = await server.call('job_await_any', { job_ids: open, timeout_seconds: 30 });
+      const ended = new Set(answer.completed.map((c) => c.job_id));
+      open = open.filter((id) => !ended.has(id));
+    }
+    walls.push((now() - t0) / 1000);
+    await server.close();
+    killSpool(spool);
+  }
+  results.parallel = { rounds, ...stats(walls) };
+  log(`4 × sleep 1, default concurrency: all ended p50 ${results.parallel.p50.toFixed(2)} s, max ${results.parallel.max.toFixed(2)} s after the first submit`);
 }
 
 // ── 3. throughput: 500 trivial jobs through MCP vs task-spooler and nq ──────────────────────
@@ -432,6 +523,12 @@ function report(facts) {
   const rows = [];
   if (r.start) rows.push(['`*_start` answered (MCP round trip, job durable on disk)', 'p50 ≤ 5 ms, p99 ≤ 20 ms', `p50 ${ms(r.start.p50)} ms, p99 ${ms(r.start.p99)} ms (durable: ${r.start.durable_on_answer})`, verdict(r.start.p50 <= 5 && r.start.p99 <= 20)]);
   if (r.wake) rows.push(['terminal write → `*_wait` returns, in another process', 'p50 ≤ 5 ms, p99 ≤ 50 ms; never missed', `p50 ${ms(r.wake.p50)} ms, p99 ${ms(r.wake.p99)} ms, ${r.wake.misses} missed of ${r.wake.n + r.wake.misses}`, verdict(r.wake.p50 <= 5 && r.wake.p99 <= 50 && r.wake.misses === 0)]);
+  if (r.exitwake) rows.push(["worker's exit → `*_wait` returns, in another process", 'p50 ≤ 4 ms, p99 ≤ 15 ms; never missed', `p50 ${ms(r.exitwake.p50)} ms, p99 ${ms(r.exitwake.p99)} ms, ${r.exitwake.misses} missed of ${r.exitwake.n + r.exitwake.misses}`, verdict(r.exitwake.p50 <= 4 && r.exitwake.p99 <= 15 && r.exitwake.misses === 0)]);
+  if (r.coldstart) {
+    const c = r.coldstart;
+    rows.push(['`serve` launched → `initialize` / `tools/list` answered', '≤ 1.25× a bare SDK server, same run', `initialize p50 ${ms(c.ours_initialize.p50)} ms vs ${ms(c.bare_initialize.p50)} ms (×${c.ratio_initialize.toFixed(2)}); tools/list p50 ${ms(c.ours_tools_list.p50)} ms vs ${ms(c.bare_tools_list.p50)} ms (×${c.ratio_tools_list.toFixed(2)}), ${c.runs} runs each`, verdict(c.ratio_initialize <= 1.25 && c.ratio_tools_list <= 1.25)]);
+  }
+  if (r.parallel) rows.push(['4 jobs of `sleep 1`, default concurrency', 'all ended ≤ 1.2 s after submission', `p50 ${r.parallel.p50.toFixed(2)} s, max ${r.parallel.max.toFixed(2)} s over ${r.parallel.rounds} rounds`, verdict(r.parallel.max <= 1.2)]);
   if (r.throughput) {
     const t = r.throughput;
     const c1 = t.tsp_c1 ? `${t.ours_c1.toFixed(2)} s vs tsp ${t.tsp_c1.toFixed(2)} s (×${t.ratio_c1.toFixed(2)}), nq ${t.nq_c1.toFixed(2)} s` : `${t.ours_c1.toFixed(2)} s (tsp not available)`;
@@ -473,7 +570,7 @@ function report(facts) {
   return `# agent-async benchmarks\n\nRun ${facts.date}${quick ? ' (--quick)' : ''} on ${machine}.\n\n${table}\n`;
 }
 
-const scenarios = { start: startRoundTrip, wake: wakeLatency, throughput, breakdown, scale, waiters: manyWaiters, output: bigOutput, failover, trace };
+const scenarios = { start: startRoundTrip, wake: wakeLatency, exitwake: exitWake, coldstart: coldStart, parallel, throughput, breakdown, scale, waiters: manyWaiters, output: bigOutput, failover, trace };
 try {
   for (const [name, run] of Object.entries(scenarios)) {
     if (only ? !only.includes(name) : name === 'trace') continue;
