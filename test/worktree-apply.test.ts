@@ -183,6 +183,36 @@ describe('applyChanges', () => {
     await expect(applyChanges(ctx, { id: 'elsewhere1', repo_root: repo }, repo)).rejects.toMatchObject({ code: 'not_found', field: 'job_id' });
   });
 
+  it('applies after the user committed, switched branch and edited again since the snapshot', async () => {
+    const { repo, ctx } = userRepo();
+    write(repo, 'notes.txt', editLine(NOTES, 'notes line 1\n', 'uncommitted at snapshot\n'));
+    await job(ctx, repo, 'moved1', (wt) => write(wt, 'notes.txt', editLine(read(wt, 'notes.txt'), 'notes line 20\n', 'agent line 20\n')));
+    git(repo, 'checkout', '-q', '-b', 'feature');
+    git(repo, 'commit', '-qam', 'user commits the edit');
+    write(repo, 'notes.txt', editLine(read(repo, 'notes.txt'), 'notes line 30\n', 'user line 30\n'));
+    const head = git(repo, 'rev-parse', 'HEAD');
+    expect((await applyChanges(ctx, { id: 'moved1', repo_root: repo }, repo)).kind).toBe('applied');
+    const notes = read(repo, 'notes.txt');
+    for (const line of ['uncommitted at snapshot\n', 'agent line 20\n', 'user line 30\n']) expect(notes).toContain(line);
+    expect(git(repo, 'rev-parse', 'HEAD')).toBe(head);
+  });
+
+  it('goes from snapshot to apply in an empty repository', async () => {
+    const { repo, home } = scratch();
+    const ctx = { home };
+    git(repo, 'init', '-q');
+    write(repo, 'first.txt', 'first\n');
+    await job(ctx, repo, 'empty1', (wt) => {
+      expect(read(wt, 'first.txt')).toBe('first\n');
+      write(wt, 'second.txt', 'second\n');
+    });
+    write(repo, 'first.txt', 'first, edited\n');
+    expect((await applyChanges(ctx, { id: 'empty1', repo_root: repo }, repo)).kind).toBe('applied');
+    expect(read(repo, 'first.txt')).toBe('first, edited\n');
+    expect(read(repo, 'second.txt')).toBe('second\n');
+    expect(fs.existsSync(path.join(repo, '.git', 'index'))).toBe(false);
+  });
+
   it('applies into a subdirectory cwd at the repository root', async () => {
     const { repo, ctx } = userRepo();
     write(repo, 'sub/inner.txt', 'inner\n');

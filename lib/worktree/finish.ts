@@ -50,6 +50,7 @@ export async function finishWorktree(ctx: WorktreeContext, target: FinishTarget,
   const record = readRecord(ctx, id);
   if (record && isDirectory(wt)) await commitLeftovers(ctx, root, wt, id, record.copied, warnings);
   else if (isDirectory(wt)) warnings.push(`the worktree ${wt} was never complete (its creation was interrupted), so nothing in it was committed`);
+  else if (record) warnings.push(`the worktree ${wt} was gone before the end of the job: only what was committed in it is on the branch`);
   let head = await readRef(ctx, root, refs.branch);
   if (head === null) {
     await updateRef(ctx, root, refs.branch, start, null);

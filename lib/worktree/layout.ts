@@ -134,7 +134,7 @@ function processAlive(pid: number): boolean {
 
 export function isDirectory(file: string): boolean {
   try {
-    return fs.lstatSync(file).isDirectory();
+    return fs.statSync(file).isDirectory();
   } catch {
     return false;
   }

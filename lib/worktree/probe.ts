@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError, quoteInput } from '../errors.js';
 import { GitError, requireGit, resolveCommit, runGit, type WorktreeContext } from './git.js';
+import { isDirectory } from './layout.js';
 
 /** What worktree isolation needs to know about the folder a job was given. */
 export interface RepoProbe {
@@ -25,6 +26,7 @@ export interface RepoProbe {
  */
 export async function probeRepository(ctx: WorktreeContext, cwd: string, field = 'cwd'): Promise<RepoProbe> {
   const version = await requireGit(ctx);
+  if (!isDirectory(cwd)) throw new UserError('bad_input', `${field}: ${quoteInput(cwd, 200)} is not an existing folder`, field);
   const where = await runGit(ctx, ['rev-parse', '--is-bare-repository', '--is-inside-work-tree', '--is-inside-git-dir'], { cwd, okCodes: [128] });
   if (where.code !== 0) throw notARepository(cwd, field, where.stderr);
   const [bare, insideWorkTree, insideGitDir] = where.stdout.toString('utf8').split('\n');
