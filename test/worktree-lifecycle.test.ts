@@ -233,6 +233,10 @@ describe('recreateWorktree (job_continue)', () => {
     expect(changes.files.map((file) => file.path).sort()).toEqual(['src/app.txt', 'src/second.txt']);
     const discarded = await rejection(recreateWorktree(ctx, { id: 'never1', repo_root: repo, prefix: '' }));
     expect(discarded).toMatchObject({ code: 'not_found' });
+    await finishWorktree(ctx, { id: 'again1', repo_root: repo }, path.join(ctx.home, 'again1.patch'));
+    git(repo, 'checkout', '-q', 'agent-async/again1');
+    const checkedOut = await rejection(recreateWorktree(ctx, { id: 'again1', repo_root: repo, prefix: 'src' }));
+    expect(checkedOut).toMatchObject({ code: 'conflict', message: `job_id: branch agent-async/again1 is checked out at ${repo}; switch that work tree to another branch first` });
   });
 });
 

@@ -10,7 +10,7 @@ import {
 } from './layout.js';
 import { filterFailure } from './probe.js';
 import { addEverything, commitTree } from './snapshot.js';
-import { checkedOutError, dropWorktree, findWorktree, isCheckedOutError } from './worktrees.js';
+import { checkedOutAt, checkedOutError, dropWorktree, findWorktree } from './worktrees.js';
 
 /**
  * Making the job's worktree at `$AGENT_ASYNC_HOME/worktrees/<id>` on branch `agent-async/<id>`,
@@ -146,7 +146,8 @@ async function addWorktree(ctx: WorktreeContext, root: string, wt: string, id: s
   try {
     await runGit(ctx, [...config, 'worktree', 'add', '-q', wt, branchName(id)], { cwd: root });
   } catch (error) {
-    if (isCheckedOutError(error)) throw checkedOutError(branchName(id), (error as Error).message);
+    const elsewhere = checkedOutAt(error);
+    if (elsewhere !== null) throw checkedOutError(branchName(id), elsewhere);
     const filter = filterFailure(error);
     if (filter !== null) {
       throw new UserError('bad_input', `isolation: git's "${filter}" filter failed while checking out the worktree (is git-lfs, or the program that filter needs, installed for this user?). ${(error as Error).message}`, 'isolation');

@@ -221,7 +221,8 @@ export function requireGit(ctx: WorktreeContext): Promise<GitVersion> {
 }
 
 async function checkGitVersion(ctx: WorktreeContext): Promise<GitVersion> {
-  const text = await gitText(ctx, ['version'], { cwd: process.cwd() });
+  // `/`: this process's own folder may have been removed, and git version needs none
+  const text = await gitText(ctx, ['version'], { cwd: '/' });
   const version = parseGitVersion(text);
   if (!version) {
     throw new UserError('bad_input', `isolation: "worktree" needs git ${showVersion(MIN_GIT_VERSION)} or newer, and ${quoteProgram(ctx)} answered ${JSON.stringify(text.slice(0, 80))} to "git version"`, 'isolation');

@@ -67,7 +67,9 @@ export function checkedOutError(branch: string, where: string): UserError {
   return new UserError('conflict', `job_id: branch ${branch} is checked out at ${where}; switch that work tree to another branch first`, 'job_id');
 }
 
-/** Whether a GitError says the branch is checked out in another worktree. */
-export function isCheckedOutError(error: unknown): boolean {
-  return error instanceof GitError && /is already checked out at|already used by worktree/.test(error.stderr);
+/** Where a GitError says the branch is checked out already, or null when it says something else. */
+export function checkedOutAt(error: unknown): string | null {
+  if (!(error instanceof GitError)) return null;
+  const match = /(?:is already checked out at|already used by worktree at) '([^']+)'/.exec(error.stderr);
+  return match ? match[1]! : null;
 }
