@@ -97,6 +97,17 @@ describe('createWorktree', () => {
     expect(changes.files.map((file) => file.path)).toEqual(['src/old.txt']);
   });
 
+  it('drops a start ref that a killed call left before its branch moved', async () => {
+    const { repo, ctx } = setupRepo();
+    const taken = await snapshot(ctx, repo, 'stale1');
+    const stale = git(repo, 'commit-tree', '-p', taken.base_commit, '-m', 'setup commit of a killed call', `${taken.base_commit}^{tree}`);
+    git(repo, 'update-ref', 'refs/heads/agent-async/stale1', taken.base_commit);
+    git(repo, 'update-ref', 'refs/agent-async/stale1/start', stale);
+    const record = await createWorktree(ctx, taken);
+    expect(record.start_commit).toBe(taken.base_commit);
+    expect(git(repo, 'for-each-ref', 'refs/agent-async/stale1/start')).toBe('');
+  });
+
   it('reports a failed or timed-out setup with its output', async () => {
     const { repo, ctx } = setupRepo();
     const failing = await rejection(createWorktree(ctx, await snapshot(ctx, repo, 'setupfail1'), {

@@ -97,7 +97,8 @@ async function prepareWorktree(ctx: WorktreeContext, target: WorktreeTarget, opt
   const workdir = path.join(wt, target.prefix);
   await fsp.mkdir(workdir, { recursive: true });
   const copied = await placeCopies(root, wt, copies);
-  let start = (await readRef(ctx, root, refs.start)) ?? base;
+  // a new worktree's start is made again below; a continued one keeps the first
+  let start = mode === 'create' ? base : (await readRef(ctx, root, refs.start)) ?? base;
   if (setup) {
     await runSetup(setup, workdir, { ...(options.setupEnv ?? process.env), AGENT_ASYNC_WORKTREE: wt }, options);
     // on recreate, setup's changes join the worker's and are committed at the end
@@ -121,20 +122,19 @@ async function isComplete(ctx: WorktreeContext, record: WorktreeRecord): Promise
 /**
  * The branch of a new job starts at the snapshot. A branch already there is one a killed
  * call made; one at the `start` ref holds only setup's commit from a killed call, which is
- * undone so that setup runs again. Anything else is work, never overwritten.
+ * undone so that setup runs again (a `start` ref left alone is dropped for the same reason).
+ * Anything else is work, never overwritten.
  */
 async function putBranchAtBase(ctx: WorktreeContext, root: string, id: string, base: string): Promise<void> {
   const refs = jobRefs(id);
   const tip = await readRef(ctx, root, refs.branch);
-  if (tip === base) return;
-  if (tip === null) {
-    if (await updateRef(ctx, root, refs.branch, base, null)) return;
-  } else {
-    const start = await readRef(ctx, root, refs.start);
-    if (start === tip && (await updateRef(ctx, root, refs.branch, base, tip))) {
-      await deleteRef(ctx, root, refs.start);
-      return;
-    }
+  const start = await readRef(ctx, root, refs.start);
+  const atBase = tip === base
+    || (tip === null && (await updateRef(ctx, root, refs.branch, base, null)))
+    || (tip !== null && tip === start && (await updateRef(ctx, root, refs.branch, base, tip)));
+  if (atBase) {
+    if (start !== null) await deleteRef(ctx, root, refs.start);
+    return;
   }
   throw new UserError('conflict', `job_id: branch ${branchName(id)} in ${root} already holds work beyond the snapshot; continue the job (recreate its worktree) or discard it`, 'job_id');
 }
