@@ -239,4 +239,27 @@ describe('SIGKILL while a job is finished or applied', () => {
       restore();
     }
   });
+
+  it('apply measures the work tree again when it changed between the merge and git apply', async () => {
+    const fx = fixture();
+    const original = read(fx.repo, 'src/app.txt');
+    const record = await createWorktree(fx.ctx, await snapshot(fx.ctx, fx.repo, 'race1'));
+    write(record.path, 'src/app.txt', original.replace('app line 5\n', 'agent line 5\n'));
+    await finishWorktree(fx.ctx, { id: 'race1', repo_root: fx.repo }, path.join(fx.ctx.home, 'race1.patch'));
+    Object.assign(process.env, { WT_KILL_DIR: fx.killDir, WT_PAUSE_AT: '3', WT_RESUME: '1' });
+    try {
+      const applying = applyChanges({ ...fx.ctx, git: PAUSING_GIT }, { id: 'race1', repo_root: fx.repo }, fx.repo);
+      await until(() => fs.existsSync(path.join(fx.killDir, 'reached')), 'git apply to be next');
+      expect(read(fx.killDir, 'reached')).toMatch(/^apply /);
+      // the user edits a line inside the patch's context: that patch no longer applies
+      write(fx.repo, 'src/app.txt', original.replace('app line 3\n', 'user line 3\n'));
+      fs.writeFileSync(path.join(fx.killDir, 'go'), '');
+      expect((await applying).kind).toBe('applied');
+      // one pass is add, commit-tree, apply, update-ref; the failed apply made a second
+      expect(Number(read(fx.killDir, 'count'))).toBe(8);
+    } finally {
+      for (const name of ['WT_KILL_DIR', 'WT_PAUSE_AT', 'WT_RESUME']) delete process.env[name];
+    }
+    expect(read(fx.repo, 'src/app.txt')).toBe(original.replace('app line 3\n', 'user line 3\n').replace('app line 5\n', 'agent line 5\n'));
+  });
 });
