@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   applyChanges, createWorktree, discardJob, finishWorktree, readRecord, snapshot, type WorktreeContext, type WorktreeOptions,
 } from '../lib/worktree/index.js';
+import { GitError, runGit } from '../lib/worktree/git.js';
 import { fingerprint, git, isolateGitConfig, lines, makeRepo, read, removeScratch, scratch, until, write } from './helpers/git-repo.js';
 import { ROOT } from './helpers/spool.js';
 
@@ -261,5 +262,19 @@ describe('SIGKILL while a job is finished or applied', () => {
       for (const name of ['WT_KILL_DIR', 'WT_PAUSE_AT', 'WT_RESUME']) delete process.env[name];
     }
     expect(read(fx.repo, 'src/app.txt')).toBe(original.replace('app line 3\n', 'user line 3\n').replace('app line 5\n', 'agent line 5\n'));
+  });
+
+  it('stops a git call that hangs past the timeout and says so', async () => {
+    const fx = fixture();
+    Object.assign(process.env, { WT_KILL_DIR: fx.killDir, WT_PAUSE_AT: '1' });
+    try {
+      const error = await runGit({ ...fx.ctx, git: PAUSING_GIT, timeoutMs: 200 }, ['update-ref', 'refs/agent-async/t/base', 'HEAD'], { cwd: fx.repo })
+        .then(() => null, (failure: unknown) => failure);
+      expect(error).toBeInstanceOf(GitError);
+      expect(error).toMatchObject({ failure: 'timeout', message: expect.stringContaining('took too long and was stopped') });
+    } finally {
+      for (const name of ['WT_KILL_DIR', 'WT_PAUSE_AT']) delete process.env[name];
+    }
+    expect(git(fx.repo, 'for-each-ref', 'refs/agent-async/')).toBe('');
   });
 });
