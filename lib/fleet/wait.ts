@@ -19,6 +19,8 @@ export interface FleetWaitOptions {
   signal?: AbortSignal;
   /** How long to wait for LISTEN to be in place before the first read (then the poll covers). */
   armTimeoutMs?: number;
+  /** Called once listening and the first read are done (the wait is in place). */
+  onArmed?: () => void;
 }
 
 interface Watch<T> {
@@ -84,6 +86,7 @@ async function watchUntil<T>(queue: FleetQueue, watch: Watch<T>, options: FleetW
     unsubscribe();
     return { value: first, wokeBy: early };
   }
+  options.onArmed?.();
 
   return new Promise<WatchEnd<T>>((resolve) => {
     let pollTimer: NodeJS.Timeout | undefined;

@@ -205,6 +205,10 @@ export async function startCluster({ log = () => undefined } = {}) {
     }
     // zombies do not count: their parent (init) reaps them whenever it likes
     while (pgid === pid ? groupPids(pgid).length > 0 : alive(pid)) await sleep(20);
+    // a dead postmaster that nobody reaped yet still answers kill(pid, 0), so the next start
+    // would take its lock files for a live server's: an admin removes them after a crash too
+    fs.rmSync(path.join(data, 'postmaster.pid'), { force: true });
+    fs.rmSync(path.join(socketDir, `.s.PGSQL.${cluster.port}.lock`), { force: true });
   };
   cluster.admin = async (sql, params = []) => {
     const client = new pg.Client({ host: socketDir, port: cluster.port, user: 'postgres', database: 'postgres' });
