@@ -52,7 +52,7 @@ function start(cluster: PgCluster, database: string, script: string, args: strin
   children.push(child);
   const lines: string[] = [];
   const waiting: Array<{ match: (line: string) => boolean; resolve: (line: string) => void }> = [];
-  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+  readline.createInterface({ input: child.stdout }).on('line', (line) => {
     lines.push(line);
     for (const waiter of waiting.filter((w) => w.match(line))) {
       waiting.splice(waiting.indexOf(waiter), 1);

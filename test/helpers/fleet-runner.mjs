@@ -8,6 +8,7 @@
 // options: capacity, leaseMs, jobMs, agents, labels, exitWhenIdle (exit once the queue has no
 // pending or running job left)
 import fs from 'node:fs';
+import { setInterval } from 'node:timers';
 import {
   CHANNELS, FleetQueue, LeaseKeeper, activeJobIds, appendOutput, claimJobs, registerRunner, transitionJob,
 } from '../../dist/fleet/index.js';
@@ -18,7 +19,7 @@ const options = { capacity: 2, leaseMs: 1000, jobMs: 20, agents: ['exec'], label
 const say = (line) => fs.appendFileSync(ledger, `${line}\n`);
 // on a lost lease every job of the epoch is stopped at once (as the real runner kills its
 // workers); each then tries to record its end, which the queue must refuse
-const stopAll = new AbortController();
+const stopAll = new globalThis.AbortController();
 const work = (ms) => new Promise((resolve) => {
   const stop = () => {
     clearTimeout(timer);
