@@ -5,7 +5,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  FleetQueue, Outbox, appendOutput, claimJobs, getJob, listJobs, readOutput, reapExpired, registerRunner, submitJob, transitionJob,
+  FleetQueue, Outbox, appendOutput, claimJobs, getJob, heartbeat, listJobs, readOutput, reapExpired, registerRunner, submitJob, transitionJob,
+  type LeaseToken,
 } from '../lib/fleet/index.js';
 import { newSubmission, outcome, supervisorOf } from './helpers/fleet-fixtures.mjs';
 import { need, useTestCluster, type PgCluster } from './helpers/pg-cluster.js';
@@ -120,7 +121,7 @@ describe.skipIf(!pg.cluster)(`fleet queue across processes ${pg.skip ?? ''}`, ()
   it('starts every job exactly once when four runner processes race over 200 jobs', async () => {
     const { cluster, database, queue } = await setup('claims');
     const file = path.join(scratch, 'claims.ledger');
-    const runners = ['h1', 'h2', 'h3', 'h4'].map((host) => start(cluster, database, 'fleet-runner.mjs', [host, file, JSON.stringify({ capacity: 3, jobMs: 0, exitWhenIdle: true })]));
+    const runners = ['h1', 'h2', 'h3', 'h4'].map((host) => start(cluster, database, 'fleet-runner.mjs', [host, file, JSON.stringify({ capacity: 3, jobMs: 0, leaseMs: 10_000, exitWhenIdle: true })]));
     await until(() => (ledger(file).filter((line) => line[0] === 'registered').length === 4 ? true : undefined));
     const ids = await Promise.all(Array.from({ length: 200 }, async () => (await submitJob(queue.db, newSubmission())).state.id));
     expect(await Promise.all(runners.map((runner) => runner.exited))).toEqual([0, 0, 0, 0]);
@@ -145,13 +146,13 @@ describe.skipIf(!pg.cluster)(`fleet queue across processes ${pg.skip ?? ''}`, ()
     const file = path.join(scratch, 'chaos.ledger');
     const ids = await Promise.all(Array.from({ length: 30 }, async () => (await submitJob(queue.db, newSubmission())).state.id));
     // two hosts whose jobs never end by themselves, one that runs everything quickly
-    const killed = start(cluster, database, 'fleet-runner.mjs', ['killed', file, JSON.stringify({ capacity: 2, jobMs: 600_000 })]);
-    const stopped = start(cluster, database, 'fleet-runner.mjs', ['stopped', file, JSON.stringify({ capacity: 2, jobMs: 600_000 })]);
+    const killed = start(cluster, database, 'fleet-runner.mjs', ['killed', file, JSON.stringify({ capacity: 2, jobMs: 600_000, leaseMs: 3000 })]);
+    const stopped = start(cluster, database, 'fleet-runner.mjs', ['stopped', file, JSON.stringify({ capacity: 2, jobMs: 600_000, leaseMs: 3000 })]);
     const startsOf = (host: string): string[] => ledger(file).filter((line) => line[0] === 'start' && line[2] === host).map((line) => line[1]!);
     await until(() => (startsOf('killed').length === 2 && startsOf('stopped').length === 2 ? true : undefined));
     killed.child.kill('SIGKILL');
     stopped.child.kill('SIGSTOP');
-    const healthy = start(cluster, database, 'fleet-runner.mjs', ['healthy', file, JSON.stringify({ capacity: 4, jobMs: 5 })]);
+    const healthy = start(cluster, database, 'fleet-runner.mjs', ['healthy', file, JSON.stringify({ capacity: 4, jobMs: 5, leaseMs: 3000 })]);
     // the healthy host reaps both leases once they expire by the database clock
     await until(async () => {
       const rows = await queue.db.query<{ host: string; state: string }>("SELECT host, state FROM agent_async.runners WHERE host IN ('killed', 'stopped')");
@@ -236,15 +237,16 @@ describe.skipIf(!pg.cluster)(`fleet queue across processes ${pg.skip ?? ''}`, ()
   it('delivers an end recorded while the server was down from the write-ahead buffer, output first; a fenced one is rejected', async () => {
     const { cluster, queue } = await setup('outbox');
     const outbox = new Outbox(path.join(scratch, 'outbox'));
-    const startOne = async (host: string, leaseMs: number): Promise<{ id: string; epoch: number }> => {
+    const startOne = async (host: string, leaseMs: number): Promise<{ id: string; epoch: number; token: LeaseToken }> => {
       await submitJob(queue.db, newSubmission());
       const { token } = await registerRunner(queue.db, { host, pid: process.pid, agents: ['exec'], capacity: 1, leaseMs, version: 'test' });
       const [job] = await claimJobs(queue.db, token, 1);
       await transitionJob(queue.db, job!.state.id, { epoch: token.epoch, current: job, change: { name: 'start', attempt: 1, epoch: token.epoch, supervisor: supervisorOf(host) } });
-      return { id: job!.state.id, epoch: token.epoch };
+      return { id: job!.state.id, epoch: token.epoch, token };
     };
     const kept = await startOne('a', 600_000);
-    const fenced = await startOne('c', 300); // a host whose lease will be reaped while the queue is away from it
+    const fenced = await startOne('c', 600_000); // a host whose lease will be reaped while the queue is away from it
+    await heartbeat(queue.db, fenced.token, { leaseMs: 200 });
     await appendOutput(queue.db, kept.id, kept.epoch, 0, Buffer.from('line 1\n'));
     const localOutput = Buffer.from('line 1\nline 2 (written while the queue was away)\n');
     const finish = { name: 'finish' as const, outcome: outcome('done') };

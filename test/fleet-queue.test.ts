@@ -43,6 +43,15 @@ async function claimAndStart(queue: FleetQueue, token: LeaseToken): Promise<stri
   return claimed.state.id;
 }
 
+/**
+ * Shortens a runner's lease to the minimum and waits until the database clock says it has
+ * expired: set-up runs under long leases, so a slow machine never expires one early.
+ */
+async function expireSoon(queue: FleetQueue, token: LeaseToken): Promise<void> {
+  await heartbeat(queue.db, token, { leaseMs: 200 });
+  await untilExpired(queue, token.host);
+}
+
 /** Waits until the database clock says the lease has expired (no wall-clock assumption here). */
 async function untilExpired(queue: FleetQueue, host: string): Promise<void> {
   for (;;) {
@@ -137,8 +146,7 @@ describe.skipIf(!pg.cluster)(`fleet queue on a real PostgreSQL ${pg.skip ?? ''}`
     expect(agent).toMatch(/^agent_missing: no running host has the gemini CLI/);
     expect(labels).toMatch(/^labels_missing: no running host with exec has the labels gpu/);
     expect(busy).toMatch(/^busy: waiting for a free slot \(host-a 0\/0\)/);
-    const down = await runner(queue, 'host-down', { leaseMs: 200 });
-    await untilExpired(queue, down.host);
+    await expireSoon(queue, await runner(queue, 'host-down'));
     expect((await reasonsFor(newSubmission({ host: 'host-down' })))[0]).toMatch(/^host_down: the runner of host "host-down" is not running/);
   });
 
@@ -146,12 +154,12 @@ describe.skipIf(!pg.cluster)(`fleet queue on a real PostgreSQL ${pg.skip ?? ''}`
     const queue = await freshQueue();
     await submitJob(queue.db, newSubmission());
     await submitJob(queue.db, newSubmission());
-    const a = await runner(queue, 'host-a', { leaseMs: 300 });
+    const a = await runner(queue, 'host-a');
     const running = await claimAndStart(queue, a);
     const [claimedOnly] = await claimJobs(queue.db, a, 1);
     await appendOutput(queue.db, running, a.epoch, 0, Buffer.from('before the partition\n'));
     // A stops renewing (killed, partitioned, suspended); the database clock expires its lease
-    await untilExpired(queue, 'host-a');
+    await expireSoon(queue, a);
     const report = await reapExpired(queue.db);
     expect(report.runners).toEqual([{ host: 'host-a', epoch: a.epoch }]);
     expect(report.lost).toEqual([running]);
@@ -187,10 +195,13 @@ describe.skipIf(!pg.cluster)(`fleet queue on a real PostgreSQL ${pg.skip ?? ''}`
   it('renews a lease that expired but that nobody reaped: coming back in time keeps the jobs', async () => {
     const queue = await freshQueue();
     await submitJob(queue.db, newSubmission());
-    const a = await runner(queue, 'host-a', { leaseMs: 200 });
+    await submitJob(queue.db, newSubmission());
+    const a = await runner(queue, 'host-a');
     const id = await claimAndStart(queue, a);
-    await untilExpired(queue, 'host-a');
-    await heartbeat(queue.db, a);
+    await expireSoon(queue, a);
+    expect(await claimJobs(queue.db, a, 1)).toEqual([]); // not lost, but it must renew before it claims
+    await heartbeat(queue.db, a, { leaseMs: 60_000 });
+    expect(await claimJobs(queue.db, a, 1)).toHaveLength(1);
     expect((await reapExpired(queue.db)).runners).toEqual([]);
     const ended = await transitionJob(queue.db, id, { epoch: a.epoch, change: { name: 'finish', outcome: outcome('done') } });
     expect(ended.state.status).toBe('done');

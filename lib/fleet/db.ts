@@ -47,7 +47,21 @@ export class FleetDb implements Sql {
     readonly target: QueueTarget,
     private readonly options: QueueOptions,
   ) {
-    this.pool = new pg.Pool({ ...this.clientConfig(options.role ?? 'client'), max: options.poolSize ?? 4, idleTimeoutMillis: 30_000 });
+    // the pool applies connectionTimeoutMillis to waiting for a free connection too: a burst of
+    // calls may wait as long as a query may take, while each connect keeps its own short limit
+    const connectMs = options.connectTimeoutMs ?? DEFAULT_TIMEOUTS.connectMs;
+    class QuickConnectClient extends pg.Client {
+      constructor(config?: string | pg.ClientConfig) {
+        super({ ...(config as pg.ClientConfig), connectionTimeoutMillis: connectMs });
+      }
+    }
+    this.pool = new pg.Pool({
+      ...this.clientConfig(options.role ?? 'client'),
+      connectionTimeoutMillis: Math.max(connectMs, options.queryTimeoutMs ?? DEFAULT_TIMEOUTS.queryMs),
+      Client: QuickConnectClient,
+      max: options.poolSize ?? 4,
+      idleTimeoutMillis: 30_000,
+    });
     this.pool.on('error', (error) => this.log(`idle queue connection failed: ${error.message}`));
   }
 

@@ -56,7 +56,7 @@ const ERRNO_TEXT: Record<string, string> = {
   EPIPE: 'connection broken',
   ENOENT: 'no server socket in that folder',
 };
-const TRANSIENT_MESSAGES = [/Connection terminated/i, /timeout expired/i, /Query read timeout/i, /connection timeout/i, /not queryable/i];
+const TRANSIENT_MESSAGES = [/Connection terminated/i, /timeout expired/i, /timeout exceeded when trying to connect/i, /Query read timeout/i, /connection timeout/i, /not queryable/i];
 
 function sqlState(error: unknown): string | undefined {
   const code = errnoCode(error);

@@ -47,10 +47,11 @@ export interface DeliveryReport {
   error: string | null;
 }
 
-const ENTRY_NAME = /^[0-9a-z]{11}-[0-9]{1,10}-[0-9]{1,6}-[0-9a-z]{23}\.json$/;
+const ENTRY_NAME = /^[0-9a-z]{11}-[0-9]{10}-[0-9]{6}-[0-9a-z]{23}\.json$/;
 const DELIVERY_CHUNK = OUTPUT_PAGE_BYTES * 16;
 
 let counter = 0;
+let lastStamp = 0;
 
 export class Outbox {
   readonly rejectedDir: string;
@@ -67,7 +68,8 @@ export class Outbox {
   record(entry: Omit<OutboxEntry, 'schema_version'>): string {
     this.ensure();
     counter = (counter + 1) % 1_000_000;
-    const name = `${Date.now().toString(36).padStart(11, '0')}-${process.pid}-${counter}-${entry.job_id}.json`;
+    lastStamp = Math.max(Date.now(), lastStamp); // a clock stepped back must not reorder one job's entries
+    const name = `${lastStamp.toString(36).padStart(11, '0')}-${String(process.pid).padStart(10, '0')}-${String(counter).padStart(6, '0')}-${entry.job_id}.json`;
     const file = path.join(this.dir, name);
     writeJsonAtomic(file, entrySchema.parse({ schema_version: 1, ...entry }), 'folder');
     return file;

@@ -71,7 +71,11 @@ function validateRegistration(registration: RunnerRegistration): void {
   validateHostName(registration.host, 'host');
   validateLabels(registration.labels, 'labels');
   if (!Number.isInteger(registration.capacity) || registration.capacity < 0) throw new QueueError('queue_error', 'capacity must be a whole number >= 0');
-  if (!Number.isInteger(registration.leaseMs) || registration.leaseMs < LEASE_MS_MIN) throw new QueueError('queue_error', `leaseMs must be a whole number >= ${LEASE_MS_MIN}`);
+  validateLeaseMs(registration.leaseMs);
+}
+
+function validateLeaseMs(leaseMs: number): void {
+  if (!Number.isInteger(leaseMs) || leaseMs < LEASE_MS_MIN) throw new QueueError('queue_error', `leaseMs must be a whole number >= ${LEASE_MS_MIN}`);
 }
 
 function leaseLostFrom(error: unknown, token: LeaseToken): unknown {
@@ -133,6 +137,8 @@ export interface HeartbeatUpdate {
   agents?: string[];
   labels?: string[];
   capacity?: number;
+  /** A new lease length, from this renewal on. */
+  leaseMs?: number;
 }
 
 /**
@@ -141,13 +147,15 @@ export interface HeartbeatUpdate {
  * A lease that expired but was not reaped yet is renewed: nobody decided anything meanwhile.
  */
 export async function heartbeat(sql: Sql, token: LeaseToken, update: HeartbeatUpdate = {}): Promise<{ remainingMs: number }> {
+  if (update.leaseMs !== undefined) validateLeaseMs(update.leaseMs);
   const result = await sql.query<{ remaining_ms: number }>(
     `UPDATE ${SCHEMA}.runners
-        SET lease_expires_at = clock_timestamp() + lease_ms * interval '1 millisecond', heartbeat_at = clock_timestamp(),
+        SET lease_ms = coalesce($6::integer, lease_ms),
+            lease_expires_at = clock_timestamp() + coalesce($6::integer, lease_ms) * interval '1 millisecond', heartbeat_at = clock_timestamp(),
             agents = coalesce($3, agents), labels = coalesce($4, labels), capacity = coalesce($5, capacity)
       WHERE host = $1 AND epoch = $2 AND state = 'active'
       RETURNING lease_ms AS remaining_ms`,
-    [token.host, token.epoch, update.agents ?? null, update.labels ? validateLabels(update.labels) : null, update.capacity ?? null],
+    [token.host, token.epoch, update.agents ?? null, update.labels ? validateLabels(update.labels) : null, update.capacity ?? null, update.leaseMs ?? null],
   );
   const row = result.rows[0];
   if (!row) throw new LeaseLost(token.host, token.epoch, 'its lease expired and was taken over, or the runner was stopped');

@@ -179,10 +179,14 @@ DECLARE
   free integer;
 BEGIN
   SELECT * INTO me FROM ${SCHEMA}.runners
-   WHERE host = p_host AND epoch = p_epoch AND state = 'active' AND lease_expires_at > clock_timestamp()
+   WHERE host = p_host AND epoch = p_epoch AND state = 'active'
    FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'lease of host % at epoch % is not valid', p_host, p_epoch USING ERRCODE = 'AAL01';
+  END IF;
+  -- expired but not reaped (e.g. after the server was away): renew before claiming anything
+  IF me.lease_expires_at <= clock_timestamp() THEN
+    RETURN;
   END IF;
   SELECT me.capacity - count(*) INTO free FROM ${SCHEMA}.jobs
    WHERE lease_epoch = p_epoch AND status IN ('pending', 'running');
