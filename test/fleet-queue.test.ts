@@ -15,6 +15,8 @@ import { need, useTestCluster } from './helpers/pg-cluster.js';
 const pg = await useTestCluster();
 
 const queues: FleetQueue[] = [];
+const warnings: string[] = [];
+process.on('warning', (warning) => warnings.push(warning.message));
 
 async function freshQueue(prefix = 'q'): Promise<FleetQueue> {
   const cluster = need(pg);
@@ -41,6 +43,19 @@ async function claimAndStart(queue: FleetQueue, token: LeaseToken): Promise<stri
     change: { name: 'start', attempt: claimed.claimAttempt, epoch: token.epoch, supervisor: supervisorOf(token.host) },
   });
   return claimed.state.id;
+}
+
+/** A fresh queue with one job running on host-a (and `waiting` more pending behind it). */
+async function oneRunning(waiting = 0): Promise<{ queue: FleetQueue; token: LeaseToken; id: string }> {
+  const queue = await freshQueue();
+  for (let i = 0; i <= waiting; i += 1) await submitJob(queue.db, newSubmission());
+  const token = await runner(queue, 'host-a');
+  return { queue, token, id: await claimAndStart(queue, token) };
+}
+
+/** Records the end of a job held by `epoch`. */
+function finish(queue: FleetQueue, id: string, epoch: number, status: 'done' | 'cancelled' = 'done'): ReturnType<typeof transitionJob> {
+  return transitionJob(queue.db, id, { epoch, change: { name: 'finish', outcome: outcome(status) } });
 }
 
 /**
@@ -151,11 +166,7 @@ describe.skipIf(!pg.cluster)(`fleet queue on a real PostgreSQL ${pg.skip ?? ''}`
   });
 
   it('fences a runner whose lease expired and was reaped: no claim, write, output, file or heartbeat of it is accepted', async () => {
-    const queue = await freshQueue();
-    await submitJob(queue.db, newSubmission());
-    await submitJob(queue.db, newSubmission());
-    const a = await runner(queue, 'host-a');
-    const running = await claimAndStart(queue, a);
+    const { queue, token: a, id: running } = await oneRunning(1);
     const [claimedOnly] = await claimJobs(queue.db, a, 1);
     await appendOutput(queue.db, running, a.epoch, 0, Buffer.from('before the partition\n'));
     // A stops renewing (killed, partitioned, suspended); the database clock expires its lease
@@ -175,7 +186,7 @@ describe.skipIf(!pg.cluster)(`fleet queue on a real PostgreSQL ${pg.skip ?? ''}`
     expect(released.state.status).toBe('pending');
 
     // A wakes up and tries everything with its old epoch
-    await expect(transitionJob(queue.db, running, { epoch: a.epoch, change: { name: 'finish', outcome: outcome('done') } })).rejects.toBeInstanceOf(LeaseLost);
+    await expect(finish(queue, running, a.epoch)).rejects.toBeInstanceOf(LeaseLost);
     await expect(appendOutput(queue.db, running, a.epoch, 21, Buffer.from('after'))).rejects.toBeInstanceOf(LeaseLost);
     await expect(writeJobFile(queue.db, running, a.epoch, 'result.md', 'late')).rejects.toBeInstanceOf(LeaseLost);
     await expect(heartbeat(queue.db, a)).rejects.toBeInstanceOf(LeaseLost);
@@ -193,17 +204,13 @@ describe.skipIf(!pg.cluster)(`fleet queue on a real PostgreSQL ${pg.skip ?? ''}`
   });
 
   it('renews a lease that expired but that nobody reaped: coming back in time keeps the jobs', async () => {
-    const queue = await freshQueue();
-    await submitJob(queue.db, newSubmission());
-    await submitJob(queue.db, newSubmission());
-    const a = await runner(queue, 'host-a');
-    const id = await claimAndStart(queue, a);
+    const { queue, token: a, id } = await oneRunning(1);
     await expireSoon(queue, a);
     expect(await claimJobs(queue.db, a, 1)).toEqual([]); // not lost, but it must renew before it claims
     await heartbeat(queue.db, a, { leaseMs: 60_000 });
     expect(await claimJobs(queue.db, a, 1)).toHaveLength(1);
     expect((await reapExpired(queue.db)).runners).toEqual([]);
-    const ended = await transitionJob(queue.db, id, { epoch: a.epoch, change: { name: 'finish', outcome: outcome('done') } });
+    const ended = await finish(queue, id, a.epoch);
     expect(ended.state.status).toBe('done');
   });
 
@@ -218,9 +225,9 @@ describe.skipIf(!pg.cluster)(`fleet queue on a real PostgreSQL ${pg.skip ?? ''}`
     expect(next.previousEpoch).toBe(old.epoch);
     expect(next.adopted.map((job) => job.state.id)).toEqual([id]);
     expect(next.adopted[0]!.leaseEpoch).toBe(next.token.epoch);
-    await expect(transitionJob(queue.db, id, { epoch: old.epoch, change: { name: 'finish', outcome: outcome('done') } })).rejects.toBeInstanceOf(LeaseLost);
+    await expect(finish(queue, id, old.epoch)).rejects.toBeInstanceOf(LeaseLost);
     await expect(heartbeat(queue.db, old)).rejects.toBeInstanceOf(LeaseLost);
-    const ended = await transitionJob(queue.db, id, { epoch: next.token.epoch, change: { name: 'finish', outcome: outcome('done') } });
+    const ended = await finish(queue, id, next.token.epoch);
     expect(ended.state.status).toBe('done');
   });
 
@@ -241,15 +248,12 @@ describe.skipIf(!pg.cluster)(`fleet queue on a real PostgreSQL ${pg.skip ?? ''}`
     const seen = (await getJob(queue.db, id))!;
     expect(seen.cancelRequest).toMatchObject({ by: 'pid 42 on host-z' });
     expect(seen.state.status).toBe('running');
-    const ended = await transitionJob(queue.db, id, { epoch: token.epoch, change: { name: 'finish', outcome: outcome('cancelled') } });
+    const ended = await finish(queue, id, token.epoch, 'cancelled');
     expect(ended.state.status).toBe('cancelled');
   });
 
   it('pages output: appends in pieces, reads any range and the tail, stores nothing twice, refuses a gap', async () => {
-    const queue = await freshQueue();
-    await submitJob(queue.db, newSubmission());
-    const token = await runner(queue, 'host-a');
-    const id = await claimAndStart(queue, token);
+    const { queue, token, id } = await oneRunning();
     const text = Buffer.from('héllo wörld\n'.repeat(20_000)); // ~260 KB: several pages, multi-byte characters cut
     const binary = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7) % 256)); // NULs included
     let end = 0;
@@ -282,10 +286,7 @@ describe.skipIf(!pg.cluster)(`fleet queue on a real PostgreSQL ${pg.skip ?? ''}`
   });
 
   it('wakes a waiter when a job ends, and a follower when output arrives', async () => {
-    const queue = await freshQueue();
-    await submitJob(queue.db, newSubmission());
-    const token = await runner(queue, 'host-a');
-    const id = await claimAndStart(queue, token);
+    const { queue, token, id } = await oneRunning();
     const waiter = await FleetQueue.open(need(pg).url(queue.db.target.database));
     queues.push(waiter);
     const outputWait = waitForOutput(waiter, id, 0, { timeoutMs: 60_000, pollMs: 600_000 });
@@ -293,7 +294,7 @@ describe.skipIf(!pg.cluster)(`fleet queue on a real PostgreSQL ${pg.skip ?? ''}`
     await waiter.listener().armed(10_000);
     await appendOutput(queue.db, id, token.epoch, 0, Buffer.from('progress\n'));
     expect(await outputWait).toMatchObject({ size: 9, ended: false });
-    await transitionJob(queue.db, id, { epoch: token.epoch, change: { name: 'finish', outcome: outcome('done') } });
+    await finish(queue, id, token.epoch);
     const result = await ended;
     expect(result.settled.map((snap) => snap.id)).toEqual([id]);
     expect(['notify', 'initial']).toContain(result.wokeBy);
@@ -302,10 +303,7 @@ describe.skipIf(!pg.cluster)(`fleet queue on a real PostgreSQL ${pg.skip ?? ''}`
   });
 
   it('stores the files a holder writes, fenced', async () => {
-    const queue = await freshQueue();
-    await submitJob(queue.db, newSubmission());
-    const token = await runner(queue, 'host-a');
-    const id = await claimAndStart(queue, token);
+    const { queue, token, id } = await oneRunning();
     await writeJobFile(queue.db, id, token.epoch, 'changes.patch', 'diff --git a b\n');
     await writeJobFile(queue.db, id, token.epoch, 'changes.patch', 'diff --git a b (2)\n');
     expect((await readJobFile(queue.db, id, 'changes.patch'))?.toString()).toBe('diff --git a b (2)\n');
@@ -358,6 +356,10 @@ describe.skipIf(!pg.cluster)(`fleet connection errors name queue_url and never t
     } finally {
       process.env.PGPASSFILE = saved;
     }
+  });
+
+  it("looks the password up itself: node-postgres's deprecated pgpass lookup never runs", () => {
+    expect(warnings.filter((message) => /pgpass/i.test(message))).toEqual([]);
   });
 
   it('says when the database does not exist', async () => {

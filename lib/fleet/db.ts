@@ -52,7 +52,9 @@ export class FleetDb implements Sql {
     const connectMs = options.connectTimeoutMs ?? DEFAULT_TIMEOUTS.connectMs;
     class QuickConnectClient extends pg.Client {
       constructor(config?: string | pg.ClientConfig) {
-        super({ ...(config as pg.ClientConfig), connectionTimeoutMillis: connectMs });
+        const settings = config as pg.ClientConfig;
+        // the pool keeps `password` non-enumerable (out of logs), so a spread would drop it
+        super({ ...settings, password: settings.password, connectionTimeoutMillis: connectMs });
       }
     }
     this.pool = new pg.Pool({

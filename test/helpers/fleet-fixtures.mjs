@@ -2,28 +2,11 @@
 import os from 'node:os';
 import { newJobId } from '../../dist/spool/ids.js';
 import { newJobState } from '../../dist/spool/state.js';
-
-export function jobRequest(agent = 'exec', argv = ['true']) {
-  return {
-    agent,
-    argv: agent === 'exec' ? argv : null,
-    cwd: os.tmpdir(),
-    timeout_seconds: null,
-    stall_seconds: null,
-    env_path: null,
-    retry_of: null,
-    policy: null,
-    model: null,
-    continue_of: null,
-    resume_session: null,
-    context_files: [],
-    template: null,
-  };
-}
+import { jobRequest } from './job-request.mjs';
 
 /** A submit request for a new pending job. */
 export function newSubmission({ agent = 'exec', host = null, labels = [], submittedHost = 'submitter', files } = {}) {
-  const state = newJobState(newJobId(), jobRequest(agent));
+  const state = newJobState(newJobId(), jobRequest(agent, ['true'], { cwd: os.tmpdir() }));
   return { state, needs: { agent, host, labels }, submittedHost, files };
 }
 
