@@ -10,16 +10,18 @@ import { now } from './lib.mjs';
 const queue = await FleetQueue.open(process.env.AGENT_ASYNC_QUEUE_URL, { role: 'bench writer' });
 const { token } = await registerRunner(queue.db, { host: 'b', pid: process.pid, agents: ['exec'], capacity: 100_000, leaseMs: 600_000, version: 'bench' });
 const claimed = await claimJobs(queue.db, token, 100_000);
+// the runner knows the state it wrote last, so its terminal write is one statement
+const running = new Map();
 for (const job of claimed) {
-  await transitionJob(queue.db, job.state.id, {
+  running.set(job.state.id, await transitionJob(queue.db, job.state.id, {
     epoch: token.epoch, current: job, change: { name: 'start', attempt: job.claimAttempt, epoch: token.epoch, supervisor: supervisorOf('b') },
-  });
+  }));
 }
 process.stdout.write(`ready ${claimed.length}\n`);
 for await (const line of readline.createInterface({ input: process.stdin })) {
   const id = line.split(' ')[1];
   const sent = now();
-  await transitionJob(queue.db, id, { epoch: token.epoch, change: { name: 'finish', outcome: outcome('done') } });
+  await transitionJob(queue.db, id, { epoch: token.epoch, current: running.get(id), change: { name: 'finish', outcome: outcome('done') } });
   process.stdout.write(`${id} ${sent} ${now()}\n`);
 }
 await queue.close();

@@ -78,24 +78,27 @@ export interface SubmitRequest {
   files?: Record<string, string | Buffer>;
 }
 
-/** Inserts a new pending job (and its files) in one transaction; the insert trigger wakes runners. */
+/** Inserts a new pending job and its files in one statement; the insert trigger wakes runners. */
 export async function submitJob(db: FleetDb, request: SubmitRequest): Promise<FleetJob> {
   const { state, needs } = request;
   if (state.status !== 'pending' || state.seq !== 0) throw new Error(`job ${state.id}: only a new pending job can be submitted`);
   if (needs.agent !== state.request.agent) throw new Error(`job ${state.id}: needs.agent ${needs.agent} differs from request.agent ${state.request.agent}`);
   const files = Object.entries(request.files ?? {});
   for (const [name] of files) if (!FILE_NAME.test(name)) throw new Error(`job file name ${JSON.stringify(name)} is not allowed`);
-  return db.transaction(async (client) => {
-    const inserted = await client.query<JobRow>(
-      `INSERT INTO ${SCHEMA}.jobs (id, status, seq, state, agent, host, labels, submitted_host)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${JOB_COLUMNS}`,
-      [state.id, state.status, state.seq, state, needs.agent, needs.host, needs.labels, request.submittedHost],
-    );
-    for (const [name, data] of files) {
-      await client.query(`INSERT INTO ${SCHEMA}.job_files (job_id, name, data) VALUES ($1, $2, $3)`, [state.id, name, Buffer.from(data)]);
-    }
-    return toFleetJob(inserted.rows[0]!);
-  });
+  const inserted = await db.query<JobRow>(
+    `WITH job AS (
+       INSERT INTO ${SCHEMA}.jobs (id, status, seq, state, agent, host, labels, submitted_host)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${JOB_COLUMNS}),
+     files AS (
+       INSERT INTO ${SCHEMA}.job_files (job_id, name, data)
+       SELECT job.id, file.name, file.data FROM job, unnest($9::text[], $10::bytea[]) AS file (name, data))
+     SELECT * FROM job`,
+    [
+      state.id, state.status, state.seq, state, needs.agent, needs.host, needs.labels, request.submittedHost,
+      files.map(([name]) => name), files.map(([, data]) => Buffer.from(data)),
+    ],
+  );
+  return toFleetJob(inserted.rows[0]!);
 }
 
 export async function getJob(sql: Sql, id: string): Promise<FleetJob | null> {

@@ -51,13 +51,13 @@ const running = new Set();
 async function runJob(job) {
   const id = job.state.id;
   try {
-    await transitionJob(queue.db, id, {
+    const started = await transitionJob(queue.db, id, {
       epoch, current: job, change: { name: 'start', attempt: job.claimAttempt, epoch, supervisor: supervisorOf(host) },
     });
     say(`start ${id} ${host} ${epoch}`);
     await work(options.jobMs);
     await appendOutput(queue.db, id, epoch, 0, Buffer.from(`${id} ran on ${host}\n`));
-    await transitionJob(queue.db, id, { epoch, change: { name: 'finish', outcome: outcome('done') } });
+    await transitionJob(queue.db, id, { epoch, current: started, change: { name: 'finish', outcome: outcome('done') } });
     say(`end ${id} ${host} ${epoch}`);
   } catch (error) {
     say(`refused ${id} ${host} ${epoch} ${error.name}`);
