@@ -18,8 +18,6 @@ export interface ListenerOptions {
   pingMs?: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 export class QueueListener {
   private client: pg.Client | undefined;
   private closed = false;
@@ -27,6 +25,8 @@ export class QueueListener {
   private readonly handlers = new Set<NotificationHandler>();
   private readonly resyncHandlers = new Set<() => void>();
   private readyWaiters: Array<() => void> = [];
+  /** Ends the back-off pause at once (on close). */
+  private cutPause: (() => void) | undefined;
   /** Counters for `doctor` and tests. */
   readonly stats = { connects: 0, notifications: 0, failures: 0 };
 
@@ -78,20 +78,18 @@ export class QueueListener {
       client.once('end', resolve);
       client.once('error', () => resolve());
     });
-    if (this.closed) {
-      await client.end().catch(() => undefined);
-      return;
-    }
-    client.on('notification', (message) => this.dispatch(message));
-    for (const channel of this.channels) await client.query(`LISTEN ${channel}`);
-    this.client = client;
-    this.stats.connects += 1;
-    for (const ready of this.readyWaiters.splice(0)) ready();
-    for (const resync of [...this.resyncHandlers]) resync();
-    const ping = setInterval(() => {
-      client.query('SELECT 1').catch(() => void client.end().catch(() => undefined));
-    }, this.options.pingMs ?? 15_000);
+    let ping: NodeJS.Timeout | undefined;
     try {
+      if (this.closed) return;
+      client.on('notification', (message) => this.dispatch(message));
+      for (const channel of this.channels) await client.query(`LISTEN ${channel}`);
+      this.client = client;
+      this.stats.connects += 1;
+      for (const ready of this.readyWaiters.splice(0)) ready();
+      for (const resync of [...this.resyncHandlers]) resync();
+      ping = setInterval(() => {
+        client.query('SELECT 1').catch(() => void client.end().catch(() => undefined));
+      }, this.options.pingMs ?? 15_000);
       await ended;
     } finally {
       clearInterval(ping);
@@ -115,12 +113,23 @@ export class QueueListener {
       if (this.closed) break;
       // at once after a connection that worked, then back off while the server is away
       backoff = this.stats.connects > connectsBefore ? 0 : Math.min(max, Math.max(min, backoff * 2));
-      if (backoff > 0) await sleep(backoff * (0.75 + Math.random() * 0.5));
+      if (backoff > 0) await this.pause(backoff * (0.75 + Math.random() * 0.5));
     }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.cutPause = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    this.cutPause?.();
     for (const ready of this.readyWaiters.splice(0)) ready();
     await this.client?.end().catch(() => undefined);
     await this.running;
