@@ -4,7 +4,7 @@
 //  - cross-host wake-up: a terminal write in one process ("host B") to the answer of a LISTEN
 //    waiter in another ("host A"): from the write sent, and from its commit acknowledged
 //    (target p99 <= 20 ms, SPEC section 10);
-//  - submit and claim latency of one statement each;
+//  - submit and claim latency of one statement each, next to a bare `SELECT 1` round trip;
 //  - trivial-job throughput (claim, start, one output page, finish) with 1 and 3 runner processes.
 // `fleetBench()` returns the figures for bench.mjs; run alone it prints a Markdown table.
 import fs from 'node:fs';
@@ -52,11 +52,16 @@ async function wakeLatency(cluster, database, n) {
 }
 
 async function statementLatency(queue, n) {
+  // a bare round trip, taken in turn with the submits: the floor of this machine at this moment
   const submit = [];
+  const roundTrip = [];
   for (let i = 0; i < n + WARM_UP; i += 1) {
-    const t0 = now();
+    let t0 = now();
     await submitJob(queue.db, newSubmission());
     if (i >= WARM_UP) submit.push(now() - t0);
+    t0 = now();
+    await queue.db.query('SELECT 1');
+    if (i >= WARM_UP) roundTrip.push(now() - t0);
   }
   const { token } = await registerRunner(queue.db, { host: 'claimer', pid: process.pid, agents: ['exec'], capacity: 1_000_000, leaseMs: 600_000, version: 'bench' });
   const claim = [];
@@ -66,7 +71,7 @@ async function statementLatency(queue, n) {
     if (claimed.length !== 1) throw new Error('nothing left to claim');
     if (i >= WARM_UP) claim.push(now() - t0);
   }
-  return { submit: stats(submit), claim: stats(claim) };
+  return { roundTrip: stats(roundTrip), submit: stats(submit), claim: stats(claim) };
 }
 
 async function throughput(cluster, runners, jobs) {
@@ -126,6 +131,7 @@ function table(result) {
     '|---|---|---|---|---|',
     row('terminal write sent (host B) → waiter answered (host A)', result.wake.fromSent, 'p99 ≤ 20 ms'),
     row('commit acknowledged (host B) → waiter answered (host A)', result.wake.fromAcked),
+    row('`SELECT 1` round trip (the floor, taken in turn with the submits)', result.roundTrip),
     row('submit (insert + notify)', result.submit),
     row('claim (one job)', result.claim),
     '',
