@@ -57,6 +57,9 @@ export const customAgentConfigSchema = z.strictObject({
 });
 export type CustomAgentConfig = z.infer<typeof customAgentConfigSchema>;
 
+/** user:password@ in the authority, or a password= parameter: never accepted in config. */
+const URL_WITH_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^@/?#]*:[^@/?#]*@|[?&]password=/i;
+
 export const configSchema = z.object({
   concurrency: z.number().int().min(1).max(64).default(1)
     .describe('jobs that may run at once'),
@@ -100,6 +103,11 @@ export const configSchema = z.object({
     .describe('MCP tools to expose, by name or group (codex, claude, gemini, cursor, generic, queue); null = all'),
   progress_seconds: z.number().min(0.1).max(60).default(5)
     .describe('interval of MCP progress notifications during waits'),
+  queue_url: z.string().min(1).nullable().default(null)
+    .refine((url) => url === null || !URL_WITH_PASSWORD.test(url), {
+      message: 'must not contain the password (it would show in `agent-async config` and in process environments); put it in ~/.pgpass or the file PGPASSFILE names',
+    })
+    .describe('fleet mode: PostgreSQL URL of the queue shared by many hosts, e.g. postgres://agent-async@db.internal/agent_async (docs/FLEET.md); null = this machine only'),
 });
 export type Config = z.infer<typeof configSchema>;
 

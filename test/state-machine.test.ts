@@ -10,23 +10,10 @@ import {
   type Transition,
 } from '../lib/spool/state.js';
 import { newJobId } from '../lib/spool/ids.js';
+import { jobRequest } from './helpers/job-request.mjs';
 import { assertSchemaValid } from './helpers/spool.js';
 
-const request = {
-  agent: 'exec',
-  argv: ['true'],
-  cwd: '/tmp',
-  timeout_seconds: null,
-  stall_seconds: null,
-  env_path: '/usr/bin',
-  retry_of: null,
-  policy: null,
-  model: null,
-  continue_of: null,
-  resume_session: null,
-  context_files: [],
-  template: null,
-};
+const request = jobRequest('exec', ['true'], { env_path: '/usr/bin' });
 const supervisor = { pid: 123, start_time: 'boot:1', host: 'h' };
 const done: Outcome = {
   status: 'done', exit_code: 0, signal: null, error: null, notified: null, result: null, session_id: null, usage: null,
