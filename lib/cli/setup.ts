@@ -7,7 +7,7 @@ import { loadConfig } from '../config.js';
 import { allTools } from '../mcp/tools.js';
 import { autoUpdateEnabled, disableAutoUpdate, enableAutoUpdate } from '../install/schedule.js';
 import { uninstall } from '../install/uninstall.js';
-import { checkUpdate, update } from '../install/update.js';
+import { checkUpdate, describeCheck, update } from '../install/update.js';
 import { defaultHome, spoolPaths } from '../spool/layout.js';
 import { PACKAGE_ROOT } from '../version.js';
 import * as jobs from '../jobs.js';
@@ -143,7 +143,7 @@ function checkUpdateCommand(y: Argv): Argv {
     action((args) => {
       const check = checkUpdate();
       if (args.json) printJson(check);
-      else print(check.update_available ? `update available: ${check.current} → ${check.latest} (run agent-async update)` : `up to date (${check.current})`);
+      else print(describeCheck(check));
       return check.update_available ? 1 : EXIT.ok;
     }),
   );
@@ -152,7 +152,7 @@ function checkUpdateCommand(y: Argv): Argv {
 function updateCommand(y: Argv): Argv {
   return y.command<Common>(
     'update',
-    'move to the newest release (git installs: the newest vX.Y.Z tag, built aside first; npm installs: npm install -g)',
+    'move forward, built aside first (git installs: the newest vX.Y.Z tag, or the newest commit of the branch installed; npm installs: npm install -g)',
     (cmd) => cmd,
     action((args) => {
       const result = update(PACKAGE_ROOT, (line) => process.stderr.write(`agent-async update: ${line}\n`));
