@@ -26,6 +26,17 @@ function run(command: string, args: string[], options: SpawnSyncOptions = {}): s
 
 const npmEnv = { ...process.env, npm_config_cache: path.join(os.homedir(), '.npm'), npm_config_update_notifier: 'false' };
 
+function tempRoot(prefix: string): string {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  temps.push(root);
+  return root;
+}
+
+/** git in a folder, as a user named t. */
+function git(dir: string, ...args: string[]): string {
+  return run('git', ['-C', dir, '-c', 'user.email=t@t', '-c', 'user.name=t', ...args]);
+}
+
 /** A clone of this repository with the working tree's changes committed, so the code under test is what an install gets. */
 function cloneWorkingTree(dest: string): void {
   run('git', ['clone', '--quiet', ROOT, dest]);
@@ -35,8 +46,8 @@ function cloneWorkingTree(dest: string): void {
     if (fs.existsSync(path.join(ROOT, file))) fs.copyFileSync(path.join(ROOT, file), path.join(dest, file));
     else fs.rmSync(path.join(dest, file), { force: true });
   }
-  run('git', ['-C', dest, 'add', '--all']);
-  run('git', ['-C', dest, '-c', 'user.email=t@t', '-c', 'user.name=t', 'commit', '--quiet', '--allow-empty', '-m', 'the working tree under test']);
+  git(dest, 'add', '--all');
+  git(dest, 'commit', '--quiet', '--allow-empty', '-m', 'the working tree under test');
 }
 
 function setVersion(dir: string, version: string): void {
@@ -50,12 +61,10 @@ function setVersion(dir: string, version: string): void {
 
 describe('update and check-update (git install)', () => {
   it('fast-forwards to the newest release tag, and keeps the old build when the new one fails', () => {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'aa-update-'));
-    temps.push(root);
+    const root = tempRoot('aa-update-');
     const work = path.join(root, 'work');
     const bare = path.join(root, 'origin.git');
     const prefix = path.join(root, 'installed');
-    const git = (dir: string, ...args: string[]): string => run('git', ['-C', dir, '-c', 'user.email=t@t', '-c', 'user.name=t', ...args]);
 
     // a repository with the project at v0.1.0 and v0.2.0
     cloneWorkingTree(work);
@@ -108,11 +117,9 @@ describe('update and check-update (git install)', () => {
 
 describe('update and check-update (an install from a checkout)', () => {
   it('follows the branch of the checkout it was installed from, fast-forward only', () => {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'aa-update-branch-'));
-    temps.push(root);
+    const root = tempRoot('aa-update-branch-');
     const work = path.join(root, 'checkout');
     const prefix = path.join(root, 'installed');
-    const git = (dir: string, ...args: string[]): string => run('git', ['-C', dir, '-c', 'user.email=t@t', '-c', 'user.name=t', ...args]);
 
     // the user's checkout, on branch trunk, with no release tag at all
     cloneWorkingTree(work);

@@ -65,11 +65,11 @@ function inlineValue(value: TomlValue): string {
   return String(value);
 }
 
-/** `key = value` lines; a table of tables becomes dotted keys (`tools.x.approval_mode = …`), a flat table one inline table. */
+/** `key = value` lines; a table of tables becomes dotted keys all the way down (`tools.x.approval_mode = …`), a flat one an inline table. */
 function tableLines(table: TomlTable, prefix = ''): string[] {
   return Object.entries(table).flatMap(([key, value]) => {
     const dotted = `${prefix}${tomlKey(key)}`;
-    if (isTable(value) && Object.values(value).some((inner) => isTable(inner))) return tableLines(value, `${dotted}.`);
+    if (isTable(value) && (prefix !== '' || Object.values(value).some((inner) => isTable(inner)))) return tableLines(value, `${dotted}.`);
     return [`${dotted} = ${inlineValue(value)}`];
   });
 }
