@@ -434,7 +434,7 @@ describe('mcp_max_policy: a registration with the start tools pre-approved refus
     const mcp = await connect(spool);
     try {
       expect(errorText(await call(mcp, 'codex_start', { prompt: 'p', cwd: spool.work, approval_policy: 'full-auto' })))
-        .toMatch(/^approval_policy: full-auto is above this server's mcp_max_policy; allowed: suggest, auto-edit\. .*--allow-exec-tools/);
+        .toMatch(/^approval_policy: full-auto is above this server's mcp_max_policy \(auto-edit\); allowed: suggest, auto-edit\. .*--allow-exec-tools/);
       expect(errorText(await call(mcp, 'gemini_start', { prompt: 'p', cwd: spool.work }))).toMatch(/^approval_policy: full-auto \(the default\) is above/);
       expect(errorText(await call(mcp, 'job_continue', { job_id: parent.stdout.trim(), prompt: 'again' }))).toMatch(/^approval_policy: full-auto \(the default\) is above/);
       expect(await ok(mcp, 'codex_start', { prompt: 'p', cwd: spool.work, approval_policy: 'auto-edit' })).toMatchObject({ status: 'pending' });

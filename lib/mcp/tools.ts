@@ -157,7 +157,7 @@ function checkPolicyCeiling(ctx: ToolContext, requested: unknown, fallback: () =
   if (ceiling === null || !(POLICIES as readonly unknown[]).includes(policy)) return; // a bad value is reported by jobs
   const allowed = POLICIES.slice(0, POLICIES.indexOf(ceiling) + 1);
   if (allowed.includes(policy as (typeof POLICIES)[number])) return;
-  throw new UserError('bad_input', `approval_policy: ${String(policy)}${requested === undefined ? ' (the default)' : ''} is above this server's mcp_max_policy; allowed: ${allowed.join(', ')}. The client was registered with the start tools pre-approved, so a worker without a sandbox is refused; \`agent-async add-agent <client> --allow-exec-tools\` registers it without this limit`, 'approval_policy');
+  throw new UserError('bad_input', `approval_policy: ${String(policy)}${requested === undefined ? ' (the default)' : ''} is above this server's mcp_max_policy (${ceiling}); allowed: ${allowed.join(', ')}. add-agent sets it where a client may start workers without asking; \`agent-async add-agent <client> --allow-exec-tools\` registers the client without it`, 'approval_policy');
 }
 
 function submitAgent(ctx: ToolContext, agent: string, args: Record<string, unknown>, extra: Partial<jobs.SubmitInput> = {}): jobs.SubmitResult {
@@ -472,10 +472,10 @@ export function allTools(): ToolDefinition[] {
           return parent.kind === 'ok' ? parent.state.request.policy : undefined;
         });
         return started(ctx, jobs.continueJob(ctx.spool, args.job_id, {
-        prompt: args.prompt,
-        policy: args.approval_policy,
-        model: args.model,
-        timeout_seconds: minutesToSeconds(args.timeout_minutes),
+          prompt: args.prompt,
+          policy: args.approval_policy,
+          model: args.model,
+          timeout_seconds: minutesToSeconds(args.timeout_minutes),
         }), 'job_wait');
       },
     }),
