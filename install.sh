@@ -5,10 +5,14 @@
 #   ./install.sh --yes                   ... and registers every detected client without asking
 #   ./install.sh --clients=claude-code,codex
 #   ./install.sh --source=<git URL | path to a checkout | npm:agent-async-mcp[@version]>
+#   ./install.sh --ref=<tag or branch>   install that release or branch of the source
+#   ./install.sh --prefix=<dir> --bin-dir=<dir>
 #   ./install.sh uninstall [--yes] [--purge]
 #
 # It installs into ~/.local/share/agent-async-mcp (dependencies and build included) and links
-# ~/.local/bin/agent-async. Running it again changes nothing more. `uninstall` (or
+# ~/.local/bin/agent-async. Running it again changes nothing more. `agent-async update` follows
+# what was installed: a release tag moves to the newest vX.Y.Z tag; a branch (an install from a
+# checkout, or --ref=<branch>) moves to the newest commit of that branch. `uninstall` (or
 # `agent-async uninstall`) takes back everything it added.
 set -euo pipefail
 
@@ -27,6 +31,8 @@ PURGE=0
 CLIENTS=""
 
 say() { printf '%s\n' "$*"; }
+# The comment block at the top of this file, without the comment marks.
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 fail() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 
 for arg in "$@"; do
@@ -40,7 +46,7 @@ for arg in "$@"; do
     --ref=*) REF="${arg#--ref=}" ;;
     --prefix=*) PREFIX="${arg#--prefix=}" ;;
     --bin-dir=*) BIN_DIR="${arg#--bin-dir=}" ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     *) fail "unknown argument '$arg' (see --help)" ;;
   esac
 done
@@ -67,6 +73,12 @@ package_root() {
   esac
 }
 
+# Whether a folder holds an install of ours (so a broken one is removed, and nothing else ever).
+is_our_install() {
+  [ -f "$1/.install.json" ] || [ -f "$1/node_modules/agent-async-mcp/package.json" ] \
+    || { [ -f "$1/package.json" ] && grep -q '"name": "agent-async-mcp"' "$1/package.json"; }
+}
+
 uninstall() {
   local root; root="$(package_root)"
   # a git or local install has the launcher in the prefix, an npm one in its node_modules
@@ -75,10 +87,26 @@ uninstall() {
     local args=(uninstall --yes)
     [ "$PURGE" = 1 ] && args+=(--purge)
     node "$root/bin/agent-async.js" "${args[@]}"
+    return
+  fi
+  # no working install to ask: take out what is left of one, and say exactly what
+  local removed=()
+  if [ -L "$BIN_DIR/agent-async" ] && case "$(readlink "$BIN_DIR/agent-async")" in */bin/agent-async.js) true ;; *) false ;; esac; then
+    rm -f "$BIN_DIR/agent-async"
+    removed+=("the link $BIN_DIR/agent-async")
+  fi
+  if [ -e "$PREFIX" ]; then
+    if is_our_install "$PREFIX"; then
+      rm -rf "$PREFIX"
+      removed+=("$PREFIX")
+    else
+      say "left $PREFIX alone: it does not hold an agent-async install"
+    fi
+  fi
+  if [ "${#removed[@]}" -eq 0 ]; then
+    say "agent-async is not installed in $PREFIX; nothing to remove"
   else
-    [ -L "$BIN_DIR/agent-async" ] && rm -f "$BIN_DIR/agent-async"
-    rm -rf "$PREFIX"
-    say "removed $PREFIX and $BIN_DIR/agent-async"
+    for what in "${removed[@]}"; do say "removed $what"; done
   fi
 }
 
@@ -94,21 +122,29 @@ fetch_source() {
     *)
       command -v git >/dev/null 2>&1 || fail "git is required to install from $SOURCE"
       if [ -d "$PREFIX/.git" ]; then
-        say "already installed in $PREFIX ($(git -C "$PREFIX" describe --tags --always)); 'agent-async update' moves it to a newer release"
+        say "already installed in $PREFIX ($(describe_checkout))"
         return
       fi
       say "cloning $SOURCE into $PREFIX"
-      git clone --quiet "$SOURCE" "$PREFIX"
+      git -c advice.detachedHead=false clone --quiet "$SOURCE" "$PREFIX"
       local ref="$REF"
       if [ -z "$ref" ] && [ ! -d "$SOURCE" ]; then
         ref="$(git -C "$PREFIX" tag --list 'v[0-9]*.[0-9]*.[0-9]*' | sort -V | tail -n 1)"
       fi
-      if [ -n "$ref" ]; then
-        git -C "$PREFIX" -c advice.detachedHead=false checkout --quiet "$ref"
-        say "at release $ref"
-      fi
+      [ -n "$ref" ] && git -C "$PREFIX" -c advice.detachedHead=false checkout --quiet "$ref"
+      say "$(describe_checkout)"
       ;;
   esac
+}
+
+# What the installed checkout is at, and so what `agent-async update` follows.
+describe_checkout() {
+  local branch
+  if branch="$(git -C "$PREFIX" symbolic-ref --quiet --short HEAD)"; then
+    printf "on branch %s at %s; 'agent-async update' moves it to the newest commit of %s" "$branch" "$(git -C "$PREFIX" rev-parse --short HEAD)" "$branch"
+  else
+    printf "at %s; 'agent-async update' moves it to the newest release tag" "$(git -C "$PREFIX" describe --tags --always)"
+  fi
 }
 
 build() {

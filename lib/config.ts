@@ -101,6 +101,8 @@ export const configSchema = z.object({
     .describe('the runner keeps at most this many finished jobs; null = no limit'),
   mcp_tools: z.array(z.string()).nullable().default(null)
     .describe('MCP tools to expose, by name or group (codex, claude, gemini, cursor, generic, queue); null = all'),
+  mcp_max_policy: z.enum(POLICIES).nullable().default(null)
+    .describe('highest approval_policy an MCP call may ask for (add-agent sets auto-edit where it pre-approves the start tools); null = any'),
   progress_seconds: z.number().min(0.1).max(60).default(5)
     .describe('interval of MCP progress notifications during waits'),
   queue_url: z.string().min(1).nullable().default(null)

@@ -3,13 +3,15 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parse } from 'smol-toml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT } from './helpers/spool.js';
 
 /**
  * install.sh from a local checkout into a temporary HOME, twice, with stub `claude` and
  * `codex` CLIs that record their argv; then uninstall: HOME is back to how it was, byte for
- * byte, config files included.
+ * byte, config files included. And what it says when asked for help, or to uninstall
+ * nothing.
  */
 
 const temps: string[] = [];
@@ -114,7 +116,11 @@ describe('install.sh', () => {
     const launcher = path.join(prefix, 'bin/agent-async.js');
     const claudeAdds = calls(home, 'claude').filter((argv) => argv[1] === 'add');
     expect(claudeAdds).toEqual([['mcp', 'add', '-s', 'user', 'agent-async', '--', expect.stringMatching(/node$/), launcher, 'serve']]);
-    expect(calls(home, 'codex').filter((argv) => argv[1] === 'add')).toEqual([['mcp', 'add', 'agent-async', '--', expect.stringMatching(/node$/), launcher, 'serve']]);
+    // codex's registration is written into its config.toml: `codex mcp add` cannot write what `codex exec` needs
+    expect(calls(home, 'codex').filter((argv) => argv[1] === 'add')).toEqual([]);
+    expect((parse(fs.readFileSync(path.join(home.home, '.codex/config.toml'), 'utf8')) as any).mcp_servers['agent-async']).toMatchObject({
+      command: expect.stringMatching(/node$/), args: [launcher, 'serve'], required: true, tool_timeout_sec: 120,
+    });
     const cursor = fs.readFileSync(path.join(home.home, '.cursor/mcp.json'), 'utf8');
     expect(cursor.startsWith(CURSOR_CONFIG.trimEnd().slice(0, -10))).toBe(true);
     expect(cursor).toContain('"github": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"]}');
@@ -139,7 +145,6 @@ describe('install.sh', () => {
     const removed = installSh(home, ['uninstall', '--yes']);
     expect(removed.code, removed.out).toBe(0);
     expect(calls(home, 'claude').at(-1)).toEqual(['mcp', 'remove', '-s', 'user', 'agent-async']);
-    expect(calls(home, 'codex').at(-1)).toEqual(['mcp', 'remove', 'agent-async']);
     expect(snapshot(home.home)).toEqual(before);
   }, 15 * 60_000);
 
@@ -159,4 +164,18 @@ describe('install.sh', () => {
     expect(fs.readFileSync(path.join(home.home, '.cursor/mcp.json'), 'utf8')).toBe(CURSOR_CONFIG);
     expect(fs.existsSync(path.join(home.home, '.local'))).toBe(false);
   }, 15 * 60_000);
+
+  it('--help shows the usage and nothing of the script; uninstall with nothing installed says so and changes nothing', () => {
+    const home = makeHome();
+    const help = installSh(home, ['--help']);
+    expect(help.code).toBe(0);
+    expect(help.out).toMatch(/^agent-async installer\.\n/);
+    expect(help.out).toMatch(/\.\/install\.sh uninstall \[--yes\] \[--purge\]/);
+    expect(help.out).not.toMatch(/set -euo|#/);
+    const before = snapshot(home.home);
+    const nothing = installSh(home, ['uninstall']);
+    expect(nothing.code, nothing.out).toBe(0);
+    expect(nothing.out.trim()).toBe(`agent-async is not installed in ${path.join(home.home, '.local/share/agent-async-mcp')}; nothing to remove`);
+    expect(snapshot(home.home)).toEqual(before);
+  });
 });

@@ -1,12 +1,13 @@
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { probeAgents } from '../agents/probe.js';
-import { CLIENT_NAMES, addClient, allClientStatus, allowTools, parseClient, removeClient, serverCommand } from '../clients/clients.js';
+import { CLIENT_NAMES, addClient, allClientStatus, parseClient, removeClient, serverCommand } from '../clients/clients.js';
+import { parseLevel } from '../clients/permissions.js';
 import { loadConfig } from '../config.js';
 import { allTools } from '../mcp/tools.js';
 import { autoUpdateEnabled, disableAutoUpdate, enableAutoUpdate } from '../install/schedule.js';
 import { uninstall } from '../install/uninstall.js';
-import { checkUpdate, update } from '../install/update.js';
+import { checkUpdate, describeCheck, update } from '../install/update.js';
 import { defaultHome, spoolPaths } from '../spool/layout.js';
 import { PACKAGE_ROOT } from '../version.js';
 import * as jobs from '../jobs.js';
@@ -61,7 +62,8 @@ function listAgentsCommand(y: Argv): Argv {
 
 interface ClientArgs extends Common {
   client: string;
-  allowTools?: boolean;
+  allowTools?: string;
+  allowExecTools?: boolean;
 }
 
 function addAgentCommand(y: Argv): Argv {
@@ -71,18 +73,25 @@ function addAgentCommand(y: Argv): Argv {
     (cmd) =>
       cmd
         .positional('client', { type: 'string', describe: CLIENT_NAMES.join(', ') })
-        .option('allow-tools', { type: 'boolean', default: false, describe: "claude-code: also allow the tools in Claude Code's settings (no prompt per call)" }),
+        .option('allow-tools', {
+          type: 'string',
+          describe: 'tools the client may call without asking: read (waits, lists, output), agents (also starting agent workers, full-auto refused; the default when no level is given), none. claude-code, codex, gemini; codex defaults to agents',
+        })
+        .option('allow-exec-tools', { type: 'boolean', describe: 'pre-approve every tool, agent_start (exec runs any command) and full-auto included' }),
     action((args) => {
       const client = parseClient(args.client);
-      const result = addClient(client, home(args));
-      const messages = [result.message];
-      if (args.allowTools) {
-        if (client !== 'claude-code') messages.push('--allow-tools applies to claude-code only; ignored');
-        else messages.push(allowTools(allTools().map((t) => t.name), home(args)).message);
-      }
-      const server = serverCommand();
-      if (args.json) printJson({ ...result, server, notes: messages.slice(1) });
-      else for (const message of messages) print(message);
+      const flagged = args.allowTools !== undefined || args.allowExecTools;
+      const tools = allTools().map((tool) => ({ name: tool.name, readOnly: tool.annotations.readOnlyHint }));
+      const config = loadConfig(spoolPaths(home(args)));
+      const result = addClient(client, home(args), process.env, {
+        server: serverCommand(process.env, home(args)),
+        level: flagged ? parseLevel(args.allowTools, args.allowExecTools, 'none') : undefined,
+        tools,
+        waitMaxSeconds: config.wait_max_seconds,
+      });
+      const notes = [...(result.notes ?? []), ...(result.changed ? [`restart ${client} (or open a new session) to load the change`] : [])];
+      if (args.json) printJson({ ...result, server: serverCommand(process.env, home(args)), notes });
+      else for (const line of [result.message, ...notes]) print(line);
     }),
   );
 }
@@ -134,7 +143,7 @@ function checkUpdateCommand(y: Argv): Argv {
     action((args) => {
       const check = checkUpdate();
       if (args.json) printJson(check);
-      else print(check.update_available ? `update available: ${check.current} → ${check.latest} (run agent-async update)` : `up to date (${check.current})`);
+      else print(describeCheck(check));
       return check.update_available ? 1 : EXIT.ok;
     }),
   );
@@ -143,7 +152,7 @@ function checkUpdateCommand(y: Argv): Argv {
 function updateCommand(y: Argv): Argv {
   return y.command<Common>(
     'update',
-    'move to the newest release (git installs: the newest vX.Y.Z tag, built aside first; npm installs: npm install -g)',
+    'move forward, built aside first (git installs: the newest vX.Y.Z tag, or the newest commit of the branch installed; npm installs: npm install -g)',
     (cmd) => cmd,
     action((args) => {
       const result = update(PACKAGE_ROOT, (line) => process.stderr.write(`agent-async update: ${line}\n`));

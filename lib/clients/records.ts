@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { readJsonFile, writeJsonAtomic } from '../spool/fsx.js';
 import { DIR_MODE } from '../spool/layout.js';
+import { ALLOW_LEVELS } from './permissions.js';
 
 /**
  * What agent-async added to client configs, kept in `<spool>/clients.json` so that
@@ -26,6 +27,10 @@ const registration = z.object({
   edit: fileEdit.nullable(),
   command: z.array(z.string()),
   at: z.string(),
+  /** The tools pre-approved (see permissions.ts); absent in records written before levels. */
+  level: z.enum(ALLOW_LEVELS).optional(),
+  /** A hash of everything the registration wrote, so an unchanged one is not written again. */
+  fingerprint: z.string().optional(),
 });
 export type Registration = z.infer<typeof registration>;
 

@@ -6,9 +6,12 @@ import { PACKAGE_ROOT, packageVersion } from '../version.js';
 import { readInstallManifest } from './uninstall.js';
 
 /**
- * `check-update` and `update`. A git install moves to the newest release tag (vX.Y.Z, never a
- * branch head), only forward, and only after the new version was built beside the old one,
- * so a failed build leaves the working install as it was. An npm install updates the npm way.
+ * `check-update` and `update`. A git install follows what it was installed at: checked out at
+ * a release tag (detached), it moves to the newest release tag (vX.Y.Z); on a branch (an
+ * install from a checkout, or `--ref=<branch>`), to the newest commit of that branch on the
+ * remote it came from. Either way only forward (never over local commits or a rewritten
+ * history), and only after the new version was built beside the old one, so a failed build
+ * leaves the working install as it was. An npm install updates the npm way.
  */
 
 export type InstallKind = 'git' | 'npm' | 'unknown';
@@ -52,10 +55,19 @@ const git = (root: string, args: string[]): string => run('git', ['-C', root, ..
 
 export interface UpdateCheck {
   kind: InstallKind;
+  /** git installs: 'tags' (at a release, detached) or 'branch' (on a branch). */
+  track: 'tags' | 'branch' | null;
+  branch: string | null;
   current: string;
   latest: string | null;
   update_available: boolean;
+  /** branch: how many commits the install is behind. */
+  commits_behind: number | null;
+  /** Why there is nothing to move to, when that is not simply "up to date". */
+  note: string | null;
   root: string;
+  /** The commit or tag to check out. */
+  target: string | null;
 }
 
 function newestTag(root: string): Version | null {
@@ -73,22 +85,63 @@ function currentGitVersion(root: string): Version['parts'] {
   return (tagged ?? parseRelease(packageVersion()) ?? { parts: [0, 0, 0] }).parts;
 }
 
+/** The branch a git install is on, and where its commits come from; null when it is detached (at a release). */
+function trackedBranch(root: string): { branch: string; remote: string; merge: string } | null {
+  const head = spawnSync('git', ['-C', root, 'symbolic-ref', '--quiet', '--short', 'HEAD'], { encoding: 'utf8' });
+  if (head.status !== 0) return null;
+  const branch = head.stdout.trim();
+  const config = (key: string): string | null => {
+    const read = spawnSync('git', ['-C', root, 'config', '--get', key], { encoding: 'utf8' });
+    return read.status === 0 ? read.stdout.trim() : null;
+  };
+  return { branch, remote: config(`branch.${branch}.remote`) ?? 'origin', merge: config(`branch.${branch}.merge`) ?? `refs/heads/${branch}` };
+}
+
+function checkBranch(root: string, current: string, tracked: { branch: string; remote: string; merge: string }): UpdateCheck {
+  git(root, ['fetch', '--quiet', '--no-tags', tracked.remote, tracked.merge]);
+  const head = git(root, ['rev-parse', 'HEAD']).trim();
+  const target = git(root, ['rev-parse', 'FETCH_HEAD']).trim();
+  const short = (sha: string): string => `${tracked.branch}@${sha.slice(0, 7)}`;
+  const base = { kind: 'git' as const, track: 'branch' as const, branch: tracked.branch, current: `${current} (${short(head)})`, latest: short(target), root, target };
+  if (head === target) return { ...base, update_available: false, commits_behind: 0, note: null };
+  if (spawnSync('git', ['-C', root, 'merge-base', '--is-ancestor', head, target]).status !== 0) {
+    const note = `the installed commit is not behind ${tracked.branch} of ${tracked.remote} (local commits, or a rewritten branch); not moving`;
+    return { ...base, update_available: false, commits_behind: null, note };
+  }
+  const behind = Number(git(root, ['rev-list', '--count', `${head}..${target}`]).trim());
+  return { ...base, update_available: true, commits_behind: behind, note: null };
+}
+
 export function checkUpdate(root = PACKAGE_ROOT): UpdateCheck {
   const kind = installKind(root);
   const current = packageVersion();
+  const none = { track: null, branch: null, commits_behind: null, note: null, root, target: null };
   if (kind === 'git') {
+    const tracked = trackedBranch(root);
+    if (tracked) return checkBranch(root, current, tracked);
     git(root, ['fetch', '--quiet', '--tags', '--force', 'origin']);
     const latest = newestTag(root);
     const available = latest !== null && compare(latest.parts, currentGitVersion(root)) > 0;
-    return { kind, current, latest: latest?.tag ?? null, update_available: available, root };
+    const note = latest === null ? 'the source has no release tag (vX.Y.Z) and this install is on no branch; reinstall with --ref=<branch> to follow a branch' : null;
+    return { ...none, kind, track: 'tags', current, latest: latest?.tag ?? null, update_available: available, note, target: latest?.tag ?? null };
   }
   if (kind === 'npm') {
     const latest = run('npm', ['view', 'agent-async-mcp', 'version']).trim();
     const parsed = parseRelease(latest);
     const mine = parseRelease(current);
-    return { kind, current, latest, update_available: Boolean(parsed && mine && compare(parsed.parts, mine.parts) > 0), root };
+    return { ...none, kind, current, latest, update_available: Boolean(parsed && mine && compare(parsed.parts, mine.parts) > 0), target: latest };
   }
   throw new UserError('conflict', `update: ${root} is neither a git checkout nor an npm install; update it the way you installed it`, 'update');
+}
+
+/** What `check-update` says. */
+export function describeCheck(check: UpdateCheck): string {
+  if (check.update_available) {
+    const commits = check.commits_behind === null ? '' : `, ${check.commits_behind} new commit${check.commits_behind === 1 ? '' : 's'}`;
+    return `update available: ${check.current} → ${check.latest}${commits} (run agent-async update)`;
+  }
+  const following = check.track === 'branch' ? `, following ${check.branch}` : check.track === 'tags' ? ', following release tags' : '';
+  return `up to date (${check.current}${following})${check.note ? `: ${check.note}` : ''}`;
 }
 
 export interface UpdateResult {
@@ -112,37 +165,43 @@ function swap(root: string, staging: string, name: string): void {
   fs.rmSync(old, { recursive: true, force: true });
 }
 
-/** Moves a git install forward to the newest release tag, building it aside first. */
+/** Moves a git install forward (to the newest release tag, or its branch's newest commit), building it aside first. */
 function updateGit(check: UpdateCheck, log: (line: string) => void): UpdateResult {
   const { root } = check;
-  const target = check.latest!;
+  const target = check.target!;
   if (spawnSync('git', ['-C', root, 'merge-base', '--is-ancestor', 'HEAD', target]).status !== 0) {
-    throw new UserError('conflict', `update: ${target} is not ahead of the installed commit (local changes or a rewritten tag); not moving`, 'update');
+    throw new UserError('conflict', `update: ${check.latest} is not ahead of the installed commit (local changes or a rewritten tag); not moving`, 'update');
   }
   // inside the install: the same filesystem, so the built parts move in by rename
   const staging = fs.mkdtempSync(path.join(root, '.agent-async-update-'));
   try {
-    log(`building ${target} in ${staging}`);
-    run('git', ['clone', '--quiet', '--no-hardlinks', root, staging]);
-    git(staging, ['-c', 'advice.detachedHead=false', 'checkout', '--quiet', target]);
+    log(`building ${check.latest} in ${staging}`);
+    run('git', ['clone', '--quiet', '--no-hardlinks', '--no-checkout', root, staging]);
+    git(staging, ['-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--detach', target]);
     run('npm', ['ci', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: staging });
     // the build worked: switch the install over (source first, then the built parts)
-    git(root, ['-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--detach', target]);
+    if (check.track === 'branch') git(root, ['merge', '--quiet', '--ff-only', target]);
+    else git(root, ['-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--detach', target]);
     swap(root, staging, 'node_modules');
     swap(root, staging, 'dist');
+    // install.sh's record of what is built, so running it again does not build once more
+    fs.writeFileSync(path.join(root, '.install-built'), `${git(root, ['rev-parse', 'HEAD']).trim()}\n`);
   } catch (error) {
     log(`the new version did not build; the installed ${check.current} stays as it was`);
     throw error;
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }
-  return { from: check.current, to: target, updated: true, message: `updated ${check.current} → ${target}` };
+  const commits = check.commits_behind === null ? '' : ` (${check.commits_behind} new commit${check.commits_behind === 1 ? '' : 's'})`;
+  return { from: check.current, to: check.latest, updated: true, message: `updated ${check.current} → ${check.latest}${commits}` };
 }
 
 export function update(root = PACKAGE_ROOT, log: (line: string) => void = () => undefined): UpdateResult {
   const check = checkUpdate(root);
+  if (check.note && check.track === 'branch') throw new UserError('conflict', `update: ${check.note}`, 'update');
   if (!check.update_available) {
-    return { from: check.current, to: check.latest, updated: false, message: `up to date (${check.current}${check.latest ? `, newest release ${check.latest}` : ''})` };
+    const newest = check.track === 'branch' ? '' : check.latest ? `, newest release ${check.latest}` : '';
+    return { from: check.current, to: check.latest, updated: false, message: `up to date (${check.current}${newest})${check.note ? `: ${check.note}` : ''}` };
   }
   if (check.kind === 'git') return updateGit(check, log);
   const manifest = readInstallManifest(root);

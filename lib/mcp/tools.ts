@@ -147,7 +147,21 @@ function started(ctx: ToolContext, result: jobs.SubmitResult, waitTool: string) 
   };
 }
 
+/**
+ * mcp_max_policy: a registration that pre-approves the start tools caps the policy, so a model
+ * calling them unasked cannot start a worker without a sandbox (full-auto).
+ */
+function checkPolicyCeiling(ctx: ToolContext, requested: unknown, fallback: () => unknown): void {
+  const ceiling = ctx.spool.config.mcp_max_policy;
+  const policy = requested ?? fallback();
+  if (ceiling === null || !(POLICIES as readonly unknown[]).includes(policy)) return; // a bad value is reported by jobs
+  const allowed = POLICIES.slice(0, POLICIES.indexOf(ceiling) + 1);
+  if (allowed.includes(policy as (typeof POLICIES)[number])) return;
+  throw new UserError('bad_input', `approval_policy: ${String(policy)}${requested === undefined ? ' (the default)' : ''} is above this server's mcp_max_policy (${ceiling}); allowed: ${allowed.join(', ')}. add-agent sets it where a client may start workers without asking; \`agent-async add-agent <client> --allow-exec-tools\` registers the client without it`, 'approval_policy');
+}
+
 function submitAgent(ctx: ToolContext, agent: string, args: Record<string, unknown>, extra: Partial<jobs.SubmitInput> = {}): jobs.SubmitResult {
+  if (agent !== 'exec') checkPolicyCeiling(ctx, args.approval_policy, () => ctx.spool.config.default_policy);
   return jobs.submit(ctx.spool, {
     agent,
     prompt: args.prompt,
@@ -452,12 +466,18 @@ export function allTools(): ToolDefinition[] {
       output: startOutput,
       annotations: START_ANNOTATIONS,
       taskCapable: true,
-      handler: (args, ctx) => started(ctx, jobs.continueJob(ctx.spool, args.job_id, {
-        prompt: args.prompt,
-        policy: args.approval_policy,
-        model: args.model,
-        timeout_seconds: minutesToSeconds(args.timeout_minutes),
-      }), 'job_wait'),
+      handler: (args, ctx) => {
+        checkPolicyCeiling(ctx, args.approval_policy, () => {
+          const parent = jobs.getJob(ctx.spool, args.job_id);
+          return parent.kind === 'ok' ? parent.state.request.policy : undefined;
+        });
+        return started(ctx, jobs.continueJob(ctx.spool, args.job_id, {
+          prompt: args.prompt,
+          policy: args.approval_policy,
+          model: args.model,
+          timeout_seconds: minutesToSeconds(args.timeout_minutes),
+        }), 'job_wait');
+      },
     }),
   ];
 }

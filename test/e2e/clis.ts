@@ -5,41 +5,52 @@ import { ROOT } from '../helpers/spool.js';
 
 /**
  * The real agent CLIs, at pinned versions, installed by the tests into an ignored cache
- * folder (never runtime dependencies of agent-async).
+ * folder (never runtime dependencies of agent-async). Each version has its own folder, so
+ * worktrees that pin different versions can share the cache without reinstalling each
+ * other's. Claude Code 2.1.332 declares Node >= 22 but is a native binary: it runs on 20.
  */
 export const PINNED = {
-  codex: { pkg: '@openai/codex', version: '0.169.0' },
-  claude: { pkg: '@anthropic-ai/claude-code', version: '2.1.197' },
-  gemini: { pkg: '@google/gemini-cli', version: '0.61.0' },
+  codex: { pkg: '@openai/codex', version: '0.171.0', bin: 'codex' },
+  claude: { pkg: '@anthropic-ai/claude-code', version: '2.1.332', bin: 'claude' },
+  gemini: { pkg: '@google/gemini-cli', version: '0.61.0', bin: 'gemini' },
 } as const;
 
 export const CLI_CACHE = path.join(ROOT, '.cache', 'agent-clis');
 
-function installedVersion(pkg: string): string | undefined {
+function versionFolder({ pkg, version }: { pkg: string; version: string }): string {
+  return path.join(CLI_CACHE, `${pkg.replace('@', '').replace('/', '+')}@${version}`);
+}
+
+function installedVersion(folder: string, pkg: string): string | undefined {
   try {
-    return JSON.parse(fs.readFileSync(path.join(CLI_CACHE, 'node_modules', pkg, 'package.json'), 'utf8')).version;
+    return JSON.parse(fs.readFileSync(path.join(folder, 'node_modules', pkg, 'package.json'), 'utf8')).version;
   } catch {
     return undefined;
   }
 }
 
-/** Installs the pinned CLIs when missing; returns the folder holding their binaries. */
+/**
+ * Installs the pinned CLIs when missing; returns a folder holding links to their binaries
+ * (`codex`, `claude`, `gemini`), to put first on PATH.
+ */
 export function ensureAgentClis(): string {
-  const missing = Object.values(PINNED).filter(({ pkg, version }) => installedVersion(pkg) !== version);
-  if (missing.length > 0) {
-    fs.mkdirSync(CLI_CACHE, { recursive: true });
-    if (!fs.existsSync(path.join(CLI_CACHE, 'package.json'))) {
-      fs.writeFileSync(path.join(CLI_CACHE, 'package.json'), '{ "name": "agent-clis-for-tests", "private": true }\n');
+  const bin = path.join(CLI_CACHE, `bin-${Object.values(PINNED).map((cli) => `${cli.bin}-${cli.version}`).join('_')}`);
+  fs.mkdirSync(bin, { recursive: true });
+  for (const cli of Object.values(PINNED)) {
+    const folder = versionFolder(cli);
+    if (installedVersion(folder, cli.pkg) !== cli.version) {
+      fs.mkdirSync(folder, { recursive: true });
+      fs.writeFileSync(path.join(folder, 'package.json'), '{ "name": "agent-cli-for-tests", "private": true }\n');
+      execFileSync('npm', ['install', '--no-audit', '--no-fund', '--engine-strict=false', `${cli.pkg}@${cli.version}`], {
+        cwd: folder,
+        stdio: ['ignore', 'inherit', 'inherit'],
+        timeout: 15 * 60_000,
+      });
     }
-    execFileSync('npm', ['install', '--no-audit', '--no-fund', ...Object.values(PINNED).map(({ pkg, version }) => `${pkg}@${version}`)], {
-      cwd: CLI_CACHE,
-      stdio: ['ignore', 'inherit', 'inherit'],
-      timeout: 15 * 60_000,
-    });
-  }
-  const bin = path.join(CLI_CACHE, 'node_modules', '.bin');
-  for (const name of ['codex', 'claude', 'gemini']) {
-    if (!fs.existsSync(path.join(bin, name))) throw new Error(`the ${name} CLI is missing from ${bin} after npm install`);
+    const target = path.join(folder, 'node_modules', '.bin', cli.bin);
+    if (!fs.existsSync(target)) throw new Error(`the ${cli.bin} CLI is missing from ${target} after npm install`);
+    const link = path.join(bin, cli.bin);
+    if (!fs.existsSync(link)) fs.symlinkSync(target, link);
   }
   return bin;
 }

@@ -22,7 +22,9 @@ if (args[0] !== 'mcp') {
 const rest = args.slice(1).filter((a, i, all) => !(a === '-s' || all[i - 1] === '-s'));
 const [verb, server, ...tail] = rest;
 if (verb === 'add') {
-  const command = tail[0] === '--' ? tail.slice(1) : tail;
+  // claude mcp add <name> [-e KEY=value]... -- <command> [args...]
+  const separator = tail.indexOf('--');
+  const command = separator === -1 ? tail : tail.slice(separator + 1);
   if (state[server] && name === 'claude') {
     console.error(`MCP server ${server} already exists in user config`);
     process.exit(1);
