@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { configSchema, loadConfig, type Config } from '../config.js';
+import { readRegularFile } from '../spool/fsx.js';
 import { FILE_MODE, type SpoolPaths } from '../spool/layout.js';
 import { isTerminal, type JobState } from '../spool/state.js';
 import { listActive, readState, requestCancel } from '../spool/store.js';
@@ -54,11 +55,8 @@ function holdRunnerStart(paths: SpoolPaths): () => void {
   fs.rmSync(paths.runnerStarting, { force: true, recursive: true });
   fs.writeFileSync(paths.runnerStarting, text, { mode: FILE_MODE, flag: 'wx' });
   return () => {
-    try {
-      if (fs.readFileSync(paths.runnerStarting, 'utf8') === text) fs.rmSync(paths.runnerStarting, { force: true });
-    } catch {
-      // gone already
-    }
+    const read = readRegularFile(paths.runnerStarting, text.length + 1);
+    if (read.kind === 'ok' && read.data.toString('utf8') === text) fs.rmSync(paths.runnerStarting, { force: true });
   };
 }
 
