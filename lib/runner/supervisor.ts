@@ -166,7 +166,7 @@ export async function superviseJob(
   // what the worker did to its folder, seen before anything of ours is written into it again
   const faults = auditJobFolder(paths, id);
   writer.checkDisk();
-  const ended = await recordEndDurably(paths, writer, exit, log, (diskNote) => recordEnd(paths, writer.state, {
+  const ended = await recordEndDurably(paths, id, exit, log, (diskNote) => recordEnd(paths, writer.state, {
     exit,
     adapter: prepared.adapter,
     parsed: parser?.result() ?? null,
@@ -227,12 +227,11 @@ function prepareWorker(paths: SpoolPaths, id: string, request: JobRequest, confi
  */
 async function recordEndDurably(
   paths: SpoolPaths,
-  writer: JobStateWriter,
+  id: string,
   exit: ExitRecord,
   log: Log,
   record: (diskNote: string | null) => JobState | undefined,
 ): Promise<JobState | undefined> {
-  const id = writer.state.id;
   let diskNote: string | null = null;
   for (let delay = SPACE_RETRY_FIRST_MS; ; delay = Math.min(delay * 2, SPACE_RETRY_MAX_MS)) {
     try {
@@ -469,8 +468,7 @@ async function stopLeftovers(run: WorkerRun, workerPid: number, quick: boolean, 
   const places = [...(inGroup ? ['in its group'] : []), ...(elsewhere.length > 0 ? ['outside it (found by their job id)'] : [])];
   beforeStopping(places.join(' and '));
   if (elsewhere.length > 0) run.log(`job ${run.id}: stopping ${elsewhere.length} process(es) its worker left: ${elsewhere.join(', ')}`);
-  const graceMs = LEFTOVER_GRACE_MS;
   const targets = [...(inGroup ? [workerPid] : []), ...elsewhere.filter((pid) => pid !== workerPid)];
-  const stopped = await Promise.all(targets.map((pid) => terminateJobProcesses({ pid, pgid: pid }, graceMs)));
+  const stopped = await Promise.all(targets.map((pid) => terminateJobProcesses({ pid, pgid: pid }, LEFTOVER_GRACE_MS)));
   return stopped.flat();
 }

@@ -202,7 +202,7 @@ export function publishJob(paths: SpoolPaths, state: JobState, files: JobFiles =
     }
     const stateFd = fs.openSync(path.join(building, JOB_FILES.state), 'wx', FILE_MODE);
     try {
-      fs.writeSync(stateFd, `${JSON.stringify(state, null, 2)}\n`);
+      fs.writeSync(stateFd, stateText(state));
       fs.fsyncSync(stateFd);
     } finally {
       fs.closeSync(stateFd);
