@@ -8,7 +8,9 @@ export type UserErrorCode =
   | 'not_found'
   | 'conflict'
   | 'corrupt_state'
-  | 'config_invalid';
+  | 'config_invalid'
+  /** The spool cannot be written: its disk is full, a quota is used up, or it is read-only. */
+  | 'no_space';
 
 export class UserError extends Error {
   readonly code: UserErrorCode;

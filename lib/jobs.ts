@@ -8,7 +8,7 @@ import { ensureRunner, type EnsureResult } from './runner/launch.js';
 import { leaderAlive, readRunnerInfo } from './runner/lease.js';
 import { selfIdentity } from './runner/processes.js';
 import { cancelPendingJob } from './runner/reconcile.js';
-import { readTextCapped } from './spool/fsx.js';
+import { openRegularFile, readTextCapped } from './spool/fsx.js';
 import { newJobId, parseJobId } from './spool/ids.js';
 import { walkIndex } from './spool/index.js';
 import { gcJobs, type GcOptions, type GcReport } from './spool/gc.js';
@@ -35,6 +35,13 @@ export interface Spool {
   env: NodeJS.ProcessEnv;
   /** Where `config` comes from; `refreshConfig` re-reads it after an edit. */
   configSource: ConfigSource;
+}
+
+export { spoolSpaceError } from './spool/fsx.js';
+
+/** The spool a command works on: --home, else $AGENT_ASYNC_HOME, else ~/.agent-async. */
+export function spoolHome(env: NodeJS.ProcessEnv = process.env): string {
+  return spoolPaths(defaultHome(env)).home;
 }
 
 export function openSpool(options: { home?: string; env?: NodeJS.ProcessEnv } = {}): Spool {
@@ -468,14 +475,16 @@ export function readOutput(spool: Spool, rawId: unknown, offset = 0, maxBytes = 
   const id = getJob(spool, rawId).id;
   const file = jobFile(spool.paths, id, JOB_FILES.output);
   const limit = Math.max(1, Math.min(Math.floor(maxBytes), OUTPUT_PAGE_MAX));
-  let fd: number;
+  // never blocks: a named pipe (or anything but a regular file) put there reads as empty
+  let opened: { fd: number; size: number } | undefined;
   try {
-    fd = fs.openSync(file, 'r');
+    opened = openRegularFile(file);
   } catch {
-    return { job_id: id, offset: 0, next_offset: 0, size: 0, eof: true, data: '' };
+    opened = undefined;
   }
+  if (!opened) return { job_id: id, offset: 0, next_offset: 0, size: 0, eof: true, data: '' };
+  const { fd, size } = opened;
   try {
-    const size = fs.fstatSync(fd).size;
     let start = offset < 0 ? Math.max(0, size + Math.floor(offset)) : Math.min(Math.floor(offset), size);
     const buffer = Buffer.alloc(Math.min(limit + 4, size - start));
     const length = fs.readSync(fd, buffer, 0, buffer.length, start);

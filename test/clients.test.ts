@@ -257,7 +257,7 @@ describe("Codex's config.toml", () => {
 });
 
 describe('uninstall', () => {
-  it('one client config broken by hand is reported; the other registrations are still taken out', () => {
+  it('one client config broken by hand is reported; the other registrations are still taken out', async () => {
     const { home, spool } = tempHome();
     const env = { HOME: home, PATH: path.join(home, 'no-such-bin') }; // no client CLIs, no crontab
     for (const dir of ['.cursor', '.gemini']) fs.mkdirSync(path.join(home, dir));
@@ -265,7 +265,7 @@ describe('uninstall', () => {
     addClient('cursor', spool, env, { server });
     addClient('gemini', spool, env, { server });
     fs.writeFileSync(path.join(home, '.cursor', 'mcp.json'), '{ "mcpServers": { broken');
-    const report = uninstall({ home: spool, purge: false, env, root: fs.mkdtempSync(path.join(home, 'root-')) });
+    const report = await uninstall({ home: spool, purge: false, env, root: fs.mkdtempSync(path.join(home, 'root-')) });
     expect(report.kept.join('\n')).toMatch(/cursor: .*mcp\.json: not valid JSON/);
     expect(report.steps).toContain('gemini: unregistered');
     expect(fs.readFileSync(path.join(home, '.gemini', 'settings.json'), 'utf8')).toBe('{\n  "theme": "GitHub"\n}\n');

@@ -9,6 +9,7 @@ export const EXIT = {
   notFound: 3,
   jobCancelled: 4,
   unreadable: 5,
+  noSpace: 74,
   internal: 70,
   config: 78,
   timeout: 124,
@@ -22,6 +23,8 @@ export function exitForUserError(code: UserErrorCode): number {
       return EXIT.unreadable;
     case 'config_invalid':
       return EXIT.config;
+    case 'no_space':
+      return EXIT.noSpace;
     case 'bad_input':
     case 'conflict':
       return EXIT.badInput;

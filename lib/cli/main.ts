@@ -443,7 +443,7 @@ export function buildCli(argv: string[]): Argv {
     .version(packageVersion())
     .help()
     .alias('h', 'help')
-    .epilogue('Exit codes: 0 ok/done, 1 job error, 2 bad input, 3 no such job, 4 cancelled, 5 unreadable state, 124 timed out, 70 internal error, 78 bad config.')
+    .epilogue('Exit codes: 0 ok/done, 1 job error, 2 bad input, 3 no such job, 4 cancelled, 5 unreadable state, 124 timed out, 70 internal error, 74 spool not writable (disk full, read-only), 78 bad config or spool root.')
     .wrap(Math.min(110, process.stdout.columns || 100))
       .fail((message, error) => {
       if (error) throw error;

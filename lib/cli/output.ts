@@ -33,7 +33,8 @@ export function action<A extends Common>(body: (args: A) => Promise<number | voi
   return async (args: A): Promise<void> => {
     try {
       process.exitCode = (await body(args)) ?? EXIT.ok;
-    } catch (error) {
+    } catch (caught) {
+      const error = jobs.spoolSpaceError(caught, jobs.spoolHome()) ?? caught;
       if (isUserError(error)) {
         if (args.json) printJson({ error: { code: error.code, field: error.field ?? null, message: error.message } });
         process.stderr.write(`agent-async: ${error.message}\n`);

@@ -124,7 +124,7 @@ function uninstallCommand(y: Argv): Argv {
         process.stdin.pause();
         if (!/^y/i.test(answer.trim())) return EXIT.ok;
       }
-      const report = uninstall({ home: home(args), purge: Boolean(args.purge) });
+      const report = await uninstall({ home: home(args), purge: Boolean(args.purge) });
       if (args.json) printJson(report);
       else {
         for (const step of report.steps) print(step);

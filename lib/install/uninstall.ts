@@ -6,6 +6,7 @@ import { loadRecords } from '../clients/records.js';
 import { readJsonFile } from '../spool/fsx.js';
 import { walkIndex } from '../spool/index.js';
 import { spoolPaths } from '../spool/layout.js';
+import { stopSpool } from '../runner/shutdown.js';
 import { PACKAGE_ROOT } from '../version.js';
 import { disableAutoUpdate } from './schedule.js';
 
@@ -48,10 +49,29 @@ export interface UninstallReport {
   kept: string[];
 }
 
-export function uninstall(options: { home: string; purge: boolean; env?: NodeJS.ProcessEnv; root?: string }): UninstallReport {
+/**
+ * Stops the spool's runner and supervisors before their install goes: running jobs are
+ * cancelled (workers stopped with their process trees), pending ones stay queued and run when
+ * agent-async is installed again (unless the spool is removed too).
+ */
+async function stopQueue(home: string, report: UninstallReport): Promise<number> {
+  const stopped = await stopSpool(spoolPaths(home), `uninstall (pid ${process.pid})`);
+  if (stopped.runnerPid !== null) report.steps.push(`stopped the runner (pid ${stopped.runnerPid}) and its supervisors`);
+  if (stopped.cancelled.length > 0) report.steps.push(`cancelled ${stopped.cancelled.length} running job(s): ${stopped.cancelled.join(', ')}`);
+  if (stopped.stillRunning.length > 0) report.kept.push(`job(s) still stopping: ${stopped.stillRunning.join(', ')}`);
+  return stopped.pending.length;
+}
+
+export async function uninstall(options: { home: string; purge: boolean; env?: NodeJS.ProcessEnv; root?: string }): Promise<UninstallReport> {
   const env = options.env ?? process.env;
   const root = options.root ?? PACKAGE_ROOT;
   const report: UninstallReport = { steps: [], kept: [] };
+  let pending = 0;
+  try {
+    pending = await stopQueue(options.home, report);
+  } catch (error) {
+    report.kept.push(`the queue could not be stopped: ${(error as Error).message}`);
+  }
   // one step that fails (a client config broken by hand) is reported; the others still run
   const step = (what: string, action: () => string | null): void => {
     try {
@@ -74,6 +94,7 @@ export function uninstall(options: { home: string; purge: boolean; env?: NodeJS.
       report.steps.push(`removed the spool ${options.home}`);
     } else {
       report.kept.push(`${options.home} (it holds jobs; run with --purge to remove it too)`);
+      if (pending > 0) report.kept.push(`${pending} pending job(s) in it stay queued: they run when agent-async is installed again`);
     }
   }
 

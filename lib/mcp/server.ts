@@ -120,7 +120,8 @@ export function createServer(options: ServeOptions = {}): { server: Server; spoo
         }
       }
       return { content: [{ type: 'text', text: JSON.stringify(structured, null, 2) }], structuredContent: structured };
-    } catch (error) {
+    } catch (caught) {
+      const error = jobs.spoolSpaceError(caught, spool.paths.home) ?? caught;
       if (isUserError(error)) return errorResult(error.message);
       log(`${tool.name} failed: ${(error as Error).stack ?? String(error)}`);
       return errorResult(`internal error in ${tool.name}: ${(error as Error).message}`);

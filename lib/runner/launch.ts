@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { errnoCode } from '../errors.js';
 import { PACKAGE_ROOT } from '../version.js';
+import { openRegularFile, readRegularFile } from '../spool/fsx.js';
 import { FILE_MODE, ensureSpool, type SpoolPaths } from '../spool/layout.js';
 import { leaderAlive } from './lease.js';
 import { identityOf, liveness } from './processes.js';
@@ -22,16 +23,15 @@ const LOG_ROTATE_BYTES = 5 * 1024 * 1024;
 
 export type EnsureResult = 'running' | 'starting' | 'started';
 
+const STARTING_MARKER_MAX_BYTES = 256;
+
 function startingMarkerBusy(paths: SpoolPaths): boolean {
-  let stat: fs.Stats;
-  let text: string;
-  try {
-    stat = fs.statSync(paths.runnerStarting);
-    text = fs.readFileSync(paths.runnerStarting, 'utf8').trim();
-  } catch {
-    return false;
-  }
-  const [pid, startTime] = text.split(' ');
+  const stat = fs.lstatSync(paths.runnerStarting, { throwIfNoEntry: false });
+  if (!stat) return false;
+  const read = readRegularFile(paths.runnerStarting, STARTING_MARKER_MAX_BYTES, 'truncate');
+  // anything but a small regular file there is debris: it is replaced
+  if (read.kind !== 'ok') return false;
+  const [pid, startTime] = read.data.toString('utf8').trim().split(' ');
   if (pid && /^\d+$/.test(pid)) {
     return liveness({ pid: Number(pid), start_time: startTime || null, host: hostName() }) === 'alive';
   }
@@ -52,22 +52,23 @@ function takeStartingMarker(paths: SpoolPaths): boolean {
     } catch (error) {
       if (errnoCode(error) !== 'EEXIST') throw error;
       if (startingMarkerBusy(paths)) return false;
-      fs.rmSync(paths.runnerStarting, { force: true });
+      fs.rmSync(paths.runnerStarting, { force: true, recursive: true });
     }
   }
   return false;
 }
 
-/** Opens `runner.log` for appending (rotating it once it grows past 5 MiB). */
+/**
+ * Opens `runner.log` for appending (rotating it once it grows past 5 MiB). Anything but a
+ * regular file there (a named pipe would block the open) is moved aside first.
+ */
 export function openRunnerLog(paths: SpoolPaths): number {
-  try {
-    if (fs.statSync(paths.runnerLog).size > LOG_ROTATE_BYTES) {
-      fs.renameSync(paths.runnerLog, `${paths.runnerLog}.1`);
-    }
-  } catch {
-    // no log yet
+  const stat = fs.lstatSync(paths.runnerLog, { throwIfNoEntry: false });
+  if (stat && (!stat.isFile() || stat.size > LOG_ROTATE_BYTES)) {
+    fs.rmSync(`${paths.runnerLog}.1`, { force: true, recursive: true });
+    fs.renameSync(paths.runnerLog, `${paths.runnerLog}.1`);
   }
-  return fs.openSync(paths.runnerLog, 'a', FILE_MODE);
+  return openRegularFile(paths.runnerLog, 'append')!.fd;
 }
 
 /**
@@ -108,10 +109,8 @@ export function ensureRunner(paths: SpoolPaths, env: NodeJS.ProcessEnv = process
 
 /** Called by a runner once it leads or gives up, so the next ensureRunner is not held back. */
 export function clearStartingMarker(paths: SpoolPaths): void {
-  try {
-    const [pid] = fs.readFileSync(paths.runnerStarting, 'utf8').trim().split(' ');
-    if (pid === undefined || pid === '' || Number(pid) === process.pid) fs.rmSync(paths.runnerStarting, { force: true });
-  } catch {
-    // gone already
-  }
+  const read = readRegularFile(paths.runnerStarting, STARTING_MARKER_MAX_BYTES, 'truncate');
+  if (read.kind !== 'ok') return;
+  const [pid] = read.data.toString('utf8').trim().split(' ');
+  if (pid === undefined || pid === '' || Number(pid) === process.pid) fs.rmSync(paths.runnerStarting, { force: true });
 }

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { z } from 'zod';
 import { errnoCode } from '../errors.js';
@@ -72,6 +73,68 @@ export function leaderAlive(paths: SpoolPaths): boolean {
   return liveness(info) !== 'dead';
 }
 
+/**
+ * What says that runner.lock/ is still the one this process took: the same folder (device and
+ * inode), an mtime this process set, and its own epoch in runner.json. After a long pause (a
+ * laptop lid closed, SIGSTOP) another runner may have taken the lock over; proper-lockfile's
+ * release, and its exit handler, would then remove that runner's lock.
+ */
+class LockOwnership {
+  private folder: { dev: number; ino: number } | null = null;
+  private readonly mtimes: number[] = [];
+  epoch: number | null = null;
+
+  constructor(private readonly paths: SpoolPaths) {}
+
+  get held(): boolean {
+    return this.folder !== null;
+  }
+
+  noteMtime(mtime: Date): void {
+    this.mtimes.push(mtime.getTime());
+    if (this.mtimes.length > 4) this.mtimes.shift();
+  }
+
+  /** Right after proper-lockfile made the folder: it is ours as it is now. */
+  took(): void {
+    const stat = fs.statSync(this.paths.runnerLock);
+    this.folder = { dev: stat.dev, ino: stat.ino };
+    this.noteMtime(stat.mtime);
+  }
+
+  stillOurs(): boolean {
+    const stat = fs.statSync(this.paths.runnerLock, { throwIfNoEntry: false });
+    if (!stat || !this.folder || stat.dev !== this.folder.dev || stat.ino !== this.folder.ino) return false;
+    if (!this.mtimes.includes(stat.mtime.getTime())) return false;
+    return this.epoch === null || readRunnerInfo(this.paths)?.epoch === this.epoch;
+  }
+
+  /**
+   * The filesystem proper-lockfile works through: Node's, except that once the lock is held its
+   * folder is removed only while it is still ours, and the mtimes it sets are noted.
+   */
+  filesystem(): Record<string, unknown> {
+    const lockPath = path.resolve(this.paths.runnerLock);
+    const mayRemove = (target: string): boolean => !this.held || path.resolve(target) !== lockPath || this.stillOurs();
+    return {
+      mkdir: fs.mkdir,
+      stat: fs.stat,
+      realpath: fs.realpath,
+      utimes: (target: string, atime: Date, mtime: Date, callback: (error: Error | null) => void) => {
+        if (path.resolve(target) === lockPath) this.noteMtime(mtime);
+        fs.utimes(target, atime, mtime, callback);
+      },
+      rmdir: (target: string, callback: (error: Error | null) => void) => {
+        if (mayRemove(target)) fs.rmdir(target, callback);
+        else callback(null);
+      },
+      rmdirSync: (target: string) => {
+        if (mayRemove(target)) fs.rmdirSync(target);
+      },
+    };
+  }
+}
+
 export interface Leadership {
   readonly epoch: number;
   isLeading(): boolean;
@@ -103,6 +166,8 @@ export async function acquireLeadership(paths: SpoolPaths, options: AcquireOptio
     for (const listener of lostListeners) listener(reason);
   };
 
+  const ownership = new LockOwnership(paths);
+  const lockFs = ownership.filesystem();
   for (;;) {
     let release: (() => Promise<void>) | undefined;
     try {
@@ -112,6 +177,7 @@ export async function acquireLeadership(paths: SpoolPaths, options: AcquireOptio
         stale: LEASE.staleMs,
         update: LEASE.updateMs,
         retries: 0,
+        fs: lockFs,
         onCompromised: (error: Error) => markLost(`lease compromised: ${error.message}`),
       });
     } catch (error) {
@@ -119,6 +185,8 @@ export async function acquireLeadership(paths: SpoolPaths, options: AcquireOptio
     }
     if (release) {
       leading = true;
+      ownership.took();
+      // made by this process just now, so its mode is ours to set
       fs.chmodSync(paths.runnerLock, DIR_MODE);
       const previous = readRunnerInfo(paths);
       const epoch = (previous?.epoch ?? 0) + 1;
@@ -134,7 +202,8 @@ export async function acquireLeadership(paths: SpoolPaths, options: AcquireOptio
         version: options.version,
         state: 'leading',
       };
-      writeJsonAtomic(paths.runnerInfo, info, 'folder');
+      writeJsonAtomic(paths.runnerInfo, info, 'folder', { replaceFolder: true });
+      ownership.epoch = epoch;
       const releaseLock = release;
       const currentEpoch = epochWatcher(paths);
       return {
@@ -144,11 +213,15 @@ export async function acquireLeadership(paths: SpoolPaths, options: AcquireOptio
           if (lostReason !== undefined) listener(lostReason);
           else lostListeners.push(listener);
         },
+        // Only what is still ours is released: a runner resumed after a long pause finds
+        // another one leading, and leaves its lock and runner.json alone.
         release: async () => {
           const wasLeading = leading;
           leading = false;
-          if (wasLeading && readRunnerInfo(paths)?.epoch === epoch) {
-            writeJsonAtomic(paths.runnerInfo, { ...info, state: 'stopped' });
+          if (ownership.stillOurs()) {
+            if (wasLeading) writeJsonAtomic(paths.runnerInfo, { ...info, state: 'stopped' }, 'file', { replaceFolder: true });
+          } else {
+            options.log(`not releasing ${paths.runnerLock}: another runner holds it now`);
           }
           await releaseLock().catch(() => undefined);
         },

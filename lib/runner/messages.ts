@@ -27,3 +27,6 @@ export const NO_CONFIG = 'no config was sent';
 
 /** How the reason starts when the pool gives a job back because no supervisor could start for it. */
 export const SUPERVISOR_DID_NOT_START = 'no supervisor could start';
+
+/** How the reason starts when a supervisor gives a job back because the spool cannot be written (a full disk). */
+export const SPOOL_UNWRITABLE = 'the spool cannot be written';

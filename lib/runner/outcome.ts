@@ -3,7 +3,17 @@ import { emptyParse, type AgentAdapter, type ParsedStream, type Verdict } from '
 import type { Config } from '../config.js';
 import { readTextCapped, writeFileAtomic } from '../spool/fsx.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
-import { IllegalTransition, type JobError, type JobRequest, type JobResult, type JobState, type Outcome, type Usage, type WorkerInfo } from '../spool/state.js';
+import {
+  IllegalTransition,
+  type JobError,
+  type JobRequest,
+  type JobResult,
+  type JobState,
+  type Outcome,
+  type Transition,
+  type Usage,
+  type WorkerInfo,
+} from '../spool/state.js';
 import { applyTransition, cancelRequested, readState, type ExitRecord } from '../spool/store.js';
 
 /**
@@ -23,9 +33,30 @@ export interface EndFacts {
   parsed?: ParsedStream | null;
   /** codex: the thread total of the job this one continues, to derive this turn's share. */
   parentUsage?: Usage | null;
+  /** Files of the job folder found broken (a named pipe, a folder, a link, a rewritten state.json). */
+  faults?: readonly string[];
+  /** What the spool's disk had to do with the end (full while the job ran), if anything. */
+  diskNote?: string | null;
 }
 
 const DONE_SUMMARY_MAX_BYTES = 64 * 1024;
+/**
+ * Largest final message kept in state.json and result.md: every wait re-reads state.json, so it
+ * stays small. A longer one is cut there, with a note; the worker's whole stream is in output.log.
+ */
+export const FINAL_MESSAGE_MAX_BYTES = 256 * 1024;
+
+/** What a worker may do in its job folder (said when it did something else). */
+export const JOB_FOLDER_HINT = 'agent-async reads only regular files from a job folder: a worker may write its `done` file (one line of text) and must leave the other files alone';
+
+/** Cuts a final message to FINAL_MESSAGE_MAX_BYTES (at a character boundary), saying so at its end. */
+export function capFinalMessage(message: string | null): string | null {
+  if (message === null || message.length <= FINAL_MESSAGE_MAX_BYTES / 4) return message;
+  const bytes = Buffer.from(message, 'utf8');
+  if (bytes.length <= FINAL_MESSAGE_MAX_BYTES) return message;
+  const kept = bytes.subarray(0, FINAL_MESSAGE_MAX_BYTES).toString('utf8').replace(/\uFFFD$/, '');
+  return `${kept}\n… [agent-async kept the first ${FINAL_MESSAGE_MAX_BYTES} of ${bytes.length} bytes of this message; the whole stream is in output.log]`;
+}
 
 export interface JobLimits {
   timeoutSeconds: number;
@@ -60,7 +91,7 @@ function streamFields(facts: EndFacts): Pick<Outcome, 'result' | 'session_id' | 
   const parsed = facts.parsed;
   if (!parsed) return { result: null, session_id: null, usage: null };
   const result: JobResult = {
-    final_message: parsed.final_message,
+    final_message: capFinalMessage(parsed.final_message),
     cumulative_usage: parsed.cumulative ? parsed.usage : null,
   };
   return { result, session_id: parsed.session_id, usage: ownUsage(parsed, facts.parentUsage ?? null) };
@@ -74,9 +105,12 @@ export function decideOutcome(facts: EndFacts): Outcome {
     notified: null,
     ...streamFields(facts),
   };
-  const ended = (status: Outcome['status'], error: JobError | null = null): Outcome => ({ ...common, status, error });
+  const ended = (status: Outcome['status'], error: JobError | null = null): Outcome => ({ ...common, status, error: withDiskNote(error, facts.diskNote) });
 
   if (facts.cancelRequested && (exit === null || exit.reason === 'cancelled')) return ended('cancelled');
+  if (facts.faults && facts.faults.length > 0) {
+    return ended('error', { code: 'bad_job_file', message: `the job's folder was tampered with: ${facts.faults.join('; ')}`, hint: JOB_FOLDER_HINT });
+  }
   if (facts.doneSummary !== null) {
     return { ...ended('done'), notified: { summary: facts.doneSummary, at: new Date().toISOString() } };
   }
@@ -106,6 +140,12 @@ export function decideOutcome(facts: EndFacts): Outcome {
   return verdict.ok ? ended('done') : ended('error', verdict.error);
 }
 
+/** A failed job whose spool disk was full says so: that may be why it failed, and why it ended late. */
+function withDiskNote(error: JobError | null, note: string | null | undefined): JobError | null {
+  if (error === null || !note) return error;
+  return { ...error, hint: error.hint ? `${error.hint}; ${note}` : note };
+}
+
 /** The codex thread total the job being continued had reached (null when unknown). */
 function parentCumulativeUsage(paths: SpoolPaths, parentId: string | null): Usage | null {
   if (!parentId) return null;
@@ -121,6 +161,10 @@ export interface JobEnd {
   limits: JobLimits;
   /** The worker, when the state does not hold it yet. */
   worker?: WorkerInfo;
+  faults?: readonly string[];
+  diskNote?: string | null;
+  /** Writes the terminal transition; by default it is applied to the state on disk. */
+  commit?: (change: Transition) => JobState;
 }
 
 /**
@@ -140,6 +184,8 @@ export function recordEnd(paths: SpoolPaths, state: JobState, end: JobEnd, log: 
     verdict: adapter && exit ? adapter.judge(parsed ?? emptyParse(), exit.exit_code, exit.signal) : null,
     parsed,
     parentUsage: parsed?.cumulative ? parentCumulativeUsage(paths, state.request.continue_of) : null,
+    faults: end.faults,
+    diskNote: end.diskNote,
   });
   const lost = outcome.error?.code === 'runner_lost';
   if (lost) {
@@ -150,15 +196,23 @@ export function recordEnd(paths: SpoolPaths, state: JobState, end: JobEnd, log: 
       hint: `start it again with: agent-async retry ${state.id}`,
     };
   }
-  if (outcome.result?.final_message) {
-    // not fsynced: the terminal state written next holds the same text and is
-    writeFileAtomic(jobFile(paths, state.id, JOB_FILES.result), `${outcome.result.final_message.trimEnd()}\n`, 'none');
-  }
+  if (outcome.result?.final_message) writeResultFile(paths, state.id, outcome.result.final_message, log);
+  const commit = end.commit ?? ((change: Transition) => applyTransition(paths, state.id, change));
   try {
-    return applyTransition(paths, state.id, lost ? { name: 'lose', outcome } : { name: 'finish', outcome, worker: end.worker });
+    return commit(lost ? { name: 'lose', outcome } : { name: 'finish', outcome, worker: end.worker });
   } catch (error) {
     if (!(error instanceof IllegalTransition)) throw error;
     log(`job ${state.id}: not recorded, the job was already ${error.from}`);
     return undefined;
+  }
+}
+
+/** result.md: a copy of the final message, which the terminal state holds too; a full disk does not stop the end. */
+function writeResultFile(paths: SpoolPaths, id: string, message: string, log: (message: string) => void): void {
+  try {
+    // not fsynced: the terminal state written next holds the same text and is
+    writeFileAtomic(jobFile(paths, id, JOB_FILES.result), `${message.trimEnd()}\n`, 'none', { replaceFolder: true });
+  } catch (error) {
+    log(`job ${id}: result.md not written (${(error as Error).message}); state.json holds the final message`);
   }
 }

@@ -162,6 +162,11 @@ export function liveness(identity: ProcessIdentity): Liveness {
   return now === identity.start_time ? 'alive' : 'dead';
 }
 
+/** The process group of a living process; undefined when it is gone (or unknown off Linux). */
+export function processGroupOf(pid: number): number | undefined {
+  return HAS_PROC ? livingProcStat(pid)?.pgid : undefined;
+}
+
 /** Living members of a process group (zombies do not count). */
 export function groupMembers(pgid: number): number[] {
   try {
@@ -174,6 +179,24 @@ export function groupMembers(pgid: number): number[] {
     .map((row) => row.pid);
 }
 
+function environHolds(pid: number, entry: Buffer): boolean {
+  let environ: Buffer;
+  try {
+    environ = fs.readFileSync(`/proc/${pid}/environ`);
+  } catch {
+    return false; // gone, or another user's
+  }
+  return environ.subarray(0, entry.length - 1).equals(entry.subarray(1)) || environ.includes(entry);
+}
+
+function jobEnvironEntry(jobId: string): Buffer {
+  return Buffer.from(`\0AGENT_ASYNC_JOB_ID=${jobId}\0`);
+}
+
+function procPids(): number[] {
+  return fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number);
+}
+
 /**
  * The process groups a job's worker started, found without knowing the worker's pid (its
  * supervisor may have died before recording it): the living group leaders whose environment
@@ -182,21 +205,62 @@ export function groupMembers(pgid: number): number[] {
  */
 export function jobGroupLeaders(jobId: string): number[] {
   if (!HAS_PROC) return [];
-  const entry = Buffer.from(`\0AGENT_ASYNC_JOB_ID=${jobId}\0`);
-  const leaders: number[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    const stat = readProcStat(Number(name));
-    if (!stat || stat.pgid !== stat.pid || stat.state === 'Z' || stat.state === 'X') continue;
-    let environ: Buffer;
-    try {
-      environ = fs.readFileSync(`/proc/${name}/environ`);
-    } catch {
-      continue; // gone, or another user's
-    }
-    if (Buffer.concat([Buffer.from('\0'), environ]).includes(entry)) leaders.push(stat.pid);
+  const entry = jobEnvironEntry(jobId);
+  return procPids().filter((pid) => {
+    if (pid === process.pid) return false;
+    const stat = readProcStat(pid);
+    return stat !== undefined && stat.pgid === stat.pid && stat.state !== 'Z' && stat.state !== 'X' && environHolds(pid, entry);
+  });
+}
+
+/** Pids probed one by one, rather than listing /proc, when no more than this many were handed out since. */
+const DIRECT_PROBE_MAX = 256;
+
+function lastPidHandedOut(): number | null {
+  try {
+    const last = Number(fs.readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
+    return Number.isInteger(last) && last > 0 ? last : null;
+  } catch {
+    return null;
   }
-  return leaders;
+}
+
+/**
+ * The pids handed out after `after`: a process a job started has a pid above its worker's, or
+ * one below the last pid handed out once the counter wrapped around. Only for a job that ran a
+ * short while, during which the counter cannot have gone all the way round.
+ */
+function pidsSince(after: number): number[] {
+  const last = lastPidHandedOut();
+  if (last !== null && last >= after && last - after <= DIRECT_PROBE_MAX) {
+    // most of them have exited again: a stat that throws nothing tells them apart cheaply
+    return Array.from({ length: last - after }, (_, i) => after + 1 + i).filter((pid) => fs.statSync(`/proc/${pid}`, { throwIfNoEntry: false }) !== undefined);
+  }
+  const all = procPids();
+  if (last === null) return all;
+  return last >= after ? all.filter((pid) => pid > after) : all.filter((pid) => pid > after || pid <= last);
+}
+
+function isThreadGroupLeader(pid: number): boolean {
+  try {
+    return new RegExp(`^Tgid:\\s*${pid}$`, 'm').test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Every living process whose environment holds `AGENT_ASYNC_JOB_ID=<jobId>`: the job's worker
+ * and whatever it started, wherever that went (a group and session of its own after setsid, a
+ * daemon that forked twice), short of a process that cleared its environment. With `after`
+ * (the pid of a worker that ran a short while) only the pids handed out since are looked at,
+ * which are few. Linux only (/proc/<pid>/environ); elsewhere none are found.
+ */
+export function jobProcesses(jobId: string, after?: number): number[] {
+  if (!HAS_PROC) return [];
+  const entry = jobEnvironEntry(jobId);
+  const candidates = after === undefined ? procPids() : pidsSince(after);
+  return candidates.filter((pid) => pid !== process.pid && environHolds(pid, entry) && livingProcStat(pid) !== undefined && isThreadGroupLeader(pid));
 }
 
 /** All living descendants of `pid`, in and out of its process group. */

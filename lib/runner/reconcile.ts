@@ -1,15 +1,15 @@
 import fs from 'node:fs';
-import readline from 'node:readline';
 import { getAdapter } from '../agents/registry.js';
 import type { AgentAdapter, ParsedStream } from '../agents/types.js';
 import type { Config } from '../config.js';
+import { NotARegularFile, openRegularFile } from '../spool/fsx.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
 import { IllegalTransition, type JobState } from '../spool/state.js';
-import { applyTransition, claimJob, readClaims, readExitRecord, type ClaimInfo, type ClaimOwner } from '../spool/store.js';
+import { applyTransition, auditJobFolder, claimJob, readClaims, readExitRecord, type ClaimInfo, type ClaimOwner } from '../spool/store.js';
 import { sweepTempsOf } from '../spool/sweep.js';
 import { jobLimits, recordEnd } from './outcome.js';
-import { groupMembers, jobGroupLeaders, liveness, terminateJobProcesses } from './processes.js';
-import { NOTE_PREFIX } from './worker-io.js';
+import { groupMembers, jobGroupLeaders, jobProcesses, liveness, terminateJobProcesses } from './processes.js';
+import { LineSplitter, NOTE_PREFIX } from './worker-io.js';
 
 /**
  * What a runner does with jobs whose owner is gone. It never re-runs a job that may have
@@ -22,12 +22,16 @@ const OWNERLESS_CLAIM_MS = 30_000;
 
 export type ClaimStatus = { kind: 'free'; nextAttempt: number } | { kind: 'held'; attempt: number };
 
-/** Whether a pending job is free to claim, and with which attempt number. */
+/**
+ * Whether a pending job is free to claim, and with which attempt number. Any claim whose owner
+ * lives holds it, whatever attempt the state names: a pending state never names one legitimately
+ * (only a start or an end records it), so a state.json rewritten by a worker while its
+ * supervisor still runs cannot get the job started a second time.
+ */
 export function claimStatus(claims: ClaimInfo[], state: JobState): ClaimStatus {
   let next = state.attempt + 1;
   for (const claim of claims) {
     next = Math.max(next, claim.attempt + 1);
-    if (claim.attempt <= state.attempt) continue;
     const alive = claim.owner ? liveness(claim.owner) !== 'dead' : claim.ageMs < OWNERLESS_CLAIM_MS;
     if (alive) return { kind: 'held', attempt: claim.attempt };
   }
@@ -58,10 +62,14 @@ export function supervisorDead(state: JobState): boolean {
   return state.status === 'running' && (state.supervisor === null || liveness(state.supervisor) === 'dead');
 }
 
+/** The most of output.log read back for an agent job's stream (its end, where the result is). */
+const REPARSE_MAX_BYTES = 64 * 1024 * 1024;
+
 /**
  * Reads the stream of an agent job back from output.log (when its supervisor died after the
  * worker ended, nothing else holds what the worker reported). stdout and stderr are mixed
- * there, and our own `[agent-async]` notes are left out.
+ * there, and our own `[agent-async]` notes are left out. Only a regular file is read, its last
+ * 64 MiB at most, line by line with the parser's line cap.
  */
 async function reparse(paths: SpoolPaths, state: JobState, config: Config): Promise<{ adapter: AgentAdapter; parsed: ParsedStream | null } | null> {
   let adapter: AgentAdapter;
@@ -72,35 +80,58 @@ async function reparse(paths: SpoolPaths, state: JobState, config: Config): Prom
   }
   const parser = adapter.createParser();
   if (!parser) return { adapter, parsed: null };
-  const file = jobFile(paths, state.id, JOB_FILES.output);
-  if (fs.existsSync(file)) {
-    const lines = readline.createInterface({ input: fs.createReadStream(file), crlfDelay: Infinity });
-    for await (const line of lines) if (line.trim() !== '' && !line.startsWith(NOTE_PREFIX)) parser.line(line, 'stdout');
+  let opened;
+  try {
+    opened = openRegularFile(jobFile(paths, state.id, JOB_FILES.output));
+  } catch (error) {
+    if (error instanceof NotARegularFile) return { adapter, parsed: parser.result() };
+    throw error;
+  }
+  if (opened?.size === 0) fs.closeSync(opened.fd);
+  else if (opened) {
+    const start = Math.max(0, opened.size - REPARSE_MAX_BYTES);
+    // read from the middle of the file, the first line is a part of one
+    let skipFirst = start > 0;
+    const splitter = new LineSplitter((line) => {
+      if (skipFirst) skipFirst = false;
+      else if (line.trim() !== '' && !line.startsWith(NOTE_PREFIX)) parser.line(line, 'stdout');
+    });
+    const stream = fs.createReadStream('', { fd: opened.fd, start, end: opened.size - 1, autoClose: true });
+    for await (const chunk of stream) splitter.push(chunk as Buffer);
+    splitter.end();
   }
   return { adapter, parsed: parser.result() };
 }
 
 /**
  * Finalizes a running job whose supervisor died: stops a worker left behind (nobody could
- * record its end), then writes the outcome the spool supports.
+ * record its end) and whatever else carries its job id, then writes the outcome the spool
+ * supports.
  */
 export async function finalizeOrphan(paths: SpoolPaths, state: JobState, config: Config, log: (message: string) => void): Promise<JobState | undefined> {
+  const graceMs = config.kill_grace_seconds * 1000;
   const worker = state.worker;
   if (worker && groupMembers(worker.pgid).length > 0) {
     log(`job ${state.id}: supervisor pid ${state.supervisor?.pid} died; stopping its worker group ${worker.pgid}`);
-    await terminateJobProcesses({ pid: worker.pid, pgid: worker.pgid }, config.kill_grace_seconds * 1000);
+    await terminateJobProcesses({ pid: worker.pid, pgid: worker.pgid }, graceMs);
   }
   if (!worker) {
     // The supervisor died before it recorded the worker (it does 25 ms after the start): the
     // worker's group, and any that left it, are found by the job id in their environment.
     const leaders = jobGroupLeaders(state.id);
     if (leaders.length > 0) log(`job ${state.id}: stopping ${leaders.length} process group(s) of its unrecorded worker: ${leaders.join(', ')}`);
-    await Promise.all(leaders.map((leader) => terminateJobProcesses({ pid: leader, pgid: leader }, config.kill_grace_seconds * 1000)));
+    await Promise.all(leaders.map((leader) => terminateJobProcesses({ pid: leader, pgid: leader }, graceMs)));
+  }
+  const rest = jobProcesses(state.id);
+  if (rest.length > 0) {
+    log(`job ${state.id}: stopping ${rest.length} more process(es) carrying its id: ${rest.join(', ')}`);
+    await Promise.all(rest.map((pid) => terminateJobProcesses({ pid, pgid: pid }, graceMs)));
   }
   // a supervisor killed in the middle of a write leaves its temp file in the job folder
   if (state.supervisor) sweepTempsOf(paths, state.id, state.supervisor.pid);
+  const faults = auditJobFolder(paths, state.id);
   const record = readExitRecord(paths, state.id);
   const exit = record?.attempt === state.attempt ? record : null;
   const stream = exit ? await reparse(paths, state, config) : null;
-  return recordEnd(paths, state, { exit, adapter: stream?.adapter ?? null, parsed: stream?.parsed ?? null, limits: jobLimits(state.request, config) }, log);
+  return recordEnd(paths, state, { exit, adapter: stream?.adapter ?? null, parsed: stream?.parsed ?? null, limits: jobLimits(state.request, config), faults }, log);
 }

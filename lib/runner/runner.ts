@@ -11,7 +11,7 @@ import { acquireLeadership, type Leadership } from './lease.js';
 import { clearStartingMarker, openRunnerLog } from './launch.js';
 import { selfIdentity } from './processes.js';
 import { cancelPendingJob, finalizeOrphan, pendingClaimStatus, supervisorDead } from './reconcile.js';
-import { SUPERVISOR_DID_NOT_START } from './messages.js';
+import { SPOOL_UNWRITABLE, SUPERVISOR_DID_NOT_START, type SupervisorReply } from './messages.js';
 import { SupervisorPool } from './supervisor-pool.js';
 import { traceStep } from './trace.js';
 
@@ -35,6 +35,7 @@ export interface RunnerOptions {
 
 /** An active marker with no job folder is a publish in progress, or debris after this. */
 const ORPHAN_MARKER_MS = 60_000;
+const PUBLISHING_MS = 1_000;
 const SWEEP_EVERY_MS = 10 * 60_000;
 const RETENTION_EVERY_MS = 60 * 60_000;
 /** During a long busy stretch retention waits this long after the start; otherwise it runs when idle. */
@@ -56,6 +57,10 @@ export class Runner {
   private readonly active: ActiveList;
   private readonly known = new Map<string, JobState>();
   private readonly reportedCorrupt = new Set<string>();
+  /** Active entries whose handling failed, with the error last logged: skipped, so one bad entry never stops the queue. */
+  private readonly faulty = new Map<string, string>();
+  /** The spool could not be written when a supervisor tried to start a job (a full disk). */
+  private spoolUnwritable = false;
   private readonly finalizing = new Set<string>();
   private readonly finalizeFailures = new Map<string, string>();
   private idleSince: number | null = null;
@@ -111,9 +116,11 @@ export class Runner {
         } else if (reply.type === 'claim_failed' || reply.type === 'finished') {
           this.own.delete(jobId);
           this.known.delete(jobId);
-          // a supervisor that cannot start (a broken install, a process limit) is retried
-          // once a second, not in a loop of forks
-          this.schedule(reply.type === 'claim_failed' && reply.reason.startsWith(SUPERVISOR_DID_NOT_START) ? SUPERVISOR_RETRY_MS : 0);
+          const full = reply.type === 'claim_failed' && reply.reason.startsWith(SPOOL_UNWRITABLE);
+          this.noteSpoolWritable(jobId, reply);
+          // a supervisor that cannot start (a broken install, a process limit), or a spool that
+          // cannot be written, is retried once a second, not in a loop
+          this.schedule(reply.type === 'claim_failed' && (full || reply.reason.startsWith(SUPERVISOR_DID_NOT_START)) ? SUPERVISOR_RETRY_MS : 0);
         }
       },
       onLost: (jobId) => {
@@ -245,6 +252,7 @@ export class Runner {
     const activeIds = this.active.list();
     const activeSet = new Set(activeIds);
     for (const id of this.known.keys()) if (!activeSet.has(id)) this.known.delete(id);
+    for (const id of this.faulty.keys()) if (!activeSet.has(id)) this.faulty.delete(id);
 
     const busyCwds = new Set<string>();
     let occupied = 0;
@@ -262,7 +270,7 @@ export class Runner {
 
     for (const id of activeIds) {
       if (this.own.has(id)) continue;
-      const state = this.stateOf(id);
+      const state = this.contained(id, () => this.stateOf(id));
       if (!state) continue;
       if (state.status === 'running') {
         occupied += 1;
@@ -283,7 +291,8 @@ export class Runner {
         if (!fullScan && occupied >= config.concurrency) break;
         continue;
       }
-      const claim = pendingClaimStatus(this.paths, state);
+      const claim = this.contained(state.id, () => pendingClaimStatus(this.paths, state));
+      if (!claim) continue;
       busyCwds.add(state.request.cwd);
       occupied += 1;
       if (claim.kind === 'held') continue;
@@ -320,9 +329,38 @@ export class Runner {
     }
   }
 
-  /** Active jobs apart from those whose state.json is unreadable: those must not keep the runner up. */
+  /** Logs once when the spool turns out full on a job's start, and once when a job ends again. */
+  private noteSpoolWritable(jobId: string, reply: SupervisorReply): void {
+    if (reply.type === 'claim_failed' && reply.reason.startsWith(SPOOL_UNWRITABLE)) {
+      if (!this.spoolUnwritable) this.log(`job ${jobId}: not started: ${reply.reason} Trying again every second.`);
+      this.spoolUnwritable = true;
+    } else if (reply.type === 'finished' && this.spoolUnwritable) {
+      this.log('the spool can be written again');
+      this.spoolUnwritable = false;
+    }
+  }
+
+  /**
+   * Runs one step about one active entry: an error is that entry's alone. It is logged once
+   * (again only when it changes), the entry is skipped, and the queue goes on.
+   */
+  private contained<T>(id: string, step: () => T): T | undefined {
+    try {
+      const result = step();
+      this.faulty.delete(id);
+      return result;
+    } catch (error) {
+      const message = (error as Error).message;
+      if (this.faulty.get(id) !== message) this.log(`job ${id}: ${message}; skipping it (said once)`);
+      this.faulty.set(id, message);
+      return undefined;
+    }
+  }
+
+  /** Active jobs apart from those that cannot be handled (an unreadable state.json, a bad entry): those must not keep the runner up. */
   private workable(activeIds: readonly string[]): readonly string[] {
-    return this.reportedCorrupt.size === 0 ? activeIds : activeIds.filter((id) => !this.reportedCorrupt.has(id));
+    if (this.reportedCorrupt.size === 0 && this.faulty.size === 0) return activeIds;
+    return activeIds.filter((id) => !this.reportedCorrupt.has(id) && !this.faulty.has(id));
   }
 
   /** The state of an active job, from the cache while it is pending (only a claim changes it). */
@@ -358,7 +396,8 @@ export class Runner {
       return;
     }
     if (age > ORPHAN_MARKER_MS) removeFromActive(this.paths, id);
-    else this.schedule(25);
+    // a publish takes milliseconds: look again soon while the marker is that young, else at the poll
+    else if (age < PUBLISHING_MS) this.schedule(25);
   }
 
   private cancelPending(state: JobState): void {

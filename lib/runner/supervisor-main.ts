@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import { defaultHome, spoolPaths } from '../spool/layout.js';
 import { ensureRunner } from './launch.js';
+import { logLine } from './log-line.js';
 import { NO_CONFIG, type RunJobMessage, type SupervisorReply } from './messages.js';
 import { superviseJob } from './supervisor.js';
 
@@ -16,7 +17,7 @@ let config: Config | undefined;
 let orphaned = false;
 
 function log(message: string): void {
-  process.stderr.write(`${new Date().toISOString()} supervisor[${process.pid}] ${message}\n`);
+  logLine(`${new Date().toISOString()} supervisor[${process.pid}] ${message}\n`);
 }
 
 function reply(message: SupervisorReply): void {

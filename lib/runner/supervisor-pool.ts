@@ -56,8 +56,9 @@ export class SupervisorPool {
         env: runnerEnvironment(process.env, this.paths),
         serialization: 'json',
         execPath: this.launch.execPath ?? process.execPath,
-        // a small young generation: a supervisor streams output through short-lived buffers
-        execArgv: ['--max-semi-space-size=2'],
+        // a small young generation, collected as output streams through (OutputSink): a
+        // supervisor moves worker output through short-lived buffers
+        execArgv: ['--max-semi-space-size=2', '--expose-gc'],
       });
     } catch (error) {
       this.events.log(`could not start a supervisor: ${(error as Error).message}`);

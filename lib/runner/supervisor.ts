@@ -3,24 +3,27 @@ import fs from 'node:fs';
 import { getAdapter } from '../agents/registry.js';
 import type { AgentAdapter, Invocation } from '../agents/types.js';
 import type { Config } from '../config.js';
-import type { RunJobMessage, SupervisorReply } from './messages.js';
+import { SPOOL_UNWRITABLE, type RunJobMessage, type SupervisorReply } from './messages.js';
 import { errnoCode } from '../errors.js';
-import { fileExists } from '../spool/fsx.js';
+import { NotARegularFile, describeSpaceProblem, entryExists, freeBytes, formatBytes, isSpaceError, readRegularFile } from '../spool/fsx.js';
 import { JOB_FILES, jobDir, jobFile, type SpoolPaths } from '../spool/layout.js';
-import { IllegalTransition, isTerminal, type JobError, type JobState, type TerminalStatus, type WorkerInfo } from '../spool/state.js';
+import { IllegalTransition, isTerminal, type JobError, type JobRequest, type JobState, type TerminalStatus, type WorkerInfo } from '../spool/state.js';
 import {
+  JobStateWriter,
   applyTransition,
+  auditJobFolder,
   cancelRequested,
   claimJob,
   readState,
+  releaseClaim,
   writeExitRecord,
   type ExitRecord,
 } from '../spool/store.js';
 import { watchFoldersNative } from '../spool/watch.js';
-import { jobLimits, recordEnd, type JobLimits } from './outcome.js';
-import { groupMembers, processStartTime, selfIdentity, terminateJobProcesses } from './processes.js';
+import { JOB_FOLDER_HINT, jobLimits, recordEnd, type JobLimits } from './outcome.js';
+import { groupMembers, jobProcesses, processGroupOf, processStartTime, selfIdentity, terminateJobProcesses } from './processes.js';
 import { traceStep } from './trace.js';
-import { DirectOutput, OutputSink, checkCwd, resolveExecutable } from './worker-io.js';
+import { DirectOutput, OutputSink, checkCwd, openOutputLog, resolveExecutable } from './worker-io.js';
 
 /**
  * A supervisor runs one job at a time in its own process, apart from the runner: it claims
@@ -40,6 +43,15 @@ const LEFTOVER_GRACE_MS = 2_000;
 const WORKER_RECORD_DELAY_MS = 25;
 /** How long output pipes may stay open after the worker and its group are gone. */
 const OUTPUT_DRAIN_MS = 2_000;
+/** Largest prompt.txt a worker is started with. */
+const PROMPT_MAX_BYTES = 64 * 1024 * 1024;
+/** A worker that ran shorter than this cannot have seen the pid counter wrap around (processes.jobProcesses). */
+const QUICK_JOB_MS = 60_000;
+/** While the disk is full, the end of a job is written again after these waits (doubling). */
+const SPACE_RETRY_FIRST_MS = 500;
+const SPACE_RETRY_MAX_MS = 10_000;
+/** A failed job whose spool disk has less than this left gets a word about it. */
+const LOW_SPACE_BYTES = 1024 * 1024;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -67,15 +79,24 @@ export async function superviseJob(
   const { jobId: id, attempt, epoch } = message;
   traceStep('received', id);
   const finished = (status: TerminalStatus | 'unknown'): void => reply({ type: 'finished', jobId: id, status });
+  // a full disk before the start: the job stays pending, and the runner offers it again later
+  const giveBack = (error: unknown): void => {
+    reply({ type: 'claim_failed', jobId: id, reason: `${SPOOL_UNWRITABLE}: ${describeSpaceProblem(error, paths.home)}` });
+  };
   const before = readState(paths, id);
   if (before.kind !== 'ok' || before.state.status !== 'pending') {
     reply({ type: 'claim_failed', jobId: id, reason: before.kind === 'ok' ? before.state.status : before.kind });
     return;
   }
   const me = selfIdentity();
-  if (!claimJob(paths, id, attempt, { role: 'supervisor', ...me, epoch, at: new Date().toISOString() })) {
-    reply({ type: 'claim_failed', jobId: id, reason: `claim.${attempt} is taken` });
-    return;
+  try {
+    if (!claimJob(paths, id, attempt, { role: 'supervisor', ...me, epoch, at: new Date().toISOString() })) {
+      reply({ type: 'claim_failed', jobId: id, reason: `claim.${attempt} is taken` });
+      return;
+    }
+  } catch (error) {
+    if (!isSpaceError(error)) throw error;
+    return giveBack(error);
   }
 
   traceStep('claimed', id);
@@ -91,51 +112,159 @@ export async function superviseJob(
     return;
   }
 
-  const request = claimed.state.request;
   const refuse = (error: JobError): void => {
     const state = finishQuietly(paths, id, { name: 'fail_to_start', attempt, error }, log);
     finished(state ? 'error' : 'unknown');
   };
+  const prepared = prepareWorker(paths, id, claimed.state.request, config);
+  if ('code' in prepared) return refuse(prepared);
+  // output.log exists before the job is seen running, so every reader of a running job finds it
+  let outputFd: number;
+  try {
+    outputFd = openOutputLog(jobFile(paths, id, JOB_FILES.output));
+  } catch (error) {
+    if (error instanceof NotARegularFile) return refuse(badJobFile(`output.log is a ${error.kind}, not a regular file`));
+    if (!isSpaceError(error)) throw error;
+    releaseClaim(paths, id, attempt);
+    return giveBack(error);
+  }
+
+  let running: JobState;
+  try {
+    running = applyTransition(paths, id, { name: 'start', attempt, epoch, supervisor: me });
+  } catch (error) {
+    const now = readState(paths, id);
+    if (now.kind === 'ok' && now.state.status === 'running' && now.state.attempt === attempt) {
+      running = now.state; // the state landed; only the folder sync after it failed
+    } else {
+      closeFd(outputFd);
+      if (!isSpaceError(error)) throw error;
+      releaseClaim(paths, id, attempt);
+      return giveBack(error);
+    }
+  }
+  traceStep('started', id);
+  const writer = new JobStateWriter(paths, running);
+  const limits = jobLimits(prepared.request, config);
+  const parser = prepared.adapter.createParser();
+  const { exit, unrecordedWorker, outputLoss } = await runWorker({
+    paths,
+    id,
+    attempt,
+    file: prepared.file,
+    invocation: prepared.invocation,
+    outputFd,
+    onLine: parser ? (line, stream) => parser.line(line, stream) : undefined,
+    onExited: () => reply({ type: 'exited', jobId: id }),
+    cwd: prepared.request.cwd,
+    searchPath: prepared.searchPath,
+    limits,
+    config,
+    writer,
+    log,
+  });
+  // what the worker did to its folder, seen before anything of ours is written into it again
+  const faults = auditJobFolder(paths, id);
+  writer.checkDisk();
+  const ended = await recordEndDurably(paths, id, exit, log, (diskNote) => recordEnd(paths, writer.state, {
+    exit,
+    adapter: prepared.adapter,
+    parsed: parser?.result() ?? null,
+    limits,
+    worker: unrecordedWorker,
+    faults: [...writer.faults, ...faults],
+    diskNote: diskNote ?? outputLoss ?? lowSpaceNote(paths, exit),
+    commit: (change) => writer.apply(change),
+  }, log));
+  traceStep('recorded', id);
+  finished(ended && isTerminal(ended.status) ? ended.status : 'unknown');
+}
+
+function badJobFile(fault: string): JobError {
+  return { code: 'bad_job_file', message: fault, hint: JOB_FOLDER_HINT };
+}
+
+interface PreparedWorker {
+  request: JobRequest;
+  adapter: AgentAdapter;
+  invocation: Invocation;
+  file: string;
+  searchPath: string;
+}
+
+/** The adapter, the command line, the cwd and the binary of a job, or why it cannot start. */
+function prepareWorker(paths: SpoolPaths, id: string, request: JobRequest, config: Config): PreparedWorker | JobError {
   let adapter: AgentAdapter;
   let invocation: Invocation;
   try {
     adapter = getAdapter(request.agent, config);
-    const prompt = adapter.takesPrompt ? fs.readFileSync(jobFile(paths, id, JOB_FILES.prompt), 'utf8') : '';
+    let prompt = '';
+    if (adapter.takesPrompt) {
+      const read = readRegularFile(jobFile(paths, id, JOB_FILES.prompt), PROMPT_MAX_BYTES);
+      if (read.kind === 'refused') return badJobFile(`prompt.txt cannot be used: ${read.reason}`);
+      if (read.kind === 'missing') return badJobFile('prompt.txt is missing');
+      prompt = read.data.toString('utf8');
+    }
     invocation = adapter.buildInvocation({ request, prompt, stdinThreshold: config.prompt_stdin_bytes });
   } catch (error) {
-    refuse({ code: 'spawn_failed', message: `could not build the command: ${(error as Error).message}` });
-    return;
+    return { code: 'spawn_failed', message: `could not build the command: ${(error as Error).message}` };
   }
   const cwdError = checkCwd(request.cwd);
-  if (cwdError) return refuse(cwdError);
+  if (cwdError) return cwdError;
   const searchPath = request.env_path ?? process.env.PATH ?? '';
   const resolved = resolveExecutable(invocation.argv[0] ?? '', request.cwd, searchPath);
   if (!resolved.ok) {
-    return refuse(resolved.error.code === 'agent_not_found' ? { ...resolved.error, hint: `install it: ${adapter.installHint}` } : resolved.error);
+    return resolved.error.code === 'agent_not_found' ? { ...resolved.error, hint: `install it: ${adapter.installHint}` } : resolved.error;
   }
+  return { request, adapter, invocation, file: resolved.file, searchPath };
+}
 
-  const running = applyTransition(paths, id, { name: 'start', attempt, epoch, supervisor: me });
-  traceStep('started', id);
-  const limits = jobLimits(request, config);
-  const parser = adapter.createParser();
-  const { exit, unrecordedWorker } = await runWorker({
-    paths,
-    id,
-    attempt,
-    file: resolved.file,
-    invocation,
-    onLine: parser ? (line, stream) => parser.line(line, stream) : undefined,
-    onExited: () => reply({ type: 'exited', jobId: id }),
-    cwd: request.cwd,
-    searchPath,
-    limits,
-    config,
-    log,
-  });
-  writeExitRecord(paths, id, exit);
-  const ended = recordEnd(paths, running, { exit, adapter, parsed: parser?.result() ?? null, limits, worker: unrecordedWorker }, log);
-  traceStep('recorded', id);
-  finished(ended && isTerminal(ended.status) ? ended.status : 'unknown');
+/**
+ * Writes the end of a job (exit.json, then the terminal state), and while the disk is full keeps
+ * it in memory and writes it again, so neither the worker's exit status nor the real cause is
+ * lost (this supervisor stays alive meanwhile, so no runner takes the job for lost). `record`
+ * gets what the disk said, to be told in the job's end.
+ */
+async function recordEndDurably(
+  paths: SpoolPaths,
+  id: string,
+  exit: ExitRecord,
+  log: Log,
+  record: (diskNote: string | null) => JobState | undefined,
+): Promise<JobState | undefined> {
+  let diskNote: string | null = null;
+  for (let delay = SPACE_RETRY_FIRST_MS; ; delay = Math.min(delay * 2, SPACE_RETRY_MAX_MS)) {
+    try {
+      try {
+        writeExitRecord(paths, id, exit);
+      } catch (error) {
+        // the terminal state holds the same facts: it is the one that must land
+        if (!isSpaceError(error)) throw error;
+      }
+      return record(diskNote);
+    } catch (error) {
+      if (!isSpaceError(error)) throw error;
+      const problem = describeSpaceProblem(error, paths.home);
+      if (diskNote === null) log(`job ${id}: cannot record its end (exit code ${exit.exit_code ?? '-'}, signal ${exit.signal ?? '-'}): ${problem} Keeping it and trying again.`);
+      diskNote = `the spool's disk was full when the job ended, so its end was recorded late: ${problem}`;
+      await sleep(delay);
+    }
+  }
+}
+
+/** A word about the spool's disk for a job that failed while it was (nearly) full. */
+function lowSpaceNote(paths: SpoolPaths, exit: ExitRecord): string | null {
+  if (exit.exit_code === 0 && exit.signal === null) return null;
+  const free = freeBytes(paths.home);
+  return free !== null && free < LOW_SPACE_BYTES ? `the spool's disk (${paths.home}) had ${formatBytes(free)} free when the job ended` : null;
+}
+
+function closeFd(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // closed already
+  }
 }
 
 interface WorkerRun {
@@ -144,12 +273,15 @@ interface WorkerRun {
   attempt: number;
   file: string;
   invocation: Invocation;
+  /** output.log, opened for appending. */
+  outputFd: number;
   onLine: ((line: string, stream: 'stdout' | 'stderr') => void) | undefined;
   onExited: () => void;
   cwd: string;
   searchPath: string;
   limits: JobLimits;
   config: Config;
+  writer: JobStateWriter;
   log: Log;
 }
 
@@ -181,13 +313,19 @@ interface WorkerEnd {
   exit: ExitRecord;
   /** The worker, when it had exited before it could be recorded as running. */
   unrecordedWorker: WorkerInfo | undefined;
+  /** Output that could not be written to output.log (a full disk), said in words. */
+  outputLoss: string | null;
+}
+
+function lossNote(sink: OutputSink | DirectOutput): string | null {
+  const { bytes, error } = sink.lost;
+  return bytes === 0 ? null : `${bytes} bytes of its output could not be written to output.log (${error?.message ?? 'write failed'})`;
 }
 
 async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
   const { paths, id, invocation, config } = run;
-  const outputFile = jobFile(paths, id, JOB_FILES.output);
   // a stream to parse needs pipes; otherwise the worker writes straight to output.log
-  const sink: OutputSink | DirectOutput = run.onLine ? new OutputSink(outputFile, run.onLine) : new DirectOutput(outputFile);
+  const sink: OutputSink | DirectOutput = run.onLine ? new OutputSink(run.outputFd, run.onLine) : new DirectOutput(run.outputFd);
   const stdin = invocation.stdin === null ? 'ignore' : 'pipe';
   const startedAt = new Date().toISOString();
   const env: NodeJS.ProcessEnv = {
@@ -211,7 +349,7 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
     const record = spawnFailure(run, startedAt, error);
     sink.note(record.spawn_error!.message);
     sink.close();
-    return { exit: record, unrecordedWorker: undefined };
+    return { exit: record, unrecordedWorker: undefined, outputLoss: null };
   }
   const spawnError = await new Promise<Error | null>((resolve) => {
     child.once('spawn', () => resolve(null));
@@ -221,7 +359,7 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
     const record = spawnFailure(run, startedAt, spawnError);
     sink.note(record.spawn_error!.message);
     sink.close();
-    return { exit: record, unrecordedWorker: undefined };
+    return { exit: record, unrecordedWorker: undefined, outputLoss: null };
   }
   const pid = child.pid;
   traceStep('spawned', id);
@@ -230,7 +368,7 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
   const recordWorker = (): void => {
     if (recorded) return;
     try {
-      applyTransition(paths, id, { name: 'record_worker', worker });
+      run.writer.apply({ name: 'record_worker', worker });
       recorded = true;
     } catch (error) {
       // this supervisor still holds the worker; only its record for others is missing
@@ -272,8 +410,8 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
   let doneSeen = false;
   const checkRequests = (): void => {
     if (stopped.done) return;
-    if (fileExists(jobFile(paths, id, JOB_FILES.cancel))) stop('cancelled');
-    else if (!doneSeen && fileExists(jobFile(paths, id, JOB_FILES.done))) {
+    if (entryExists(jobFile(paths, id, JOB_FILES.cancel))) stop('cancelled');
+    else if (!doneSeen && entryExists(jobFile(paths, id, JOB_FILES.done))) {
       doneSeen = true;
       timers.push(setTimeout(() => stop('done_grace'), config.done_grace_seconds * 1000));
     }
@@ -288,16 +426,16 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
   clearTimeout(recordTimer);
   for (const timer of timers) clearTimeout(timer);
   closeWatch();
-  let survivors: number[] = stopped.done ? await stopped.done : [];
-  if (!stopped.done && groupMembers(pid).length > 0) {
+  const survivors: number[] = stopped.done ? await stopped.done : [];
+  survivors.push(...await stopLeftovers(run, pid, Date.now() - Date.parse(startedAt) < QUICK_JOB_MS, (where) => {
     recordWorker();
-    sink.note('the worker exited but left processes in its group; stopping them');
-    survivors = await terminateJobProcesses({ pid, pgid: pid }, LEFTOVER_GRACE_MS);
-  }
+    sink.note(`the worker exited but left processes ${where}; stopping them`);
+  }));
   run.onExited();
   await Promise.race([outputDone, sleep(OUTPUT_DRAIN_MS)]);
   child.stdout?.destroy();
   child.stderr?.destroy();
+  const outputLoss = lossNote(sink);
   sink.close();
   if (survivors.length > 0) run.log(`job ${id}: processes still alive after KILL: ${survivors.join(', ')}`);
   return {
@@ -311,8 +449,26 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
       started_at: startedAt,
       ended_at: new Date().toISOString(),
       spawn_error: null,
-      survivors,
+      survivors: [...new Set(survivors)],
     },
     unrecordedWorker: recorded ? undefined : worker,
+    outputLoss,
   };
+}
+
+/**
+ * Stops what a worker left behind once it has gone: what is left in its process group, and
+ * every other process that carries its job id (a daemon it started with setsid, one that forked
+ * twice), so a job leaves nothing running. Returns the pids that outlived KILL.
+ */
+async function stopLeftovers(run: WorkerRun, workerPid: number, quick: boolean, beforeStopping: (where: string) => void): Promise<number[]> {
+  const inGroup = groupMembers(workerPid).length > 0;
+  const elsewhere = jobProcesses(run.id, quick ? workerPid : undefined).filter((pid) => !inGroup || processGroupOf(pid) !== workerPid);
+  if (!inGroup && elsewhere.length === 0) return [];
+  const places = [...(inGroup ? ['in its group'] : []), ...(elsewhere.length > 0 ? ['outside it (found by their job id)'] : [])];
+  beforeStopping(places.join(' and '));
+  if (elsewhere.length > 0) run.log(`job ${run.id}: stopping ${elsewhere.length} process(es) its worker left: ${elsewhere.join(', ')}`);
+  const targets = [...(inGroup ? [workerPid] : []), ...elsewhere.filter((pid) => pid !== workerPid)];
+  const stopped = await Promise.all(targets.map((pid) => terminateJobProcesses({ pid, pgid: pid }, LEFTOVER_GRACE_MS)));
+  return stopped.flat();
 }

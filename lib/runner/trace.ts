@@ -1,3 +1,5 @@
+import { logLine } from './log-line.js';
+
 /**
  * Step timestamps for finding where a job's time goes: with AGENT_ASYNC_TRACE=1 in the
  * environment of whoever starts the runner, the runner and its supervisors write
@@ -26,5 +28,5 @@ const enabled = process.env.AGENT_ASYNC_TRACE === '1';
 
 export function traceStep(step: TraceStep, jobId: string): void {
   if (!enabled) return;
-  process.stderr.write(`trace ${(performance.timeOrigin + performance.now()).toFixed(3)} ${process.pid} ${step} ${jobId}\n`);
+  logLine(`trace ${(performance.timeOrigin + performance.now()).toFixed(3)} ${process.pid} ${step} ${jobId}\n`);
 }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
+import { openRegularFile } from '../spool/fsx.js';
 import type { JobError } from '../spool/state.js';
 
 /** Starts the lines agent-async itself writes into output.log (why a job was stopped, …). */
@@ -71,6 +71,109 @@ export function checkCwd(cwd: string): JobError | null {
 
 const MAX_LINE_BUFFER = 64 * 1024;
 const PARTIAL_FLUSH_MS = 200;
+/** Longest line handed to a stream parser: a longer one is no event anyone can use, and is dropped. */
+export const PARSE_LINE_MAX = 4 * 1024 * 1024;
+/**
+ * Pipe output read between two minor garbage collections. Each read of a pipe is a fresh 64 KiB
+ * buffer whose small wrapper hardly fills V8's young generation, so dead buffers piled up to
+ * ~35 MB while 200 MB went through; a minor collection every 2 MiB keeps them to a few MB. The
+ * supervisor runs with --expose-gc for it (supervisor-pool.ts); elsewhere this does nothing.
+ */
+const COLLECT_EVERY_BYTES = 2 * 1024 * 1024;
+
+/**
+ * Opens `output.log` for appending (made, mode 0600, when missing) without ever blocking on or
+ * writing through something a person or an earlier worker put there: anything but a regular
+ * file is refused with `NotARegularFile`.
+ */
+export function openOutputLog(file: string): number {
+  return openRegularFile(file, 'append')!.fd;
+}
+
+/**
+ * Splits a byte stream into lines without holding more than `maxLine` bytes of an unfinished
+ * one: a line's pieces are kept as they came (no text rebuilt per chunk, which made a long line
+ * cost its length squared), and a line over the cap is dropped whole however long it grows.
+ */
+export class LineSplitter {
+  private pieces: Buffer[] = [];
+  private held = 0;
+  private overlong = false;
+  /** Lines dropped for being longer than the cap. */
+  dropped = 0;
+
+  constructor(private readonly onLine: (line: string) => void, private readonly maxLine = PARSE_LINE_MAX) {}
+
+  push(chunk: Buffer): void {
+    let start = 0;
+    for (let newline = chunk.indexOf(0x0a); newline !== -1; newline = chunk.indexOf(0x0a, start)) {
+      this.keep(chunk.subarray(start, newline));
+      this.emit();
+      start = newline + 1;
+    }
+    if (start < chunk.length) this.keep(chunk.subarray(start));
+  }
+
+  /** Hands on the unfinished last line, if any. */
+  end(): void {
+    if (this.held > 0 || this.overlong) this.emit();
+  }
+
+  private keep(part: Buffer): void {
+    if (this.overlong || part.length === 0) return;
+    if (this.held + part.length > this.maxLine) {
+      this.overlong = true;
+      this.pieces = [];
+      this.held = 0;
+      return;
+    }
+    this.pieces.push(part);
+    this.held += part.length;
+  }
+
+  private emit(): void {
+    if (this.overlong) {
+      this.overlong = false;
+      this.dropped += 1;
+      return;
+    }
+    const line = this.pieces.length === 1 ? this.pieces[0]!.toString('utf8') : Buffer.concat(this.pieces, this.held).toString('utf8');
+    this.pieces = [];
+    this.held = 0;
+    this.onLine(line);
+  }
+}
+
+/**
+ * Writes to output.log that a full disk (or anything else) refuses are counted and dropped,
+ * never thrown into a stream handler: the worker's exit status matters more than its output.
+ */
+class LogWriter {
+  lostBytes = 0;
+  lastError: Error | null = null;
+  bytes = 0;
+
+  constructor(readonly fd: number) {}
+
+  write(data: Buffer): void {
+    let offset = 0;
+    try {
+      while (offset < data.length) offset += fs.writeSync(this.fd, data, offset);
+    } catch (error) {
+      this.lostBytes += data.length - offset;
+      this.lastError = error as Error;
+    }
+    this.bytes += offset;
+  }
+
+  /** Says in the log how much output was lost, once space is back. */
+  reportLoss(): void {
+    if (this.lostBytes === 0) return;
+    const lost = this.lostBytes;
+    this.lostBytes = 0;
+    this.write(Buffer.from(`${NOTE_PREFIX}${lost} bytes of output were lost: ${this.lastError?.message ?? 'write failed'}\n`));
+  }
+}
 
 /**
  * Appends the worker's stdout and stderr to `output.log` line by line (so the two streams
@@ -78,23 +181,35 @@ const PARTIAL_FLUSH_MS = 200;
  * Complete lines of both streams also go to `onLine` (agent stream parsers).
  */
 export class OutputSink {
-  private readonly fd: number;
+  private readonly log: LogWriter;
   private readonly partial = new Map<Readable, Buffer>();
   private flushTimer: NodeJS.Timeout | undefined;
-  private readonly lineParts = new Map<Readable, { decoder: StringDecoder; rest: string }>();
+  private readonly splitters = new Map<Readable, LineSplitter>();
+  private readSinceCollect = 0;
   lastOutputAt = Date.now();
-  bytes = 0;
 
-  constructor(file: string, private readonly onLine?: (line: string, stream: 'stdout' | 'stderr') => void) {
-    this.fd = fs.openSync(file, 'a', 0o600);
+  constructor(fd: number, private readonly onLine?: (line: string, stream: 'stdout' | 'stderr') => void) {
+    this.log = new LogWriter(fd);
   }
 
-  private stdout: Readable | undefined;
+  get bytes(): number {
+    return this.log.bytes;
+  }
+
+  /** Output that could not be written (a full disk), with why. */
+  get lost(): { bytes: number; error: Error | null } {
+    return { bytes: this.log.lostBytes, error: this.log.lastError };
+  }
 
   attach(stream: Readable, isStdout: boolean): Promise<void> {
-    if (isStdout) this.stdout = stream;
+    if (this.onLine) {
+      const name = isStdout ? 'stdout' : 'stderr';
+      this.splitters.set(stream, new LineSplitter((line) => {
+        if (line.trim() !== '') this.onLine?.(line, name);
+      }));
+    }
     return new Promise((resolve) => {
-      stream.on('data', (chunk: Buffer) => this.accept(stream, chunk, isStdout));
+      stream.on('data', (chunk: Buffer) => this.accept(stream, chunk));
       const end = (): void => {
         this.flushPartial(stream);
         resolve();
@@ -105,21 +220,29 @@ export class OutputSink {
     });
   }
 
-  private accept(stream: Readable, chunk: Buffer, isStdout: boolean): void {
+  private accept(stream: Readable, chunk: Buffer): void {
     this.lastOutputAt = Date.now();
-    if (this.onLine) this.parse(stream, chunk, isStdout ? 'stdout' : 'stderr');
+    this.readSinceCollect += chunk.length;
+    if (this.readSinceCollect >= COLLECT_EVERY_BYTES) {
+      this.readSinceCollect = 0;
+      globalThis.gc?.({ type: 'minor' });
+    }
+    this.splitters.get(stream)?.push(chunk);
     const pending = this.partial.get(stream);
-    const data = pending ? Buffer.concat([pending, chunk]) : chunk;
-    const lastNewline = data.lastIndexOf(0x0a);
-    if (lastNewline === -1 && data.length < MAX_LINE_BUFFER) {
-      this.partial.set(stream, data);
+    const lastNewline = chunk.lastIndexOf(0x0a);
+    if (lastNewline === -1 && (pending?.length ?? 0) + chunk.length < MAX_LINE_BUFFER) {
+      this.partial.set(stream, pending ? Buffer.concat([pending, chunk]) : chunk);
       this.scheduleFlush();
       return;
     }
-    const cut = lastNewline === -1 ? data.length : lastNewline + 1;
-    this.write(data.subarray(0, cut));
-    if (cut < data.length) {
-      this.partial.set(stream, data.subarray(cut));
+    // Written without joining the held part and the chunk first (a long line would copy
+    // every chunk once more); both writes happen in this one call, so no line of the other
+    // stream can come between them.
+    if (pending) this.log.write(pending);
+    const cut = lastNewline === -1 ? chunk.length : lastNewline + 1;
+    this.log.write(chunk.subarray(0, cut));
+    if (cut < chunk.length) {
+      this.partial.set(stream, chunk.subarray(cut));
       this.scheduleFlush();
     } else {
       this.partial.delete(stream);
@@ -137,42 +260,32 @@ export class OutputSink {
     const pending = this.partial.get(stream);
     if (!pending) return;
     this.partial.delete(stream);
-    this.write(pending);
-  }
-
-  private parse(stream: Readable, chunk: Buffer, name: 'stdout' | 'stderr'): void {
-    let parts = this.lineParts.get(stream);
-    if (!parts) {
-      parts = { decoder: new StringDecoder('utf8'), rest: '' };
-      this.lineParts.set(stream, parts);
-    }
-    const lines = (parts.rest + parts.decoder.write(chunk)).split('\n');
-    parts.rest = lines.pop() ?? '';
-    // a line longer than this is not a stream event anyone can use; drop it rather than grow
-    if (parts.rest.length > MAX_LINE_BUFFER * 64) parts.rest = '';
-    for (const line of lines) if (line.trim() !== '') this.onLine?.(line, name);
-  }
-
-  private write(data: Buffer): void {
-    let offset = 0;
-    while (offset < data.length) offset += fs.writeSync(this.fd, data, offset);
-    this.bytes += data.length;
+    this.log.write(pending);
   }
 
   /** Writes a line of our own (e.g. why the job was stopped) into the log. */
   note(text: string): void {
-    this.write(Buffer.from(`${NOTE_PREFIX}${text}\n`));
+    this.log.write(Buffer.from(`${NOTE_PREFIX}${text}\n`));
   }
 
+  /** Flushes what is held, hands the parser the last unfinished lines, and closes the log. */
   close(): void {
     clearTimeout(this.flushTimer);
     for (const stream of [...this.partial.keys()]) this.flushPartial(stream);
-    for (const [stream, parts] of this.lineParts) {
-      const last = parts.rest + parts.decoder.end();
-      if (last.trim() !== '') this.onLine?.(last, stream === this.stdout ? 'stdout' : 'stderr');
-    }
-    this.lineParts.clear();
-    fs.closeSync(this.fd);
+    for (const splitter of this.splitters.values()) splitter.end();
+    const dropped = [...this.splitters.values()].reduce((sum, splitter) => sum + splitter.dropped, 0);
+    if (dropped > 0) this.note(`${dropped} line(s) longer than ${PARSE_LINE_MAX} bytes were kept in this log but not parsed`);
+    this.splitters.clear();
+    this.log.reportLoss();
+    closeQuietly(this.log.fd);
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // closed already
   }
 }
 
@@ -182,12 +295,12 @@ export class OutputSink {
  * and the output keeps flowing even if the supervisor dies). Silence is seen from the size.
  */
 export class DirectOutput {
-  readonly fd: number;
+  private readonly log: LogWriter;
   private size = 0;
   private changedAt = Date.now();
 
-  constructor(file: string) {
-    this.fd = fs.openSync(file, 'a', 0o600);
+  constructor(readonly fd: number) {
+    this.log = new LogWriter(fd);
   }
 
   get lastOutputAt(): number {
@@ -199,11 +312,16 @@ export class DirectOutput {
     return this.changedAt;
   }
 
+  get lost(): { bytes: number; error: Error | null } {
+    return { bytes: this.log.lostBytes, error: this.log.lastError };
+  }
+
   note(text: string): void {
-    fs.writeSync(this.fd, `${NOTE_PREFIX}${text}\n`);
+    this.log.write(Buffer.from(`${NOTE_PREFIX}${text}\n`));
   }
 
   close(): void {
-    fs.closeSync(this.fd);
+    this.log.reportLoss();
+    closeQuietly(this.fd);
   }
 }

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { isJobId } from './ids.js';
 import type { SpoolPaths } from './layout.js';
 import { listActive } from './store.js';
 
@@ -41,7 +42,7 @@ export class ActiveList {
       this.stale = true;
       return 'unknown';
     }
-    if (name.startsWith('.')) return 'nothing';
+    if (!isJobId(name)) return 'nothing'; // a temp file, or anything else that is no job marker
     const present = fs.existsSync(path.join(this.paths.active, name));
     if (present === this.ids.has(name)) return 'nothing';
     if (present) this.ids.add(name);

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { errnoCode } from '../errors.js';
+import { UserError, errnoCode } from '../errors.js';
 import { FILE_MODE } from './layout.js';
 
 let tempCounter = 0;
@@ -39,11 +39,20 @@ export function tempFor(target: string): string {
 /** Names that `tempFor` makes: `.<name>.<pid>.<n>.<random>.tmp`. */
 export const TEMP_FILE_PATTERN = /^\..+\.(\d+)\.\d+\.[a-z0-9]*\.tmp$/;
 
+export interface WriteOptions {
+  /**
+   * A folder standing where the file belongs is removed first (for the spool's own files: a
+   * worker or a person may have made one; a rename replaces anything else by itself).
+   */
+  replaceFolder?: boolean;
+}
+
 /**
  * Replaces `target` atomically: the temp file is written next to it (see `tempFor`) and renamed
- * over it. Readers see the old or the new content, never a part.
+ * over it. Readers see the old or the new content, never a part. A named pipe, a device or a
+ * link at `target` is replaced itself (never followed, never opened).
  */
-export function writeFileAtomic(target: string, data: string | Uint8Array, durability: Durability = 'file'): void {
+export function writeFileAtomic(target: string, data: string | Uint8Array, durability: Durability = 'file', options: WriteOptions = {}): void {
   const temp = tempFor(target);
   const fd = fs.openSync(temp, 'wx', FILE_MODE);
   try {
@@ -56,7 +65,7 @@ export function writeFileAtomic(target: string, data: string | Uint8Array, durab
   }
   fs.closeSync(fd);
   try {
-    fs.renameSync(temp, target);
+    renameOver(temp, target, options);
   } catch (error) {
     removeQuietly(temp);
     throw error;
@@ -64,8 +73,20 @@ export function writeFileAtomic(target: string, data: string | Uint8Array, durab
   if (durability === 'folder') fsyncDir(path.dirname(target));
 }
 
-export function writeJsonAtomic(target: string, value: unknown, durability: Durability = 'file'): void {
-  writeFileAtomic(target, `${JSON.stringify(value, null, 2)}\n`, durability);
+function renameOver(temp: string, target: string, options: WriteOptions): void {
+  try {
+    fs.renameSync(temp, target);
+  } catch (error) {
+    const code = errnoCode(error);
+    const folderInTheWay = (code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST') && fs.lstatSync(target, { throwIfNoEntry: false })?.isDirectory();
+    if (!options.replaceFolder || !folderInTheWay) throw error;
+    fs.rmSync(target, { recursive: true, force: true });
+    fs.renameSync(temp, target);
+  }
+}
+
+export function writeJsonAtomic(target: string, value: unknown, durability: Durability = 'file', options: WriteOptions = {}): void {
+  writeFileAtomic(target, `${JSON.stringify(value, null, 2)}\n`, durability, options);
 }
 
 export function fsyncDir(dir: string): void {
@@ -86,32 +107,143 @@ export function removeQuietly(file: string): void {
   }
 }
 
+// ── reading files that someone else may have replaced ──────────────────────────────────────
+
+/**
+ * What stands at a path. A job folder is writable by its worker (and the whole spool by
+ * anyone with the user's rights), so any file agent-async reads may have been replaced by a
+ * named pipe (opening one for reading blocks until a writer comes), a device, a folder, a link
+ * out of the spool, or a huge file. Every read of a spool file goes through `openRegularFile`.
+ */
+export type EntryKind = 'file' | 'directory' | 'symbolic link' | 'named pipe (FIFO)' | 'socket' | 'character device' | 'block device' | 'special file';
+
+export function entryKindOf(entry: fs.Stats | fs.Dirent): EntryKind {
+  if (entry.isFile()) return 'file';
+  if (entry.isDirectory()) return 'directory';
+  if (entry.isSymbolicLink()) return 'symbolic link';
+  if (entry.isFIFO()) return 'named pipe (FIFO)';
+  if (entry.isSocket()) return 'socket';
+  if (entry.isCharacterDevice()) return 'character device';
+  if (entry.isBlockDevice()) return 'block device';
+  return 'special file';
+}
+
+/** Thrown where a regular file is needed and something else stands at the path. */
+export class NotARegularFile extends Error {
+  constructor(readonly file: string, readonly kind: EntryKind) {
+    super(`${file} is a ${kind}, not a regular file`);
+    this.name = 'NotARegularFile';
+  }
+}
+
+const { O_RDONLY, O_WRONLY, O_APPEND, O_CREAT, O_EXCL } = fs.constants;
+/** No final link followed; no pipe or device can block the open or become a controlling terminal. */
+const NEVER_BLOCK = (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOCTTY ?? 0);
+
+export interface OpenedFile {
+  fd: number;
+  size: number;
+}
+
+function openedAs(file: string, flags: number, mode?: number): OpenedFile {
+  const fd = fs.openSync(file, flags | NEVER_BLOCK, mode);
+  const stat = fs.fstatSync(fd);
+  if (!stat.isFile()) {
+    fs.closeSync(fd);
+    throw new NotARegularFile(file, entryKindOf(stat));
+  }
+  return { fd, size: stat.size };
+}
+
+/**
+ * Opens a regular file for reading, or for appending (created, mode 0600, when missing),
+ * without ever blocking: the path is looked at first without following a link and only a
+ * regular file is opened, so a device is never opened at all; O_NOFOLLOW and O_NONBLOCK cover
+ * a swap between the look and the open, and fstat checks what was opened. Undefined when
+ * nothing is there (reading). Throws `NotARegularFile` for anything else.
+ */
+export function openRegularFile(file: string, mode: 'read' | 'append' = 'read'): OpenedFile | undefined {
+  const flags = mode === 'read' ? O_RDONLY : O_WRONLY | O_APPEND;
+  for (let attempt = 0; ; attempt += 1) {
+    const seen = fs.lstatSync(file, { throwIfNoEntry: false });
+    if (seen !== undefined && !seen.isFile()) throw new NotARegularFile(file, entryKindOf(seen));
+    try {
+      if (seen !== undefined) return openedAs(file, flags);
+      if (mode === 'read') return undefined;
+      return openedAs(file, flags | O_CREAT | O_EXCL, FILE_MODE);
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === 'ELOOP') throw new NotARegularFile(file, 'symbolic link');
+      if (code === 'ENXIO') throw new NotARegularFile(file, 'named pipe (FIFO)');
+      // removed or made between the look and the open: look again
+      if ((code === 'ENOENT' || code === 'EEXIST') && attempt < 2) continue;
+      if (code === 'ENOENT' && mode === 'read') return undefined;
+      throw error;
+    }
+  }
+}
+
+export type FileRead =
+  | { kind: 'ok'; data: Buffer; size: number }
+  | { kind: 'missing' }
+  | { kind: 'refused'; reason: string };
+
+/**
+ * Reads a regular file of at most `maxBytes` (`truncate`: its first `maxBytes`), never
+ * blocking and never following a final link; anything else is `refused` with the reason.
+ */
+export function readRegularFile(file: string, maxBytes: number, overCap: 'refuse' | 'truncate' = 'refuse'): FileRead {
+  let opened: OpenedFile | undefined;
+  try {
+    opened = openRegularFile(file);
+  } catch (error) {
+    if (error instanceof NotARegularFile) return { kind: 'refused', reason: `it is a ${error.kind}, not a regular file` };
+    if (errnoCode(error) === 'ENOTDIR') return { kind: 'missing' };
+    return { kind: 'refused', reason: `cannot read: ${(error as Error).message}` };
+  }
+  if (!opened) return { kind: 'missing' };
+  try {
+    if (opened.size > maxBytes && overCap === 'refuse') {
+      return { kind: 'refused', reason: `it is ${opened.size} bytes, more than the ${maxBytes} read from such a file` };
+    }
+    // sized by the file, not by the cap: callers pass generous caps (a prompt may be 64 MiB)
+    const buffer = Buffer.alloc(Math.min(maxBytes, opened.size));
+    let length = 0;
+    while (length < buffer.length) {
+      const read = fs.readSync(opened.fd, buffer, length, buffer.length - length, length);
+      if (read === 0) break;
+      length += read;
+    }
+    return { kind: 'ok', data: buffer.subarray(0, length), size: opened.size };
+  } finally {
+    fs.closeSync(opened.fd);
+  }
+}
+
 export type JsonRead<T> =
   | { kind: 'ok'; value: T }
   | { kind: 'missing' }
   | { kind: 'corrupt'; reason: string };
 
-/** Reads and parses a JSON file, telling a missing file from a damaged one. */
-export function readJsonFile<T = unknown>(file: string): JsonRead<T> {
-  let text: string;
+/** Largest JSON file read whole (config, runner.json, exit records, claim owners, …). */
+export const JSON_MAX_BYTES = 1024 * 1024;
+
+/** Reads and parses a JSON file, telling a missing file from a damaged one (or one that is no regular file). */
+export function readJsonFile<T = unknown>(file: string, maxBytes = JSON_MAX_BYTES): JsonRead<T> {
+  const read = readRegularFile(file, maxBytes);
+  if (read.kind === 'missing') return read;
+  if (read.kind === 'refused') return { kind: 'corrupt', reason: read.reason };
   try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (error) {
-    const code = errnoCode(error);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
-    return { kind: 'corrupt', reason: `cannot read: ${(error as Error).message}` };
-  }
-  try {
-    return { kind: 'ok', value: JSON.parse(text) as T };
+    return { kind: 'ok', value: JSON.parse(read.data.toString('utf8')) as T };
   } catch (error) {
     return { kind: 'corrupt', reason: `not valid JSON: ${(error as Error).message}` };
   }
 }
 
-export function fileExists(file: string): boolean {
+/** True when anything (a file, a folder, a dangling link, …) stands at `file`; never follows a link. */
+export function entryExists(file: string): boolean {
   try {
-    fs.accessSync(file);
-    return true;
+    return fs.lstatSync(file, { throwIfNoEntry: false }) !== undefined;
   } catch {
     return false;
   }
@@ -128,28 +260,64 @@ export function createMarker(file: string): boolean {
   }
 }
 
-/** Reads at most `maxBytes` of a small text file (a `done` summary, a request file). */
+/**
+ * Reads at most `maxBytes` of a small text file (a `done` summary, a prompt); undefined when
+ * nothing readable is there (missing, or no regular file: see `readRegularFile`).
+ */
 export function readTextCapped(file: string, maxBytes: number): string | undefined {
-  // the usual case (no `done` file) without the cost of an ENOENT error's stack
-  if (!fs.existsSync(file)) return undefined;
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (error) {
-    if (errnoCode(error) === 'ENOENT') return undefined;
-    throw error;
-  }
-  try {
-    // sized by the file, not by the cap: callers pass generous caps (a prompt may be 64 MiB)
-    const buffer = Buffer.alloc(Math.min(maxBytes, fs.fstatSync(fd).size));
-    let length = 0;
-    while (length < buffer.length) {
-      const read = fs.readSync(fd, buffer, length, buffer.length - length, length);
-      if (read === 0) break;
-      length += read;
+  const read = readRegularFile(file, maxBytes, 'truncate');
+  return read.kind === 'ok' ? read.data.toString('utf8') : undefined;
+}
+
+// ── a full or read-only disk ───────────────────────────────────────────────────────────────
+
+const SPACE_ERRORS: Record<string, string> = {
+  ENOSPC: 'no space is left on its device (ENOSPC)',
+  EDQUOT: 'the disk quota is used up (EDQUOT)',
+  EROFS: 'its filesystem is read-only (EROFS)',
+};
+
+/** A write failed because the disk is full, a quota is used up or the filesystem is read-only. */
+export function isSpaceError(error: unknown): boolean {
+  const code = errnoCode(error);
+  return code !== undefined && Object.hasOwn(SPACE_ERRORS, code);
+}
+
+/** Bytes an unprivileged writer can still use on the filesystem of `dir` (or of its nearest existing parent). */
+export function freeBytes(dir: string): number | null {
+  for (let current = path.resolve(dir); ; current = path.dirname(current)) {
+    try {
+      const stats = fs.statfsSync(current);
+      return stats.bavail * stats.bsize;
+    } catch {
+      if (path.dirname(current) === current) return null;
     }
-    return buffer.subarray(0, length).toString('utf8');
-  } finally {
-    fs.closeSync(fd);
   }
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** What a full (or read-only) spool disk means, in words: the spool, the cause, the free space. */
+export function describeSpaceProblem(error: unknown, home: string): string {
+  const code = errnoCode(error) ?? 'ENOSPC';
+  const free = freeBytes(home);
+  const fix = code === 'EROFS'
+    ? 'mount it writable, or set AGENT_ASYNC_HOME to a folder on a writable disk'
+    : 'free some space (agent-async gc removes finished jobs) and try again';
+  return `cannot write to the spool ${home}: ${SPACE_ERRORS[code] ?? code}; ${free === null ? 'free space unknown' : `${formatBytes(free)} free there`}. ${fix[0]!.toUpperCase()}${fix.slice(1)}.`;
+}
+
+/** The error a face shows for a write to the spool that failed for want of space; undefined for any other error. */
+export function spoolSpaceError(error: unknown, home: string): UserError | undefined {
+  if (!isSpaceError(error)) return undefined;
+  return new UserError('no_space', describeSpaceProblem(error, home), 'AGENT_ASYNC_HOME');
 }

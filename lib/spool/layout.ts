@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { UserError, errnoCode } from '../errors.js';
 
 /** Where every file of a spool lives. Nothing here touches the disk except `ensureSpool`. */
 export interface SpoolPaths {
@@ -50,6 +51,8 @@ export const JOB_FILES = {
   exit: 'exit.json',
   done: 'done',
   cancel: 'cancel',
+  /** present when the job was started as an MCP task */
+  task: 'task.json',
 } as const;
 
 export function jobDir(paths: SpoolPaths, id: string): string {
@@ -62,15 +65,49 @@ export function jobFile(paths: SpoolPaths, id: string, name: string): string {
 
 const ensured = new Set<string>();
 
-/** Creates the spool folders (mode 0700) once per process. */
+/**
+ * Creates the spool folders (mode 0700) once per process. A spool root that was already there
+ * is used as it is, never chmodded (it may be a shared folder such as /tmp), and refused when
+ * another user owns it or others can write to it: they could plant or rewrite jobs there.
+ */
 export function ensureSpool(paths: SpoolPaths): void {
   if (ensured.has(paths.home)) return;
-  for (const dir of [paths.home, paths.jobs, paths.tmp, paths.active, paths.index]) {
+  makeFolder(paths.home, true);
+  checkSpoolRoot(paths.home);
+  for (const dir of [paths.jobs, paths.tmp, paths.active, paths.index]) makeFolder(dir, false);
+  ensured.add(paths.home);
+}
+
+/**
+ * mkdir, mode 0700, leaving an existing folder as it is. Parents are made only when missing:
+ * a recursive mkdir reports a read-only filesystem as ENOENT, which would hide the cause.
+ */
+function makeFolder(dir: string, withParents: boolean): void {
+  try {
+    fs.mkdirSync(dir, { mode: DIR_MODE });
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT' || !withParents) throw error;
     fs.mkdirSync(dir, { recursive: true, mode: DIR_MODE });
   }
-  const stat = fs.statSync(paths.home);
-  if ((stat.mode & 0o077) !== 0 && stat.uid === process.getuid?.()) {
-    fs.chmodSync(paths.home, DIR_MODE);
+}
+
+function refuseRoot(home: string, why: string): never {
+  throw new UserError(
+    'config_invalid',
+    `the spool ${home} ${why}, so anyone could plant or change jobs there; agent-async never changes the mode of a folder it did not create. ` +
+      'Set AGENT_ASYNC_HOME (or --home) to a folder of your own (a new one is created with mode 0700), or make this one private yourself',
+    'AGENT_ASYNC_HOME',
+  );
+}
+
+function checkSpoolRoot(home: string): void {
+  const stat = fs.statSync(home);
+  if (!stat.isDirectory()) {
+    throw new UserError('config_invalid', `the spool ${home} is not a folder; set AGENT_ASYNC_HOME (or --home) to a folder`, 'AGENT_ASYNC_HOME');
   }
-  ensured.add(paths.home);
+  const uid = process.getuid?.();
+  if (uid !== undefined && stat.uid !== uid) refuseRoot(home, `belongs to another user (uid ${stat.uid})`);
+  if ((stat.mode & 0o022) !== 0) refuseRoot(home, `can be written by other users (mode ${(stat.mode & 0o7777).toString(8)})`);
 }

@@ -33,6 +33,7 @@ export const ERROR_CODES = [
   'stalled',
   'runner_lost',
   'internal_error',
+  'bad_job_file',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

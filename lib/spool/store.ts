@@ -2,7 +2,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { errnoCode } from '../errors.js';
-import { createMarker, fsyncDir, readJsonFile, removeQuietly, writeFileAtomic, writeJsonAtomic, type Durability } from './fsx.js';
+import {
+  createMarker,
+  entryExists,
+  entryKindOf,
+  fsyncDir,
+  readJsonFile,
+  readRegularFile,
+  removeQuietly,
+  writeFileAtomic,
+  writeJsonAtomic,
+  type Durability,
+} from './fsx.js';
+import { isJobId } from './ids.js';
 import { addToIndex } from './index.js';
 import { DIR_MODE, FILE_MODE, JOB_FILES, ensureSpool, jobDir, jobFile, type SpoolPaths } from './layout.js';
 import {
@@ -25,8 +37,14 @@ export type StateRead =
   | { kind: 'missing' }
   | { kind: 'corrupt'; reason: string };
 
+/**
+ * Largest state.json read. What agent-async writes stays far below (a final message is capped
+ * at 256 KiB); a bigger one was written by someone else and is reported as unreadable.
+ */
+export const STATE_MAX_BYTES = 8 * 1024 * 1024;
+
 export function readState(paths: SpoolPaths, id: string): StateRead {
-  const read = readJsonFile(jobFile(paths, id, JOB_FILES.state));
+  const read = readJsonFile(jobFile(paths, id, JOB_FILES.state), STATE_MAX_BYTES);
   if (read.kind !== 'ok') return read;
   const parsed = parseJobState(read.value);
   return parsed.ok ? { kind: 'ok', state: parsed.state } : { kind: 'corrupt', reason: parsed.reason };
@@ -39,9 +57,23 @@ function assertValidState(state: JobState): void {
   }
 }
 
+/** Job files are the spool's own: a folder someone made in the way of one is removed. */
+const JOB_FILE_WRITE = { replaceFolder: true };
+
+function stateText(state: JobState): string {
+  return `${JSON.stringify(state, null, 2)}\n`;
+}
+
 export function writeState(paths: SpoolPaths, state: JobState, durability: Durability): void {
   assertValidState(state);
-  writeJsonAtomic(jobFile(paths, state.id, JOB_FILES.state), state, durability);
+  writeFileAtomic(jobFile(paths, state.id, JOB_FILES.state), stateText(state), durability, JOB_FILE_WRITE);
+}
+
+function durabilityOf(change: Transition): Durability {
+  // The start and the end must survive a power loss (a lost `running` could let a job run
+  // twice). A worker's pid need not, but its content is still synced before the rename, so
+  // a power loss leaves the old state or the new one, never an empty file.
+  return change.name === 'record_worker' ? 'file' : 'folder';
 }
 
 /**
@@ -55,12 +87,100 @@ export function applyTransition(paths: SpoolPaths, id: string, change: Transitio
     throw new Error(`cannot change job ${id}: state.json is ${read.kind === 'missing' ? 'missing' : read.reason}`);
   }
   const next = transition(read.state, change);
-  // The start and the end must survive a power loss (a lost `running` could let a job run
-  // twice). A worker's pid need not, but its content is still synced before the rename, so
-  // a power loss leaves the old state or the new one, never an empty file.
-  writeState(paths, next, change.name === 'record_worker' ? 'file' : 'folder');
-  if (isTerminal(next.status)) removeFromActive(paths, id);
+  writeState(paths, next, durabilityOf(change));
+  if (isTerminal(next.status)) leaveActive(paths, id);
   return next;
+}
+
+/** After a terminal write: a marker that cannot be removed now is the runner's to retry (and report). */
+function leaveActive(paths: SpoolPaths, id: string): void {
+  try {
+    removeFromActive(paths, id);
+  } catch {
+    // the runner meets the marker again and says what is wrong with it
+  }
+}
+
+/**
+ * The writer of a running job's state: its supervisor, the only process that changes it while
+ * the job runs. It makes every change from the state it wrote last, so a state.json that the
+ * worker deleted, replaced or rewrote is written again from the truth, never taken for the
+ * job's state; what was found is kept in `faults` for the job's end to report.
+ */
+export class JobStateWriter {
+  private text: string;
+  readonly faults: string[] = [];
+
+  constructor(private readonly paths: SpoolPaths, private current: JobState) {
+    this.text = stateText(current);
+  }
+
+  get state(): JobState {
+    return this.current;
+  }
+
+  apply(change: Transition): JobState {
+    this.checkDisk();
+    const next = transition(this.current, change);
+    writeState(this.paths, next, durabilityOf(change));
+    this.current = next;
+    this.text = stateText(next);
+    if (isTerminal(next.status)) leaveActive(this.paths, next.id);
+    return next;
+  }
+
+  /** Notes a state.json that is no longer what this writer wrote (once per kind of change). */
+  checkDisk(): void {
+    const read = readRegularFile(jobFile(this.paths, this.current.id, JOB_FILES.state), STATE_MAX_BYTES);
+    let found: string | null = null;
+    if (read.kind === 'missing') found = 'was deleted';
+    else if (read.kind === 'refused') found = `was replaced (${read.reason})`;
+    else if (read.data.toString('utf8') !== this.text) found = `was rewritten (${describeForeignState(read.data)})`;
+    if (found === null) return;
+    const fault = `state.json ${found} while the job ran`;
+    if (!this.faults.includes(fault)) this.faults.push(fault);
+  }
+}
+
+function describeForeignState(data: Buffer): string {
+  try {
+    const found = JSON.parse(data.toString('utf8')) as { status?: unknown; seq?: unknown };
+    return `it said status ${JSON.stringify(found.status)}, seq ${JSON.stringify(found.seq)}`;
+  } catch {
+    return 'not valid JSON';
+  }
+}
+
+/** Files of a job folder that, when present, must be regular files. */
+const AUDITED_FILES: ReadonlySet<string> = new Set(Object.values(JOB_FILES));
+
+function kindOfEntry(dir: string, entry: fs.Dirent): ReturnType<typeof entryKindOf> {
+  const kind = entryKindOf(entry);
+  if (kind !== 'special file') return kind;
+  // a filesystem that gives no type in its listing: ask for it
+  const stat = fs.lstatSync(path.join(dir, entry.name), { throwIfNoEntry: false });
+  return stat ? entryKindOf(stat) : 'file';
+}
+
+/**
+ * The job files that someone replaced by something other than a regular file (a named pipe, a
+ * folder, a link, a device), described: one listing of the folder, no file opened.
+ */
+export function auditJobFolder(paths: SpoolPaths, id: string): string[] {
+  const dir = jobDir(paths, id);
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const faults: string[] = [];
+  for (const entry of entries) {
+    if (!AUDITED_FILES.has(entry.name) || entry.isFile()) continue;
+    const kind = kindOfEntry(dir, entry);
+    if (kind !== 'file') faults.push(`${entry.name} is a ${kind}, not a regular file`);
+  }
+  return faults;
 }
 
 /** Extra files written into a job folder before it is published (prompt.txt, …). */
@@ -82,7 +202,7 @@ export function publishJob(paths: SpoolPaths, state: JobState, files: JobFiles =
     }
     const stateFd = fs.openSync(path.join(building, JOB_FILES.state), 'wx', FILE_MODE);
     try {
-      fs.writeSync(stateFd, `${JSON.stringify(state, null, 2)}\n`);
+      fs.writeSync(stateFd, stateText(state));
       fs.fsyncSync(stateFd);
     } finally {
       fs.closeSync(stateFd);
@@ -102,10 +222,13 @@ export function publishJob(paths: SpoolPaths, state: JobState, files: JobFiles =
   fsyncDir(paths.jobs);
 }
 
-/** Active markers: one empty file per pending or running job, the runner's work list. */
+/**
+ * Active markers: one empty file per pending or running job, the runner's work list. Names
+ * that are no job id (a temp file, anything a person put there) are not listed.
+ */
 export function listActive(paths: SpoolPaths): string[] {
   try {
-    return fs.readdirSync(paths.active).filter((name) => !name.startsWith('.')).sort();
+    return fs.readdirSync(paths.active).filter(isJobId).sort();
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') return [];
     throw error;
@@ -113,10 +236,19 @@ export function listActive(paths: SpoolPaths): string[] {
 }
 
 export function removeFromActive(paths: SpoolPaths, id: string): void {
+  const marker = path.join(paths.active, id);
   try {
-    fs.unlinkSync(path.join(paths.active, id));
+    fs.unlinkSync(marker);
   } catch (error) {
-    if (errnoCode(error) !== 'ENOENT') throw error;
+    const code = errnoCode(error);
+    if (code === 'ENOENT') return;
+    if (code !== 'EISDIR' && code !== 'EPERM') throw error;
+    // a folder where the marker belongs: an empty one goes, anything in it is left to its maker
+    try {
+      fs.rmdirSync(marker);
+    } catch (inner) {
+      throw new Error(`active/${id} is a folder that is not empty, not a job marker; remove it by hand (${(inner as Error).message})`, { cause: inner });
+    }
   }
 }
 
@@ -158,15 +290,12 @@ export function readClaims(paths: SpoolPaths, id: string): ClaimInfo[] {
     if (!match) continue;
     const attempt = Number(match[1]);
     const dir = claimDir(paths, id, attempt);
-    const owner = readJsonFile(path.join(dir, 'owner.json'));
-    const parsed = owner.kind === 'ok' ? claimOwnerSchema.safeParse(owner.value) : undefined;
-    let ageMs: number;
-    try {
-      ageMs = Date.now() - fs.statSync(dir).mtimeMs;
-    } catch {
-      continue;
-    }
-    claims.push({ attempt, owner: parsed?.success ? parsed.data : null, ageMs });
+    const stat = fs.lstatSync(dir, { throwIfNoEntry: false });
+    if (!stat) continue;
+    // only a real folder is a claim anyone made; anything else counts as one without an owner
+    const owner = stat.isDirectory() ? readJsonFile(path.join(dir, 'owner.json')) : undefined;
+    const parsed = owner?.kind === 'ok' ? claimOwnerSchema.safeParse(owner.value) : undefined;
+    claims.push({ attempt, owner: parsed?.success ? parsed.data : null, ageMs: Date.now() - stat.mtimeMs });
   }
   return claims.sort((a, b) => a.attempt - b.attempt);
 }
@@ -188,24 +317,38 @@ export function claimJob(paths: SpoolPaths, id: string, attempt: number, owner: 
   // Written in place, not through a temp file: a reader that sees it empty or half written
   // takes the claim as ownerless, which counts as held while it is young (reconcile.ts).
   // Made durable by the folder fsync of the transition that follows every claim.
-  fs.writeFileSync(path.join(dir, 'owner.json'), `${JSON.stringify(owner, null, 2)}\n`, { mode: FILE_MODE, flag: 'wx' });
+  try {
+    fs.writeFileSync(path.join(dir, 'owner.json'), `${JSON.stringify(owner, null, 2)}\n`, { mode: FILE_MODE, flag: 'wx' });
+  } catch (error) {
+    releaseClaim(paths, id, attempt);
+    throw error;
+  }
   return true;
+}
+
+/**
+ * Gives up a claim that its maker took but never used (nothing was started under it, e.g. the
+ * disk was full), so the job can be claimed again.
+ */
+export function releaseClaim(paths: SpoolPaths, id: string, attempt: number): void {
+  removeQuietly(claimDir(paths, id, attempt));
 }
 
 // ── request files: cancel and done ────────────────────────────────────────────────────────
 
 export function requestCancel(paths: SpoolPaths, id: string, by: string): void {
   const body = JSON.stringify({ at: new Date().toISOString(), by });
-  writeFileAtomic(jobFile(paths, id, JOB_FILES.cancel), `${body}\n`);
+  writeFileAtomic(jobFile(paths, id, JOB_FILES.cancel), `${body}\n`, 'file', JOB_FILE_WRITE);
 }
 
+/** Anything named `cancel` in the job folder is a cancel request (it is never read). */
 export function cancelRequested(paths: SpoolPaths, id: string): boolean {
-  return fs.existsSync(jobFile(paths, id, JOB_FILES.cancel));
+  return entryExists(jobFile(paths, id, JOB_FILES.cancel));
 }
 
 /** Writes the `done` file a worker may also create itself; its content is the summary. */
 export function writeDoneFile(paths: SpoolPaths, id: string, summary: string): void {
-  writeFileAtomic(jobFile(paths, id, JOB_FILES.done), summary);
+  writeFileAtomic(jobFile(paths, id, JOB_FILES.done), summary, 'file', JOB_FILE_WRITE);
 }
 
 // ── exit record ───────────────────────────────────────────────────────────────────────────
@@ -229,7 +372,7 @@ export type ExitRecord = z.infer<typeof exitRecordSchema>;
 export function writeExitRecord(paths: SpoolPaths, id: string, record: ExitRecord): void {
   // Not fsynced: the terminal state written right after is (file and folder), and holds the
   // same facts; exit.json only matters when a process crash (not a power loss) comes between.
-  writeJsonAtomic(jobFile(paths, id, JOB_FILES.exit), exitRecordSchema.parse(record), 'none');
+  writeJsonAtomic(jobFile(paths, id, JOB_FILES.exit), exitRecordSchema.parse(record), 'none', JOB_FILE_WRITE);
 }
 
 export function readExitRecord(paths: SpoolPaths, id: string): ExitRecord | undefined {
