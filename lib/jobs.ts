@@ -16,12 +16,14 @@ import { JOB_FILES, defaultHome, ensureSpool, jobFile, spoolPaths, type SpoolPat
 import { JOB_STATUSES, isTerminal, newJobState, type JobRequest, type JobState } from './spool/state.js';
 import {
   listActive,
+  type JobSnapshot,
   publishJob,
+  readSnapshot,
   readState,
   requestCancel,
   writeDoneFile,
 } from './spool/store.js';
-import { awaitAnySettled, waitForJob, type JobSnapshot } from './spool/watch.js';
+import { awaitAnySettled, waitForJob } from './spool/watch.js';
 import { clampJobSeconds, clampWaitSeconds, validateArgv, validateCwd, validateLimit, validateStatus } from './validate.js';
 
 /**
@@ -505,3 +507,5 @@ export type { GcOptions, GcReport } from './spool/gc.js';
 export function gc(spool: Spool, options: GcOptions): GcReport {
   return gcJobs(spool.paths, options);
 }
+
+export type { JobSnapshot } from './spool/store.js';

@@ -6,7 +6,7 @@ import { POLICIES, configSchema } from '../config.js';
 import { UserError, badInput, quoteInput } from '../errors.js';
 import * as jobs from '../jobs.js';
 import { JOB_STATUSES } from '../spool/state.js';
-import type { JobSnapshot } from '../spool/watch.js';
+import type { JobSnapshot } from '../jobs.js';
 import { packageVersion } from '../version.js';
 import { parseDuration } from '../validate.js';
 import { EXIT, exitForSnapshots } from './exit-codes.js';

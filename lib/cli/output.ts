@@ -1,6 +1,6 @@
 import { isUserError } from '../errors.js';
 import * as jobs from '../jobs.js';
-import type { JobSnapshot } from '../spool/watch.js';
+import type { JobSnapshot } from '../jobs.js';
 import { EXIT, exitForUserError } from './exit-codes.js';
 
 /** What every command shares: its common options, printing, and turning errors into exit codes. */

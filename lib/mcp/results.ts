@@ -3,7 +3,7 @@ import * as jobs from '../jobs.js';
 import { readTextCapped } from '../spool/fsx.js';
 import { JOB_FILES, jobFile } from '../spool/layout.js';
 import { isTerminal, type JobState } from '../spool/state.js';
-import type { JobSnapshot } from '../spool/watch.js';
+import type { JobSnapshot } from '../jobs.js';
 
 /**
  * What the tools answer, built from job states. The keys of the Python original (status,

@@ -5,7 +5,7 @@ import { UserError } from '../errors.js';
 import * as jobs from '../jobs.js';
 import { JOB_STATUSES, isTerminal } from '../spool/state.js';
 import { listActive, readState } from '../spool/store.js';
-import type { JobSnapshot } from '../spool/watch.js';
+import type { JobSnapshot } from '../jobs.js';
 import { listItem, snapshotResult } from './results.js';
 
 /**

@@ -3,7 +3,7 @@ import { emptyParse, type AgentAdapter, type ParsedStream, type Verdict } from '
 import type { Config } from '../config.js';
 import { readTextCapped, writeFileAtomic } from '../spool/fsx.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
-import { IllegalTransition, type JobError, type JobRequest, type JobResult, type JobState, type Outcome, type Usage, type WorkerInfo } from '../spool/state.js';
+import { IllegalTransition, type JobError, type JobRequest, type WorkerResult, type JobState, type Outcome, type Usage, type WorkerInfo } from '../spool/state.js';
 import { applyTransition, cancelRequested, readState, type ExitRecord } from '../spool/store.js';
 
 /**
@@ -59,7 +59,7 @@ function ownUsage(parsed: ParsedStream, parentUsage: Usage | null): Usage | null
 function streamFields(facts: EndFacts): Pick<Outcome, 'result' | 'session_id' | 'usage'> {
   const parsed = facts.parsed;
   if (!parsed) return { result: null, session_id: null, usage: null };
-  const result: JobResult = {
+  const result: WorkerResult = {
     final_message: parsed.final_message,
     cumulative_usage: parsed.cumulative ? parsed.usage : null,
   };
@@ -155,7 +155,7 @@ export function recordEnd(paths: SpoolPaths, state: JobState, end: JobEnd, log: 
     writeFileAtomic(jobFile(paths, state.id, JOB_FILES.result), `${outcome.result.final_message.trimEnd()}\n`, 'none');
   }
   try {
-    return applyTransition(paths, state.id, lost ? { name: 'lose', outcome } : { name: 'finish', outcome, worker: end.worker });
+    return applyTransition(paths, state.id, lost ? { name: 'runner_lost', outcome } : { name: 'finish', outcome, worker: end.worker });
   } catch (error) {
     if (!(error instanceof IllegalTransition)) throw error;
     log(`job ${state.id}: not recorded, the job was already ${error.from}`);

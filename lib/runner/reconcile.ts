@@ -53,8 +53,8 @@ export function cancelPendingJob(paths: SpoolPaths, state: JobState, owner: Clai
   }
 }
 
-/** True when the supervisor recorded in a running job's state is gone. */
-export function supervisorDead(state: JobState): boolean {
+/** A running job whose recorded supervisor is gone: nobody can record its end (`runner_lost`). */
+export function isRunnerLost(state: JobState): boolean {
   return state.status === 'running' && (state.supervisor === null || liveness(state.supervisor) === 'dead');
 }
 
@@ -84,7 +84,7 @@ async function reparse(paths: SpoolPaths, state: JobState, config: Config): Prom
  * Finalizes a running job whose supervisor died: stops a worker left behind (nobody could
  * record its end), then writes the outcome the spool supports.
  */
-export async function finalizeOrphan(paths: SpoolPaths, state: JobState, config: Config, log: (message: string) => void): Promise<JobState | undefined> {
+export async function finalizeRunnerLost(paths: SpoolPaths, state: JobState, config: Config, log: (message: string) => void): Promise<JobState | undefined> {
   const worker = state.worker;
   if (worker && groupMembers(worker.pgid).length > 0) {
     log(`job ${state.id}: supervisor pid ${state.supervisor?.pid} died; stopping its worker group ${worker.pgid}`);

@@ -20,7 +20,8 @@ import { watchFoldersNative } from '../spool/watch.js';
 import { jobLimits, recordEnd, type JobLimits } from './outcome.js';
 import { groupMembers, processStartTime, selfIdentity, terminateJobProcesses } from './processes.js';
 import { traceStep } from './trace.js';
-import { DirectOutput, OutputSink, checkCwd, resolveExecutable } from './worker-io.js';
+import { resolveExecutable } from '../which.js';
+import { DirectOutput, OutputSink, checkCwd } from './worker-io.js';
 
 /**
  * A supervisor runs one job at a time in its own process, apart from the runner: it claims
@@ -45,7 +46,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 type Log = (message: string) => void;
 
-function finishQuietly(paths: SpoolPaths, id: string, change: Parameters<typeof applyTransition>[2], log: Log): JobState | undefined {
+/** Applies a transition unless the job has moved on meanwhile (then logs it and returns undefined). */
+function applyUnlessMoved(paths: SpoolPaths, id: string, change: Parameters<typeof applyTransition>[2], log: Log): JobState | undefined {
   try {
     return applyTransition(paths, id, change);
   } catch (error) {
@@ -86,14 +88,14 @@ export async function superviseJob(
     return;
   }
   if (cancelRequested(paths, id)) {
-    finishQuietly(paths, id, { name: 'cancel_pending', attempt }, log);
+    applyUnlessMoved(paths, id, { name: 'cancel_pending', attempt }, log);
     finished('cancelled');
     return;
   }
 
   const request = claimed.state.request;
   const refuse = (error: JobError): void => {
-    const state = finishQuietly(paths, id, { name: 'fail_to_start', attempt, error }, log);
+    const state = applyUnlessMoved(paths, id, { name: 'fail_to_start', attempt, error }, log);
     finished(state ? 'error' : 'unknown');
   };
   let adapter: AgentAdapter;

@@ -10,7 +10,7 @@ import { z } from 'zod';
  *                 │                  └─┘ record_worker
  *                 ├──fail_to_start──▶ error       (cwd gone, binary missing, spawn refused)
  *                 └──cancel_pending─▶ cancelled
- *              running ──lose──▶ error/runner_lost (its supervisor died without an exit record)
+ *              running ──runner_lost──▶ error (its supervisor died without an exit record)
  */
 
 export const SCHEMA_VERSION = 1;
@@ -114,7 +114,8 @@ export const jobStateSchema = z.object({
   duration_ms: nonNegativeInt.nullable(),
 });
 export type JobState = z.infer<typeof jobStateSchema>;
-export type JobResult = NonNullable<JobState['result']>;
+/** What the worker reported at its end (state.json's `result`). */
+export type WorkerResult = NonNullable<JobState['result']>;
 
 export function newJobState(id: string, request: JobRequest, now: Date = new Date()): JobState {
   const at = now.toISOString();
@@ -143,14 +144,14 @@ export function newJobState(id: string, request: JobRequest, now: Date = new Dat
   };
 }
 
-/** What a job ended with; `finish` and `lose` write it. */
+/** What a job ended with; `finish` and `runner_lost` write it. */
 export interface Outcome {
   status: TerminalStatus;
   exit_code: number | null;
   signal: string | null;
   error: JobError | null;
   notified: { summary: string; at: string } | null;
-  result: JobResult | null;
+  result: WorkerResult | null;
   session_id: string | null;
   usage: Usage | null;
 }
@@ -162,7 +163,7 @@ export type Transition =
   | { name: 'finish'; outcome: Outcome; worker?: WorkerInfo }
   | { name: 'fail_to_start'; attempt: number; error: JobError }
   | { name: 'cancel_pending'; attempt: number }
-  | { name: 'lose'; outcome: Outcome };
+  | { name: 'runner_lost'; outcome: Outcome };
 
 export const TRANSITION_SOURCES: Record<Transition['name'], readonly JobStatus[]> = {
   start: ['pending'],
@@ -170,7 +171,7 @@ export const TRANSITION_SOURCES: Record<Transition['name'], readonly JobStatus[]
   finish: ['running'],
   fail_to_start: ['pending'],
   cancel_pending: ['pending'],
-  lose: ['running'],
+  runner_lost: ['running'],
 };
 
 export class IllegalTransition extends Error {
@@ -205,7 +206,7 @@ export function transition(state: JobState, change: Transition, now: Date = new 
     case 'record_worker':
       return { ...base, worker: change.worker };
     case 'finish':
-    case 'lose':
+    case 'runner_lost':
       return {
         ...base,
         ...change.outcome,

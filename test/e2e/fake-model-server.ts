@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * A fake model server on 127.0.0.1 that answers the real codex, claude and gemini CLIs
- * (wire formats in reference/AGENT-CLIS.md §5): OpenAI Responses SSE, Anthropic Messages SSE
+ * with the wire formats they speak: OpenAI Responses SSE, Anthropic Messages SSE
  * and Gemini streamGenerateContent SSE. In `tool` mode the first main request of a turn is
  * answered with a tool call that writes fake_tool_output.txt in the cwd, the next with text.
  */
