@@ -74,36 +74,37 @@ export function decideOutcome(facts: EndFacts): Outcome {
     notified: null,
     ...streamFields(facts),
   };
-  const ended = (status: Outcome['status'], error: JobError | null = null): Outcome => ({ ...common, status, error });
+  const cancelled: Outcome = { ...common, status: 'cancelled', error: null };
+  const failed = (error: JobError): Outcome => ({ ...common, status: 'error', error });
 
-  if (facts.cancelRequested && (exit === null || exit.reason === 'cancelled')) return ended('cancelled');
+  if (facts.cancelRequested && (exit === null || exit.reason === 'cancelled')) return cancelled;
   if (facts.doneSummary !== null) {
-    return { ...ended('done'), notified: { summary: facts.doneSummary, at: new Date().toISOString() } };
+    return { ...common, status: 'done', error: null, notified: { summary: facts.doneSummary, at: new Date().toISOString() } };
   }
-  if (exit === null) return ended('error', { code: 'runner_lost', message: 'the job was lost: no exit record' });
+  if (exit === null) return failed({ code: 'runner_lost', message: 'the job was lost: no exit record' });
   switch (exit.reason) {
     case 'cancelled':
-      return ended('cancelled');
+      return cancelled;
     case 'timed_out':
-      return ended('error', {
+      return failed({
         code: 'timed_out',
         message: `ran longer than its limit of ${facts.timeoutSeconds ?? '?'} s and was stopped`,
         hint: 'give the job a larger limit (--timeout / timeout_minutes) or raise job_timeout_seconds in config.json',
       });
     case 'stalled':
-      return ended('error', {
+      return failed({
         code: 'stalled',
         message: `wrote no output for ${facts.stallSeconds ?? '?'} s and was stopped`,
         hint: 'raise stall_timeout_seconds in config.json, or set it to null to turn the check off',
       });
     case 'spawn_failed':
-      return ended('error', { code: 'spawn_failed', message: exit.spawn_error?.message ?? 'the worker could not be started' });
+      return failed({ code: 'spawn_failed', message: exit.spawn_error?.message ?? 'the worker could not be started' });
     case 'done_grace':
     case 'exited':
       break;
   }
   const verdict = facts.verdict ?? execAdapter.judge(emptyParse(), exit.exit_code, exit.signal);
-  return verdict.ok ? ended('done') : ended('error', verdict.error);
+  return verdict.ok ? { ...common, status: 'done', error: null } : failed(verdict.error);
 }
 
 /** The codex thread total the job being continued had reached (null when unknown). */
