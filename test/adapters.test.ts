@@ -334,7 +334,7 @@ describe('agent settings, continuing, context files, custom agents, failures', (
 
   it('input that does not fit the agent is refused with the field named, and nothing is queued', () => {
     const spool = stubSpool();
-    const library = jobs.openSpool({ home: spool.home, env: spool.env });
+    const library = jobs.openContext({ home: spool.home, env: spool.env });
     const before = treeSnapshot(spool.home);
     const refused = (args: string[], message: RegExp): void => {
       const result = cli(spool, ['start', ...args]);

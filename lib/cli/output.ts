@@ -10,8 +10,8 @@ export interface Common {
   home?: string;
 }
 
-export function openSpool(args: Common): jobs.Spool {
-  return jobs.openSpool({ home: args.home });
+export function openContext(args: Common): jobs.JobsContext {
+  return jobs.openContext({ home: args.home });
 }
 
 export function print(text: string): void {
