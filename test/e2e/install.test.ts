@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT } from './helpers/spool.js';
+import { ROOT } from '../helpers/spool.js';
 
 /**
  * install.sh from a local checkout into a temporary HOME, twice, with stub `claude` and
