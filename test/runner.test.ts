@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as jobs from '../lib/jobs.js';
+import { requestCancel } from '../lib/spool/store.js';
 import {
   FAST_CONFIG,
   assertSchemaValid,
@@ -55,7 +56,14 @@ describe('runner scheduling', () => {
     const ids = Array.from({ length: 6 }, (_, i) =>
       jobs.submit(library, { agent: 'exec', argv: gatedLedgerJob(ledger, gate), cwd: dirIn(spool, `d${i}`) }).job_id);
     await until(() => starts(ledger).length === 2, 30_000, 'two jobs to start');
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // A fact instead of a pause: a job queued last with a cancel request is cancelled by the
+    // runner's next full pass over the queue, the same pass that would hand out a third job.
+    const probe = jobs.submit(library, { agent: 'exec', argv: ['true'], cwd: dirIn(spool, 'probe') }).job_id;
+    requestCancel(library.paths, probe, 'test');
+    const cancelledLine = `job ${probe}: cancelled before it started`;
+    await until(() => fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8').includes(cancelledLine), 30_000, 'the runner to pass over the queue');
+    const beforePass = fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8').split(cancelledLine)[0]!;
+    expect(beforePass.split('\n').filter((line) => / dispatched /.test(line)), 'a third job was handed out while two ran').toHaveLength(2);
     expect(starts(ledger), 'a third job started while two ran').toHaveLength(2);
     fs.writeFileSync(gate, '');
     for (const id of ids) expect(waitJob(spool, id).status).toBe('done');
