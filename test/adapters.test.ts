@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { jobFooter } from '../lib/agents/prompt.js';
+import { readContextFiles } from '../lib/agents/context-files.js';
+import { assemblePrompt, jobFooter } from '../lib/agents/prompt.js';
 import * as jobs from '../lib/jobs.js';
 import { ROOT, assertSchemaValid, cleanupSpools, cli, jobState, makeSpool, treeSnapshot, waitJob, type TestSpool } from './helpers/spool.js';
 
@@ -247,17 +248,14 @@ describe('agent settings, continuing, context files, custom agents, failures', (
     fs.writeFileSync(path.join(repo, 'notes.md'), '# notes');
     fs.writeFileSync(path.join(spool.work, 'secret.txt'), 'secret');
     fs.symlinkSync(path.join(spool.work, 'secret.txt'), path.join(repo, 'link.txt'));
-    fs.writeFileSync(path.join(repo, 'blob.bin'), Buffer.from([0x89, 0x50, 0x00, 0x01]));
-    fs.writeFileSync(path.join(repo, 'big.txt'), 'y'.repeat(300 * 1024));
 
     const id = start(spool, ['claude', '--cwd', repo, '--context-file', 'src/a.ts', '--context-file', 'notes.md', 'review these']);
     expect(waitJob(spool, id).request.context_files).toEqual(['src/a.ts', 'notes.md']);
-    const prompt = promptOf(spool, id);
-    const marker = /===== BEGIN FILE "src\/a\.ts" (ctx-[0-9a-f]{12}) =====/.exec(prompt)![1]!;
-    expect(prompt).toContain(`===== BEGIN FILE "src/a.ts" ${marker} =====\nexport const a = 1;\n===== END FILE "src/a.ts" =====\n===== END FILE "src/a.ts" ${marker} =====`);
-    expect(prompt).toContain(`===== BEGIN FILE "notes.md" ${marker} =====\n# notes\n===== END FILE "notes.md" ${marker} =====`);
-    expect(prompt.indexOf('review these')).toBe(0);
-    expect(prompt.trimEnd().endsWith(jobFooter(id))).toBe(true);
+    // how files are inlined is checked as a pure function (adapter-argv.test.ts); here, that the worker gets it
+    const files = readContextFiles(repo, ['src/a.ts', 'notes.md'], { fileMaxBytes: 1 << 20, totalMaxBytes: 1 << 20 });
+    const inlined = promptOf(spool, id).replace(/ctx-[0-9a-f]{12}/g, 'MARKER');
+    expect(inlined).toBe(assemblePrompt(id, 'review these', files).replace(/ctx-[0-9a-f]{12}/g, 'MARKER'));
+    expect(lastRecord(spool, 'claude').argv.at(-1)).toBe(promptOf(spool, id));
 
     // each refusal is checked as a pure function (adapter-argv.test.ts); here two go through the CLI
     const refused: Array<[string, RegExp]> = [
@@ -339,7 +337,7 @@ describe('agent settings, continuing, context files, custom agents, failures', (
     refused(['__proto__', 'hi'], /agent "__proto__" is not known/);
     refused(['exec', '--model', 'sonnet', '--', 'true'], /model: does not apply to exec/);
     refused(['exec', '--policy', 'suggest', '--', 'true'], /approval_policy: does not apply to exec/);
-    refused(['exec', '--timeout', '0', '--', 'true'], /timeout: must be longer than 0/);
+    refused(['exec', '--timeout', '0', '--', 'true'], /timeout: must be above 0; got 0/);
     expect(() => jobs.submit(library, { agent: 'codex', prompt: 'x', argv: ['ls'], cwd: spool.work })).toThrow(/argv: applies to exec only; codex takes a prompt/);
     expect(() => jobs.submit(library, { agent: 'exec', prompt: 'x', argv: ['ls'], cwd: spool.work })).toThrow(/prompt: does not apply to exec/);
     expect(treeSnapshot(spool.home)).toEqual(before);
