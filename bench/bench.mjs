@@ -369,7 +369,7 @@ async function failover() {
     }
     times.push(now() - killed);
     for (const id of [first, second]) {
-      const answer = await jobs.wait(library, id, 30);
+      const answer = await jobs.wait(library, { job_id: id, timeout_seconds: 30 });
       if (answer.snapshot.kind !== 'ok' || answer.snapshot.state.status !== 'done') lost += 1;
     }
     if (fs.readFileSync(ledger, 'utf8').trim().split('\n').length !== 2) twice += 1;
