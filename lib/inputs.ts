@@ -88,7 +88,7 @@ export const positiveLimit = z.number().positive({ error: (issue) => `must be ab
 export const waitSeconds = z.number();
 
 /** A whole number in a range; every way of missing it gets the same message. */
-function wholeNumber(min: number, max: number, said = `a whole number from ${min} to ${max}`) {
+export function wholeNumber(min: number, max: number, said = `a whole number from ${min} to ${max}`) {
   const error = (issue: { input?: unknown }): string => `must be ${said}; got ${quoteInput(issue.input)}`;
   return z.number().int({ error }).min(min, { error }).max(max, { error });
 }
@@ -216,4 +216,10 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, namin
   const field = issue.code === 'unrecognized_keys' ? issue.keys[0] : issue.path[0];
   const name = field === undefined ? undefined : naming.names?.[String(field)] ?? String(field);
   throw new UserError('bad_input', parsed.error.issues.map((each) => describeIssue(each, naming)).join('; '), name);
+}
+
+/** Parses one value that is not part of an operation's input (e.g. a config setting), named `field`. */
+export function parseField<S extends z.ZodType>(schema: S, value: unknown, field: string): z.output<S> {
+  const parsed = parseInput(z.object({ value: schema }), { value }, { names: { value: field } }) as { value: z.output<S> };
+  return parsed.value;
 }

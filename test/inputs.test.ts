@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UserError } from '../lib/errors.js';
 import {
-  awaitAnyInput, continueInput, gcInput, listInput, notifyInput, outputInput, parseInput, submitInput, waitInput,
+  argv, awaitAnyInput, continueInput, gcInput, listInput, notifyInput, outputInput, parseField, parseInput, submitInput, waitInput, wholeNumber,
 } from '../lib/inputs.js';
 
 /** The operation schemas: what each refuses, and how the refusal names the field (or the caller's name for it). */
@@ -63,6 +63,12 @@ describe('operation schemas', () => {
     expect(refusal(() => parseInput(continueInput, { job_id: ID, prompt: 'x', timeout_seconds: -1 }, flags)).message).toBe('timeout: must be above 0; got -1');
     expect(refusal(() => parseInput(waitInput, { job_id: ID, extra: 1 }, { operation: 'job_wait' })).message).toBe('extra: not a parameter of job_wait');
     expect(refusal(() => parseInput(waitInput, {}, { operation: 'job_wait' })).message).toBe('job_id: is required (string) for job_wait');
+  });
+
+  it('checks a lone value (a config setting) by the same rules, under its own name', () => {
+    expect(parseField(argv, ['make', 'setup'], 'worktree.setup')).toEqual(['make', 'setup']);
+    expect(refusal(() => parseField(argv, [''], 'worktree.setup')).message).toBe('worktree.setup[0]: the command must not be empty');
+    expect(refusal(() => parseField(wholeNumber(1, 10), 11, 'max_bytes')).message).toBe('max_bytes: must be a whole number from 1 to 10; got "11"');
   });
 
   it('fills the defaults and normalizes cwd', () => {
