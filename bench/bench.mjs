@@ -309,7 +309,7 @@ async function breakdown() {
 function populate(spool, count) {
   const paths = spoolPaths(spool.home);
   ensureSpool(paths);
-  const { request } = jobs.prepareJob(jobs.openSpool({ home: spool.home, env: spool.env }), { agent: 'exec', argv: ['true'], cwd: spool.base });
+  const { request } = jobs.prepareJob(jobs.openContext({ home: spool.home, env: spool.env }), { agent: 'exec', argv: ['true'], cwd: spool.base });
   const supervisor = { pid: 1, start_time: null, host: os.hostname() };
   const outcome = { status: 'done', exit_code: 0, signal: null, error: null, notified: null, result: null, session_id: null, usage: null };
   for (let i = 0; i < count; i += 1) {
@@ -330,7 +330,7 @@ async function scale() {
     const spool = makeSpool({ retention_max_jobs: null, retention_days: null, runner_idle_seconds: 5 });
     log(`scale: making ${size} finished jobs…`);
     populate(spool, size);
-    const library = jobs.openSpool({ home: spool.home, env: spool.env });
+    const library = jobs.openContext({ home: spool.home, env: spool.env });
     const cwd = spool.base;
     // runner start: from spawning a runner with one pending job to that job running
     const pending = jobs.prepareJob(library, { agent: 'exec', argv: ['sleep', '0.2'], cwd });
@@ -445,7 +445,7 @@ async function failover() {
   for (let round = 0; round < rounds; round += 1) {
     const spool = makeSpool({ concurrency: 1 });
     const ledger = path.join(spool.base, 'ledger');
-    const library = jobs.openSpool({ home: spool.home, env: spool.env });
+    const library = jobs.openContext({ home: spool.home, env: spool.env });
     const first = jobs.submit(library, { agent: 'exec', argv: ['sh', '-c', `echo ran >> ${ledger}; sleep 3`], cwd: spool.base }).job_id;
     const second = jobs.submit(library, { agent: 'exec', argv: ['sh', '-c', `echo ran >> ${ledger}`], cwd: spool.base }).job_id;
     while (readJson(path.join(spool.home, 'jobs', first, 'state.json')).worker === null) await sleep(5);
@@ -460,7 +460,7 @@ async function failover() {
     }
     times.push(now() - killed);
     for (const id of [first, second]) {
-      const answer = await jobs.wait(library, id, 30);
+      const answer = await jobs.wait(library, { job_id: id, timeout_seconds: 30 });
       if (answer.snapshot.kind !== 'ok' || answer.snapshot.state.status !== 'done') lost += 1;
     }
     if (fs.readFileSync(ledger, 'utf8').trim().split('\n').length !== 2) twice += 1;

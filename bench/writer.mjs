@@ -12,7 +12,7 @@ import { transition } from '../dist/spool/state.js';
 import { selfIdentity } from '../dist/runner/processes.js';
 
 const count = Number(process.argv[2]);
-const spool = jobs.openSpool();
+const spool = jobs.openContext();
 const { request } = jobs.prepareJob(spool, { agent: 'exec', argv: ['true'], cwd: process.cwd() });
 const me = selfIdentity();
 const ids = [];

@@ -1,40 +1,65 @@
-import fs from 'node:fs';
+import type { z } from 'zod';
 import { readContextFiles, type ContextFile } from './agents/context-files.js';
-import { assemblePrompt, stripFooter } from './agents/prompt.js';
+import { assemblePrompt } from './agents/prompt.js';
 import { getAdapter } from './agents/registry.js';
-import { ConfigSource, POLICIES, type Config, type Policy } from './config.js';
+import { confluencePrompt, pullRequestPrompt } from './agents/templates.js';
+import { ConfigSource, POLICIES, type Config } from './config.js';
 import { UserError, badInput, quoteInput } from './errors.js';
+import {
+  ARGV_REQUIRED,
+  PROMPT_REQUIRED,
+  awaitAnyInput,
+  confluenceInput,
+  continueInput,
+  gcInput,
+  jobRef,
+  listInput,
+  notifyInput,
+  outputInput,
+  parseInput,
+  pullRequestInput,
+  submitInput,
+  waitInput,
+  type Naming,
+} from './inputs.js';
+import { readJob, readOutput, readTask, type OutputPage } from './read-model.js';
 import { ensureRunner, type EnsureResult } from './runner/launch.js';
 import { leaderAlive, readRunnerInfo } from './runner/lease.js';
 import { selfIdentity } from './runner/processes.js';
 import { cancelPendingJob } from './runner/reconcile.js';
-import { openRegularFile, readTextCapped } from './spool/fsx.js';
-import { newJobId, parseJobId } from './spool/ids.js';
+import { newJobId } from './spool/ids.js';
 import { walkIndex } from './spool/index.js';
-import { gcJobs, type GcOptions, type GcReport } from './spool/gc.js';
-import { JOB_FILES, defaultHome, ensureSpool, jobFile, spoolPaths, type SpoolPaths } from './spool/layout.js';
-import { JOB_STATUSES, isTerminal, newJobState, type JobRequest, type JobState } from './spool/state.js';
+import { gcJobs, type GcReport } from './spool/gc.js';
+import { JOB_FILES, defaultHome, ensureSpool, spoolPaths, type SpoolPaths } from './spool/layout.js';
+import { isTerminal, newJobState, type JobRequest, type JobState } from './spool/state.js';
 import {
   listActive,
   publishJob,
-  readState,
   requestCancel,
   writeDoneFile,
+  type JobSnapshot,
 } from './spool/store.js';
-import { awaitAnySettled, waitForJob, type JobSnapshot } from './spool/watch.js';
-import { clampJobSeconds, clampWaitSeconds, validateArgv, validateCwd, validateLimit, validateStatus } from './validate.js';
+import { awaitAnySettled, waitForJob } from './spool/watch.js';
+
+export * from './read-model.js';
+export * as inputs from './inputs.js';
+export { parseInput, WAIT_DEFAULT_SECONDS, LIST_MAX } from './inputs.js';
 
 /**
  * The operations both faces (CLI and MCP server) share: submit, wait, await-any, cancel,
- * retry, list, show, output pages, notify, gc. Faces parse and format; the logic is here.
+ * retry, continue, list, show, output pages, notify, queue status, gc. Each parses its input
+ * with its schema in `inputs.ts`; faces map their own parameters onto it and format answers.
  */
 
-export interface Spool {
+/** What every operation works in: the spool's paths, the configuration, the environment. */
+export interface JobsContext {
   paths: SpoolPaths;
   config: Config;
   env: NodeJS.ProcessEnv;
   /** Where `config` comes from; `refreshConfig` re-reads it after an edit. */
   configSource: ConfigSource;
+  /** The MCP face: jobs it starts are held to config `mcp_max_policy`. */
+  capPolicy?: boolean;
 }
 
 export { spoolSpaceError } from './spool/fsx.js';
@@ -44,59 +69,51 @@ export function spoolHome(env: NodeJS.ProcessEnv = process.env): string {
   return spoolPaths(defaultHome(env)).home;
 }
 
-export function openSpool(options: { home?: string; env?: NodeJS.ProcessEnv } = {}): Spool {
+/** The spool's folders for `home` (default $AGENT_ASYNC_HOME or ~/.agent-async), without touching the disk. */
+export function locateSpool(home?: string, env: NodeJS.ProcessEnv = process.env): SpoolPaths {
+  return spoolPaths(home ?? defaultHome(env));
+}
+
+export function openContext(options: { home?: string; env?: NodeJS.ProcessEnv; capPolicy?: boolean } = {}): JobsContext {
   const env = options.env ?? process.env;
-  const paths = spoolPaths(options.home ?? defaultHome(env));
+  const paths = locateSpool(options.home, env);
   ensureSpool(paths);
   const configSource = new ConfigSource(paths, env);
-  return { paths, config: configSource.lastGood, env, configSource };
+  return { paths, config: configSource.lastGood, env, configSource, capPolicy: options.capPolicy ?? false };
 }
 
 /**
  * Picks up an edited config.json in a long-lived process (the MCP server): one stat per call.
  * A config that became invalid keeps the last good one and throws the error for this call.
  */
-export function refreshConfig(spool: Spool): void {
-  spool.config = spool.configSource.current();
+export function refreshConfig(ctx: JobsContext): void {
+  ctx.config = ctx.configSource.current();
 }
 
-function notFound(spool: Spool, id: string, field: string): UserError {
-  return new UserError('not_found', `${field} ${quoteInput(id)}: no such job in ${spool.paths.jobs}`, field);
+function notFound(ctx: JobsContext, id: string, field: string): UserError {
+  return new UserError('not_found', `${field} ${quoteInput(id)}: no such job in ${ctx.paths.jobs}`, field);
 }
 
 /** Reads a job named from outside: validates the id, and says clearly when it is unknown. */
-export function getJob(spool: Spool, rawId: unknown, field = 'job_id'): JobSnapshot {
-  const id = parseJobId(rawId, field);
-  const read = readState(spool.paths, id);
-  if (read.kind === 'missing') throw notFound(spool, id, field);
-  return { id, ...read };
+export function getJob(ctx: JobsContext, input: z.input<typeof jobRef>, naming: Naming = {}): JobSnapshot {
+  const { job_id: id } = parseInput(jobRef, input, naming);
+  const snap = readJob(ctx.paths, id);
+  if (snap.kind === 'missing') throw notFound(ctx, id, naming.names?.job_id ?? 'job_id');
+  return snap;
 }
 
-function requireState(spool: Spool, rawId: unknown, field = 'job_id'): JobState {
-  const snap = getJob(spool, rawId, field);
+function requireState(ctx: JobsContext, id: string): JobState {
+  const snap = getJob(ctx, { job_id: id });
   if (snap.kind === 'corrupt') {
-    throw new UserError('corrupt_state', `job ${snap.id}: state.json is unreadable (${snap.reason})`, field);
+    throw new UserError('corrupt_state', `job ${snap.id}: state.json is unreadable (${snap.reason})`, 'job_id');
   }
-  if (snap.kind !== 'ok') throw notFound(spool, snap.id, field);
+  if (snap.kind !== 'ok') throw notFound(ctx, snap.id, 'job_id');
   return snap.state;
 }
 
 // ── submit ────────────────────────────────────────────────────────────────────────────────
 
-export interface SubmitInput {
-  agent: string;
-  /** exec: the command and its arguments. */
-  argv?: unknown;
-  /** agents: what the worker should do. */
-  prompt?: unknown;
-  cwd: unknown;
-  policy?: unknown;
-  model?: unknown;
-  context_files?: unknown;
-  timeout_seconds?: unknown;
-  stall_seconds?: unknown;
-  template?: string | null;
-}
+export type SubmitInput = z.input<typeof submitInput>;
 
 export interface SubmitResult {
   job_id: string;
@@ -113,128 +130,133 @@ export interface PreparedJob {
   notices: string[];
 }
 
-const MODEL_PATTERN = /^[A-Za-z0-9][\w.:/@+[\]-]{0,199}$/;
-
-const given = (value: unknown): boolean => value !== undefined && value !== null && value !== '';
-
-function validateModel(value: unknown): string | null {
-  if (!given(value)) return null;
-  if (typeof value !== 'string' || !MODEL_PATTERN.test(value)) {
-    throw badInput('model', `${quoteInput(value)} is not a model name; expected letters, digits and . _ : / @ + - (up to 200, not starting with -)`);
-  }
-  return value;
-}
-
-function validatePolicy(value: unknown, fallback: Policy): Policy {
-  if (!given(value)) return fallback;
-  if (typeof value === 'string' && (POLICIES as readonly string[]).includes(value)) return value as Policy;
-  throw badInput('approval_policy', `${quoteInput(value)} is not a policy; allowed: ${POLICIES.join(', ')}`);
-}
-
-function validateTask(value: unknown): string {
-  if (typeof value !== 'string' || value.trim() === '') throw badInput('prompt', 'is required: a non-empty text saying what the agent should do');
-  if (value.includes('\0')) throw badInput('prompt', 'must not contain NUL characters');
-  return value;
+/** A job's own limit above the configured maximum is clamped, and that is said. */
+function clampLimit(seconds: number | undefined, max: number, field: string): { value: number | null; notice: string | null } {
+  if (seconds === undefined) return { value: null, notice: null };
+  if (seconds > max) return { value: max, notice: `${field} ${seconds} is above the maximum of ${max}; used ${max}` };
+  return { value: seconds, notice: null };
 }
 
 /** A field that does not apply to this kind of job is refused, never dropped without a word. */
-function refuseInapplicable(input: SubmitInput, isExec: boolean): void {
-  const notForExec: Array<[keyof SubmitInput, string]> = [['prompt', 'prompt'], ['policy', 'approval_policy'], ['model', 'model'], ['context_files', 'context_files']];
+function refuseInapplicable(input: z.output<typeof submitInput>, isExec: boolean): void {
   if (isExec) {
-    for (const [key, field] of notForExec) if (given(input[key])) throw badInput(field, 'does not apply to exec, which runs argv (the command) as it is');
-  } else if (given(input.argv)) {
-    throw badInput('argv', `applies to exec only; ${String(input.agent)} takes a prompt`);
+    for (const field of ['prompt', 'approval_policy', 'model', 'context_files'] as const) {
+      if (input[field] !== undefined) throw badInput(field, 'does not apply to exec, which runs argv (the command) as it is');
+    }
+    if (input.argv === undefined) throw badInput('argv', ARGV_REQUIRED);
+  } else {
+    if (input.argv !== undefined) throw badInput('argv', `applies to exec only; ${input.agent} takes a prompt`);
+    if (input.prompt === undefined) throw badInput('prompt', PROMPT_REQUIRED);
   }
 }
 
-export function prepareJob(spool: Spool, input: SubmitInput): PreparedJob {
-  const adapter = getAdapter(input.agent, spool.config);
+export function prepareJob(ctx: JobsContext, raw: SubmitInput, options: { template?: 'confluence' | 'pr' } = {}): PreparedJob {
+  const input = parseInput(submitInput, raw);
+  const adapter = getAdapter(input.agent, ctx.config);
   const isExec = !adapter.takesPrompt;
   refuseInapplicable(input, isExec);
-  const cwd = validateCwd(input.cwd);
-  const notices: string[] = [];
-  const max = spool.config.max_job_timeout_seconds;
-  const timeout = clampJobSeconds(input.timeout_seconds, max, 'timeout_seconds');
-  const stall = clampJobSeconds(input.stall_seconds, max, 'stall_seconds');
-  for (const clamped of [timeout, stall]) if (clamped?.notice) notices.push(clamped.notice);
-  const argv = isExec ? validateArgv(input.argv) : null;
-  const task = isExec ? null : validateTask(input.prompt);
-  const policy = isExec ? null : validatePolicy(input.policy, spool.config.default_policy);
-  const model = isExec ? null : validateModel(input.model);
+  const policy = isExec ? null : input.approval_policy ?? ctx.config.default_policy;
+  checkPolicyCeiling(ctx, policy, input.approval_policy !== undefined);
+  const max = ctx.config.max_job_timeout_seconds;
+  const timeout = clampLimit(input.timeout_seconds, max, 'timeout_seconds');
+  const stall = clampLimit(input.stall_seconds, max, 'stall_seconds');
+  const notices = [timeout.notice, stall.notice].filter((notice) => notice !== null);
   // the costly check last: it reads the files
-  const files = isExec ? [] : readContextFiles(cwd, input.context_files, {
-    fileMaxBytes: spool.config.context_file_max_bytes,
-    totalMaxBytes: spool.config.context_total_max_bytes,
+  const files = isExec ? [] : readContextFiles(input.cwd, input.context_files ?? [], {
+    fileMaxBytes: ctx.config.context_file_max_bytes,
+    totalMaxBytes: ctx.config.context_total_max_bytes,
   });
   return {
     request: {
       agent: adapter.name,
-      argv,
-      cwd,
-      timeout_seconds: timeout?.value ?? null,
-      stall_seconds: stall?.value ?? null,
-      env_path: spool.env.PATH ?? null,
+      argv: isExec ? input.argv! : null,
+      cwd: input.cwd,
+      timeout_seconds: timeout.value,
+      stall_seconds: stall.value,
+      env_path: ctx.env.PATH ?? null,
       retry_of: null,
       policy,
-      model,
+      model: isExec ? null : input.model || null,
       continue_of: null,
       resume_session: null,
       context_files: files.map((file) => file.path),
-      template: input.template ?? null,
+      template: options.template ?? null,
     },
-    task,
+    task: isExec ? null : input.prompt!,
     files,
     notices,
   };
 }
 
+/**
+ * mcp_max_policy: a registration that pre-approves the start tools caps the policy, so a model
+ * calling them unasked cannot start a worker without a sandbox (full-auto), whether it asks for
+ * it, gets it as the default, or inherits it from the job it continues.
+ */
+function checkPolicyCeiling(ctx: JobsContext, policy: string | null, asked: boolean): void {
+  const ceiling = ctx.config.mcp_max_policy;
+  if (!ctx.capPolicy || ceiling === null || policy === null) return;
+  const allowed = POLICIES.slice(0, POLICIES.indexOf(ceiling) + 1);
+  if ((allowed as readonly string[]).includes(policy)) return;
+  throw badInput('approval_policy', `${policy}${asked ? '' : ' (the default)'} is above this server's mcp_max_policy (${ceiling}); allowed: ${allowed.join(', ')}. add-agent sets it where a client may start workers without asking; \`agent-async add-agent <client> --allow-exec-tools\` registers the client without it`);
+}
+
 /** Publishes a prepared job (its prompt.txt included) and makes sure a runner will run it. */
-export function publishPrepared(spool: Spool, prepared: PreparedJob): SubmitResult {
+export function publishPrepared(ctx: JobsContext, prepared: PreparedJob): SubmitResult {
   const id = newJobId();
   const state = newJobState(id, prepared.request);
   const files: Record<string, string> = prepared.task === null ? {} : { [JOB_FILES.prompt]: assemblePrompt(id, prepared.task, prepared.files) };
-  publishJob(spool.paths, state, files);
-  const runner = ensureRunner(spool.paths, spool.env);
+  publishJob(ctx.paths, state, files);
+  const runner = ensureRunner(ctx.paths, ctx.env);
   return { job_id: id, state, notices: prepared.notices, runner };
 }
 
-export function submit(spool: Spool, input: SubmitInput): SubmitResult {
-  return publishPrepared(spool, prepareJob(spool, input));
+export function submit(ctx: JobsContext, input: SubmitInput): SubmitResult {
+  return publishPrepared(ctx, prepareJob(ctx, input));
+}
+
+/** The job options a template job takes besides its own parameters. */
+type TemplateJobOptions = Omit<SubmitInput, 'agent' | 'argv' | 'prompt'>;
+
+/** A Gemini job that drafts (and may publish) a Confluence page from `confluence-page.md`. */
+export function submitConfluencePage(ctx: JobsContext, page: z.input<typeof confluenceInput>, job: TemplateJobOptions): SubmitResult {
+  const prompt = confluencePrompt(parseInput(confluenceInput, page));
+  return publishPrepared(ctx, prepareJob(ctx, { ...job, agent: 'gemini', prompt }, { template: 'confluence' }));
+}
+
+/** A Gemini job that prepares (and may open) a pull request. */
+export function submitPullRequest(ctx: JobsContext, pr: z.input<typeof pullRequestInput>, job: TemplateJobOptions): SubmitResult {
+  const prompt = pullRequestPrompt(parseInput(pullRequestInput, pr));
+  return publishPrepared(ctx, prepareJob(ctx, { ...job, agent: 'gemini', prompt }, { template: 'pr' }));
 }
 
 /** The task text an earlier job was given (its prompt.txt without the footer). */
-function originalTask(spool: Spool, state: JobState): string | null {
+function originalTask(ctx: JobsContext, state: JobState): string | null {
   if (state.request.argv !== null) return null;
-  const prompt = readTextCapped(jobFile(spool.paths, state.id, JOB_FILES.prompt), 64 * 1024 * 1024);
-  if (prompt === undefined) throw new UserError('conflict', `job_id ${state.id}: its prompt.txt is missing, so it cannot be repeated`, 'job_id');
-  return stripFooter(prompt, state.id);
+  const task = readTask(ctx.paths, state);
+  if (task === undefined) throw new UserError('conflict', `job_id ${state.id}: its prompt.txt is missing, so it cannot be repeated`, 'job_id');
+  return task;
 }
 
 /** A new job with the same request (and the same prompt) as an earlier one. */
-export function retry(spool: Spool, rawId: unknown): SubmitResult {
-  const original = requireState(spool, rawId);
-  getAdapter(original.request.agent, spool.config); // an agent removed from config since is said now, not at start
-  return publishPrepared(spool, {
-    request: { ...original.request, retry_of: original.id, env_path: spool.env.PATH ?? original.request.env_path },
-    task: originalTask(spool, original),
+export function retry(ctx: JobsContext, input: z.input<typeof jobRef>): SubmitResult {
+  const original = requireState(ctx, parseInput(jobRef, input).job_id);
+  getAdapter(original.request.agent, ctx.config); // an agent removed from config since is said now, not at start
+  return publishPrepared(ctx, {
+    request: { ...original.request, retry_of: original.id, env_path: ctx.env.PATH ?? original.request.env_path },
+    task: originalTask(ctx, original),
     files: [],
     notices: [],
   });
-}
-
-export interface ContinueInput {
-  prompt: unknown;
-  policy?: unknown;
-  model?: unknown;
-  timeout_seconds?: unknown;
 }
 
 /**
  * A new job that resumes the worker's own session of an earlier job (same agent, same cwd,
  * its session id), with a new prompt.
  */
-export function continueJob(spool: Spool, rawId: unknown, input: ContinueInput): SubmitResult {
-  const parent = requireState(spool, rawId);
+export function continueJob(ctx: JobsContext, raw: z.input<typeof continueInput>): SubmitResult {
+  const input = parseInput(continueInput, raw);
+  const parent = requireState(ctx, input.job_id);
   if (parent.request.argv !== null) {
     throw new UserError('conflict', `job_id ${parent.id}: exec jobs have no conversation to continue; use retry`, 'job_id');
   }
@@ -244,31 +266,56 @@ export function continueJob(spool: Spool, rawId: unknown, input: ContinueInput):
   if (!parent.session_id) {
     throw new UserError('conflict', `job_id ${parent.id}: the worker reported no session id, so there is no session to continue; start a new job instead`, 'job_id');
   }
-  if (!getAdapter(parent.request.agent, spool.config).canResume) {
+  if (!getAdapter(parent.request.agent, ctx.config).canResume) {
     throw new UserError('conflict', `job_id ${parent.id}: agent ${parent.request.agent} cannot continue a session (give it resume_args in config.json); start a new job instead`, 'job_id');
   }
-  const max = spool.config.max_job_timeout_seconds;
-  const timeout = clampJobSeconds(input.timeout_seconds, max, 'timeout_seconds');
-  return publishPrepared(spool, {
+  const timeout = clampLimit(input.timeout_seconds, ctx.config.max_job_timeout_seconds, 'timeout_seconds');
+  const policy = input.approval_policy ?? parent.request.policy;
+  checkPolicyCeiling(ctx, policy, input.approval_policy !== undefined);
+  return publishPrepared(ctx, {
     request: {
       ...parent.request,
-      env_path: spool.env.PATH ?? parent.request.env_path,
+      env_path: ctx.env.PATH ?? parent.request.env_path,
       retry_of: null,
       continue_of: parent.id,
       resume_session: parent.session_id,
       context_files: [],
       template: null,
-      policy: validatePolicy(input.policy, parent.request.policy as Policy),
-      model: input.model === undefined ? parent.request.model : validateModel(input.model),
-      timeout_seconds: timeout?.value ?? parent.request.timeout_seconds,
+      policy,
+      model: input.model === undefined ? parent.request.model : input.model || null,
+      timeout_seconds: timeout.value ?? parent.request.timeout_seconds,
     },
-    task: validateTask(input.prompt),
+    task: input.prompt,
     files: [],
-    notices: timeout?.notice ? [timeout.notice] : [],
+    notices: timeout.notice ? [timeout.notice] : [],
   });
 }
 
 // ── wait ──────────────────────────────────────────────────────────────────────────────────
+
+/** A wait timeout: below 0 becomes 0 (look once), above the configured maximum the maximum; both are said. */
+function clampWait(ctx: JobsContext, seconds: number): { value: number; notices: string[] } {
+  const max = ctx.config.wait_max_seconds;
+  if (seconds < 0) return { value: 0, notices: [`timeout_seconds ${seconds} is below 0; used 0 (check once, do not wait)`] };
+  if (seconds > max) return { value: max, notices: [`timeout_seconds ${seconds} is above the maximum of ${max}; used ${max}`] };
+  return { value: seconds, notices: [] };
+}
+
+function keepRunnerAlive(ctx: JobsContext, states: JobState[]): void {
+  if (states.some((state) => !isTerminal(state.status)) && !leaderAlive(ctx.paths)) {
+    ensureRunner(ctx.paths, ctx.env);
+  }
+}
+
+function watchOptions(ctx: JobsContext, seconds: number, signal: AbortSignal | undefined) {
+  return {
+    timeoutMs: seconds * 1000,
+    pollMs: ctx.config.poll_seconds * 1000,
+    watchMode: ctx.config.watch_mode,
+    signal,
+    onPoll: (states: JobState[]) => keepRunnerAlive(ctx, states),
+  };
+}
 
 export interface WaitAnswer {
   snapshot: JobSnapshot;
@@ -278,35 +325,19 @@ export interface WaitAnswer {
   notices: string[];
 }
 
-function keepRunnerAlive(spool: Spool, states: JobState[]): void {
-  if (states.some((state) => !isTerminal(state.status)) && !leaderAlive(spool.paths)) {
-    ensureRunner(spool.paths, spool.env);
-  }
-}
-
-export async function wait(
-  spool: Spool,
-  rawId: unknown,
-  timeoutSeconds: unknown,
-  options: { signal?: AbortSignal; defaultSeconds?: number } = {},
-): Promise<WaitAnswer> {
-  const first = getJob(spool, rawId);
-  const clamp = clampWaitSeconds(timeoutSeconds, options.defaultSeconds ?? 50, spool.config.wait_max_seconds);
+export async function wait(ctx: JobsContext, raw: z.input<typeof waitInput>, options: { signal?: AbortSignal } = {}): Promise<WaitAnswer> {
+  const input = parseInput(waitInput, raw);
+  const first = getJob(ctx, { job_id: input.job_id });
+  const clamp = clampWait(ctx, input.timeout_seconds);
   const started = Date.now();
-  if (first.kind === 'ok') keepRunnerAlive(spool, [first.state]);
-  const result = await waitForJob(spool.paths, first.id, {
-    timeoutMs: clamp.value * 1000,
-    pollMs: spool.config.poll_seconds * 1000,
-    watchMode: spool.config.watch_mode,
-    signal: options.signal,
-    onPoll: (states) => keepRunnerAlive(spool, states),
-  });
+  if (first.kind === 'ok') keepRunnerAlive(ctx, [first.state]);
+  const result = await waitForJob(ctx.paths, first.id, watchOptions(ctx, clamp.value, options.signal));
   return {
     snapshot: result.snapshot,
     timed_out: result.timedOut,
     aborted: result.aborted,
     waited_seconds: (Date.now() - started) / 1000,
-    notices: clamp.notice ? [clamp.notice] : [],
+    notices: clamp.notices,
   };
 }
 
@@ -318,35 +349,48 @@ export interface AwaitAnyAnswer {
   notices: string[];
 }
 
+export const NOTHING_TO_AWAIT = 'no jobs to wait for: none is pending or running';
+
 /**
- * Waits until one of `ids` (default: every job pending or running now) ends, and returns
+ * Waits until one of `job_ids` (default: every job pending or running now) ends, and returns
  * every one of them that has ended by then. Callers pass the still-open ids back in, so no
  * completion is ever skipped between two calls.
  */
-export const NOTHING_TO_AWAIT = 'no jobs to wait for: none is pending or running';
-
-export async function awaitAny(
-  spool: Spool,
-  rawIds: unknown[] | undefined,
-  timeoutSeconds: unknown,
-  options: { signal?: AbortSignal; defaultSeconds?: number } = {},
-): Promise<AwaitAnyAnswer> {
-  const clamp = clampWaitSeconds(timeoutSeconds, options.defaultSeconds ?? 50, spool.config.wait_max_seconds);
-  const notices = clamp.notice ? [clamp.notice] : [];
+export async function awaitAny(ctx: JobsContext, raw: z.input<typeof awaitAnyInput>, options: { signal?: AbortSignal } = {}): Promise<AwaitAnyAnswer> {
+  const input = parseInput(awaitAnyInput, raw);
+  const clamp = clampWait(ctx, input.timeout_seconds);
   // ids are only checked for form: a job removed since (gc, retention) is answered as gone
-  const ids = rawIds && rawIds.length > 0 ? rawIds.map((raw, i) => parseJobId(raw, `job_ids[${i}]`)) : listActive(spool.paths);
+  const ids = input.job_ids && input.job_ids.length > 0 ? input.job_ids : listActive(ctx.paths);
   if (ids.length === 0) {
-    return { finished: [], open: [], timed_out: false, aborted: false, notices: [...notices, NOTHING_TO_AWAIT] };
+    return { finished: [], open: [], timed_out: false, aborted: false, notices: [...clamp.notices, NOTHING_TO_AWAIT] };
   }
-  const unique = [...new Set(ids)];
-  const result = await awaitAnySettled(spool.paths, unique, {
-    timeoutMs: clamp.value * 1000,
-    pollMs: spool.config.poll_seconds * 1000,
-    watchMode: spool.config.watch_mode,
-    signal: options.signal,
-    onPoll: (states) => keepRunnerAlive(spool, states),
-  });
-  return { finished: result.settled, open: result.open, timed_out: result.timedOut, aborted: result.aborted, notices };
+  const result = await awaitAnySettled(ctx.paths, [...new Set(ids)], watchOptions(ctx, clamp.value, options.signal));
+  return { finished: result.settled, open: result.open, timed_out: result.timedOut, aborted: result.aborted, notices: clamp.notices };
+}
+
+export interface WaitAllAnswer {
+  settled: JobSnapshot[];
+  open: JobSnapshot[];
+  timedOut: boolean;
+}
+
+/**
+ * Waits until every id has ended (or any one, with `any`), in waits of at most
+ * `wait_max_seconds` each, until `totalSeconds` (if given) runs out.
+ */
+export async function waitForEnd(ctx: JobsContext, ids: string[], options: { any: boolean; totalSeconds: number | undefined }): Promise<WaitAllAnswer> {
+  const deadline = options.totalSeconds === undefined ? Infinity : Date.now() + options.totalSeconds * 1000;
+  const settled: JobSnapshot[] = [];
+  let open = ids;
+  for (;;) {
+    const remaining = Math.max(0, (deadline - Date.now()) / 1000);
+    const answer = await awaitAny(ctx, { job_ids: open, timeout_seconds: Math.min(remaining, ctx.config.wait_max_seconds) });
+    settled.push(...answer.finished);
+    open = answer.open.map((snap) => snap.id);
+    const satisfied = open.length === 0 || (options.any && settled.length > 0);
+    if (satisfied) return { settled, open: answer.open, timedOut: false };
+    if (Date.now() >= deadline) return { settled, open: answer.open, timedOut: true };
+  }
 }
 
 // ── cancel, notify ────────────────────────────────────────────────────────────────────────
@@ -357,10 +401,10 @@ export interface CancelAnswer {
   result: 'cancelled' | 'already_finished' | 'stopping';
 }
 
-export async function cancel(spool: Spool, rawId: unknown, options: { waitSeconds?: number } = {}): Promise<CancelAnswer> {
-  const state = requireState(spool, rawId);
+export async function cancel(ctx: JobsContext, input: z.input<typeof jobRef>, options: { waitSeconds?: number } = {}): Promise<CancelAnswer> {
+  const state = requireState(ctx, parseInput(jobRef, input).job_id);
   if (isTerminal(state.status)) return { state, result: 'already_finished' };
-  const { paths } = spool;
+  const { paths } = ctx;
   requestCancel(paths, state.id, `pid ${process.pid}`);
   if (state.status === 'pending') {
     const owner = { role: 'cancel' as const, ...selfIdentity(), epoch: null, at: new Date().toISOString() };
@@ -368,31 +412,23 @@ export async function cancel(spool: Spool, rawId: unknown, options: { waitSecond
     if (cancelled) return { state: cancelled, result: 'cancelled' };
     // claimed meanwhile: it is stopped like any running job
   }
-  ensureRunner(paths, spool.env);
-  const waitSeconds = options.waitSeconds ?? spool.config.kill_grace_seconds + 15;
-  const result = await waitForJob(paths, state.id, { timeoutMs: waitSeconds * 1000, pollMs: 250, watchMode: spool.config.watch_mode });
+  ensureRunner(paths, ctx.env);
+  const waitSeconds = options.waitSeconds ?? ctx.config.kill_grace_seconds + 15;
+  const result = await waitForJob(paths, state.id, { timeoutMs: waitSeconds * 1000, pollMs: 250, watchMode: ctx.config.watch_mode });
   const latest = result.snapshot.kind === 'ok' ? result.snapshot.state : state;
   return { state: latest, result: isTerminal(latest.status) ? 'cancelled' : 'stopping' };
 }
 
-const SUMMARY_MAX = 64 * 1024;
-
-export function notifyDone(spool: Spool, rawId: unknown, summary: unknown): { state: JobState; accepted: boolean; message: string } {
-  const state = requireState(spool, rawId);
-  if (summary !== undefined && summary !== null && typeof summary !== 'string') {
-    throw new UserError('bad_input', 'summary: must be a string (one line saying what was done)', 'summary');
-  }
-  const text = summary ?? '';
-  if (Buffer.byteLength(text) > SUMMARY_MAX) {
-    throw new UserError('bad_input', `summary: is ${Buffer.byteLength(text)} bytes; at most ${SUMMARY_MAX} are allowed`, 'summary');
-  }
+export function notifyDone(ctx: JobsContext, raw: z.input<typeof notifyInput>): { state: JobState; accepted: boolean; message: string } {
+  const input = parseInput(notifyInput, raw);
+  const state = requireState(ctx, input.job_id);
   if (isTerminal(state.status)) {
     return { state, accepted: false, message: `job ${state.id} already ended (${state.status}); nothing to do` };
   }
   if (state.status === 'pending') {
     throw new UserError('conflict', `job_id ${state.id}: the job has not started yet, so it cannot be done; cancel it instead`, 'job_id');
   }
-  writeDoneFile(spool.paths, state.id, text);
+  writeDoneFile(ctx.paths, state.id, input.summary ?? '');
   return { state, accepted: true, message: `job ${state.id} marked done; its worker is stopped if it keeps running` };
 }
 
@@ -411,7 +447,7 @@ export interface QueueSummary {
 export function queueSummary(paths: SpoolPaths): QueueSummary {
   const summary: QueueSummary = { running: [], pending: [], unreadable: [], runner: { alive: false, pid: null, epoch: null, started_at: null } };
   for (const id of listActive(paths)) {
-    const read = readState(paths, id);
+    const read = readJob(paths, id);
     if (read.kind === 'corrupt') summary.unreadable.push(id);
     else if (read.kind === 'ok' && read.state.status === 'running') summary.running.push(read.state);
     else if (read.kind === 'ok' && read.state.status === 'pending') summary.pending.push(read.state);
@@ -422,95 +458,51 @@ export function queueSummary(paths: SpoolPaths): QueueSummary {
   return summary;
 }
 
-// ── list, show, output ────────────────────────────────────────────────────────────────────
-
-export interface ListOptions {
-  limit?: unknown;
-  status?: unknown;
+/** The ids of the jobs pending or running now (their `active/` markers). */
+export function activeJobIds(ctx: JobsContext): string[] {
+  return listActive(ctx.paths);
 }
 
-export const LIST_MAX = 1000;
+// ── list, show, output ────────────────────────────────────────────────────────────────────
 
 /** The newest jobs first; reads only as many states as it returns (plus skipped ones). */
-export function list(spool: Spool, options: ListOptions = {}): JobSnapshot[] {
-  const limit = validateLimit(options.limit, 'limit', LIST_MAX, 20);
-  const status = options.status === undefined || options.status === null ? undefined : validateStatus(options.status, JOB_STATUSES);
+export function list(ctx: JobsContext, raw: z.input<typeof listInput> = {}, naming: Naming = {}): JobSnapshot[] {
+  const { limit, status } = parseInput(listInput, raw, naming);
   const source = status === 'pending' || status === 'running'
-    ? listActive(spool.paths).reverse()
-    : walkIndex(spool.paths, 'newest');
+    ? listActive(ctx.paths).reverse()
+    : walkIndex(ctx.paths, 'newest');
   const found: JobSnapshot[] = [];
   for (const id of source) {
-    const read = readState(spool.paths, id);
-    if (read.kind === 'missing') continue;
-    if (status !== undefined && (read.kind !== 'ok' || read.state.status !== status)) continue;
-    found.push({ id, ...read });
+    const snap = readJob(ctx.paths, id);
+    if (snap.kind === 'missing') continue;
+    if (status !== undefined && (snap.kind !== 'ok' || snap.state.status !== status)) continue;
+    found.push(snap);
     if (found.length >= limit) break;
   }
   return found;
 }
 
-export interface OutputPage {
-  job_id: string;
-  offset: number;
-  next_offset: number;
-  size: number;
-  eof: boolean;
-  data: string;
-}
-
-/** Backs `end` off so a page never ends inside a UTF-8 character. */
-function utf8Boundary(buffer: Buffer, end: number): number {
-  let cut = end;
-  while (cut > 0 && cut > end - 4 && ((buffer[cut] ?? 0) & 0xc0) === 0x80) cut -= 1;
-  return cut === 0 ? end : cut;
-}
-
-export const OUTPUT_PAGE_MAX = 256 * 1024;
-
-/**
- * A page of `output.log` by byte offset; a negative offset counts from the end (a tail).
- * Costs O(page), whatever the size of the log.
- */
-export function readOutput(spool: Spool, rawId: unknown, offset = 0, maxBytes = 64 * 1024): OutputPage {
-  const id = getJob(spool, rawId).id;
-  const file = jobFile(spool.paths, id, JOB_FILES.output);
-  const limit = Math.max(1, Math.min(Math.floor(maxBytes), OUTPUT_PAGE_MAX));
-  // never blocks: a named pipe (or anything but a regular file) put there reads as empty
-  let opened: { fd: number; size: number } | undefined;
-  try {
-    opened = openRegularFile(file);
-  } catch {
-    opened = undefined;
-  }
-  if (!opened) return { job_id: id, offset: 0, next_offset: 0, size: 0, eof: true, data: '' };
-  const { fd, size } = opened;
-  try {
-    let start = offset < 0 ? Math.max(0, size + Math.floor(offset)) : Math.min(Math.floor(offset), size);
-    const buffer = Buffer.alloc(Math.min(limit + 4, size - start));
-    const length = fs.readSync(fd, buffer, 0, buffer.length, start);
-    let end = Math.min(length, limit);
-    if (end < length) end = utf8Boundary(buffer, end);
-    let begin = 0;
-    if (offset < 0) while (begin < end && ((buffer[begin] ?? 0) & 0xc0) === 0x80) begin += 1;
-    start += begin;
-    return {
-      job_id: id,
-      offset: start,
-      next_offset: start + end - begin,
-      size,
-      eof: start + end - begin >= size,
-      data: buffer.subarray(begin, end).toString('utf8'),
-    };
-  } finally {
-    fs.closeSync(fd);
-  }
+/** A page of a job's output, and the job's status. */
+export function outputPage(ctx: JobsContext, raw: z.input<typeof outputInput>): OutputPage & { job_status: string } {
+  const input = parseInput(outputInput, raw);
+  const snap = getJob(ctx, { job_id: input.job_id });
+  const page = readOutput(ctx.paths, snap.id, input.offset, input.max_bytes);
+  return { ...page, job_status: snap.kind === 'ok' ? snap.state.status : 'unreadable' };
 }
 
 // ── gc ────────────────────────────────────────────────────────────────────────────────────
 
-export type { GcOptions, GcReport } from './spool/gc.js';
+export type { GcReport } from './spool/gc.js';
 
-/** Removes finished jobs older than a cutoff or beyond the newest `keep`; never active ones. */
-export function gc(spool: Spool, options: GcOptions): GcReport {
-  return gcJobs(spool.paths, options);
+const GC_DEFAULT_AGE_SECONDS = 7 * 86_400;
+
+/**
+ * Removes finished jobs older than a cutoff (default 7 days, unless `keep` is given) or beyond
+ * the newest `keep`; never a pending or running one.
+ */
+export function gc(ctx: JobsContext, raw: z.input<typeof gcInput>, naming: Naming = {}): GcReport & { dry_run: boolean } {
+  const input = parseInput(gcInput, raw, naming);
+  const olderThanSeconds = input.older_than_seconds ?? (input.keep === undefined ? GC_DEFAULT_AGE_SECONDS : undefined);
+  const report = gcJobs(ctx.paths, { olderThanSeconds, keep: input.keep, dryRun: input.dry_run, reindex: input.reindex });
+  return { ...report, dry_run: input.dry_run };
 }

@@ -33,8 +33,17 @@ describe('when the runner dies', () => {
     const first = startJob(spool, ['sh', '-c', `echo first >> ${ledger}; sleep 2; exit 3`]);
     const second = startJob(spool, ['sh', '-c', `echo second >> ${ledger}`]);
     await until(() => jobState(spool, first).worker !== null, 10_000, 'the first job to run');
-    const dead = runnerInfo(spool.home);
-    process.kill(dead.pid, 'SIGKILL');
+    // the runner that leads now (on a loaded machine runner.json may still name one that lost the race and left)
+    const dead = await until(() => {
+      const info = runnerInfo(spool.home);
+      if (info.state !== 'leading') return undefined;
+      try {
+        process.kill(info.pid, 'SIGKILL');
+        return info;
+      } catch {
+        return undefined;
+      }
+    }, 20_000, 'the leading runner to be killed');
     const killedAt = Date.now();
 
     // No submit and no wait from here on: the orphaned supervisor starts the next runner.

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { JOB_ID_LENGTH, isJobId, jobIdTime, newJobId, parseJobId } from '../lib/spool/ids.js';
+import { parseInput, jobRef } from '../lib/inputs.js';
+import { JOB_ID_LENGTH, isJobId, jobIdTime, newJobId } from '../lib/spool/ids.js';
+
+const parseJobId = (value: unknown): string => parseInput(jobRef, { job_id: value }).job_id;
 
 describe('job ids', () => {
   it('are unique, URL-safe and sort by creation time', () => {
@@ -33,7 +36,7 @@ describe('job ids', () => {
   });
 
   it('rejects values that are not strings', () => {
-    expect(() => parseJobId(42)).toThrow(/job_id is required/);
-    expect(() => parseJobId(undefined)).toThrow(/job_id is required/);
+    expect(() => parseJobId(42)).toThrow(/job_id: Invalid input: expected string, received number/);
+    expect(() => parseJobId(undefined)).toThrow(/job_id: is required \(string\)/);
   });
 });

@@ -10,8 +10,8 @@ import { cleanupSpools, cli, makeSpool, pidAlive, readJson, startJob, until, wai
 
 afterAll(cleanupSpools);
 
-function open(home: string, env: NodeJS.ProcessEnv): jobs.Spool {
-  return jobs.openSpool({ home, env });
+function open(home: string, env: NodeJS.ProcessEnv): jobs.JobsContext {
+  return jobs.openContext({ home, env });
 }
 
 describe('awaitAny', () => {
@@ -26,7 +26,7 @@ describe('awaitAny', () => {
     const batches: number[] = [];
     let open_ = ids;
     while (open_.length > 0) {
-      const answer = await jobs.awaitAny(spool, open_, 30);
+      const answer = await jobs.awaitAny(spool, { job_ids: open_, timeout_seconds: 30 });
       expect(answer.timed_out).toBe(false);
       expect(answer.finished.length).toBeGreaterThan(0);
       batches.push(answer.finished.length);
@@ -45,7 +45,7 @@ describe('awaitAny', () => {
     const done = startJob(t, ['true']);
     waitJob(t, done);
     const running = startJob(t, ['sleep', '30']);
-    const answer = await jobs.awaitAny(spool, [running, done], 20);
+    const answer = await jobs.awaitAny(spool, { job_ids: [running, done], timeout_seconds: 20 });
     expect(answer.timed_out).toBe(false);
     expect(answer.finished.map((s) => s.id)).toEqual([done]);
     expect(answer.open.map((s) => s.id)).toEqual([running]);
@@ -55,11 +55,11 @@ describe('awaitAny', () => {
   it('with no ids waits on every job pending or running now, and says when there is none', async () => {
     const t = makeSpool();
     const spool = open(t.home, t.env);
-    const empty = await jobs.awaitAny(spool, undefined, 5);
+    const empty = await jobs.awaitAny(spool, { timeout_seconds: 5 });
     expect(empty.finished).toEqual([]);
     expect(empty.notices).toContain('no jobs to wait for: none is pending or running');
     const id = startJob(t, ['sleep', '0.3']);
-    const answer = await jobs.awaitAny(spool, [], 20);
+    const answer = await jobs.awaitAny(spool, { job_ids: [], timeout_seconds: 20 });
     expect(answer.finished.map((s) => s.id)).toEqual([id]);
   });
 });
@@ -69,15 +69,15 @@ describe('wait', () => {
     const t = makeSpool({ wait_max_seconds: 3 });
     const spool = open(t.home, t.env);
     const id = startJob(t, ['sleep', '30']);
-    const huge = await jobs.wait(spool, id, 1e9);
+    const huge = await jobs.wait(spool, { job_id: id, timeout_seconds: 1e9 });
     expect(huge.timed_out).toBe(true);
     expect(huge.notices).toEqual(['timeout_seconds 1000000000 is above the maximum of 3; used 3']);
     expect(huge.waited_seconds).toBeGreaterThanOrEqual(2.9);
-    const negative = await jobs.wait(spool, id, -5);
+    const negative = await jobs.wait(spool, { job_id: id, timeout_seconds: -5 });
     expect(negative.notices).toEqual(['timeout_seconds -5 is below 0; used 0 (check once, do not wait)']);
     expect(negative.timed_out).toBe(true);
-    await expect(jobs.wait(spool, id, 'soon')).rejects.toThrow(/timeout_seconds: must be a number of seconds; got "soon"/);
-    await expect(jobs.wait(spool, '../../etc', 1)).rejects.toThrow(/job_id "..\/..\/etc" is not a job id/);
+    await expect(jobs.wait(spool, { job_id: id, timeout_seconds: 'soon' as any })).rejects.toThrow(/timeout_seconds: Invalid input: expected number, received string/);
+    await expect(jobs.wait(spool, { job_id: '../../etc', timeout_seconds: 1 })).rejects.toThrow(/job_id: "..\/..\/etc" is not a job id/);
     cli(t, ['cancel', id]);
   });
 
@@ -88,7 +88,7 @@ describe('wait', () => {
     await until(() => readJson(path.join(t.home, 'jobs', id, 'state.json')).worker, 20_000, 'the job to start');
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 300);
-    const answer = await jobs.wait(spool, id, 20, { signal: controller.signal });
+    const answer = await jobs.wait(spool, { job_id: id, timeout_seconds: 20 }, { signal: controller.signal });
     expect(answer.aborted).toBe(true);
     expect(answer.timed_out).toBe(false);
     const state = readJson(path.join(t.home, 'jobs', id, 'state.json'));
@@ -101,7 +101,7 @@ describe('wait', () => {
     const t = makeSpool({ watch_mode: 'poll', poll_seconds: 0.2 });
     const spool = open(t.home, t.env);
     const id = startJob(t, ['sleep', '0.5']);
-    const answer = await jobs.wait(spool, id, 20);
+    const answer = await jobs.wait(spool, { job_id: id, timeout_seconds: 20 });
     expect(answer.snapshot).toMatchObject({ kind: 'ok', state: { status: 'done' } });
     expect(answer.timed_out).toBe(false);
   });
@@ -113,7 +113,7 @@ describe('wait', () => {
     const state = newJobState(newJobId(), request);
     publishJob(spool.paths, state);
     expect(fs.existsSync(path.join(t.home, 'runner.json'))).toBe(false);
-    const answer = await jobs.wait(spool, state.id, 20);
+    const answer = await jobs.wait(spool, { job_id: state.id, timeout_seconds: 20 });
     expect(answer.snapshot).toMatchObject({ kind: 'ok', state: { status: 'done' } });
   });
 });
@@ -129,7 +129,7 @@ describe('output pages', () => {
     let joined = '';
     let pages = 0;
     for (;;) {
-      const page = jobs.readOutput(spool, id, offset, 1000);
+      const page = jobs.readOutput(spool.paths, id, offset, 1000);
       expect(Buffer.byteLength(page.data)).toBeLessThanOrEqual(1000);
       expect(page.next_offset - page.offset).toBe(Buffer.byteLength(page.data));
       joined += page.data;
@@ -139,7 +139,7 @@ describe('output pages', () => {
     }
     expect(joined).toBe(text);
     expect(pages).toBeGreaterThan(5);
-    const tail = jobs.readOutput(spool, id, -10, 1000);
+    const tail = jobs.readOutput(spool.paths, id, -10, 1000);
     expect(tail.eof).toBe(true);
     expect(text.endsWith(tail.data)).toBe(true);
     expect(Buffer.byteLength(tail.data)).toBeLessThanOrEqual(10);

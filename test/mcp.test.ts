@@ -191,7 +191,7 @@ describe('MCP server over stdio, with the SDK Client', () => {
     const mcp = await server(spool);
     const job = await ok(mcp, 'agent_start', { agent: 'exec', argv: ['sleep', '30'], cwd: spool.work });
     await ok(mcp, 'job_cancel', { job_id: job.job_id });
-    expect(jobs.gc(jobs.openSpool({ home: spool.home, env: spool.env }), { keep: 0 }).removed).toEqual([job.job_id]);
+    expect(jobs.gc(jobs.openContext({ home: spool.home, env: spool.env }), { keep: 0 }).removed).toEqual([job.job_id]);
     const gone = await ok(mcp, 'codex_await_any', { timeout_seconds: 5 });
     expect(gone.completed).toEqual([expect.objectContaining({ job_id: job.job_id, job_status: 'missing', error: expect.objectContaining({ code: 'not_found' }) })]);
     expect(await ok(mcp, 'codex_await_any', { timeout_seconds: 1 })).toMatchObject({ status: 'idle', completed: [] });
@@ -233,11 +233,11 @@ describe('MCP server over stdio, with the SDK Client', () => {
       ['claude_start', { cwd: spool.work }, /prompt: is required \(string\)/],
       ['gemini_start', { prompt: 'x', cwd: spool.work, context_files: ['../../etc/passwd'] }, /context_files\[0\]: "\.\.\/\.\.\/etc\/passwd" is outside cwd/],
       ['gemini_start', { prompt: 'x', cwd: spool.work, context_files: ['big.txt'] }, /context_files\[0\]: "big\.txt" is 307200 bytes; at most 262144/],
-      ['codex_start', { prompt: 'x', cwd: spool.work, timeout_minutes: -5 }, /timeout_minutes: Too small: expected number to be >0/],
-      ['codex_start', { prompt: 'x', cwd: spool.work, timeout_minutes: 0 }, /timeout_minutes: Too small: expected number to be >0/],
-      ['codex_wait', { job_id: '../x' }, /job_id "\.\.\/x" is not a job id/],
+      ['codex_start', { prompt: 'x', cwd: spool.work, timeout_minutes: -5 }, /timeout_minutes: must be above 0; got -5/],
+      ['codex_start', { prompt: 'x', cwd: spool.work, timeout_minutes: 0 }, /timeout_minutes: must be above 0; got 0/],
+      ['codex_wait', { job_id: '../x' }, /job_id: "\.\.\/x" is not a job id/],
       ['codex_wait', { job_id: '0hofwkskze9k7j2qzbazu7a' }, /job_id "0hofwkskze9k7j2qzbazu7a": no such job/],
-      ['job_cancel', { job_id: '/' }, /job_id "\/" is not a job id/],
+      ['job_cancel', { job_id: '/' }, /job_id: "\/" is not a job id/],
       ['job_wait', { job_id: 42 }, /job_id: Invalid input: expected string, received number/],
       ['job_wait', { job_id: 'x', timeout_seconds: 'soon' }, /timeout_seconds: Invalid input: expected number/],
       ['job_list', { limit: 0 }, /limit: must be a whole number from 1 to 1000/],

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as jobs from '../lib/jobs.js';
+import { requestCancel } from '../lib/spool/store.js';
 import {
   FAST_CONFIG,
   assertSchemaValid,
@@ -50,12 +51,19 @@ describe('runner scheduling', () => {
     spool.env.AGENT_ASYNC_TRACE = '1';
     const ledger = path.join(spool.work, 'ledger');
     const gate = path.join(spool.work, 'gate');
-    const library = jobs.openSpool({ home: spool.home, env: spool.env });
+    const library = jobs.openContext({ home: spool.home, env: spool.env });
     // submitted together (in-process, ~1 ms each), so the queue really holds six
     const ids = Array.from({ length: 6 }, (_, i) =>
       jobs.submit(library, { agent: 'exec', argv: gatedLedgerJob(ledger, gate), cwd: dirIn(spool, `d${i}`) }).job_id);
     await until(() => starts(ledger).length === 2, 30_000, 'two jobs to start');
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // A fact instead of a pause: a job queued last with a cancel request is cancelled by the
+    // runner's next full pass over the queue, the same pass that would hand out a third job.
+    const probe = jobs.submit(library, { agent: 'exec', argv: ['true'], cwd: dirIn(spool, 'probe') }).job_id;
+    requestCancel(library.paths, probe, 'test');
+    const cancelledLine = `job ${probe}: cancelled before it started`;
+    await until(() => fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8').includes(cancelledLine), 30_000, 'the runner to pass over the queue');
+    const beforePass = fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8').split(cancelledLine)[0]!;
+    expect(beforePass.split('\n').filter((line) => / dispatched /.test(line)), 'a third job was handed out while two ran').toHaveLength(2);
     expect(starts(ledger), 'a third job started while two ran').toHaveLength(2);
     fs.writeFileSync(gate, '');
     for (const id of ids) expect(waitJob(spool, id).status).toBe('done');
@@ -72,7 +80,7 @@ describe('runner scheduling', () => {
     const ledger = path.join(spool.work, 'ledger');
     const shared = dirIn(spool, 'shared');
     const otherStarted = path.join(spool.work, 'other-started');
-    const library = jobs.openSpool({ home: spool.home, env: spool.env });
+    const library = jobs.openContext({ home: spool.home, env: spool.env });
     const submit = (argv: string[], cwd: string): string => jobs.submit(library, { agent: 'exec', argv, cwd }).job_id;
     // each same-cwd job lasts until the other-cwd job has started: the two must overlap
     const same = [0, 1, 2].map(() => submit(['sh', '-c', `echo "start $AGENT_ASYNC_JOB_ID" >> ${ledger}; while [ ! -e ${otherStarted} ]; do sleep 0.05; done; sleep 0.3; echo "end $AGENT_ASYNC_JOB_ID" >> ${ledger}`], shared));
@@ -127,7 +135,7 @@ describe('runner scheduling', () => {
     const configFile = path.join(spool.home, 'config.json');
     const editConfig = (change: Record<string, unknown>): void =>
       fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), ...change }));
-    const library = jobs.openSpool({ home: spool.home, env: spool.env }); // opened while the config is good
+    const library = jobs.openContext({ home: spool.home, env: spool.env }); // opened while the config is good
     waitJob(spool, startJob(spool, ['true']));
     const runnerPid = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8')).pid;
     fs.writeFileSync(configFile, '{"concurrency": "lots"}');
@@ -275,7 +283,7 @@ describe('spawn failures end the job with a precise code, and the queue moves on
     const denied = startJob(spool, [noExec]);
     const gone = startJob(spool, ['true'], ['--cwd', doomed]);
     fs.rmdirSync(doomed);
-    const spool2 = jobs.openSpool({ home: spool.home, env: spool.env });
+    const spool2 = jobs.openContext({ home: spool.home, env: spool.env });
     const tooLong = jobs.submit(spool2, { agent: 'exec', argv: ['echo', 'x'.repeat(200_000)], cwd: spool.work }).job_id;
     const after = startJob(spool, ['sh', '-c', 'echo still going']);
     blocker.release();

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { claimStatus, pendingClaimStatus, supervisorDead } from '../lib/runner/reconcile.js';
+import { claimStatus, isRunnerLost, pendingClaimStatus } from '../lib/runner/reconcile.js';
 import { spoolPaths } from '../lib/spool/layout.js';
 import { transition } from '../lib/spool/state.js';
 import { claimDir, readState } from '../lib/spool/store.js';
@@ -104,8 +104,8 @@ describe('per-job claims', () => {
     expect(claimStatus(claimedBy(here), read.state)).toEqual({ kind: 'free', nextAttempt: 2 });
     expect(claimStatus(claimedBy(elsewhere), read.state)).toEqual({ kind: 'held', attempt: 1 });
     const runningUnder = (who: typeof here) => transition(read.state, { name: 'start', attempt: 1, epoch: null, supervisor: who });
-    expect(supervisorDead(runningUnder(here))).toBe(true);
-    expect(supervisorDead(runningUnder(elsewhere))).toBe(false);
+    expect(isRunnerLost(runningUnder(here))).toBe(true);
+    expect(isRunnerLost(runningUnder(elsewhere))).toBe(false);
   });
 
   it('a claim whose owner.json is missing or half written counts as held while young, then as dead', () => {

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import {
   IllegalTransition,
   JOB_STATUSES,
-  TRANSITION_SOURCES,
   newJobState,
   transition,
   type JobState,
@@ -28,35 +27,53 @@ const examples: Record<Transition['name'], Transition> = {
   finish: { name: 'finish', outcome: done },
   fail_to_start: { name: 'fail_to_start', attempt: 1, error: { code: 'cwd_missing', message: 'gone' } },
   cancel_pending: { name: 'cancel_pending', attempt: 1 },
-  lose: { name: 'lose', outcome: lost },
+  runner_lost: { name: 'runner_lost', outcome: lost },
 };
 
-/** Where each transition leads (record_worker keeps the job running). */
-const TARGET: Record<Transition['name'], JobState['status']> = {
-  start: 'running',
-  record_worker: 'running',
-  finish: 'done',
-  fail_to_start: 'error',
-  cancel_pending: 'cancelled',
-  lose: 'error',
-};
+/**
+ * The state machine, written out: for each transition and each status it may start from,
+ * the status it leads to; '-' where it is refused. Not derived from the code's own table.
+ */
+const TABLE: Array<[Transition['name'], Record<JobState['status'], JobState['status'] | '-'>]> = [
+  ['start', { pending: 'running', running: '-', done: '-', error: '-', cancelled: '-' }],
+  ['record_worker', { pending: '-', running: 'running', done: '-', error: '-', cancelled: '-' }],
+  ['finish', { pending: '-', running: 'done', done: '-', error: '-', cancelled: '-' }],
+  ['fail_to_start', { pending: 'error', running: '-', done: '-', error: '-', cancelled: '-' }],
+  ['cancel_pending', { pending: 'cancelled', running: '-', done: '-', error: '-', cancelled: '-' }],
+  ['runner_lost', { pending: '-', running: 'error', done: '-', error: '-', cancelled: '-' }],
+];
 
+/** A valid state of each status, reached through the transitions themselves. */
 function inStatus(status: JobState['status']): JobState {
-  return { ...newJobState(newJobId(), request), status };
+  const pending = newJobState(newJobId(), request);
+  const running = (): JobState => transition(pending, examples.start);
+  switch (status) {
+    case 'pending': return pending;
+    case 'running': return running();
+    case 'done': return transition(running(), examples.finish);
+    case 'error': return transition(running(), examples.runner_lost);
+    case 'cancelled': return transition(pending, examples.cancel_pending);
+  }
 }
 
 describe('job state machine', () => {
-  for (const [name, change] of Object.entries(examples)) {
+  it('the table names every transition and every status', () => {
+    expect(TABLE.map(([name]) => name).sort()).toEqual(Object.keys(examples).sort());
+    for (const [, row] of TABLE) expect(Object.keys(row).sort()).toEqual([...JOB_STATUSES].sort());
+  });
+
+  for (const [name, row] of TABLE) {
     for (const status of JOB_STATUSES) {
-      const allowed = TRANSITION_SOURCES[name as Transition['name']].includes(status);
-      it(`${name} from ${status} is ${allowed ? 'allowed' : 'refused'}`, () => {
+      const target = row[status];
+      it(`${name} from ${status} ${target === '-' ? 'is refused' : `leads to ${target}`}`, () => {
         const before = inStatus(status);
-        if (!allowed) {
-          expect(() => transition(before, change)).toThrow(IllegalTransition);
+        assertSchemaValid(before);
+        if (target === '-') {
+          expect(() => transition(before, examples[name])).toThrow(IllegalTransition);
           return;
         }
-        const after = transition(before, change);
-        expect(after.status).toBe(TARGET[name as Transition['name']]);
+        const after = transition(before, examples[name]);
+        expect(after.status).toBe(target);
         expect(after.seq).toBe(before.seq + 1);
         expect(before.status).toBe(status);
         if (after.status !== 'running' && after.status !== 'pending') expect(after.finished_at).not.toBeNull();
@@ -76,6 +93,14 @@ describe('job state machine', () => {
     expect(state).toMatchObject({ status: 'done', exit_code: 0, duration_ms: 1500 });
     for (const change of Object.values(examples)) {
       expect(() => transition(state, change)).toThrow(IllegalTransition);
+    }
+  });
+
+  it('a job that never started ends with no start time, supervisor or worker', () => {
+    for (const change of [examples.fail_to_start, examples.cancel_pending]) {
+      const after = transition(newJobState(newJobId(), request), change);
+      expect(after).toMatchObject({ attempt: 1, started_at: null, supervisor: null, worker: null, duration_ms: null });
+      expect(after.finished_at).not.toBeNull();
     }
   });
 

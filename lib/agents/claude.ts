@@ -5,7 +5,7 @@ import {
   type AgentAdapter, type StreamParser,
 } from './types.js';
 
-/** Claude Code 2.1.197: `claude -p --output-format stream-json --verbose`. See AGENT-CLIS.md §2. */
+/** Claude Code 2.1.197: `claude -p --output-format stream-json --verbose`; recorded streams in test/fixtures/transcripts/claude_*. */
 const PERMISSION_MODE: Record<Policy, string> = {
   suggest: 'plan',
   'auto-edit': 'acceptEdits',

@@ -5,7 +5,7 @@ import {
   type AgentAdapter, type StreamParser,
 } from './types.js';
 
-/** OpenAI Codex CLI 0.169: `codex exec --json`. See reference/AGENT-CLIS.md §1. */
+/** OpenAI Codex CLI 0.169: `codex exec --json`; recorded streams in test/fixtures/transcripts/codex_*. */
 const SANDBOX: Record<Policy, string[]> = {
   suggest: ['-s', 'read-only'],
   'auto-edit': ['-s', 'workspace-write'],

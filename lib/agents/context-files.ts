@@ -18,23 +18,17 @@ export interface ContextLimits {
   totalMaxBytes: number;
 }
 
-const MAX_FILES = 100;
-
 function within(root: string, target: string): boolean {
   const relative = path.relative(root, target);
   return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
 }
 
-export function readContextFiles(cwd: string, value: unknown, limits: ContextLimits): ContextFile[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw badInput('context_files', 'must be a list of file paths relative to cwd');
-  if (value.length > MAX_FILES) throw badInput('context_files', `has ${value.length} entries; at most ${MAX_FILES} are allowed`);
+/** Reads the files named (their form already checked, inputs.ts) and checks what needs the disk. */
+export function readContextFiles(cwd: string, entries: readonly string[], limits: ContextLimits): ContextFile[] {
   const realCwd = fs.realpathSync(cwd);
   let total = 0;
-  return value.map((entry, index) => {
+  return entries.map((entry, index) => {
     const field = `context_files[${index}]`;
-    if (typeof entry !== 'string' || entry.trim() === '') throw badInput(field, 'must be a non-empty file path');
-    if (entry.includes('\0')) throw badInput(field, 'must not contain NUL characters');
     const absolute = path.resolve(cwd, entry);
     if (!within(cwd, absolute)) {
       throw badInput(field, `${quoteInput(entry)} is outside cwd ${cwd}; only files inside cwd may be inlined`);

@@ -5,7 +5,7 @@ import {
   type AgentAdapter, type ParsedStream, type StreamParser,
 } from './types.js';
 
-/** Gemini CLI 0.61: `gemini -o stream-json --prompt=…`. See AGENT-CLIS.md §3. */
+/** Gemini CLI 0.61: `gemini -o stream-json --prompt=…`; recorded streams in test/fixtures/transcripts/gemini_*. */
 const APPROVAL_MODE: Record<Policy, string> = {
   suggest: 'plan',
   'auto-edit': 'auto_edit',

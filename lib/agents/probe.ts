@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import type { Config } from '../config.js';
-import { resolveExecutable } from '../runner/worker-io.js';
+import { resolveExecutable } from '../which.js';
 import { agentNames, getAdapter } from './registry.js';
 
 /** What `list-agents` shows of each worker: its binary, whether it is installed, its version. */

@@ -1,29 +1,15 @@
-import { badInput } from '../errors.js';
+import type { z } from 'zod';
+import type { confluenceInput, pullRequestInput } from '../inputs.js';
 
 /**
  * The Python original's two prompt-building tools, for a Confluence page and a pull request.
  * Every value from the caller is embedded as JSON inside a fenced block, with backticks and
- * angle brackets escaped, so no value can close the block or pose as part of the task.
+ * angle brackets escaped, so no value can close the block or pose as part of the task. The
+ * parameters come checked (inputs.ts).
  */
 
 function safeJson(value: Record<string, unknown>): string {
   return JSON.stringify(value, null, 2).replace(/[`<>]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-function text(value: unknown, field: string, required: boolean, max = 4000): string | null {
-  if (value === undefined || value === null || value === '') {
-    if (required) throw badInput(field, 'is required');
-    return null;
-  }
-  if (typeof value !== 'string') throw badInput(field, 'must be a string');
-  if (value.length > max) throw badInput(field, `is ${value.length} characters; at most ${max} are allowed`);
-  return value;
-}
-
-function flag(value: unknown, field: string, fallback: boolean): boolean {
-  if (value === undefined || value === null) return fallback;
-  if (typeof value !== 'boolean') throw badInput(field, 'must be true or false');
-  return value;
 }
 
 function parameterBlock(parameters: Record<string, unknown>): string {
@@ -35,21 +21,13 @@ function parameterBlock(parameters: Record<string, unknown>): string {
   ].join('\n');
 }
 
-export interface ConfluenceInput {
-  title: unknown;
-  space_key?: unknown;
-  parent_page?: unknown;
-  instructions?: unknown;
-  publish?: unknown;
-}
-
-export function confluencePrompt(input: ConfluenceInput): string {
+export function confluencePrompt(input: z.output<typeof confluenceInput>): string {
   const parameters = {
-    title: text(input.title, 'title', true, 300),
-    space_key: text(input.space_key, 'space_key', false, 100),
-    parent_page: text(input.parent_page, 'parent_page', false, 300),
-    instructions: text(input.instructions, 'instructions', false),
-    publish: flag(input.publish, 'publish', false),
+    title: input.title,
+    space_key: input.space_key || null,
+    parent_page: input.parent_page || null,
+    instructions: input.instructions || null,
+    publish: input.publish,
   };
   return [
     'Task: write a Confluence page about the code in the current working directory.',
@@ -64,23 +42,14 @@ export function confluencePrompt(input: ConfluenceInput): string {
   ].join('\n\n');
 }
 
-export interface PullRequestInput {
-  pr_goal: unknown;
-  base_branch?: unknown;
-  title?: unknown;
-  draft?: unknown;
-  publish?: unknown;
-  instructions?: unknown;
-}
-
-export function pullRequestPrompt(input: PullRequestInput): string {
+export function pullRequestPrompt(input: z.output<typeof pullRequestInput>): string {
   const parameters = {
-    pr_goal: text(input.pr_goal, 'pr_goal', true),
-    base_branch: text(input.base_branch, 'base_branch', false, 200),
-    title: text(input.title, 'title', false, 300),
-    draft: flag(input.draft, 'draft', true),
-    publish: flag(input.publish, 'publish', false),
-    instructions: text(input.instructions, 'instructions', false),
+    pr_goal: input.pr_goal,
+    base_branch: input.base_branch || null,
+    title: input.title || null,
+    draft: input.draft,
+    publish: input.publish,
+    instructions: input.instructions || null,
   };
   return [
     'Task: prepare a pull request in the git repository in the current working directory.',

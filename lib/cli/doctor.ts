@@ -1,12 +1,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Argv } from 'yargs';
 import { probeAgents } from '../agents/probe.js';
 import { allClientStatus, serverCommand } from '../clients/clients.js';
 import { loadConfig } from '../config.js';
-import { queueSummary } from '../jobs.js';
-import { spoolPaths, type SpoolPaths } from '../spool/layout.js';
+import { locateSpool, queueSummary, type SpoolPaths } from '../jobs.js';
 import { autoUpdateEnabled } from '../install/schedule.js';
+import { EXIT } from './exit-codes.js';
+import { action, print, printJson, type Common } from './output.js';
 
 /**
  * `agent-async doctor`: checks what a working set-up needs and says what to fix. `ok` and
@@ -121,7 +123,7 @@ function clientChecks(env: NodeJS.ProcessEnv): Check[] {
 }
 
 export function runDoctor(home: string, env: NodeJS.ProcessEnv = process.env): Check[] {
-  const paths = spoolPaths(home);
+  const paths = locateSpool(home);
   return [
     nodeCheck(),
     ...spoolChecks(paths),
@@ -136,4 +138,22 @@ export function formatChecks(checks: Check[]): string {
   return checks
     .map((check) => `${mark[check.level]} ${check.what.padEnd(20)} ${check.detail}${check.fix && check.level !== 'ok' ? `\n  → ${check.fix}` : ''}`)
     .join('\n');
+}
+
+export function doctorCommand(y: Argv): Argv {
+  return y.command<Common>(
+    'doctor',
+    'check node, the spool, the runner, the agent CLIs and the client registrations; say what to fix',
+    (cmd) => cmd,
+    action((args) => {
+      const checks = runDoctor(locateSpool(args.home).home);
+      const failed = checks.some((check) => check.level === 'fail');
+      if (args.json) printJson({ ok: !failed, checks });
+      else {
+        print(formatChecks(checks));
+        print(failed ? '\nSomething needs fixing (✗ above).' : '\nAll good.');
+      }
+      return failed ? EXIT.jobError : EXIT.ok;
+    }),
+  );
 }

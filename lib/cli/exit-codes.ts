@@ -1,5 +1,5 @@
 import type { UserErrorCode } from '../errors.js';
-import type { JobSnapshot } from '../spool/watch.js';
+import type { JobSnapshot } from '../jobs.js';
 
 /** Exit codes scripts can rely on (documented in the README). */
 export const EXIT = {

@@ -1,5 +1,5 @@
-import type { JobState } from '../spool/state.js';
-import type { JobSnapshot } from '../spool/watch.js';
+import type { JobState } from '../jobs.js';
+import type { JobSnapshot } from '../jobs.js';
 
 /** Human-readable renderings for the CLI (the `--json` output is the data itself). */
 

@@ -1,8 +1,5 @@
 import * as jobs from '../jobs.js';
-import { JOB_FILES } from '../spool/layout.js';
-import { isTerminal } from '../spool/state.js';
-import { readState } from '../spool/store.js';
-import { watchJobFolders } from '../spool/watch.js';
+import { isTerminal } from '../jobs.js';
 
 const FOLLOW_POLL_MS = 500;
 
@@ -12,25 +9,25 @@ const FOLLOW_POLL_MS = 500;
  * output is out. Reads page by page, so a huge log never sits in memory.
  */
 export async function followOutput(
-  spool: jobs.Spool,
+  ctx: jobs.JobsContext,
   id: string,
   options: { follow: boolean; start: number; write: (text: string) => void },
 ): Promise<void> {
   let offset = options.start;
   let wake: (() => void) | undefined;
   const closeWatch = options.follow
-    ? await watchJobFolders(spool.paths, [id], () => wake?.(), [JOB_FILES.output, JOB_FILES.state], spool.config.watch_mode).catch(() => undefined)
+    ? await jobs.watchJobFiles(ctx.paths, [id], ['output', 'state'], () => wake?.(), ctx.config.watch_mode).catch(() => undefined)
     : undefined;
   try {
     for (;;) {
-      const page = jobs.readOutput(spool, id, offset, jobs.OUTPUT_PAGE_MAX);
+      const page = jobs.readOutput(ctx.paths, id, offset, jobs.OUTPUT_PAGE_MAX);
       if (page.data.length > 0) options.write(page.data);
       offset = page.next_offset;
       if (!page.eof) continue;
       if (!options.follow) return;
-      const read = readState(spool.paths, id);
+      const read = jobs.readJob(ctx.paths, id);
       if (read.kind !== 'ok' || isTerminal(read.state.status)) {
-        const last = jobs.readOutput(spool, id, offset, jobs.OUTPUT_PAGE_MAX);
+        const last = jobs.readOutput(ctx.paths, id, offset, jobs.OUTPUT_PAGE_MAX);
         if (last.data.length > 0) {
           options.write(last.data);
           offset = last.next_offset;

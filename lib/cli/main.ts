@@ -3,57 +3,31 @@ import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { POLICIES, configSchema } from '../config.js';
-import { UserError, badInput, quoteInput } from '../errors.js';
+import { UserError } from '../errors.js';
 import * as jobs from '../jobs.js';
-import { JOB_STATUSES } from '../spool/state.js';
-import type { JobSnapshot } from '../spool/watch.js';
+import { JOB_STATUSES, inputs } from '../jobs.js';
 import { packageVersion } from '../version.js';
-import { parseDuration } from '../validate.js';
+import { optionalDuration } from './duration.js';
 import { EXIT, exitForSnapshots } from './exit-codes.js';
-import { action, openSpool, print, printJson, snapshotJson, type Common } from './output.js';
+import { action, openContext, print, printJson, snapshotJson, type Common } from './output.js';
 import { JOB_COLUMNS, describeCommand, jobRows, stateDetails, statusLine, table } from './format.js';
 import { followOutput } from './logs.js';
-import { setupCommands } from './setup.js';
-
-/** `agent-async`: the command-line face over `lib/jobs.ts`. */
-
-function optionalDuration(value: unknown, field: string): number | undefined {
-  return value === undefined ? undefined : parseDuration(value, field);
-}
-
-/** A job's limit: a duration above zero. */
-function jobDuration(value: unknown, field: string): number | undefined {
-  const seconds = optionalDuration(value, field);
-  if (seconds !== undefined && seconds <= 0) throw badInput(field, `must be longer than 0, e.g. 90s, 30m or 2h; got ${quoteInput(value)}`);
-  return seconds;
-}
+import { doctorCommand } from './doctor.js';
+import { installCommands } from './install.js';
+import { registerCommands } from './register.js';
+import { statusCommand } from './status.js';
 
 /**
- * Waits until every id has ended (or any one, with `any`), in calls of at most
- * `wait_max_seconds`, until `totalSeconds` (if given) runs out.
+ * `agent-async`: the command-line face over `lib/jobs.ts`. Each command maps its flags onto
+ * its operation's schema (inputs.ts), naming the flags in what it refuses.
  */
-async function waitForIds(
-  spool: jobs.Spool,
-  ids: string[],
-  options: { any: boolean; totalSeconds: number | undefined },
-): Promise<{ settled: JobSnapshot[]; open: JobSnapshot[]; timedOut: boolean }> {
-  const deadline = options.totalSeconds === undefined ? Infinity : Date.now() + options.totalSeconds * 1000;
-  const settled: JobSnapshot[] = [];
-  let open = ids;
-  let openSnaps: JobSnapshot[];
-  for (;;) {
-    const remaining = Math.max(0, (deadline - Date.now()) / 1000);
-    const answer = await jobs.awaitAny(spool, open, Math.min(remaining, spool.config.wait_max_seconds));
-    settled.push(...answer.finished);
-    openSnaps = answer.open;
-    open = answer.open.map((snap) => snap.id);
-    const satisfied = open.length === 0 || (options.any && settled.length > 0);
-    if (satisfied) return { settled, open: openSnaps, timedOut: false };
-    if (Date.now() >= deadline) return { settled, open: openSnaps, timedOut: true };
-  }
-}
 
-function reportWait(args: Common, result: { settled: JobSnapshot[]; open: JobSnapshot[]; timedOut: boolean }): number {
+/** A job named by the `<id>` argument. */
+const ID = { names: { job_id: 'id' } };
+/** The flags `start` and `continue` map onto the submit and continue schemas. */
+const JOB_FLAGS = { names: { job_id: 'id', approval_policy: 'policy', context_files: 'context-file', timeout_seconds: 'timeout', stall_seconds: 'stall-timeout' } };
+
+function reportWait(args: Common, result: jobs.WaitAllAnswer): number {
   if (args.json) {
     printJson({
       finished: result.settled.map(snapshotJson),
@@ -103,7 +77,7 @@ function agentOptions<T>(cmd: Argv<T>): Argv<T> {
     .option('wait', { type: 'boolean', default: false, describe: 'wait for the job to end and print its result (exec: the last 64 KiB of output; agents: the final message); exit code follows its status' });
 }
 
-async function reportStarted(spool: jobs.Spool, args: Common & { wait?: boolean }, result: jobs.SubmitResult): Promise<number> {
+async function reportStarted(ctx: jobs.JobsContext, args: Common & { wait?: boolean }, result: jobs.SubmitResult): Promise<number> {
   for (const notice of result.notices) process.stderr.write(`agent-async: ${notice}\n`);
   if (!args.wait) {
     if (args.json) printJson({ job_id: result.job_id, status: result.state.status, notices: result.notices, runner: result.runner });
@@ -111,8 +85,8 @@ async function reportStarted(spool: jobs.Spool, args: Common & { wait?: boolean 
     return EXIT.ok;
   }
   if (!args.json) process.stderr.write(`${result.job_id} queued: ${describeCommand(result.state)}\n`);
-  const outcome = await waitForIds(spool, [result.job_id], { any: false, totalSeconds: undefined });
-  if (!args.json && result.state.request.agent === 'exec') printOutputTail(spool, result.job_id);
+  const outcome = await jobs.waitForEnd(ctx, [result.job_id], { any: false, totalSeconds: undefined });
+  if (!args.json && result.state.request.agent === 'exec') printOutputTail(ctx, result.job_id);
   const code = reportWait(args, outcome);
   const final = outcome.settled[0];
   if (!args.json && final?.kind === 'ok' && final.state.result?.final_message) print(final.state.result.final_message);
@@ -122,8 +96,8 @@ async function reportStarted(spool: jobs.Spool, args: Common & { wait?: boolean 
 const WAIT_OUTPUT_TAIL_BYTES = 64 * 1024;
 
 /** What an exec job printed (its last 64 KiB), as if the command had run in the foreground. */
-function printOutputTail(spool: jobs.Spool, id: string): void {
-  const page = jobs.readOutput(spool, id, -WAIT_OUTPUT_TAIL_BYTES, WAIT_OUTPUT_TAIL_BYTES);
+function printOutputTail(ctx: jobs.JobsContext, id: string): void {
+  const page = jobs.readOutput(ctx.paths, id, -WAIT_OUTPUT_TAIL_BYTES, WAIT_OUTPUT_TAIL_BYTES);
   let data = page.data;
   if (page.offset > 0) {
     data = data.slice(data.indexOf('\n') + 1); // from a line start
@@ -148,21 +122,21 @@ function startCommand(y: Argv): Argv {
         .example('$0 start codex "add input validation to src/api.ts" --policy auto-edit', 'hand a task to Codex')
         .example('$0 start claude --prompt-file task.md --context-file src/app.ts --wait', 'a prompt from a file, waiting for the answer'),
     action(async (args) => {
-      const spool = openSpool(args);
+      const ctx = openContext(args);
       const words = (args['--'] && args['--'].length > 0 ? [...(args.args ?? []), ...args['--']] : args.args ?? []).map(String);
       const isExec = args.agent === 'exec';
-      const result = jobs.submit(spool, {
+      const input = jobs.parseInput(inputs.submitInput, {
         agent: args.agent,
         argv: isExec ? words : undefined,
         prompt: isExec ? undefined : promptFrom({ promptFile: args.promptFile, words }),
         cwd: args.cwd === undefined ? process.cwd() : path.resolve(args.cwd),
-        policy: args.policy,
+        approval_policy: args.policy as jobs.SubmitInput['approval_policy'],
         model: args.model,
         context_files: args.contextFile === undefined ? undefined : [args.contextFile].flat(),
-        timeout_seconds: jobDuration(args.timeout, 'timeout'),
-        stall_seconds: jobDuration(args.stallTimeout, 'stall-timeout'),
-      });
-      return reportStarted(spool, args, result);
+        timeout_seconds: optionalDuration(args.timeout, 'timeout'),
+        stall_seconds: optionalDuration(args.stallTimeout, 'stall-timeout'),
+      }, JOB_FLAGS);
+      return reportStarted(ctx, args, jobs.submit(ctx, input));
     }),
   );
 }
@@ -186,14 +160,15 @@ function continueCommand(y: Argv): Argv {
         .positional('id', { type: 'string', describe: 'the job to continue' })
         .positional('prompt', { type: 'string', array: true, describe: 'the follow-up prompt' }),
     action(async (args) => {
-      const spool = openSpool(args);
-      const result = jobs.continueJob(spool, args.id, {
+      const ctx = openContext(args);
+      const input = jobs.parseInput(inputs.continueInput, {
+        job_id: args.id,
         prompt: promptFrom({ promptFile: args.promptFile, words: (args.prompt ?? []).map(String) }),
-        policy: args.policy,
+        approval_policy: args.policy as jobs.SubmitInput['approval_policy'],
         model: args.model,
-        timeout_seconds: jobDuration(args.timeout, 'timeout'),
-      });
-      return reportStarted(spool, args, result);
+        timeout_seconds: optionalDuration(args.timeout, 'timeout'),
+      }, JOB_FLAGS);
+      return reportStarted(ctx, args, jobs.continueJob(ctx, input));
     }),
   );
 }
@@ -214,9 +189,9 @@ function waitCommand(y: Argv): Argv {
         .option('timeout', { type: 'string', describe: 'give up after this long, e.g. 30s, 10m (default: wait until they end)' })
         .option('any', { type: 'boolean', default: false, describe: 'return as soon as any one ends (with every one ended by then)' }),
     action(async (args) => {
-      const spool = openSpool(args);
-      const ids = args.ids.map((raw, i) => jobs.getJob(spool, String(raw), `ids[${i}]`).id);
-      return reportWait(args, await waitForIds(spool, ids, { any: Boolean(args.any), totalSeconds: optionalDuration(args.timeout, 'timeout') }));
+      const ctx = openContext(args);
+      const ids = args.ids.map((raw, i) => jobs.getJob(ctx, { job_id: String(raw) }, { names: { job_id: `ids[${i}]` } }).id);
+      return reportWait(args, await jobs.waitForEnd(ctx, ids, { any: Boolean(args.any), totalSeconds: optionalDuration(args.timeout, 'timeout') }));
     }),
   );
 }
@@ -233,10 +208,9 @@ function lsCommand(y: Argv): Argv {
     (cmd) =>
       cmd
         .option('status', { type: 'string', describe: `only jobs with this status: ${JOB_STATUSES.join(', ')}` })
-        .option('limit', { type: 'number', default: 20, describe: `how many (1-${jobs.LIST_MAX})` }),
+        .option('limit', { type: 'number', default: inputs.LIST_DEFAULT, describe: `how many (1-${jobs.LIST_MAX})` }),
     action((args) => {
-      const spool = openSpool(args);
-      const snaps = jobs.list(spool, { limit: args.limit, status: args.status });
+      const snaps = jobs.list(openContext(args), { limit: args.limit, status: args.status as jobs.JobStatus | undefined });
       if (args.json) printJson(snaps.map(snapshotJson));
       else if (snaps.length === 0) print('no jobs');
       else print(table(JOB_COLUMNS, jobRows(snaps), process.stdout.isTTY ? process.stdout.columns : undefined));
@@ -254,7 +228,7 @@ function showCommand(y: Argv): Argv {
     'show one job',
     (cmd) => cmd.positional('id', { type: 'string', describe: 'job id' }),
     action((args) => {
-      const snap = jobs.getJob(openSpool(args), args.id, 'id');
+      const snap = jobs.getJob(openContext(args), { job_id: args.id }, ID);
       if (args.json) printJson(snapshotJson(snap));
       else print(snap.kind === 'ok' ? stateDetails(snap.state) : statusLine(snap));
       return snap.kind === 'corrupt' ? EXIT.unreadable : EXIT.ok;
@@ -277,12 +251,12 @@ function logsCommand(y: Argv): Argv {
         .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'keep printing new output until the job ends' })
         .option('tail', { type: 'number', describe: 'start with only the last N bytes' }),
     action(async (args) => {
-      const spool = openSpool(args);
-      const id = jobs.getJob(spool, args.id, 'id').id;
+      const ctx = openContext(args);
+      const id = jobs.getJob(ctx, { job_id: args.id }, ID).id;
       if (args.tail !== undefined && (!Number.isInteger(args.tail) || args.tail < 0)) {
         throw new UserError('bad_input', `tail: must be a whole number of bytes, 0 or more; got ${args.tail}`, 'tail');
       }
-      await followOutput(spool, id, {
+      await followOutput(ctx, id, {
         follow: Boolean(args.follow),
         start: args.tail === undefined ? 0 : -args.tail,
         write: (text) => process.stdout.write(text),
@@ -297,7 +271,7 @@ function cancelCommand(y: Argv): Argv {
     'cancel a job: a pending one never starts; a running one is stopped (TERM, grace, KILL) with its whole process tree',
     (cmd) => cmd.positional('id', { type: 'string', describe: 'job id' }),
     action(async (args) => {
-      const answer = await jobs.cancel(openSpool(args), args.id);
+      const answer = await jobs.cancel(openContext(args), jobs.parseInput(inputs.jobRef, { job_id: args.id }, ID));
       if (args.json) printJson({ result: answer.result, job: answer.state });
       else if (answer.result === 'already_finished') print(`${answer.state.id} had already ended: ${answer.state.status}`);
       else if (answer.result === 'stopping') print(`${answer.state.id}: cancel requested; still stopping`);
@@ -320,8 +294,8 @@ function retryCommand(y: Argv): Argv {
         .positional('id', { type: 'string', describe: 'job id to repeat' })
         .option('wait', { type: 'boolean', default: false, describe: 'wait for the new job to end' }),
     action(async (args) => {
-      const spool = openSpool(args);
-      return reportStarted(spool, args, jobs.retry(spool, args.id));
+      const ctx = openContext(args);
+      return reportStarted(ctx, args, jobs.retry(ctx, jobs.parseInput(inputs.jobRef, { job_id: args.id }, ID)));
     }),
   );
 }
@@ -339,7 +313,8 @@ function notifyCommand(y: Argv): Argv {
         .positional('id', { type: 'string', describe: 'job id (a worker finds its own in $AGENT_ASYNC_JOB_ID)' })
         .positional('summary', { type: 'string', array: true, describe: 'one-line summary' }),
     action((args) => {
-      const answer = jobs.notifyDone(openSpool(args), args.id, (args.summary ?? []).join(' '));
+      const input = jobs.parseInput(inputs.notifyInput, { job_id: args.id, summary: (args.summary ?? []).join(' ') }, ID);
+      const answer = jobs.notifyDone(openContext(args), input);
       if (args.json) printJson({ accepted: answer.accepted, message: answer.message, job_id: answer.state.id });
       else print(answer.message);
     }),
@@ -391,13 +366,15 @@ function gcCommand(y: Argv): Argv {
         .option('dry-run', { type: 'boolean', default: false, describe: 'only say what would be removed' })
         .option('reindex', { type: 'boolean', default: false, describe: 'rebuild index/ from jobs/ first' }),
     action((args) => {
-      const spool = openSpool(args);
-      if (args.keep !== undefined && (!Number.isInteger(args.keep) || args.keep < 0)) {
-        throw new UserError('bad_input', `keep: must be a whole number, 0 or more; got ${args.keep}`, 'keep');
-      }
-      const olderThan = optionalDuration(args.olderThan, 'older-than') ?? (args.keep === undefined ? 7 * 86_400 : undefined);
-      const report = jobs.gc(spool, { olderThanSeconds: olderThan, keep: args.keep, dryRun: args.dryRun, reindex: args.reindex });
-      if (args.json) printJson({ ...report, dry_run: Boolean(args.dryRun) });
+      const flags = { names: { older_than_seconds: 'older-than', dry_run: 'dry-run' } };
+      const input = jobs.parseInput(inputs.gcInput, {
+        older_than_seconds: optionalDuration(args.olderThan, 'older-than'),
+        keep: args.keep,
+        dry_run: args.dryRun,
+        reindex: args.reindex,
+      }, flags);
+      const report = jobs.gc(openContext(args), input);
+      if (args.json) printJson(report);
       else {
         const verb = args.dryRun ? 'would remove' : 'removed';
         print(`${verb} ${report.removed.length} finished jobs; kept ${report.kept}; ${report.skipped_active} pending or running untouched`);
@@ -413,12 +390,12 @@ function configCommand(y: Argv): Argv {
     'show the effective configuration and where it comes from',
     (cmd) => cmd,
     action((args) => {
-      const spool = openSpool(args);
-      if (args.json) printJson({ home: spool.paths.home, config_file: spool.paths.config, config: spool.config });
+      const ctx = openContext(args);
+      if (args.json) printJson({ home: ctx.paths.home, config_file: ctx.paths.config, config: ctx.config });
       else {
-        print(`home         ${spool.paths.home}`);
-        print(`config file  ${spool.paths.config}`);
-        for (const [key, value] of Object.entries(spool.config)) {
+        print(`home         ${ctx.paths.home}`);
+        print(`config file  ${ctx.paths.config}`);
+        for (const [key, value] of Object.entries(ctx.config)) {
           const described = configSchema.shape[key as keyof typeof configSchema.shape]?.description ?? '';
           print(`${key.padEnd(24)} ${JSON.stringify(value).padEnd(8)} ${described}`);
         }
@@ -445,12 +422,16 @@ export function buildCli(argv: string[]): Argv {
     .alias('h', 'help')
     .epilogue('Exit codes: 0 ok/done, 1 job error, 2 bad input, 3 no such job, 4 cancelled, 5 unreadable state, 124 timed out, 70 internal error, 74 spool not writable (disk full, read-only), 78 bad config or spool root.')
     .wrap(Math.min(110, process.stdout.columns || 100))
-      .fail((message, error) => {
+    .fail((message, error) => {
       if (error) throw error;
       process.stderr.write(`agent-async: ${message}\nRun 'agent-async --help' for usage.\n`);
       process.exit(EXIT.badInput);
     });
-  for (const add of [startCommand, continueCommand, waitCommand, lsCommand, showCommand, logsCommand, cancelCommand, retryCommand, notifyCommand, serveCommand, runnerCommand, gcCommand, configCommand, setupCommands]) {
+  const commands = [
+    startCommand, continueCommand, waitCommand, lsCommand, showCommand, logsCommand, cancelCommand, retryCommand, notifyCommand,
+    serveCommand, runnerCommand, gcCommand, configCommand, registerCommands, installCommands, doctorCommand, statusCommand,
+  ];
+  for (const add of commands) {
     cli = add(cli);
   }
   return cli;

@@ -1,6 +1,6 @@
 import { isUserError } from '../errors.js';
 import * as jobs from '../jobs.js';
-import type { JobSnapshot } from '../spool/watch.js';
+import type { JobSnapshot } from '../jobs.js';
 import { EXIT, exitForUserError } from './exit-codes.js';
 
 /** What every command shares: its common options, printing, and turning errors into exit codes. */
@@ -10,8 +10,8 @@ export interface Common {
   home?: string;
 }
 
-export function openSpool(args: Common): jobs.Spool {
-  return jobs.openSpool({ home: args.home });
+export function openContext(args: Common): jobs.JobsContext {
+  return jobs.openContext({ home: args.home });
 }
 
 export function print(text: string): void {

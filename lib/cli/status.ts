@@ -1,10 +1,10 @@
 import fs from 'node:fs';
+import type { Argv } from 'yargs';
 import * as jobs from '../jobs.js';
-import { walkIndex } from '../spool/index.js';
-import { jobDir } from '../spool/layout.js';
-import { isTerminal, type JobState } from '../spool/state.js';
-import { readState } from '../spool/store.js';
+import { isTerminal, type JobState } from '../jobs.js';
+import { EXIT } from './exit-codes.js';
 import { describeCommand, formatAge, formatDuration, formatUsage } from './format.js';
+import { action, print, printJson, type Common } from './output.js';
 
 /**
  * `agent-async status`: a live monitor, like htop for agent jobs. It redraws when the spool
@@ -37,12 +37,7 @@ export interface Frame {
   at: string;
 }
 
-function lastLine(spool: jobs.Spool, id: string): string {
-  const tail = jobs.readOutput(spool, id, -512, 512).data;
-  return tail.trimEnd().split('\n').at(-1)?.replace(/\s+/g, ' ').trim() ?? '';
-}
-
-function frameJob(spool: jobs.Spool, state: JobState, withTail: boolean): FrameJob {
+function frameJob(ctx: jobs.JobsContext, state: JobState, withTail: boolean): FrameJob {
   const elapsed = state.duration_ms ?? (state.started_at ? Date.now() - Date.parse(state.started_at) : null);
   return {
     job_id: state.id,
@@ -51,28 +46,28 @@ function frameJob(spool: jobs.Spool, state: JobState, withTail: boolean): FrameJ
     cwd: state.request.cwd,
     command: describeCommand(state),
     elapsed_ms: elapsed,
-    last_line: withTail ? lastLine(spool, state.id) : '',
+    last_line: withTail ? jobs.lastOutputLine(ctx.paths, state.id) : '',
     created_at: state.created_at,
     error_code: state.error?.code ?? null,
     tokens: state.usage ? formatUsage(state.usage) : null,
   };
 }
 
-export function buildFrame(spool: jobs.Spool, recentCount = 8): Frame {
-  const queue = jobs.queueSummary(spool.paths);
-  const running = queue.running.map((state) => frameJob(spool, state, true));
-  const pending = queue.pending.map((state) => frameJob(spool, state, false));
+export function buildFrame(ctx: jobs.JobsContext, recentCount = 8): Frame {
+  const queue = jobs.queueSummary(ctx.paths);
+  const running = queue.running.map((state) => frameJob(ctx, state, true));
+  const pending = queue.pending.map((state) => frameJob(ctx, state, false));
   const recent: FrameJob[] = [];
   let scanned = 0;
-  for (const id of walkIndex(spool.paths, 'newest')) {
+  for (const id of jobs.newestJobIds(ctx.paths)) {
     if (recent.length >= recentCount || (scanned += 1) > RECENT_SCAN) break;
-    const read = readState(spool.paths, id);
-    if (read.kind === 'ok' && isTerminal(read.state.status)) recent.push(frameJob(spool, read.state, false));
+    const read = jobs.readJob(ctx.paths, id);
+    if (read.kind === 'ok' && isTerminal(read.state.status)) recent.push(frameJob(ctx, read.state, false));
   }
   const { alive, pid, epoch } = queue.runner;
   return {
     runner: { alive, pid, epoch },
-    concurrency: spool.config.concurrency,
+    concurrency: ctx.config.concurrency,
     running,
     pending,
     recent,
@@ -142,13 +137,13 @@ export function renderFrame(frame: Frame, width: number, options: { selected?: n
 type View = { kind: 'list' } | { kind: 'output'; id: string } | { kind: 'confirm'; id: string };
 
 /** The interactive monitor. Resolves when the user quits. */
-export async function runMonitor(spool: jobs.Spool): Promise<void> {
+export async function runMonitor(ctx: jobs.JobsContext): Promise<void> {
   const out = process.stdout;
   const input = process.stdin;
   let view: View = { kind: 'list' };
   let selected = 0;
   let message: string | undefined;
-  let frame = buildFrame(spool);
+  let frame = buildFrame(ctx);
   const watchers = new Map<string, fs.FSWatcher>();
   let pendingDraw: NodeJS.Timeout | undefined;
 
@@ -157,9 +152,9 @@ export async function runMonitor(spool: jobs.Spool): Promise<void> {
     const height = out.rows || 40;
     let lines: string[];
     if (view.kind === 'output') {
-      const page = jobs.readOutput(spool, view.id, -64 * 1024, 64 * 1024);
+      const page = jobs.readOutput(ctx.paths, view.id, -64 * 1024, 64 * 1024);
       const body = page.data.split('\n').map((line) => fit(line, width));
-      const read = readState(spool.paths, view.id);
+      const read = jobs.readJob(ctx.paths, view.id);
       const status = read.kind === 'ok' ? read.state.status : 'unreadable';
       lines = [bold(fit(`output of ${view.id} (${status}) — esc/backspace back · c cancel · q quit`, width)), '', ...body.slice(-(height - 3))];
     } else {
@@ -171,7 +166,7 @@ export async function runMonitor(spool: jobs.Spool): Promise<void> {
     out.write(`${ESC}H${ESC}2J${lines.slice(0, height).join('\r\n')}`);
   };
   const refresh = (): void => {
-    frame = buildFrame(spool);
+    frame = buildFrame(ctx);
     watchRunning();
     draw();
   };
@@ -190,7 +185,7 @@ export async function runMonitor(spool: jobs.Spool): Promise<void> {
     }
   };
   const watchRunning = (): void => {
-    const wanted = new Set([spool.paths.active, ...frame.running.map((job) => jobDir(spool.paths, job.job_id))]);
+    const wanted = new Set(jobs.queueFolders(ctx.paths, frame.running.map((job) => job.job_id)));
     for (const [dir, watcher] of watchers) {
       if (!wanted.has(dir)) {
         watcher.close();
@@ -226,7 +221,7 @@ export async function runMonitor(spool: jobs.Spool): Promise<void> {
     const cancelJob = (id: string): void => {
       message = `cancelling ${id}…`;
       draw();
-      jobs.cancel(spool, id).then(
+      jobs.cancel(ctx, { job_id: id }).then(
         (answer) => {
           message = answer.result === 'cancelled' ? `${id} cancelled` : `${id}: ${answer.result.replace('_', ' ')}`;
           refresh();
@@ -265,4 +260,25 @@ export async function runMonitor(spool: jobs.Spool): Promise<void> {
     input.on('data', onKey);
     process.once('SIGTERM', quit);
   });
+}
+
+export function statusCommand(y: Argv): Argv {
+  return y.command<Common & { once?: boolean }>(
+    'status',
+    'live monitor of the runner and the jobs (q quits); --once prints one frame, --json the frame as JSON',
+    (cmd) => cmd.option('once', { type: 'boolean', default: false, describe: 'print one frame and exit' }),
+    action(async (args) => {
+      const ctx = jobs.openContext({ home: args.home });
+      if (args.json) {
+        printJson(buildFrame(ctx));
+        return EXIT.ok;
+      }
+      if (args.once || !process.stdout.isTTY || !process.stdin.isTTY) {
+        print(renderFrame(buildFrame(ctx), process.stdout.columns || 100, { message: '' }).map((line) => line.trimEnd()).join('\n').trimEnd());
+        return EXIT.ok;
+      }
+      await runMonitor(ctx);
+      return EXIT.ok;
+    }),
+  );
 }

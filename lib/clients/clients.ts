@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError, quoteInput } from '../errors.js';
-import { resolveExecutable } from '../runner/worker-io.js';
+import { resolveExecutable } from '../which.js';
 import { PACKAGE_ROOT } from '../version.js';
 import { applyFileEdit, undoFileEdit, writeKeepingMode } from './file-edit.js';
 import { addArrayItems, addMember, isEmptyObject, missingArrayItems, readMember, removeArrayItems, removeMember } from './json-edit.js';

@@ -198,7 +198,7 @@ export function lostOutcome(state: JobState, why: string): Outcome {
 
 /** Records the end of a job whose worker is gone and whose end nobody saw (an adopted orphan). */
 export async function loseJob(sql: Sql, token: LeaseToken, job: FleetJob, why: string): Promise<FleetJob> {
-  return transitionJob(sql, job.state.id, { epoch: token.epoch, current: job, change: { name: 'lose', outcome: lostOutcome(job.state, why) } });
+  return transitionJob(sql, job.state.id, { epoch: token.epoch, current: job, change: { name: 'runner_lost', outcome: lostOutcome(job.state, why) } });
 }
 
 /**
@@ -216,7 +216,7 @@ async function settleEpochJobs(sql: Sql, epoch: number, why: string): Promise<{ 
   for (const job of held.rows.map(toFleetJob)) {
     const id = job.state.id;
     if (job.state.status === 'running') {
-      await transitionJob(sql, id, { epoch, current: job, releaseLease: true, change: { name: 'lose', outcome: lostOutcome(job.state, why) } });
+      await transitionJob(sql, id, { epoch, current: job, releaseLease: true, change: { name: 'runner_lost', outcome: lostOutcome(job.state, why) } });
       lost.push(id);
     } else if (job.cancelRequest) {
       await transitionJob(sql, id, { epoch, current: job, releaseLease: true, change: { name: 'cancel_pending', attempt: job.claimAttempt } });

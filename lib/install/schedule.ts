@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import { resolveExecutable } from '../runner/worker-io.js';
+import { which } from '../which.js';
 
 /**
  * The daily auto-update: a crontab line on Linux, a LaunchAgent on macOS. Both run
@@ -45,8 +45,7 @@ function linesWithoutOurs(crontab: string): string[] {
 }
 
 function findCrontab(env: NodeJS.ProcessEnv): string | null {
-  const found = resolveExecutable('crontab', '/', env.PATH ?? '');
-  return found.ok ? found.file : null;
+  return which('crontab', env.PATH ?? '');
 }
 
 function writeCrontab(crontab: string, text: string, env: NodeJS.ProcessEnv): void {

@@ -1,9 +1,5 @@
-import { stripFooter } from '../agents/prompt.js';
 import * as jobs from '../jobs.js';
-import { readTextCapped } from '../spool/fsx.js';
-import { JOB_FILES, jobFile } from '../spool/layout.js';
-import { isTerminal, type JobState } from '../spool/state.js';
-import type { JobSnapshot } from '../spool/watch.js';
+import { isTerminal, type JobSnapshot, type JobState } from '../jobs.js';
 
 /**
  * What the tools answer, built from job states. The keys of the Python original (status,
@@ -21,15 +17,15 @@ function capText(text: string | null, max: number): { text: string | null; trunc
   return { text: `${text.slice(0, max)}\n… [truncated; ${text.length} characters in all]`, truncated: true };
 }
 
-export function promptPreview(spool: jobs.Spool, state: JobState, max = PROMPT_PREVIEW_MAX): string | null {
+export function promptPreview(ctx: jobs.JobsContext, state: JobState, max = PROMPT_PREVIEW_MAX): string | null {
   if (state.request.argv) return state.request.argv.join(' ');
-  const prompt = readTextCapped(jobFile(spool.paths, state.id, JOB_FILES.prompt), 256 * 1024);
-  if (prompt === undefined) return null;
-  return capText(stripFooter(prompt, state.id).trim(), max).text;
+  const task = jobs.readTask(ctx.paths, state, 256 * 1024);
+  if (task === undefined) return null;
+  return capText(task.trim(), max).text;
 }
 
-export function outputTail(spool: jobs.Spool, id: string, bytes = OUTPUT_TAIL_BYTES): { output: string; output_bytes: number } {
-  const page = jobs.readOutput(spool, id, -bytes, bytes);
+export function outputTail(ctx: jobs.JobsContext, id: string, bytes = OUTPUT_TAIL_BYTES): { output: string; output_bytes: number } {
+  const page = jobs.readOutput(ctx.paths, id, -bytes, bytes);
   return { output: page.data, output_bytes: page.size };
 }
 
@@ -48,7 +44,7 @@ function elapsedMs(state: JobState): number | null {
 }
 
 /** The full answer about one job: for a finished job its result, else its progress so far. */
-export function jobResult(spool: jobs.Spool, state: JobState, waitTool = 'job_wait') {
+export function jobAnswer(ctx: jobs.JobsContext, state: JobState, waitTool = 'job_wait') {
   const finished = isTerminal(state.status);
   const final = capText(state.result?.final_message ?? null, FINAL_MESSAGE_MAX);
   const message = finished
@@ -60,7 +56,7 @@ export function jobResult(spool: jobs.Spool, state: JobState, waitTool = 'job_wa
     job_status: state.status,
     agent: state.request.agent,
     cwd: state.request.cwd,
-    prompt: promptPreview(spool, state),
+    prompt: promptPreview(ctx, state),
     exit_code: state.exit_code,
     signal: state.signal,
     created_at: state.created_at,
@@ -74,15 +70,13 @@ export function jobResult(spool: jobs.Spool, state: JobState, waitTool = 'job_wa
     usage: state.usage,
     token_usage: tokenUsage(state),
     error: state.error,
-    ...outputTail(spool, state.id),
+    ...outputTail(ctx, state.id),
     message,
   };
 }
 
-export type JobResult = ReturnType<typeof jobResult>;
-
 /** A job that cannot be read (corrupt state.json, or gone) still gets an answer, not a crash. */
-export function unreadableResult(snap: JobSnapshot) {
+export function unreadableAnswer(snap: JobSnapshot) {
   const reason = snap.kind === 'corrupt' ? `its state.json is unreadable (${snap.reason})` : 'it no longer exists';
   return {
     job_id: snap.id,
@@ -93,13 +87,13 @@ export function unreadableResult(snap: JobSnapshot) {
   };
 }
 
-export function snapshotResult(spool: jobs.Spool, snap: JobSnapshot, waitTool?: string) {
-  return snap.kind === 'ok' ? jobResult(spool, snap.state, waitTool) : unreadableResult(snap);
+export function snapshotAnswer(ctx: jobs.JobsContext, snap: JobSnapshot, waitTool?: string) {
+  return snap.kind === 'ok' ? jobAnswer(ctx, snap.state, waitTool) : unreadableAnswer(snap);
 }
 
-export function listItem(spool: jobs.Spool, snap: JobSnapshot) {
+export function listItem(ctx: jobs.JobsContext, snap: JobSnapshot) {
   if (snap.kind !== 'ok') {
-    const { error } = unreadableResult(snap);
+    const { error } = unreadableAnswer(snap);
     return { job_id: snap.id, status: 'unreadable', error_code: error.code, error };
   }
   const state = snap.state;
@@ -108,7 +102,7 @@ export function listItem(spool: jobs.Spool, snap: JobSnapshot) {
     agent: state.request.agent,
     status: state.status,
     cwd: state.request.cwd,
-    prompt: promptPreview(spool, state, 200),
+    prompt: promptPreview(ctx, state, 200),
     created_at: state.created_at,
     started_at: state.started_at,
     finished_at: state.finished_at,

@@ -1,18 +1,21 @@
-import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import {
   CallToolRequestSchema,
   ErrorCode,
   ListToolsRequestSchema,
   McpError,
+  type CallToolRequest,
   type CallToolResult,
   type CreateTaskResult,
-  type Tool,
+  type ListToolsResult,
+  type ServerNotification,
+  type ServerRequest,
 } from '@modelcontextprotocol/sdk/types.js';
-import { z } from 'zod';
 import { isUserError } from '../errors.js';
 import * as jobs from '../jobs.js';
-import { readState } from '../spool/store.js';
 import { packageVersion } from '../version.js';
 import { SpoolTaskStore, markAsTask, taskOf } from './task-store.js';
 import { Session, selectTools, type ToolContext, type ToolDefinition } from './tools.js';
@@ -24,31 +27,9 @@ import { Session, selectTools, type ToolContext, type ToolDefinition } from './t
  */
 
 export const SERVER_INSTRUCTIONS = `agent-async runs coding-agent CLIs (Codex, Claude Code, Gemini CLI, Cursor, custom ones) and shell commands as background jobs that survive restarts.
-The loop: call a *_start tool (codex_start, claude_start, gemini_start, cursor_start, agent_start); it returns a job_id at once. Then call the matching wait tool (codex_wait, job_wait, …) with that job_id: it blocks up to 50 s and answers status "timeout" while the job runs, so call it again until status is done, error or cancelled. Start several jobs and use job_await_any to take each result as it lands. Write each prompt so it stands alone: the worker sees nothing of this conversation. Read long output with job_output; continue a finished job's conversation with job_continue; stop one with job_cancel.`;
+The loop: call a *_start tool (codex_start, claude_start, gemini_start, cursor_start, agent_start); it returns a job_id at once. Then call the matching wait tool (codex_wait, job_wait, …) with that job_id: it blocks up to ${jobs.WAIT_DEFAULT_SECONDS} s and answers status "timeout" while the job runs, so call it again until status is done, error or cancelled. Start several jobs and use job_await_any to take each result as it lands. Write each prompt so it stands alone: the worker sees nothing of this conversation. Read long output with job_output; continue a finished job's conversation with job_continue; stop one with job_cancel.`;
 
-function describeZodIssue(issue: z.core.$ZodIssue, toolName: string): string {
-  const field = issue.path.length > 0 ? issue.path.join('.') : '(arguments)';
-  if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) {
-    return `${field}: is required (${issue.expected}) for ${toolName}`;
-  }
-  if (issue.code === 'unrecognized_keys') {
-    return `${issue.keys.join(', ')}: not a parameter of ${toolName}`;
-  }
-  return `${field}: ${issue.message}`;
-}
-
-function toolListing(tool: ToolDefinition): Tool {
-  const listed: Tool = {
-    name: tool.name,
-    title: tool.title,
-    description: tool.description,
-    inputSchema: z.toJSONSchema(tool.input, { io: 'input', target: 'draft-2020-12' }) as Tool['inputSchema'],
-    outputSchema: z.toJSONSchema(tool.output, { io: 'output', target: 'draft-2020-12' }) as Tool['outputSchema'],
-    annotations: { title: tool.title, ...tool.annotations },
-  };
-  if (tool.taskCapable) listed.execution = { taskSupport: 'optional' };
-  return listed;
-}
+type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
 function errorResult(message: string): CallToolResult {
   return { content: [{ type: 'text', text: message }], isError: true };
@@ -61,89 +42,127 @@ export interface ServeOptions {
   log?: (message: string) => void;
 }
 
-export function createServer(options: ServeOptions = {}): { server: Server; spool: jobs.Spool; tools: ToolDefinition[] } {
-  const spool = jobs.openSpool({ home: options.home });
-  const tools = selectTools(options.tools ?? spool.config.mcp_tools);
-  const byName = new Map(tools.map((tool) => [tool.name, tool]));
-  // built once: a fresh `.strict()` per call made zod compile its parser again on every call
-  const strictInputs = new Map(tools.map((tool) => [tool.name, tool.input.strict()]));
-  const session = new Session();
-  const log = options.log ?? ((message: string) => process.stderr.write(`agent-async serve: ${message}\n`));
-  const taskStore = new SpoolTaskStore(spool);
-
-  const server = new Server(
-    { name: 'agent-async', title: 'agent-async', version: packageVersion() },
-    {
-      capabilities: {
-        tools: {},
-        tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } },
-      },
-      instructions: SERVER_INSTRUCTIONS,
-      taskStore,
-      defaultTaskPollInterval: 1000,
-    },
-  );
-
-  const listing = tools.map(toolListing);
-  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listing }));
-
-  server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult | CreateTaskResult> => {
-    const tool = byName.get(request.params.name);
-    if (!tool) {
-      throw new McpError(ErrorCode.InvalidParams, `tool ${JSON.stringify(request.params.name)} is not offered by this server; tools/list shows the ones that are`);
-    }
-    const parsed = strictInputs.get(tool.name)!.safeParse(request.params.arguments ?? {});
-    if (!parsed.success) {
-      return errorResult(parsed.error.issues.map((issue) => describeZodIssue(issue, tool.name)).join('; '));
-    }
+/** Runs one tool call: the handler over lib/jobs.ts, its answer as text and structured content. */
+function toolRunner(ctx: jobs.JobsContext, session: Session, log: (message: string) => void) {
+  return async (tool: ToolDefinition, args: unknown, extra: Extra): Promise<CallToolResult> => {
     try {
-      jobs.refreshConfig(spool);
+      jobs.refreshConfig(ctx);
       const progressToken = extra._meta?.progressToken;
       const context: ToolContext = {
-        spool,
+        jobs: ctx,
         session,
         signal: extra.signal,
-        progressEveryMs: spool.config.progress_seconds * 1000,
+        progressEveryMs: ctx.config.progress_seconds * 1000,
         progress: progressToken === undefined ? null : async (progress, total, message) => {
           await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress, total, message } });
         },
       };
-      const structured = await tool.handler(parsed.data, context);
-      if (request.params.task && tool.taskCapable && typeof structured.job_id === 'string') {
-        markAsTask(spool.paths, structured.job_id, tool.name, request.params.task.ttl ?? null);
-        const read = readState(spool.paths, structured.job_id);
-        if (read.kind === 'ok') {
-          return {
-            task: taskOf(read.state, { ttl: request.params.task.ttl ?? null, tool: tool.name, created_at: read.state.created_at }),
-            _meta: { 'io.modelcontextprotocol/model-immediate-response': String(structured.message) },
-          };
-        }
-      }
+      const structured = await tool.handler(args, context);
       return { content: [{ type: 'text', text: JSON.stringify(structured, null, 2) }], structuredContent: structured };
     } catch (caught) {
-      const error = jobs.spoolSpaceError(caught, spool.paths.home) ?? caught;
+      const error = jobs.spoolSpaceError(caught, ctx.paths.home) ?? caught;
       if (isUserError(error)) return errorResult(error.message);
       log(`${tool.name} failed: ${(error as Error).stack ?? String(error)}`);
       return errorResult(`internal error in ${tool.name}: ${(error as Error).message}`);
     }
+  };
+}
+
+type ListHandler = (request: unknown, extra: Extra) => Promise<ListToolsResult>;
+type CallHandler = (request: CallToolRequest, extra: Extra) => Promise<CallToolResult | CreateTaskResult>;
+
+/**
+ * McpServer (SDK 1.x) answers a plain call of a tool registered for tasks by polling the task
+ * to its end, which would make a start tool block for its job's whole run. So every tool is
+ * registered as a plain tool, and the handlers McpServer installs for tools/list and
+ * tools/call are wrapped (as it installs them) to add what it cannot say: the start tools are
+ * listed as task-capable and a task-augmented call of one answers a task at once. The call
+ * wrap also names an unknown tool and words a bad argument the way every other error is.
+ */
+function wrapToolHandlers(server: Server, wrap: { list: (next: ListHandler) => ListHandler; call: (next: CallHandler) => CallHandler }): void {
+  const install = server.setRequestHandler.bind(server) as (schema: unknown, handler: unknown) => void;
+  const methodOf = (schema: unknown): unknown => (schema as { shape?: { method?: { value?: unknown } } }).shape?.method?.value;
+  const replacement = (schema: unknown, handler: unknown): void => {
+    const method = methodOf(schema);
+    if (method === methodOf(ListToolsRequestSchema)) return install(schema, wrap.list(handler as ListHandler));
+    if (method === methodOf(CallToolRequestSchema)) return install(schema, wrap.call(handler as CallHandler));
+    return install(schema, handler);
+  };
+  server.setRequestHandler = replacement;
+}
+
+export function createServer(options: ServeOptions = {}): { mcp: McpServer; ctx: jobs.JobsContext; tools: ToolDefinition[] } {
+  const ctx = jobs.openContext({ home: options.home, capPolicy: true });
+  const tools = selectTools(options.tools ?? ctx.config.mcp_tools);
+  const byName = new Map(tools.map((tool) => [tool.name, tool]));
+  const log = options.log ?? ((message: string) => process.stderr.write(`agent-async serve: ${message}\n`));
+  const run = toolRunner(ctx, new Session(), log);
+
+  const mcp = new McpServer(
+    { name: 'agent-async', title: 'agent-async', version: packageVersion() },
+    {
+      // no `tools` here: McpServer would install its tool handlers at once, before they can be wrapped
+      capabilities: { tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } },
+      instructions: SERVER_INSTRUCTIONS,
+      taskStore: new SpoolTaskStore(ctx),
+      defaultTaskPollInterval: 1000,
+    },
+  );
+
+  /** A start tool called as a task: the job is queued and the task (the job) is answered at once. */
+  const startAsTask = async (tool: ToolDefinition, args: unknown, ttl: number | null, extra: Extra): Promise<CallToolResult | CreateTaskResult> => {
+    const result = await run(tool, args, extra);
+    const jobId = result.structuredContent?.job_id;
+    if (result.isError || typeof jobId !== 'string') return result;
+    markAsTask(ctx.paths, jobId, tool.name, ttl);
+    const snap = jobs.readJob(ctx.paths, jobId);
+    if (snap.kind !== 'ok') return result;
+    return {
+      task: taskOf(snap.state, { ttl, tool: tool.name, created_at: snap.state.created_at }),
+      _meta: { 'io.modelcontextprotocol/model-immediate-response': String(result.structuredContent?.message) },
+    };
+  };
+
+  wrapToolHandlers(mcp.server, {
+    list: (next) => async (request, extra) => {
+      const listed = await next(request, extra);
+      return { ...listed, tools: listed.tools.map((tool) => (byName.get(tool.name)?.taskCapable ? { ...tool, execution: { taskSupport: 'optional' } } : tool)) };
+    },
+    call: (next) => async (request, extra) => {
+      const tool = byName.get(request.params.name);
+      if (!tool) {
+        throw new McpError(ErrorCode.InvalidParams, `tool ${JSON.stringify(request.params.name)} is not offered by this server; tools/list shows the ones that are`);
+      }
+      const parsed = tool.input.safeParse(request.params.arguments ?? {});
+      if (!parsed.success) return errorResult(parsed.error.issues.map((issue) => jobs.inputs.describeIssue(issue, { operation: tool.name })).join('; '));
+      if (request.params.task && tool.taskCapable) return startAsTask(tool, parsed.data, request.params.task.ttl ?? null, extra);
+      return next(request, extra);
+    },
   });
 
-  return { server, spool, tools };
+  for (const tool of tools) {
+    mcp.registerTool(
+      tool.name,
+      { title: tool.title, description: tool.description, inputSchema: tool.input, outputSchema: tool.output, annotations: { title: tool.title, ...tool.annotations } },
+      (args: unknown, extra: Extra) => run(tool, args, extra),
+    );
+  }
+  return { mcp, ctx, tools };
 }
 
 /** Serves over stdio until stdin ends (the client went away); jobs keep running. */
 export async function serveStdio(options: ServeOptions = {}): Promise<void> {
-  const { server } = createServer(options);
+  const { mcp } = createServer(options);
   const transport = new StdioServerTransport();
   let closing = false;
   const shutdown = (): void => {
     if (closing) return;
     closing = true;
-    void server.close().finally(() => process.exit(0));
+    void mcp.close().finally(() => process.exit(0));
   };
   process.stdin.on('end', shutdown);
   process.stdin.on('close', shutdown);
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, shutdown);
-  server.onclose = shutdown;
-  await server.connect(transport);
+  mcp.server.onclose = shutdown;
+  await mcp.connect(transport);
 }

@@ -2,13 +2,8 @@ import type { Request, RequestId, Result, Task } from '@modelcontextprotocol/sdk
 import type { CreateTaskOptions, TaskStore } from '@modelcontextprotocol/sdk/experimental/tasks';
 import { z } from 'zod';
 import * as jobs from '../jobs.js';
-import { readJsonFile, writeJsonAtomic } from '../spool/fsx.js';
-import { isJobId } from '../spool/ids.js';
-import { walkIndex } from '../spool/index.js';
-import { jobFile, type SpoolPaths } from '../spool/layout.js';
-import type { JobState } from '../spool/state.js';
-import { readState } from '../spool/store.js';
-import { snapshotResult } from './results.js';
+import { isJobId, type JobSnapshot, type JobState, type SpoolPaths } from '../jobs.js';
+import { snapshotAnswer } from './results.js';
 
 /**
  * MCP Tasks (2025-11-25) backed by the spool: a task is a job, its id the job id, its status
@@ -26,14 +21,12 @@ const taskRecord = z.object({ ttl: z.number().nullable(), tool: z.string(), crea
 type TaskRecord = z.infer<typeof taskRecord>;
 
 function readRecord(paths: SpoolPaths, id: string): TaskRecord | null {
-  const read = readJsonFile(jobFile(paths, id, TASK_FILE));
-  if (read.kind !== 'ok') return null;
-  const parsed = taskRecord.safeParse(read.value);
+  const parsed = taskRecord.safeParse(jobs.readSideFile(paths, id, TASK_FILE));
   return parsed.success ? parsed.data : null;
 }
 
 export function markAsTask(paths: SpoolPaths, id: string, tool: string, ttl: number | null): void {
-  writeJsonAtomic(jobFile(paths, id, TASK_FILE), { ttl, tool, created_at: new Date().toISOString() });
+  jobs.writeSideFile(paths, id, TASK_FILE, { ttl, tool, created_at: new Date().toISOString() });
 }
 
 const TASK_STATUS: Record<JobState['status'], Task['status']> = {
@@ -58,12 +51,15 @@ export function taskOf(state: JobState, record: TaskRecord | null): Task {
 }
 
 export class SpoolTaskStore implements TaskStore {
-  constructor(private readonly spool: jobs.Spool) {}
+  constructor(private readonly ctx: jobs.JobsContext) {}
+
+  private snapshot(taskId: string): JobSnapshot {
+    return isJobId(taskId) ? jobs.readJob(this.ctx.paths, taskId) : { id: taskId, kind: 'missing' };
+  }
 
   private state(taskId: string): JobState | null {
-    if (!isJobId(taskId)) return null;
-    const read = readState(this.spool.paths, taskId);
-    return read.kind === 'ok' ? read.state : null;
+    const snap = this.snapshot(taskId);
+    return snap.kind === 'ok' ? snap.state : null;
   }
 
   createTask(_params: CreateTaskOptions, _requestId: RequestId, _request: Request): Promise<Task> {
@@ -73,7 +69,7 @@ export class SpoolTaskStore implements TaskStore {
 
   getTask(taskId: string): Promise<Task | null> {
     const state = this.state(taskId);
-    return Promise.resolve(state ? taskOf(state, readRecord(this.spool.paths, taskId)) : null);
+    return Promise.resolve(state ? taskOf(state, readRecord(this.ctx.paths, taskId)) : null);
   }
 
   storeTaskResult(taskId: string): Promise<void> {
@@ -82,29 +78,29 @@ export class SpoolTaskStore implements TaskStore {
   }
 
   getTaskResult(taskId: string): Promise<Result> {
-    const read = isJobId(taskId) ? readState(this.spool.paths, taskId) : { kind: 'missing' as const };
-    const structured = snapshotResult(this.spool, { id: taskId, ...read }, 'tasks/get');
+    const snap = this.snapshot(taskId);
+    const structured = snapshotAnswer(this.ctx, snap, 'tasks/get');
     return Promise.resolve({
       content: [{ type: 'text', text: JSON.stringify(structured, null, 2) }],
       structuredContent: structured,
-      isError: read.kind === 'ok' ? read.state.status === 'error' : true,
+      isError: snap.kind === 'ok' ? snap.state.status === 'error' : true,
     });
   }
 
   async updateTaskStatus(taskId: string, status: Task['status']): Promise<void> {
     if (status !== 'cancelled') return;
-    await jobs.cancel(this.spool, taskId);
+    await jobs.cancel(this.ctx, { job_id: taskId });
   }
 
   listTasks(cursor?: string): Promise<{ tasks: Task[]; nextCursor?: string }> {
     const tasks: Task[] = [];
     let scanned = 0;
     let last: string | undefined;
-    for (const id of walkIndex(this.spool.paths, 'newest')) {
+    for (const id of jobs.newestJobIds(this.ctx.paths)) {
       if (cursor && id >= cursor) continue;
       scanned += 1;
       last = id;
-      const record = readRecord(this.spool.paths, id);
+      const record = readRecord(this.ctx.paths, id);
       const state = record ? this.state(id) : null;
       if (state) tasks.push(taskOf(state, record));
       if (tasks.length >= LIST_PAGE || scanned >= LIST_SCAN_LIMIT) {

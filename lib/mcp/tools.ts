@@ -1,22 +1,19 @@
 import { z } from 'zod';
-import { confluencePrompt, pullRequestPrompt } from '../agents/templates.js';
-import { POLICIES } from '../config.js';
 import { UserError } from '../errors.js';
 import * as jobs from '../jobs.js';
-import { JOB_STATUSES, isTerminal } from '../spool/state.js';
-import { listActive, readState } from '../spool/store.js';
-import type { JobSnapshot } from '../spool/watch.js';
-import { listItem, snapshotResult } from './results.js';
+import { inputs, isTerminal, type JobSnapshot } from '../jobs.js';
+import { listItem, snapshotAnswer } from './results.js';
 
 /**
  * The MCP tools: the 13 of the Python original (same names, parameters, defaults and result
- * keys) and the ones beyond it. Each has a zod input schema whose descriptions teach the
- * calling model the loop (start, then wait again while the answer is `timeout`), an output
- * schema, annotations, and a handler over `lib/jobs.ts`.
+ * keys) and the ones beyond it. Each tool's input schema is its operation's schema from
+ * `lib/inputs.ts` (or the tool's view of it, e.g. minutes where the operation takes seconds),
+ * with descriptions that teach the calling model the loop (start, then wait again while the
+ * answer is `timeout`); an output schema, annotations, and a handler over `lib/jobs.ts`.
  */
 
 export interface ToolContext {
-  spool: jobs.Spool;
+  jobs: jobs.JobsContext;
   session: Session;
   signal: AbortSignal;
   /** Reports progress; null when the caller did not ask for it (no progress token). */
@@ -38,8 +35,9 @@ export interface ToolDefinition {
   group: ToolGroup;
   title: string;
   description: string;
+  /** Strict: an unknown parameter is refused, naming it. */
   input: z.ZodObject;
-  output: z.ZodType;
+  output: z.ZodObject;
   annotations: { readOnlyHint: boolean; destructiveHint: boolean; idempotentHint: boolean; openWorldHint: boolean };
   /** Start tools can also run as an MCP task (2025-11-25) for clients that ask. */
   taskCapable: boolean;
@@ -56,25 +54,42 @@ function defineTool<S extends z.ZodObject>(
   return { ...definition, handler: async (args, ctx) => definition.handler(args as z.output<S>, ctx) };
 }
 
-const WAIT_DEFAULT_SECONDS = 50;
+const WAIT_SECONDS = jobs.WAIT_DEFAULT_SECONDS;
 
-// ── input pieces ──────────────────────────────────────────────────────────────────────────
+// ── input pieces: the operations' fields, described for a calling model ───────────────────
 
-const jobId = z.string().describe('The job_id returned by a *_start tool.');
-const cwd = z.string().describe('Absolute path of the directory the agent works in (it must exist).');
-const prompt = z.string().describe('The task for the agent, complete and self-contained: it sees nothing of your conversation.');
-const approvalPolicy = z.enum(POLICIES).optional()
+const jobId = inputs.jobId.describe('The job_id returned by a *_start tool.');
+const cwd = inputs.cwd.describe('Absolute path of the directory the agent works in (it must exist).');
+const prompt = inputs.prompt.describe('The task for the agent, complete and self-contained: it sees nothing of your conversation.');
+const approvalPolicy = inputs.approvalPolicy.optional()
   .describe('suggest = read-only; auto-edit = may edit files inside cwd (the default, from config); full-auto = no sandbox and no prompts (use with care).');
-const contextFiles = z.array(z.string()).optional()
+const contextFiles = inputs.contextFiles.optional()
   .describe('Files (relative to cwd, inside it) whose text is inlined into the prompt.');
-const model = z.string().optional().describe("Model name for the agent CLI; omit to use the CLI's default.");
-const timeoutMinutes = z.number().positive().optional().describe('Wall-clock limit of the job in minutes (default from config); the job is stopped when it is reached.');
-const waitSeconds = z.number().optional().default(WAIT_DEFAULT_SECONDS)
-  .describe('How long to block, in seconds (default 50, at most the configured maximum, 55 by default). If the job is not done by then the answer has status "timeout": call the wait tool again.');
+const model = inputs.model.optional().describe("Model name for the agent CLI; omit to use the CLI's default.");
+const timeoutMinutes = inputs.positiveLimit.optional().describe('Wall-clock limit of the job in minutes (default from config); the job is stopped when it is reached.');
+const waitSeconds = inputs.waitInput.shape.timeout_seconds
+  .describe(`How long to block, in seconds (default ${WAIT_SECONDS}, at most the configured maximum, 55 by default). If the job is not done by then the answer has status "timeout": call the wait tool again.`);
 
 /** The options every job-starting tool takes besides its task. */
 const jobOptions = { approval_policy: approvalPolicy, context_files: contextFiles, model, timeout_minutes: timeoutMinutes };
 const startShape = { prompt, cwd, ...jobOptions };
+
+/** The submit operation's job options, from a start tool's (minutes become seconds). */
+function submitOptions(args: { cwd: string; approval_policy?: string; context_files?: string[]; model?: string; timeout_minutes?: number }) {
+  return {
+    cwd: args.cwd,
+    approval_policy: args.approval_policy as jobs.SubmitInput['approval_policy'],
+    context_files: args.context_files,
+    model: args.model,
+    timeout_seconds: args.timeout_minutes === undefined ? undefined : args.timeout_minutes * 60,
+  };
+}
+
+/** An operation's schema with descriptions for a calling model on the fields named. */
+function described<S extends z.ZodObject>(schema: S, descriptions: Partial<Record<keyof S['shape'], string>>): S {
+  const shape = Object.fromEntries(Object.entries(descriptions).map(([key, text]) => [key, (schema.shape[key] as z.ZodType).describe(text as string)]));
+  return schema.extend(shape) as unknown as S;
+}
 
 // ── output schemas (loose: clients may get more keys than listed) ─────────────────────────
 
@@ -127,12 +142,8 @@ const awaitAnyOutput = z.looseObject({
 
 // ── helpers ───────────────────────────────────────────────────────────────────────────────
 
-function minutesToSeconds(minutes: number | undefined): number | undefined {
-  return minutes === undefined ? undefined : minutes * 60;
-}
-
 function startMessage(id: string, agent: string, waitTool: string): string {
-  return `Job ${id} (${agent}) is queued and returns at once. Call ${waitTool} with job_id "${id}": it blocks up to 50 s; while it answers status "timeout", call it again. The job keeps running whatever happens to this conversation.`;
+  return `Job ${id} (${agent}) is queued and returns at once. Call ${waitTool} with job_id "${id}": it blocks up to ${WAIT_SECONDS} s; while it answers status "timeout", call it again. The job keeps running whatever happens to this conversation.`;
 }
 
 function started(ctx: ToolContext, result: jobs.SubmitResult, waitTool: string) {
@@ -147,46 +158,18 @@ function started(ctx: ToolContext, result: jobs.SubmitResult, waitTool: string) 
   };
 }
 
-/**
- * mcp_max_policy: a registration that pre-approves the start tools caps the policy, so a model
- * calling them unasked cannot start a worker without a sandbox (full-auto).
- */
-function checkPolicyCeiling(ctx: ToolContext, requested: unknown, fallback: () => unknown): void {
-  const ceiling = ctx.spool.config.mcp_max_policy;
-  const policy = requested ?? fallback();
-  if (ceiling === null || !(POLICIES as readonly unknown[]).includes(policy)) return; // a bad value is reported by jobs
-  const allowed = POLICIES.slice(0, POLICIES.indexOf(ceiling) + 1);
-  if (allowed.includes(policy as (typeof POLICIES)[number])) return;
-  throw new UserError('bad_input', `approval_policy: ${String(policy)}${requested === undefined ? ' (the default)' : ''} is above this server's mcp_max_policy (${ceiling}); allowed: ${allowed.join(', ')}. add-agent sets it where a client may start workers without asking; \`agent-async add-agent <client> --allow-exec-tools\` registers the client without it`, 'approval_policy');
-}
-
-function submitAgent(ctx: ToolContext, agent: string, args: Record<string, unknown>, extra: Partial<jobs.SubmitInput> = {}): jobs.SubmitResult {
-  if (agent !== 'exec') checkPolicyCeiling(ctx, args.approval_policy, () => ctx.spool.config.default_policy);
-  return jobs.submit(ctx.spool, {
-    agent,
-    prompt: args.prompt,
-    argv: args.argv,
-    cwd: args.cwd,
-    policy: args.approval_policy,
-    model: args.model,
-    context_files: args.context_files,
-    timeout_seconds: minutesToSeconds(args.timeout_minutes as number | undefined),
-    ...extra,
-  });
-}
-
 /** Runs a wait while sending progress (elapsed time, status, last output line) every few seconds. */
 async function withProgress<T>(ctx: ToolContext, ids: string[], total: number, wait: () => Promise<T>): Promise<T> {
   const progress = ctx.progress;
   if (!progress) return wait();
-  const started = Date.now();
+  const startedAt = Date.now();
   let last = 0;
   const timer = setInterval(() => {
-    const first = ids[0] ? readState(ctx.spool.paths, ids[0]) : undefined;
+    const first = ids[0] ? jobs.readJob(ctx.jobs.paths, ids[0]) : undefined;
     const status = first?.kind === 'ok' ? first.state.status : 'unknown';
-    const tail = ids[0] ? jobs.readOutput(ctx.spool, ids[0], -400, 400).data.trimEnd().split('\n').at(-1) ?? '' : '';
+    const tail = ids[0] ? jobs.lastOutputLine(ctx.jobs.paths, ids[0], 400) : '';
     // progress must grow with every notification: elapsed seconds to a tenth, never repeated
-    const elapsed = Math.max(Math.round((Date.now() - started) / 100) / 10, last + 0.1);
+    const elapsed = Math.max(Math.round((Date.now() - startedAt) / 100) / 10, last + 0.1);
     last = elapsed;
     const what = ids.length === 1 ? `job ${ids[0]} ${status}` : `${ids.length} jobs`;
     void progress(elapsed, total, `${what}, ${Math.round(elapsed)} s${tail ? `: ${tail.slice(0, 200)}` : ''}`).catch(() => undefined);
@@ -198,11 +181,10 @@ async function withProgress<T>(ctx: ToolContext, ids: string[], total: number, w
   }
 }
 
-async function waitTool(ctx: ToolContext, args: { job_id: string; timeout_seconds: number }, toolName: string) {
-  const answer = await withProgress(ctx, [args.job_id], args.timeout_seconds, () =>
-    jobs.wait(ctx.spool, args.job_id, args.timeout_seconds, { signal: ctx.signal, defaultSeconds: WAIT_DEFAULT_SECONDS }));
+async function waitTool(ctx: ToolContext, args: z.output<typeof inputs.waitInput>, toolName: string) {
+  const answer = await withProgress(ctx, [args.job_id], args.timeout_seconds, () => jobs.wait(ctx.jobs, args, { signal: ctx.signal }));
   if (answer.snapshot.kind === 'ok' && isTerminal(answer.snapshot.state.status)) ctx.session.reported.add(answer.snapshot.id);
-  return { ...snapshotResult(ctx.spool, answer.snapshot, toolName), notices: answer.notices };
+  return { ...snapshotAnswer(ctx.jobs, answer.snapshot, toolName), notices: answer.notices };
 }
 
 async function awaitAnyTool(ctx: ToolContext, ids: string[] | undefined, timeoutSeconds: number, toolName: string) {
@@ -210,7 +192,7 @@ async function awaitAnyTool(ctx: ToolContext, ids: string[] | undefined, timeout
   if (!candidates || candidates.length === 0) {
     // Lossless between calls: everything this server started, plus every job seen active at
     // any call, stays a candidate until it has been reported once.
-    for (const id of listActive(ctx.spool.paths)) ctx.session.started.add(id);
+    for (const id of jobs.activeJobIds(ctx.jobs)) ctx.session.started.add(id);
     candidates = [...ctx.session.started].filter((id) => !ctx.session.reported.has(id));
   }
   // Everything was reported: idle, even if a job just reported still has its active/ marker
@@ -219,8 +201,8 @@ async function awaitAnyTool(ctx: ToolContext, ids: string[] | undefined, timeout
   const answer = waitOn.length === 0
     ? { finished: [], open: [], notices: [jobs.NOTHING_TO_AWAIT] }
     : await withProgress(ctx, waitOn, timeoutSeconds, () =>
-      jobs.awaitAny(ctx.spool, waitOn, timeoutSeconds, { signal: ctx.signal, defaultSeconds: WAIT_DEFAULT_SECONDS }));
-  const completed = answer.finished.map((snap: JobSnapshot) => snapshotResult(ctx.spool, snap, toolName));
+      jobs.awaitAny(ctx.jobs, { job_ids: waitOn, timeout_seconds: timeoutSeconds }, { signal: ctx.signal }));
+  const completed = answer.finished.map((snap: JobSnapshot) => snapshotAnswer(ctx.jobs, snap, toolName));
   for (const snap of answer.finished) ctx.session.reported.add(snap.id);
   const pending = answer.open.map((snap) => snap.id);
   const first = completed[0];
@@ -244,12 +226,12 @@ function agentStartTool(name: string, agent: string, group: ToolGroup, label: st
     name,
     group,
     title: `Start a job for ${label}`,
-    description: `Queue a task for ${label} and return a job_id at once (never blocks). Then call ${waitName}(job_id) in a loop: each call blocks up to 50 s and answers status "timeout" while the job runs. Jobs run one after another (or as configured) and survive restarts.`,
-    input: z.object(startShape),
+    description: `Queue a task for ${label} and return a job_id at once (never blocks). Then call ${waitName}(job_id) in a loop: each call blocks up to ${WAIT_SECONDS} s and answers status "timeout" while the job runs. Jobs run one after another (or as configured) and survive restarts.`,
+    input: z.strictObject(startShape),
     output: startOutput,
     annotations: START_ANNOTATIONS,
     taskCapable: true,
-    handler: (args, ctx) => started(ctx, submitAgent(ctx, agent, args), waitName),
+    handler: (args, ctx) => started(ctx, jobs.submit(ctx.jobs, { ...submitOptions(args), agent, prompt: args.prompt }), waitName),
   });
 }
 
@@ -258,8 +240,8 @@ function agentWaitTool(name: string, group: ToolGroup, label: string): ToolDefin
     name,
     group,
     title: `Wait for a ${label} job`,
-    description: `Block until the job ends or timeout_seconds pass (default 50, below the usual 60 s tool-call limit). Answers the result (status done/error/cancelled, final_message, exit_code, output tail, token_usage) or status "timeout" with the job's current status: then call ${name} again. Works for any job_id, whatever agent runs it.`,
-    input: z.object({ job_id: jobId, timeout_seconds: waitSeconds }),
+    description: `Block until the job ends or timeout_seconds pass (default ${WAIT_SECONDS}, below the usual 60 s tool-call limit). Answers the result (status done/error/cancelled, final_message, exit_code, output tail, token_usage) or status "timeout" with the job's current status: then call ${name} again. Works for any job_id, whatever agent runs it.`,
+    input: z.strictObject({ job_id: jobId, timeout_seconds: waitSeconds }),
     output: resultOutput,
     annotations: WAIT_ANNOTATIONS,
     taskCapable: false,
@@ -275,8 +257,8 @@ export function allTools(): ToolDefinition[] {
       name: 'codex_await_any',
       group: 'codex',
       title: 'Wait for any job',
-      description: 'Block until any job started from this conversation (or pending/running when you call) ends, up to timeout_seconds (default 50). Answers the first ended job at the top level and every ended job in "completed"; a job that ended between two calls is still reported. Status "timeout" means none ended yet: call again.',
-      input: z.object({ timeout_seconds: waitSeconds }),
+      description: `Block until any job started from this conversation (or pending/running when you call) ends, up to timeout_seconds (default ${WAIT_SECONDS}). Answers the first ended job at the top level and every ended job in "completed"; a job that ended between two calls is still reported. Status "timeout" means none ended yet: call again.`,
+      input: z.strictObject({ timeout_seconds: waitSeconds }),
       output: awaitAnyOutput,
       annotations: WAIT_ANNOTATIONS,
       taskCapable: false,
@@ -291,55 +273,53 @@ export function allTools(): ToolDefinition[] {
       group: 'gemini',
       title: 'Draft (and optionally publish) a Confluence page with Gemini',
       description: 'Queue a Gemini job that writes a Confluence page about the code in cwd into confluence-page.md, and publishes it only when publish is true and a Confluence tool is available to Gemini. Returns a job_id at once; then call gemini_wait in a loop.',
-      input: z.object({
-        title: z.string().describe('Title of the page.'),
-        cwd,
-        space_key: z.string().optional().describe('Confluence space key, for publishing.'),
-        parent_page: z.string().optional().describe('Parent page title or id, for publishing.'),
-        instructions: z.string().optional().describe('What the page should cover, and how.'),
-        publish: z.boolean().optional().default(false).describe('Publish the page (default: only draft it).'),
-        ...jobOptions,
-      }),
+      input: described(inputs.confluenceInput, {
+        title: 'Title of the page.',
+        space_key: 'Confluence space key, for publishing.',
+        parent_page: 'Parent page title or id, for publishing.',
+        instructions: 'What the page should cover, and how.',
+        publish: 'Publish the page (default: only draft it).',
+      }).extend({ cwd, ...jobOptions }),
       output: startOutput,
       annotations: START_ANNOTATIONS,
       taskCapable: true,
-      handler: (args, ctx) => started(ctx, submitAgent(ctx, 'gemini', { ...args, prompt: confluencePrompt(args) }, { template: 'confluence' }), 'gemini_wait'),
+      handler: ({ title, space_key, parent_page, instructions, publish, ...job }, ctx) =>
+        started(ctx, jobs.submitConfluencePage(ctx.jobs, { title, space_key, parent_page, instructions, publish }, submitOptions(job)), 'gemini_wait'),
     }),
     defineTool({
       name: 'gemini_pr_start',
       group: 'gemini',
       title: 'Prepare (and optionally open) a pull request with Gemini',
       description: 'Queue a Gemini job that makes the change pr_goal describes on a new branch in the git repository at cwd, commits it and writes pr-description.md; it pushes and opens the pull request only when publish is true. Returns a job_id at once; then call gemini_wait in a loop.',
-      input: z.object({
-        cwd,
-        pr_goal: z.string().describe('What the pull request should achieve.'),
-        base_branch: z.string().optional().describe('Branch to start from and target (default: the current one).'),
-        title: z.string().optional().describe('Title of the pull request.'),
-        draft: z.boolean().optional().default(true).describe('Open it as a draft (default true).'),
-        publish: z.boolean().optional().default(false).describe('Push and open the pull request (default: only prepare it locally).'),
-        instructions: z.string().optional().describe('Further guidance.'),
-        ...jobOptions,
-      }),
+      input: described(inputs.pullRequestInput, {
+        pr_goal: 'What the pull request should achieve.',
+        base_branch: 'Branch to start from and target (default: the current one).',
+        title: 'Title of the pull request.',
+        draft: 'Open it as a draft (default true).',
+        publish: 'Push and open the pull request (default: only prepare it locally).',
+        instructions: 'Further guidance.',
+      }).extend({ cwd, ...jobOptions }),
       output: startOutput,
       annotations: START_ANNOTATIONS,
       taskCapable: true,
-      handler: (args, ctx) => started(ctx, submitAgent(ctx, 'gemini', { ...args, prompt: pullRequestPrompt(args) }, { template: 'pr' }), 'gemini_wait'),
+      handler: ({ pr_goal, base_branch, title, draft, publish, instructions, ...job }, ctx) =>
+        started(ctx, jobs.submitPullRequest(ctx.jobs, { pr_goal, base_branch, title, draft, publish, instructions }, submitOptions(job)), 'gemini_wait'),
     }),
     defineTool({
       name: 'job_list',
       group: 'queue',
       title: 'List jobs',
       description: 'The newest jobs of every agent, newest first, with status, agent, cwd and a prompt preview.',
-      input: z.object({
-        limit: z.number().int().optional().default(20).describe(`How many (1-${jobs.LIST_MAX}, default 20).`),
-        status: z.enum(JOB_STATUSES).optional().describe('Only jobs with this status.'),
+      input: described(inputs.listInput, {
+        limit: `How many (1-${jobs.LIST_MAX}, default ${inputs.LIST_DEFAULT}).`,
+        status: 'Only jobs with this status.',
       }),
       output: z.looseObject({ jobs: z.array(z.looseObject({ job_id: z.string(), status: z.string() })), count: z.number() }),
       annotations: { ...WAIT_ANNOTATIONS, openWorldHint: false },
       taskCapable: false,
       handler: (args, ctx) => {
-        const snaps = jobs.list(ctx.spool, { limit: args.limit, status: args.status });
-        return { jobs: snaps.map((snap) => listItem(ctx.spool, snap)), count: snaps.length };
+        const snaps = jobs.list(ctx.jobs, args);
+        return { jobs: snaps.map((snap) => listItem(ctx.jobs, snap)), count: snaps.length };
       },
     }),
     defineTool({
@@ -347,12 +327,12 @@ export function allTools(): ToolDefinition[] {
       group: 'queue',
       title: 'Cancel a job',
       description: 'Cancel a job: a pending one never starts; a running one is stopped with its whole process tree (TERM, a grace period, KILL). Its partial output is kept. Cancelling a job that already ended changes nothing.',
-      input: z.object({ job_id: jobId }),
+      input: described(inputs.jobRef, { job_id: 'The job_id returned by a *_start tool.' }),
       output: z.looseObject({ job_id: z.string(), status: z.string(), cancelled: z.boolean(), message: z.string() }),
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
       taskCapable: false,
       handler: async (args, ctx) => {
-        const answer = await jobs.cancel(ctx.spool, args.job_id);
+        const answer = await jobs.cancel(ctx.jobs, args);
         const messages = {
           cancelled: `Job ${answer.state.id} was cancelled.`,
           already_finished: `Job ${answer.state.id} had already ended (${answer.state.status}); nothing changed.`,
@@ -366,12 +346,12 @@ export function allTools(): ToolDefinition[] {
       group: 'queue',
       title: 'Queue status',
       description: 'Whether a job is running, how many wait, and the health of the runner that runs them.',
-      input: z.object({}),
+      input: inputs.queueInput,
       output: z.looseObject({ busy: z.boolean(), running_job_id: z.string().nullable(), pending_count: z.number() }),
       annotations: { ...WAIT_ANNOTATIONS, openWorldHint: false },
       taskCapable: false,
       handler: (_args, ctx) => {
-        const queue = jobs.queueSummary(ctx.spool.paths);
+        const queue = jobs.queueSummary(ctx.jobs.paths);
         const running = queue.running.map((state) => state.id);
         return {
           busy: running.length > 0,
@@ -379,7 +359,7 @@ export function allTools(): ToolDefinition[] {
           running_job_ids: running,
           running_count: running.length,
           pending_count: queue.pending.length,
-          concurrency: ctx.spool.config.concurrency,
+          concurrency: ctx.jobs.config.concurrency,
           runner: queue.runner,
         };
       },
@@ -389,12 +369,12 @@ export function allTools(): ToolDefinition[] {
       group: 'queue',
       title: 'Report a job done',
       description: 'Called BY a worker agent when its job is finished (its job id is in its prompt and in $AGENT_ASYNC_JOB_ID). Marks the job done with the summary; waiters in every process wake at once. A worker still running after a short grace period is stopped.',
-      input: z.object({ job_id: jobId, summary: z.string().optional().describe('One line saying what was done.') }),
+      input: described(inputs.notifyInput, { job_id: 'The job_id returned by a *_start tool.', summary: 'One line saying what was done.' }),
       output: z.looseObject({ ok: z.boolean(), job_id: z.string(), message: z.string() }),
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
       taskCapable: false,
       handler: (args, ctx) => {
-        const answer = jobs.notifyDone(ctx.spool, args.job_id, args.summary);
+        const answer = jobs.notifyDone(ctx.jobs, args);
         return { ok: answer.accepted, job_id: answer.state.id, message: answer.message };
       },
     }),
@@ -405,20 +385,17 @@ export function allTools(): ToolDefinition[] {
       group: 'generic',
       title: 'Start a job with any agent',
       description: 'Queue a job for any agent: codex, claude, gemini, cursor, a custom agent from config.json, or exec (runs argv, no shell: for long test suites and builds). Returns a job_id at once; then call job_wait(job_id) in a loop.',
-      input: z.object({
-        agent: z.string().describe('exec, codex, claude, gemini, cursor, or a custom agent name.'),
+      input: z.strictObject({
+        agent: inputs.submitInput.shape.agent.describe('exec, codex, claude, gemini, cursor, or a custom agent name.'),
         prompt: prompt.optional().describe('The task (every agent but exec).'),
-        argv: z.array(z.string()).optional().describe('exec only: the command and its arguments.'),
+        argv: inputs.argv.optional().describe('exec only: the command and its arguments.'),
         cwd,
-        approval_policy: approvalPolicy,
-        context_files: contextFiles,
-        model,
-        timeout_minutes: timeoutMinutes,
+        ...jobOptions,
       }),
       output: startOutput,
       annotations: START_ANNOTATIONS,
       taskCapable: true,
-      handler: (args, ctx) => started(ctx, submitAgent(ctx, args.agent, args), 'job_wait'),
+      handler: (args, ctx) => started(ctx, jobs.submit(ctx.jobs, { ...submitOptions(args), agent: args.agent, prompt: args.prompt, argv: args.argv }), 'job_wait'),
     }),
     { ...agentWaitTool('job_wait', 'generic', 'any'), title: 'Wait for a job' },
     defineTool({
@@ -426,10 +403,7 @@ export function allTools(): ToolDefinition[] {
       group: 'generic',
       title: 'Wait for any of several jobs',
       description: 'Block until any of job_ids ends (default: every job started from this conversation or pending/running now), up to timeout_seconds. Answers every job that has ended, in "completed"; pass the still-open ids (pending_job_ids) back in to wait for the rest. No completion is ever skipped.',
-      input: z.object({
-        job_ids: z.array(z.string()).optional().describe('The jobs to wait for (default: see above).'),
-        timeout_seconds: waitSeconds,
-      }),
+      input: described(inputs.awaitAnyInput, { job_ids: 'The jobs to wait for (default: see above).' }).extend({ timeout_seconds: waitSeconds }),
       output: awaitAnyOutput,
       annotations: WAIT_ANNOTATIONS,
       taskCapable: false,
@@ -440,44 +414,29 @@ export function allTools(): ToolDefinition[] {
       group: 'generic',
       title: "Read a job's output",
       description: "A page of the job's output (stdout and stderr) from byte offset (negative: that many bytes before the end). Answers next_offset: call again with it to read on, until eof. Pages are at most max_bytes (default 32768, at most 65536).",
-      input: z.object({
-        job_id: jobId,
-        offset: z.number().int().optional().default(0).describe('Byte offset to start at; negative counts from the end.'),
-        max_bytes: z.number().int().optional().default(32 * 1024).describe('Page size in bytes (1-65536).'),
+      input: described(inputs.outputInput, {
+        job_id: 'The job_id returned by a *_start tool.',
+        offset: 'Byte offset to start at; negative counts from the end.',
+        max_bytes: `Page size in bytes (1-${inputs.OUTPUT_PAGE_TOOL_MAX}).`,
       }),
       output: z.looseObject({ job_id: z.string(), offset: z.number(), next_offset: z.number(), size: z.number(), eof: z.boolean(), data: z.string(), job_status: z.string() }),
       annotations: { ...WAIT_ANNOTATIONS, openWorldHint: false },
       taskCapable: false,
-      handler: (args, ctx) => {
-        if (args.max_bytes < 1 || args.max_bytes > 64 * 1024) {
-          throw new UserError('bad_input', `max_bytes: must be from 1 to 65536; got ${args.max_bytes}`, 'max_bytes');
-        }
-        const snap = jobs.getJob(ctx.spool, args.job_id);
-        const page = jobs.readOutput(ctx.spool, snap.id, args.offset, args.max_bytes);
-        return { ...page, job_status: snap.kind === 'ok' ? snap.state.status : 'unreadable' };
-      },
+      handler: (args, ctx) => ({ ...jobs.outputPage(ctx.jobs, args) }),
     }),
     defineTool({
       name: 'job_continue',
       group: 'generic',
       title: "Continue a job's conversation",
       description: "Queue a new job that resumes the worker's own session of an ended job (same agent, same cwd) with a follow-up prompt; the worker remembers the earlier turn. Returns a job_id at once; then call job_wait in a loop.",
-      input: z.object({ job_id: jobId, prompt, approval_policy: approvalPolicy, model, timeout_minutes: timeoutMinutes }),
+      input: z.strictObject({ job_id: jobId, prompt, approval_policy: approvalPolicy, model, timeout_minutes: timeoutMinutes }),
       output: startOutput,
       annotations: START_ANNOTATIONS,
       taskCapable: true,
-      handler: (args, ctx) => {
-        checkPolicyCeiling(ctx, args.approval_policy, () => {
-          const parent = jobs.getJob(ctx.spool, args.job_id);
-          return parent.kind === 'ok' ? parent.state.request.policy : undefined;
-        });
-        return started(ctx, jobs.continueJob(ctx.spool, args.job_id, {
-          prompt: args.prompt,
-          policy: args.approval_policy,
-          model: args.model,
-          timeout_seconds: minutesToSeconds(args.timeout_minutes),
-        }), 'job_wait');
-      },
+      handler: ({ timeout_minutes, ...args }, ctx) => started(ctx, jobs.continueJob(ctx.jobs, {
+        ...args,
+        timeout_seconds: timeout_minutes === undefined ? undefined : timeout_minutes * 60,
+      }), 'job_wait'),
     }),
   ];
 }

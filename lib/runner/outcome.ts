@@ -7,12 +7,12 @@ import {
   IllegalTransition,
   type JobError,
   type JobRequest,
-  type JobResult,
   type JobState,
   type Outcome,
   type Transition,
   type Usage,
   type WorkerInfo,
+  type WorkerResult,
 } from '../spool/state.js';
 import { applyTransition, cancelRequested, readState, type ExitRecord } from '../spool/store.js';
 
@@ -90,7 +90,7 @@ function ownUsage(parsed: ParsedStream, parentUsage: Usage | null): Usage | null
 function streamFields(facts: EndFacts): Pick<Outcome, 'result' | 'session_id' | 'usage'> {
   const parsed = facts.parsed;
   if (!parsed) return { result: null, session_id: null, usage: null };
-  const result: JobResult = {
+  const result: WorkerResult = {
     final_message: capFinalMessage(parsed.final_message),
     cumulative_usage: parsed.cumulative ? parsed.usage : null,
   };
@@ -105,44 +105,45 @@ export function decideOutcome(facts: EndFacts): Outcome {
     notified: null,
     ...streamFields(facts),
   };
-  const ended = (status: Outcome['status'], error: JobError | null = null): Outcome => ({ ...common, status, error: withDiskNote(error, facts.diskNote) });
+  const cancelled: Outcome = { ...common, status: 'cancelled', error: null };
+  const failed = (error: JobError): Outcome => ({ ...common, status: 'error', error: withDiskNote(error, facts.diskNote) });
 
-  if (facts.cancelRequested && (exit === null || exit.reason === 'cancelled')) return ended('cancelled');
+  if (facts.cancelRequested && (exit === null || exit.reason === 'cancelled')) return cancelled;
   if (facts.faults && facts.faults.length > 0) {
-    return ended('error', { code: 'bad_job_file', message: `the job's folder was tampered with: ${facts.faults.join('; ')}`, hint: JOB_FOLDER_HINT });
+    return failed({ code: 'bad_job_file', message: `the job's folder was tampered with: ${facts.faults.join('; ')}`, hint: JOB_FOLDER_HINT });
   }
   if (facts.doneSummary !== null) {
-    return { ...ended('done'), notified: { summary: facts.doneSummary, at: new Date().toISOString() } };
+    return { ...common, status: 'done', error: null, notified: { summary: facts.doneSummary, at: new Date().toISOString() } };
   }
-  if (exit === null) return ended('error', { code: 'runner_lost', message: 'the job was lost: no exit record' });
+  if (exit === null) return failed({ code: 'runner_lost', message: 'the job was lost: no exit record' });
   switch (exit.reason) {
     case 'cancelled':
-      return ended('cancelled');
+      return cancelled;
     case 'timed_out':
-      return ended('error', {
+      return failed({
         code: 'timed_out',
         message: `ran longer than its limit of ${facts.timeoutSeconds ?? '?'} s and was stopped`,
         hint: 'give the job a larger limit (--timeout / timeout_minutes) or raise job_timeout_seconds in config.json',
       });
     case 'stalled':
-      return ended('error', {
+      return failed({
         code: 'stalled',
         message: `wrote no output for ${facts.stallSeconds ?? '?'} s and was stopped`,
         hint: 'raise stall_timeout_seconds in config.json, or set it to null to turn the check off',
       });
     case 'spawn_failed':
-      return ended('error', { code: 'spawn_failed', message: exit.spawn_error?.message ?? 'the worker could not be started' });
+      return failed({ code: 'spawn_failed', message: exit.spawn_error?.message ?? 'the worker could not be started' });
     case 'done_grace':
     case 'exited':
       break;
   }
   const verdict = facts.verdict ?? execAdapter.judge(emptyParse(), exit.exit_code, exit.signal);
-  return verdict.ok ? ended('done') : ended('error', verdict.error);
+  return verdict.ok ? { ...common, status: 'done', error: null } : failed(verdict.error);
 }
 
 /** A failed job whose spool disk was full says so: that may be why it failed, and why it ended late. */
-function withDiskNote(error: JobError | null, note: string | null | undefined): JobError | null {
-  if (error === null || !note) return error;
+function withDiskNote(error: JobError, note: string | null | undefined): JobError {
+  if (!note) return error;
   return { ...error, hint: error.hint ? `${error.hint}; ${note}` : note };
 }
 
@@ -199,7 +200,7 @@ export function recordEnd(paths: SpoolPaths, state: JobState, end: JobEnd, log: 
   if (outcome.result?.final_message) writeResultFile(paths, state.id, outcome.result.final_message, log);
   const commit = end.commit ?? ((change: Transition) => applyTransition(paths, state.id, change));
   try {
-    return commit(lost ? { name: 'lose', outcome } : { name: 'finish', outcome, worker: end.worker });
+    return commit(lost ? { name: 'runner_lost', outcome } : { name: 'finish', outcome, worker: end.worker });
   } catch (error) {
     if (!(error instanceof IllegalTransition)) throw error;
     log(`job ${state.id}: not recorded, the job was already ${error.from}`);

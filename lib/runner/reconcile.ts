@@ -57,8 +57,8 @@ export function cancelPendingJob(paths: SpoolPaths, state: JobState, owner: Clai
   }
 }
 
-/** True when the supervisor recorded in a running job's state is gone. */
-export function supervisorDead(state: JobState): boolean {
+/** A running job whose recorded supervisor is gone: nobody can record its end (`runner_lost`). */
+export function isRunnerLost(state: JobState): boolean {
   return state.status === 'running' && (state.supervisor === null || liveness(state.supervisor) === 'dead');
 }
 
@@ -108,7 +108,7 @@ async function reparse(paths: SpoolPaths, state: JobState, config: Config): Prom
  * record its end) and whatever else carries its job id, then writes the outcome the spool
  * supports.
  */
-export async function finalizeOrphan(paths: SpoolPaths, state: JobState, config: Config, log: (message: string) => void): Promise<JobState | undefined> {
+export async function finalizeRunnerLost(paths: SpoolPaths, state: JobState, config: Config, log: (message: string) => void): Promise<JobState | undefined> {
   const graceMs = config.kill_grace_seconds * 1000;
   const worker = state.worker;
   if (worker && groupMembers(worker.pgid).length > 0) {

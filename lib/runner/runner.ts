@@ -10,7 +10,7 @@ import { sweepTmp } from '../spool/sweep.js';
 import { acquireLeadership, type Leadership } from './lease.js';
 import { clearStartingMarker, openRunnerLog } from './launch.js';
 import { selfIdentity } from './processes.js';
-import { cancelPendingJob, finalizeOrphan, pendingClaimStatus, supervisorDead } from './reconcile.js';
+import { cancelPendingJob, finalizeRunnerLost, isRunnerLost, pendingClaimStatus } from './reconcile.js';
 import { SPOOL_UNWRITABLE, SUPERVISOR_DID_NOT_START, type SupervisorReply } from './messages.js';
 import { SupervisorPool } from './supervisor-pool.js';
 import { traceStep } from './trace.js';
@@ -275,7 +275,7 @@ export class Runner {
       if (state.status === 'running') {
         occupied += 1;
         busyCwds.add(state.request.cwd);
-        if (supervisorDead(state)) void this.finalize(state);
+        if (isRunnerLost(state)) void this.finalize(state);
       } else if (state.status === 'pending') {
         pending.push(state);
       }
@@ -416,8 +416,8 @@ export class Runner {
     let failed = false;
     try {
       const fresh = readState(this.paths, stale.id);
-      if (fresh.kind !== 'ok' || !supervisorDead(fresh.state)) return;
-      const state = await finalizeOrphan(this.paths, fresh.state, this.config, (m) => this.log(m));
+      if (fresh.kind !== 'ok' || !isRunnerLost(fresh.state)) return;
+      const state = await finalizeRunnerLost(this.paths, fresh.state, this.config, (m) => this.log(m));
       if (state) this.log(`job ${state.id}: finalized as ${state.status}${state.error ? ` (${state.error.code})` : ''} after its supervisor died`);
       this.finalizeFailures.delete(stale.id);
     } catch (error) {

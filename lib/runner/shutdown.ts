@@ -6,7 +6,7 @@ import { isTerminal, type JobState } from '../spool/state.js';
 import { listActive, readState, requestCancel } from '../spool/store.js';
 import { readRunnerInfo } from './lease.js';
 import { liveness, selfIdentity } from './processes.js';
-import { finalizeOrphan, supervisorDead } from './reconcile.js';
+import { finalizeRunnerLost, isRunnerLost } from './reconcile.js';
 
 /**
  * Stopping a spool's queue for good (before an uninstall): nothing of agent-async may keep
@@ -99,7 +99,7 @@ export async function stopSpool(paths: SpoolPaths, by: string): Promise<StopRepo
         if (state.status !== 'running') continue;
         if (!running.has(state.id)) requestCancel(paths, state.id, by);
         running.add(state.id);
-        if (supervisorDead(state)) await finalizeOrphan(paths, state, config, () => undefined);
+        if (isRunnerLost(state)) await finalizeRunnerLost(paths, state, config, () => undefined);
       }
     };
     // twice: a supervisor that was handed a job just before the runner stopped may start it after the first look

@@ -23,7 +23,8 @@ import { watchFoldersNative } from '../spool/watch.js';
 import { JOB_FOLDER_HINT, jobLimits, recordEnd, type JobLimits } from './outcome.js';
 import { groupMembers, jobProcesses, processGroupOf, processStartTime, selfIdentity, terminateJobProcesses } from './processes.js';
 import { traceStep } from './trace.js';
-import { DirectOutput, OutputSink, checkCwd, openOutputLog, resolveExecutable } from './worker-io.js';
+import { resolveExecutable } from '../which.js';
+import { DirectOutput, OutputSink, checkCwd, openOutputLog } from './worker-io.js';
 
 /**
  * A supervisor runs one job at a time in its own process, apart from the runner: it claims
@@ -57,7 +58,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 type Log = (message: string) => void;
 
-function finishQuietly(paths: SpoolPaths, id: string, change: Parameters<typeof applyTransition>[2], log: Log): JobState | undefined {
+/** Applies a transition unless the job has moved on meanwhile (then logs it and returns undefined). */
+function applyUnlessMoved(paths: SpoolPaths, id: string, change: Parameters<typeof applyTransition>[2], log: Log): JobState | undefined {
   try {
     return applyTransition(paths, id, change);
   } catch (error) {
@@ -107,13 +109,13 @@ export async function superviseJob(
     return;
   }
   if (cancelRequested(paths, id)) {
-    finishQuietly(paths, id, { name: 'cancel_pending', attempt }, log);
+    applyUnlessMoved(paths, id, { name: 'cancel_pending', attempt }, log);
     finished('cancelled');
     return;
   }
 
   const refuse = (error: JobError): void => {
-    const state = finishQuietly(paths, id, { name: 'fail_to_start', attempt, error }, log);
+    const state = applyUnlessMoved(paths, id, { name: 'fail_to_start', attempt, error }, log);
     finished(state ? 'error' : 'unknown');
   };
   const prepared = prepareWorker(paths, id, claimed.state.request, config);

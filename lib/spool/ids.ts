@@ -1,5 +1,4 @@
 import { customAlphabet } from 'nanoid';
-import { UserError, quoteInput } from '../errors.js';
 
 /**
  * Job ids: 11 base-36 characters of creation time in microseconds (so `ls jobs/` sorts them
@@ -30,16 +29,6 @@ export function newJobId(): string {
 
 export function isJobId(value: unknown): value is string {
   return typeof value === 'string' && JOB_ID_PATTERN.test(value);
-}
-
-/** Validates an id from outside (CLI argument, MCP call, file name). */
-export function parseJobId(value: unknown, field = 'job_id'): string {
-  if (isJobId(value)) return value;
-  const allowed = `${JOB_ID_LENGTH} lowercase letters and digits, as returned when the job was started`;
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new UserError('bad_input', `${field} is required: ${allowed}`, field);
-  }
-  throw new UserError('bad_input', `${field} ${quoteInput(value)} is not a job id: expected ${allowed}`, field);
 }
 
 /** Creation time encoded in an id. */

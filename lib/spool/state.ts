@@ -10,7 +10,7 @@ import { z } from 'zod';
  *                 │                  └─┘ record_worker
  *                 ├──fail_to_start──▶ error       (cwd gone, binary missing, spawn refused)
  *                 └──cancel_pending─▶ cancelled
- *              running ──lose──▶ error/runner_lost (its supervisor died without an exit record)
+ *              running ──runner_lost──▶ error (its supervisor died without an exit record)
  */
 
 export const SCHEMA_VERSION = 1;
@@ -88,34 +88,115 @@ const usage = z.object({
 });
 export type Usage = z.infer<typeof usage>;
 
-export const jobStateSchema = z.object({
+const notified = z.object({ summary: z.string(), at: isoTime });
+const workerResult = z.object({
+  final_message: z.string().nullable(),
+  cumulative_usage: usage.nullable().describe("codex: the thread's running total, from which a continued job's own share is derived"),
+});
+
+/** Every status has these; a status's own fields come below. */
+const common = {
   schema_version: z.literal(SCHEMA_VERSION),
   id: z.string().regex(/^[0-9a-z]{23}$/).describe('time-sortable job id (11 chars of creation time, 12 random)'),
-  status: z.enum(JOB_STATUSES),
   seq: nonNegativeInt.describe('incremented on every write'),
   request: jobRequestSchema,
   created_at: isoTime,
   updated_at: isoTime,
-  started_at: isoTime.nullable(),
-  finished_at: isoTime.nullable(),
   attempt: nonNegativeInt.describe('number of the last claim (claim.<attempt>/) that started or ended the job'),
+};
+
+/** What only an ended job holds; null before it ends. */
+const notEnded = {
+  finished_at: z.null(),
+  exit_code: z.null(),
+  signal: z.null(),
+  error: z.null(),
+  notified: z.null(),
+  result: z.null(),
+  session_id: z.null(),
+  usage: z.null(),
+  duration_ms: z.null(),
+};
+
+/** How a job ended; `error` and `started_at` are narrowed per terminal status. */
+const ended = {
+  finished_at: isoTime,
   runner_epoch: nonNegativeInt.nullable(),
   supervisor: processIdentity.nullable(),
   worker: workerInfo.nullable(),
   exit_code: z.number().int().nullable(),
   signal: z.string().nullable(),
-  error: jobError.nullable(),
-  notified: z.object({ summary: z.string(), at: isoTime }).nullable(),
-  result: z.object({
-    final_message: z.string().nullable(),
-    cumulative_usage: usage.nullable().describe("codex: the thread's running total, from which a continued job's own share is derived"),
-  }).nullable(),
+  notified: notified.nullable(),
+  result: workerResult.nullable(),
   session_id: z.string().nullable(),
   usage: usage.nullable(),
   duration_ms: nonNegativeInt.nullable(),
+};
+
+const pendingState = z.object({
+  ...common,
+  status: z.literal('pending'),
+  started_at: z.null(),
+  runner_epoch: z.null(),
+  supervisor: z.null(),
+  worker: z.null(),
+  ...notEnded,
 });
+
+const runningState = z.object({
+  ...common,
+  status: z.literal('running'),
+  started_at: isoTime,
+  runner_epoch: nonNegativeInt.nullable(),
+  supervisor: processIdentity.describe('the supervisor that started the worker and records its end'),
+  worker: workerInfo.nullable().describe('null until the supervisor records the worker it started'),
+  ...notEnded,
+});
+
+const doneState = z.object({
+  ...common,
+  ...ended,
+  status: z.literal('done'),
+  started_at: isoTime,
+  error: z.null(),
+});
+
+const errorState = z.object({
+  ...common,
+  ...ended,
+  status: z.literal('error'),
+  started_at: isoTime.nullable().describe('null when the job failed before it started'),
+  error: jobError,
+});
+
+const cancelledState = z.object({
+  ...common,
+  ...ended,
+  status: z.literal('cancelled'),
+  started_at: isoTime.nullable().describe('null when the job was cancelled before it started'),
+  error: z.null(),
+});
+
+/** `state.json`: each status carries only the fields that status can have. */
+export const jobStateSchema = z.discriminatedUnion('status', [pendingState, runningState, doneState, errorState, cancelledState]);
 export type JobState = z.infer<typeof jobStateSchema>;
-export type JobResult = NonNullable<JobState['result']>;
+export type PendingState = z.infer<typeof pendingState>;
+export type RunningState = z.infer<typeof runningState>;
+/** What the worker reported at its end (state.json's `result`). */
+export type WorkerResult = z.infer<typeof workerResult>;
+
+/** The fields of a job that has not ended, all empty. */
+const NOT_ENDED = {
+  finished_at: null,
+  exit_code: null,
+  signal: null,
+  error: null,
+  notified: null,
+  result: null,
+  session_id: null,
+  usage: null,
+  duration_ms: null,
+} as const;
 
 export function newJobState(id: string, request: JobRequest, now: Date = new Date()): JobState {
   const at = now.toISOString();
@@ -128,33 +209,28 @@ export function newJobState(id: string, request: JobRequest, now: Date = new Dat
     created_at: at,
     updated_at: at,
     started_at: null,
-    finished_at: null,
     attempt: 0,
     runner_epoch: null,
     supervisor: null,
     worker: null,
-    exit_code: null,
-    signal: null,
-    error: null,
-    notified: null,
-    result: null,
-    session_id: null,
-    usage: null,
-    duration_ms: null,
+    ...NOT_ENDED,
   };
 }
 
-/** What a job ended with; `finish` and `lose` write it. */
-export interface Outcome {
-  status: TerminalStatus;
+interface OutcomeFields {
   exit_code: number | null;
   signal: string | null;
-  error: JobError | null;
   notified: { summary: string; at: string } | null;
-  result: JobResult | null;
+  result: WorkerResult | null;
   session_id: string | null;
   usage: Usage | null;
 }
+
+/** What a job ended with; `finish` and `runner_lost` write it. Only `error` carries an error. */
+export type Outcome =
+  | (OutcomeFields & { status: 'done'; error: null })
+  | (OutcomeFields & { status: 'error'; error: JobError })
+  | (OutcomeFields & { status: 'cancelled'; error: null });
 
 export type Transition =
   | { name: 'start'; attempt: number; epoch: number | null; supervisor: ProcessIdentity }
@@ -163,7 +239,7 @@ export type Transition =
   | { name: 'finish'; outcome: Outcome; worker?: WorkerInfo }
   | { name: 'fail_to_start'; attempt: number; error: JobError }
   | { name: 'cancel_pending'; attempt: number }
-  | { name: 'lose'; outcome: Outcome };
+  | { name: 'runner_lost'; outcome: Outcome };
 
 export const TRANSITION_SOURCES: Record<Transition['name'], readonly JobStatus[]> = {
   start: ['pending'],
@@ -171,7 +247,7 @@ export const TRANSITION_SOURCES: Record<Transition['name'], readonly JobStatus[]
   finish: ['running'],
   fail_to_start: ['pending'],
   cancel_pending: ['pending'],
-  lose: ['running'],
+  runner_lost: ['running'],
 };
 
 export class IllegalTransition extends Error {
@@ -181,43 +257,69 @@ export class IllegalTransition extends Error {
   }
 }
 
-function durationSince(startedAt: string | null, now: Date): number | null {
-  if (!startedAt) return null;
-  return Math.max(0, now.getTime() - Date.parse(startedAt));
+/** A job that never started ends with every run field empty. */
+function endedBeforeStart(attempt: number, at: string) {
+  return {
+    attempt,
+    started_at: null,
+    runner_epoch: null,
+    supervisor: null,
+    worker: null,
+    ...NOT_ENDED,
+    finished_at: at,
+  };
 }
 
-/** Applies one named transition and returns the new state; the input is not modified. */
+/**
+ * Applies one named transition and returns the new state; the input is not modified.
+ * TRANSITION_SOURCES is checked first, so each case knows the status it starts from.
+ */
 export function transition(state: JobState, change: Transition, now: Date = new Date()): JobState {
   if (!TRANSITION_SOURCES[change.name].includes(state.status)) {
     throw new IllegalTransition(state.status, change.name);
   }
   const at = now.toISOString();
-  const base = { ...state, seq: state.seq + 1, updated_at: at };
+  const kept = {
+    schema_version: state.schema_version,
+    id: state.id,
+    seq: state.seq + 1,
+    request: state.request,
+    created_at: state.created_at,
+    updated_at: at,
+  };
   switch (change.name) {
     case 'start':
       return {
-        ...base,
+        ...kept,
+        ...NOT_ENDED,
         status: 'running',
         attempt: change.attempt,
+        started_at: at,
         runner_epoch: change.epoch,
         supervisor: change.supervisor,
-        started_at: at,
+        worker: null,
       };
     case 'record_worker':
-      return { ...base, worker: change.worker };
+      return { ...(state as RunningState), ...kept, worker: change.worker };
     case 'finish':
-    case 'lose':
+    case 'runner_lost': {
+      const running = state as RunningState;
       return {
-        ...base,
+        ...kept,
         ...change.outcome,
-        worker: (change.name === 'finish' ? change.worker : undefined) ?? state.worker,
+        attempt: running.attempt,
+        started_at: running.started_at,
+        runner_epoch: running.runner_epoch,
+        supervisor: running.supervisor,
+        worker: (change.name === 'finish' ? change.worker : undefined) ?? running.worker,
         finished_at: at,
-        duration_ms: durationSince(state.started_at, now),
+        duration_ms: Math.max(0, now.getTime() - Date.parse(running.started_at)),
       };
+    }
     case 'fail_to_start':
-      return { ...base, status: 'error', attempt: change.attempt, error: change.error, finished_at: at };
+      return { ...kept, ...endedBeforeStart(change.attempt, at), status: 'error', error: change.error };
     case 'cancel_pending':
-      return { ...base, status: 'cancelled', attempt: change.attempt, finished_at: at };
+      return { ...kept, ...endedBeforeStart(change.attempt, at), status: 'cancelled' };
   }
 }
 

@@ -50,6 +50,16 @@ export function readState(paths: SpoolPaths, id: string): StateRead {
   return parsed.ok ? { kind: 'ok', state: parsed.state } : { kind: 'corrupt', reason: parsed.reason };
 }
 
+/** What a reader knows of one job: its state, or that it is gone or unreadable. */
+export type JobSnapshot =
+  | { id: string; kind: 'ok'; state: JobState }
+  | { id: string; kind: 'missing' }
+  | { id: string; kind: 'corrupt'; reason: string };
+
+export function readSnapshot(paths: SpoolPaths, id: string): JobSnapshot {
+  return { id, ...readState(paths, id) };
+}
+
 function assertValidState(state: JobState): void {
   const checked = jobStateSchema.safeParse(state);
   if (!checked.success) {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import chokidar from 'chokidar';
 import { JOB_FILES, jobDir, type SpoolPaths } from './layout.js';
 import { isTerminal, type JobState } from './state.js';
-import { readState, type StateRead } from './store.js';
+import { readSnapshot as snapshot, type JobSnapshot } from './store.js';
 
 /**
  * Waiting for jobs to end, from any process. An event is only a hint: every event on
@@ -25,16 +25,6 @@ export interface WaitOptions {
   onPoll?: (states: JobState[]) => void;
   /** Called once the folder watch is in place (or has failed, leaving the poll). */
   onArmed?: () => void;
-}
-
-export type JobSnapshot =
-  | { id: string; kind: 'ok'; state: JobState }
-  | { id: string; kind: 'missing' }
-  | { id: string; kind: 'corrupt'; reason: string };
-
-function snapshot(paths: SpoolPaths, id: string): JobSnapshot {
-  const read: StateRead = readState(paths, id);
-  return { id, ...read };
 }
 
 /** A snapshot that a waiter should return at once: terminal, gone or unreadable. */

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { UserError, errnoCode, quoteInput } from '../errors.js';
-import { validateArgv } from '../validate.js';
+import { argv, parseField } from '../inputs.js';
 import { gitText, readRef, runGit, updateRef, deleteRef, type WorktreeContext } from './git.js';
 import {
   branchName, ensureWorktreesDir, jobRefs, readRecord, removeRecord, worktreePath, writeRecord, type WorktreeRecord,
@@ -81,7 +81,7 @@ async function prepareWorktree(ctx: WorktreeContext, target: WorktreeTarget, opt
   const { id, repo_root: root } = target;
   const refs = jobRefs(id);
   const copies = normalizeCopyEntries(options.copy ?? []);
-  const setup = options.setup === undefined ? null : validateArgv(options.setup, 'worktree.setup');
+  const setup = options.setup === undefined ? null : parseField(argv, options.setup, 'worktree.setup');
   const existing = readRecord(ctx, id);
   if (existing && (await isComplete(ctx, existing))) return existing;
   await removeRecord(ctx, id);

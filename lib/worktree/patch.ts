@@ -1,6 +1,6 @@
 import fsp from 'node:fs/promises';
 import { UserError, errnoCode, quoteInput } from '../errors.js';
-import { validateLimit } from '../validate.js';
+import { parseField, wholeNumber } from '../inputs.js';
 
 /**
  * Pages of a job's `changes.patch` (`job_diff`): a byte offset and a size limit. A page ends
@@ -21,7 +21,7 @@ export interface PatchPage {
 
 export async function readPatchPage(file: string, offset: unknown = 0, maxBytes: unknown = DEFAULT_PAGE_BYTES): Promise<PatchPage> {
   const start = validateOffset(offset);
-  const limit = validateLimit(maxBytes, 'max_bytes', MAX_PAGE_BYTES, DEFAULT_PAGE_BYTES);
+  const limit = parseField(wholeNumber(1, MAX_PAGE_BYTES), maxBytes ?? DEFAULT_PAGE_BYTES, 'max_bytes');
   let handle: fsp.FileHandle;
   try {
     handle = await fsp.open(file, 'r');

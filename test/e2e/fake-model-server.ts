@@ -4,7 +4,7 @@ import { SEARCH_CALL_PREFIX, nextStep, type Orchestration, type Step, type ToolR
 
 /**
  * A fake model server on 127.0.0.1 that answers the real codex, claude and gemini CLIs
- * (wire formats in reference/AGENT-CLIS.md §5): OpenAI Responses SSE, Anthropic Messages SSE
+ * with the wire formats they speak: OpenAI Responses SSE, Anthropic Messages SSE
  * and Gemini streamGenerateContent SSE. In `tool` mode the first main request of a turn is
  * answered with a tool call that writes fake_tool_output.txt in the cwd, the next with text.
  * With an `orchestration` set, the CLI talking to it is an orchestrator driven through

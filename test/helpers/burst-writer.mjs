@@ -8,7 +8,7 @@ import { newJobState } from '../../dist/spool/state.js';
 import { applyTransition, publishJob } from '../../dist/spool/store.js';
 
 const [count, cwd] = process.argv.slice(2);
-const spool = jobs.openSpool();
+const spool = jobs.openContext();
 const ids = [];
 for (let i = 0; i < Number(count); i += 1) {
   const { request } = jobs.prepareJob(spool, { agent: 'exec', argv: ['true'], cwd });

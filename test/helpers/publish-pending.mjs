@@ -7,7 +7,7 @@ import { newJobState } from '../../dist/spool/state.js';
 import { publishJob } from '../../dist/spool/store.js';
 
 const [count, ledger, cwd] = process.argv.slice(2);
-const spool = jobs.openSpool();
+const spool = jobs.openContext();
 const ids = [];
 for (let i = 0; i < Number(count); i += 1) {
   fs.mkdirSync(`${cwd}/c${i}`, { recursive: true });

@@ -5,7 +5,7 @@ import path from 'node:path';
 import * as jobs from '../../dist/jobs.js';
 
 const [count, ledger, cwdBase, maxPauseMs = '20'] = process.argv.slice(2);
-const spool = jobs.openSpool();
+const spool = jobs.openContext();
 for (let i = 0; i < Number(count); i += 1) {
   const cwd = path.join(cwdBase, `c${i % 8}`);
   fs.mkdirSync(cwd, { recursive: true });

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'smol-toml';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT } from './helpers/spool.js';
+import { ROOT } from '../helpers/spool.js';
 
 /**
  * install.sh from a local checkout into a temporary HOME, twice, with stub `claude` and
