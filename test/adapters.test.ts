@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readContextFiles } from '../lib/agents/context-files.js';
 import { assemblePrompt, jobFooter } from '../lib/agents/prompt.js';
 import * as jobs from '../lib/jobs.js';
-import { ROOT, assertSchemaValid, cleanupSpools, cli, jobState, makeSpool, treeSnapshot, waitJob, type TestSpool } from './helpers/spool.js';
+import { ROOT, assertSchemaValid, cleanupSpools, cli, jobState, makeSpool, startAgentJob, treeSnapshot, waitJob, type TestSpool } from './helpers/spool.js';
 
 afterAll(cleanupSpools);
 
@@ -53,11 +53,7 @@ function lastRecord(spool: StubSpool, name: string): Record_ {
   return JSON.parse(fs.readFileSync(newest, 'utf8'));
 }
 
-function start(spool: TestSpool, args: string[]): string {
-  const result = cli(spool, ['start', ...args]);
-  if (result.code !== 0) throw new Error(`start failed: ${result.stderr}`);
-  return result.stdout.trim();
-}
+const start = startAgentJob;
 
 function promptOf(spool: TestSpool, id: string): string {
   return fs.readFileSync(path.join(spool.home, 'jobs', id, 'prompt.txt'), 'utf8');
@@ -102,10 +98,10 @@ const WIRED: Array<[string, string]> = [['codex', 'suggest'], ['claude', 'full-a
 describe('a runner starts each agent with the documented argv, in its cwd, and records its answer', () => {
   const spool = stubSpool({ concurrency: 4 });
   for (const [agent, policy] of WIRED) {
-    it(`${agent} ${policy}`, () => {
+    it(`${agent} ${policy}`, async () => {
       const cwd = fs.mkdtempSync(path.join(spool.work, `${agent}-`));
       const id = start(spool, [agent, '--policy', policy, '--cwd', cwd, 'fix', 'the', 'bug']);
-      const state = waitJob(spool, id);
+      const state = await waitJob(spool, id);
       expect(state).toMatchObject({ status: 'done', request: { policy, agent }, result: { final_message: ANSWER[agent] } });
       assertSchemaValid(state);
       const record = lastRecord(spool, BINARY[agent]!);
@@ -125,12 +121,12 @@ describe('a runner starts each agent with the documented argv, in its cwd, and r
     });
   }
 
-  it('the default policy comes from config (shipped as auto-edit)', () => {
+  it('the default policy comes from config (shipped as auto-edit)', async () => {
     const id = start(spool, ['claude', 'hi']);
-    expect(waitJob(spool, id).request.policy).toBe('auto-edit');
+    expect((await waitJob(spool, id)).request.policy).toBe('auto-edit');
     setConfig(spool, { default_policy: 'suggest' });
     const next = start(spool, ['claude', 'hi']);
-    expect(waitJob(spool, next).request.policy).toBe('suggest');
+    expect((await waitJob(spool, next)).request.policy).toBe('suggest');
     expect(lastRecord(spool, 'claude').argv).toContain('plan');
     setConfig(spool, { default_policy: 'auto-edit' });
   });
@@ -155,19 +151,19 @@ describe('a runner starts each agent with the documented argv, in its cwd, and r
 describe('prompt delivery works for any prompt', () => {
   const spool = stubSpool({ concurrency: 4 });
 
-  it('codex: a dash-leading prompt stays one argument', () => {
+  it('codex: a dash-leading prompt stays one argument', async () => {
     const id = start(spool, ['codex', '--', '-rf --help is not a flag here']);
-    expect(waitJob(spool, id).status).toBe('done');
+    expect((await waitJob(spool, id)).status).toBe('done');
     const record = lastRecord(spool, BINARY.codex!);
     expectPromptArg('codex', record.argv, promptOf(spool, id));
     expect(promptOf(spool, id).startsWith('-rf --help is not a flag here\n')).toBe(true);
   });
 
-  it('claude: a 1 MiB prompt goes through stdin, which is then closed', () => {
+  it('claude: a 1 MiB prompt goes through stdin, which is then closed', async () => {
     const file = path.join(spool.work, 'big-claude.txt');
     fs.writeFileSync(file, `${'x'.repeat(1024)}\n`.repeat(1024));
     const id = start(spool, ['claude', '--prompt-file', file]);
-    expect(waitJob(spool, id).status).toBe('done');
+    expect((await waitJob(spool, id)).status).toBe('done');
     const record = lastRecord(spool, BINARY.claude!);
     const prompt = promptOf(spool, id);
     expect(Buffer.byteLength(prompt)).toBeGreaterThan(1024 * 1024);
@@ -178,21 +174,21 @@ describe('prompt delivery works for any prompt', () => {
 });
 
 describe('agent settings, continuing, context files, custom agents, failures', () => {
-  it('binary path, extra args and env per agent come from config', () => {
+  it('binary path, extra args and env per agent come from config', async () => {
     const spool = stubSpool();
     const renamed = path.join(spool.work, 'my-codex');
     fs.symlinkSync(STUB, renamed);
     const transcript = path.join(FIXTURES, 'transcripts/codex_exec_json_ok.jsonl');
     setConfig(spool, { agents: { codex: { binary: renamed, extra_args: ['-c', 'model_reasoning_effort="high"'], env: { CUSTOM_FLAG: 'on', STUB_TRANSCRIPT: transcript } } } });
     const id = start(spool, ['codex', '--model', 'gpt-6.1-sol', 'hi']);
-    expect(waitJob(spool, id).status).toBe('done');
+    expect((await waitJob(spool, id)).status).toBe('done');
     const record = lastRecord(spool, 'my-codex');
     expect(record.argv).toEqual(['exec', '--json', '--skip-git-repo-check', '-C', spool.work, '-m', 'gpt-6.1-sol', '-s', 'workspace-write',
       '-c', 'model_reasoning_effort="high"', '--', promptOf(spool, id)]);
     expect(record.env.CUSTOM_FLAG).toBe('on');
   });
 
-  it("continuing a job resumes the worker's own session, in the same cwd", () => {
+  it("continuing a job resumes the worker's own session, in the same cwd", async () => {
     const spool = stubSpool();
     // each agent's resume argv is checked as a pure function (adapter-argv.test.ts); here one runs for real
     const expectations: Record<string, (session: string, prompt: string) => string[]> = {
@@ -200,12 +196,12 @@ describe('agent settings, continuing, context files, custom agents, failures', (
     };
     for (const [agent, argvFor] of Object.entries(expectations)) {
       const first = start(spool, [agent, 'first task']);
-      const parent = waitJob(spool, first);
+      const parent = await waitJob(spool, first);
       expect(parent.session_id).toBeTruthy();
       const cont = cli(spool, ['continue', first, 'and', 'now', 'the', 'tests', '--json']);
       expect(cont.code, cont.stderr).toBe(0);
       const next = JSON.parse(cont.stdout).job_id;
-      const state = waitJob(spool, next);
+      const state = await waitJob(spool, next);
       expect(state).toMatchObject({ status: 'done', request: { continue_of: first, resume_session: parent.session_id, cwd: spool.work } });
       const record = lastRecord(spool, BINARY[agent]!);
       expect(record.argv).toEqual(argvFor(parent.session_id, promptOf(spool, next)));
@@ -213,21 +209,21 @@ describe('agent settings, continuing, context files, custom agents, failures', (
     }
   });
 
-  it('codex usage is cumulative per thread: a continued job stores its own turn', () => {
+  it('codex usage is cumulative per thread: a continued job stores its own turn', async () => {
     const spool = stubSpool();
     const first = start(spool, ['codex', 'one']);
-    expect(waitJob(spool, first).usage).toMatchObject({ input_tokens: 42, output_tokens: 5, cached_input_tokens: 7 });
+    expect((await waitJob(spool, first)).usage).toMatchObject({ input_tokens: 42, output_tokens: 5, cached_input_tokens: 7 });
     setConfig(spool, { agents: { codex: { env: { STUB_TRANSCRIPT: path.join(FIXTURES, 'transcripts/codex_exec_resume_json_ok.jsonl') } } } });
     const cont = JSON.parse(cli(spool, ['continue', first, 'two', '--json']).stdout).job_id;
-    const state = waitJob(spool, cont);
+    const state = await waitJob(spool, cont);
     expect(state.usage).toMatchObject({ input_tokens: 42, output_tokens: 5, cached_input_tokens: 7 });
     expect(state.result.cumulative_usage).toMatchObject({ input_tokens: 84, output_tokens: 10, cached_input_tokens: 14 });
   });
 
-  it('continue is refused for exec jobs, running jobs and jobs without a session', () => {
+  it('continue is refused for exec jobs, running jobs and jobs without a session', async () => {
     const spool = stubSpool();
     const exec = start(spool, ['exec', '--', 'true']);
-    waitJob(spool, exec);
+    await waitJob(spool, exec);
     expect(cli(spool, ['continue', exec, 'more']).stderr).toMatch(/exec jobs have no conversation to continue/);
     // runs until cancelled, so the refusal cannot race its end on a loaded machine
     setConfig(spool, { agents: { claude: { env: { STUB_SLEEP_MS: '600000' } } } });
@@ -236,11 +232,11 @@ describe('agent settings, continuing, context files, custom agents, failures', (
     expect(cli(spool, ['cancel', slow]).code).toBe(0);
     setConfig(spool, { agents: { claude: { env: { STUB_TRANSCRIPT: '/dev/null' } } } });
     const silent = start(spool, ['claude', 'hi']);
-    expect(waitJob(spool, silent).status).toBe('error');
+    expect((await waitJob(spool, silent)).status).toBe('error');
     expect(cli(spool, ['continue', silent, 'more']).stderr).toMatch(/reported no session id/);
   });
 
-  it('context files are inlined with delimiters no file contains, and may not leave cwd', () => {
+  it('context files are inlined with delimiters no file contains, and may not leave cwd', async () => {
     const spool = stubSpool();
     const repo = fs.mkdtempSync(path.join(spool.work, 'repo-'));
     fs.mkdirSync(path.join(repo, 'src'));
@@ -250,7 +246,7 @@ describe('agent settings, continuing, context files, custom agents, failures', (
     fs.symlinkSync(path.join(spool.work, 'secret.txt'), path.join(repo, 'link.txt'));
 
     const id = start(spool, ['claude', '--cwd', repo, '--context-file', 'src/a.ts', '--context-file', 'notes.md', 'review these']);
-    expect(waitJob(spool, id).request.context_files).toEqual(['src/a.ts', 'notes.md']);
+    expect((await waitJob(spool, id)).request.context_files).toEqual(['src/a.ts', 'notes.md']);
     // how files are inlined is checked as a pure function (adapter-argv.test.ts); here, that the worker gets it
     const files = readContextFiles(repo, ['src/a.ts', 'notes.md'], { fileMaxBytes: 1 << 20, totalMaxBytes: 1 << 20 });
     const inlined = promptOf(spool, id).replace(/ctx-[0-9a-f]{12}/g, 'MARKER');
@@ -271,7 +267,7 @@ describe('agent settings, continuing, context files, custom agents, failures', (
     expect(fs.readdirSync(path.join(spool.home, 'jobs'))).toHaveLength(before);
   });
 
-  it('custom agents: argv template, prompt via argv or stdin, text or jsonl output', () => {
+  it('custom agents: argv template, prompt via argv or stdin, text or jsonl output', async () => {
     const spool = stubSpool();
     const fake = path.join(spool.work, 'bin', 'aider');
     fs.symlinkSync(STUB, fake);
@@ -300,19 +296,19 @@ describe('agent settings, continuing, context files, custom agents, failures', (
       },
     });
     const id = start(spool, ['aider', '--policy', 'full-auto', 'refactor it']);
-    const state = waitJob(spool, id);
+    const state = await waitJob(spool, id);
     expect(state).toMatchObject({ status: 'done', session_id: 'sess-42', result: { final_message: 'custom answer' }, usage: { input_tokens: 11, output_tokens: 3 } });
     expect(lastRecord(spool, 'aider').argv).toEqual(['--yes-always', '--message', promptOf(spool, id), '--dir', spool.work]);
 
     const withModel = start(spool, ['aider', '--model', 'sonnet', 'x']);
-    waitJob(spool, withModel);
+    await waitJob(spool, withModel);
     expect(lastRecord(spool, 'aider').argv).toEqual(['--message', promptOf(spool, withModel), '--model', 'sonnet', '--dir', spool.work]);
     const cont = JSON.parse(cli(spool, ['continue', id, 'more', '--json']).stdout).job_id;
-    waitJob(spool, cont);
+    await waitJob(spool, cont);
     expect(lastRecord(spool, 'aider').argv.slice(0, 3)).toEqual(['--yes-always', '--restore', 'sess-42']);
 
     const text = start(spool, ['texty', 'via stdin']);
-    const textState = waitJob(spool, text);
+    const textState = await waitJob(spool, text);
     expect(textState.result.final_message).toBe(fs.readFileSync(path.join(FIXTURES, 'cursor/README.md'), 'utf8').trim());
     const record = lastRecord(spool, 'aider');
     expect(record.argv).toEqual(['--stdin-mode']);
@@ -358,7 +354,7 @@ describe('agent settings, continuing, context files, custom agents, failures', (
     expect(cli(spool, ['ls']).code).toBe(0);
   });
 
-  it('custom agents: a value put into the template is not expanded again; no resume_args, no continue', () => {
+  it('custom agents: a value put into the template is not expanded again; no resume_args, no continue', async () => {
     const spool = stubSpool();
     fs.symlinkSync(STUB, path.join(spool.work, 'bin', 'aider'));
     const jsonl = path.join(spool.work, 'custom.jsonl');
@@ -369,21 +365,21 @@ describe('agent settings, continuing, context files, custom agents, failures', (
     const odd = path.join(spool.work, 'a{prompt}b{model}');
     fs.mkdirSync(odd);
     const id = start(spool, ['aider', '--cwd', odd, 'do it']);
-    expect(waitJob(spool, id)).toMatchObject({ status: 'done', session_id: 'sess-7' });
+    expect(await waitJob(spool, id)).toMatchObject({ status: 'done', session_id: 'sess-7' });
     expect(lastRecord(spool, 'aider').argv).toEqual(['--dir', odd, '--message', promptOf(spool, id)]);
     const refused = cli(spool, ['continue', id, 'more']);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/agent aider cannot continue a session \(give it resume_args in config\.json\)/);
   });
 
-  it('failures get actionable hints: not installed, not logged in', () => {
+  it('failures get actionable hints: not installed, not logged in', async () => {
     const spool = stubSpool();
     setConfig(spool, { agents: { gemini: { binary: 'gemini-not-installed' } } });
-    const missing = waitJob(spool, start(spool, ['gemini', 'hi']));
+    const missing = await waitJob(spool, start(spool, ['gemini', 'hi']));
     expect(missing).toMatchObject({ status: 'error', error: { code: 'agent_not_found', hint: 'install it: npm install -g @google/gemini-cli' } });
 
     setConfig(spool, { agents: { codex: { env: { STUB_TRANSCRIPT: path.join(FIXTURES, 'transcripts/codex_exec_json_http401.jsonl'), STUB_EXIT: '1' } } } });
-    const auth = waitJob(spool, start(spool, ['codex', 'hi']));
+    const auth = await waitJob(spool, start(spool, ['codex', 'hi']));
     expect(auth).toMatchObject({
       status: 'error',
       exit_code: 1,
@@ -406,10 +402,10 @@ describe('agent settings, continuing, context files, custom agents, failures', (
     expect(cli(spool, ['list-agents']).stdout).toMatch(/claude\s+claude\s+yes\s+claude 9\.9\.9-stub/);
   });
 
-  it('states of agent jobs match the schema, and show/ls describe them', () => {
+  it('states of agent jobs match the schema, and show/ls describe them', async () => {
     const spool = stubSpool();
     const id = start(spool, ['gemini', '--model', 'gemini-2.5-flash', 'hi']);
-    const state = waitJob(spool, id);
+    const state = await waitJob(spool, id);
     assertSchemaValid(state);
     expect(jobState(spool, id).usage).toMatchObject({ input_tokens: 42, output_tokens: 5, cached_input_tokens: 7 });
     expect(cli(spool, ['show', id]).stdout).toMatch(/usage\s+42 in, 5 out, 7 cached/);

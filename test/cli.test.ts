@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   allStates,
   assertSchemaValid,
@@ -10,6 +10,7 @@ import {
   jobState,
   makeSpool,
   startJob,
+  startJobByCli,
   treeSnapshot,
   until,
   waitJob,
@@ -19,8 +20,9 @@ afterAll(cleanupSpools);
 
 describe('CLI: bad input gets a clear error naming the field and changes nothing', () => {
   const spool = makeSpool();
-  const existing = startJob(spool, ['true']);
-  waitJob(spool, existing);
+  beforeAll(async () => {
+    await waitJob(spool, startJob(spool, ['true']));
+  });
   const aFile = path.join(spool.work, 'a-file');
   fs.writeFileSync(aFile, 'x');
 
@@ -53,19 +55,19 @@ describe('CLI: bad input gets a clear error naming the field and changes nothing
     });
   }
 
-  it('a relative --cwd is taken relative to the current folder', () => {
+  it('a relative --cwd is taken relative to the current folder', async () => {
     fs.mkdirSync(path.join(spool.work, 'sub'));
     const result = cli(spool, ['start', 'exec', '--cwd', 'sub', '--json', '--', 'pwd']);
     expect(result.code).toBe(0);
     const id = JSON.parse(result.stdout).job_id;
-    expect(waitJob(spool, id).request.cwd).toBe(path.join(spool.work, 'sub'));
+    expect((await waitJob(spool, id)).request.cwd).toBe(path.join(spool.work, 'sub'));
   });
 });
 
 describe('CLI: the job life cycle', () => {
   it('start prints the id at once; wait, show, logs and ls report the job', () => {
     const spool = makeSpool();
-    const id = startJob(spool, ['sh', '-c', 'echo out; echo err >&2; exit 0']);
+    const id = startJobByCli(spool, ['sh', '-c', 'echo out; echo err >&2; exit 0']);
     expect(id).toMatch(/^[0-9a-z]{23}$/);
     const wait = cli(spool, ['wait', id]);
     expect(wait.code).toBe(0);
@@ -119,25 +121,25 @@ describe('CLI: the job life cycle', () => {
     expect(cli(spool, ['wait', slow]).code).toBe(4);
   });
 
-  it('ls filters by status and limit; newest first', () => {
+  it('ls filters by status and limit; newest first', async () => {
     const spool = makeSpool();
     const ids = [startJob(spool, ['true']), startJob(spool, ['false']), startJob(spool, ['true'])];
-    for (const id of ids) waitJob(spool, id);
+    for (const id of ids) await waitJob(spool, id);
     const newest = JSON.parse(cli(spool, ['ls', '--json', '--limit', '2']).stdout).map((s: any) => s.id);
     expect(newest).toEqual([ids[2], ids[1]]);
     const errors = JSON.parse(cli(spool, ['ls', '--json', '--status', 'error']).stdout).map((s: any) => s.id);
     expect(errors).toEqual([ids[1]]);
   });
 
-  it('retry queues a new job with the same request', () => {
+  it('retry queues a new job with the same request', async () => {
     const spool = makeSpool();
     const ledger = path.join(spool.work, 'ledger');
     const first = startJob(spool, ['sh', '-c', `echo run >> ${ledger}`]);
-    waitJob(spool, first);
+    await waitJob(spool, first);
     const retried = cli(spool, ['retry', first, '--json']);
     const second = JSON.parse(retried.stdout).job_id;
     expect(second).not.toBe(first);
-    const state = waitJob(spool, second);
+    const state = await waitJob(spool, second);
     expect(state.status).toBe('done');
     expect(state.request.retry_of).toBe(first);
     expect(state.request.argv).toEqual(jobState(spool, first).request.argv);
@@ -152,7 +154,7 @@ describe('CLI: the job life cycle', () => {
     await until(() => jobState(spool, id).status === 'running', 20_000, 'the job to run');
     const notify = cli(spool, ['notify-done', id, 'all', 'tests', 'pass']);
     expect(notify.code).toBe(0);
-    const state = waitJob(spool, id);
+    const state = await waitJob(spool, id);
     expect(state).toMatchObject({ status: 'done', notified: { summary: 'all tests pass' } });
     expect(cli(spool, ['notify-done', id, 'again']).stdout).toMatch(/already ended/);
   });
@@ -160,7 +162,7 @@ describe('CLI: the job life cycle', () => {
   it('gc removes finished jobs by age or count, never pending or running ones', async () => {
     const spool = makeSpool({ concurrency: 1 });
     const finished = [startJob(spool, ['true']), startJob(spool, ['true']), startJob(spool, ['true'])];
-    for (const id of finished) waitJob(spool, id);
+    for (const id of finished) await waitJob(spool, id);
     const running = startJob(spool, ['sleep', '300']);
     const pending = startJob(spool, ['true']);
     await until(() => jobState(spool, running).status === 'running', 20_000, 'the job to start');
@@ -182,7 +184,7 @@ describe('CLI: the job life cycle', () => {
     expect(jobState(spool, running).status).toBe('running');
     expect(jobState(spool, pending).status).toBe('pending');
     cli(spool, ['cancel', running]);
-    expect(waitJob(spool, pending).status).toBe('done');
+    expect((await waitJob(spool, pending)).status).toBe('done');
   });
 
   it('every state written along the way matches the shipped schema: pending, running, done, error, cancelled', async () => {
@@ -195,8 +197,8 @@ describe('CLI: the job life cycle', () => {
     expect(seen.map((state) => state.status)).toEqual(['running', 'pending']);
     expect(cli(spool, ['cancel', cancelled]).code).toBe(0);
     blocker.release();
-    for (const argv of [['false'], ['no-such-binary-here']]) waitJob(spool, startJob(spool, argv));
-    waitJob(spool, queued);
+    for (const argv of [['false'], ['no-such-binary-here']]) await waitJob(spool, startJob(spool, argv));
+    await waitJob(spool, queued);
     const states = [...seen, ...allStates(spool)];
     expect(new Set(states.map((state) => state.status))).toEqual(new Set(['pending', 'running', 'done', 'error', 'cancelled']));
     for (const state of states) assertSchemaValid(state);
@@ -218,10 +220,10 @@ describe('CLI: the job life cycle', () => {
     expect(cli(spool, ['ls']).stderr).toMatch(/config\.json: not valid JSON/);
   });
 
-  it('spool folders are 0700 and files 0600', () => {
+  it('spool folders are 0700 and files 0600', async () => {
     const spool = makeSpool();
     const id = startJob(spool, ['sh', '-c', 'echo hi']);
-    waitJob(spool, id);
+    await waitJob(spool, id);
     const check = (file: string, mode: number): void => {
       expect((fs.statSync(file).mode & 0o777).toString(8), file).toBe(mode.toString(8));
     };

@@ -429,7 +429,7 @@ describe('mcp_max_policy: a registration with the start tools pre-approved refus
     const spool = stubbedSpool({ default_policy: 'full-auto' });
     const parent = cli(spool, ['start', 'codex', '--policy', 'full-auto', 'first turn']); // the CLI has no ceiling
     expect(parent.code, parent.stderr).toBe(0);
-    waitJob(spool, parent.stdout.trim());
+    await waitJob(spool, parent.stdout.trim());
     spool.env.AGENT_ASYNC_MCP_MAX_POLICY = 'auto-edit';
     const mcp = await connect(spool);
     try {

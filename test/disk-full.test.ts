@@ -92,7 +92,7 @@ describe('a full disk', () => {
     }
 
     fs.rmSync(path.join(spool.work, 'filler'));
-    const ended = waitJob(spool, filler);
+    const ended = await waitJob(spool, filler);
     expect(ended).toMatchObject({
       status: 'error',
       exit_code: 3,
@@ -101,8 +101,8 @@ describe('a full disk', () => {
     expect(ended.error.code).not.toBe('runner_lost');
     expect(JSON.parse(fs.readFileSync(path.join(spool.home, 'jobs', filler, 'exit.json'), 'utf8'))).toMatchObject({ exit_code: 3, reason: 'exited' });
     // the job queued behind it was given back while nothing could be written, and runs now, once
-    expect(waitJob(spool, queued)).toMatchObject({ status: 'done', attempt: 1 });
+    expect(await waitJob(spool, queued)).toMatchObject({ status: 'done', attempt: 1 });
     const later = startJob(spool, ['sh', '-c', 'echo later'], ['--cwd', spool.work]);
-    expect(waitJob(spool, later)).toMatchObject({ status: 'done' });
+    expect(await waitJob(spool, later)).toMatchObject({ status: 'done' });
   }, 300_000);
 });

@@ -83,7 +83,7 @@ describe('when the runner dies', () => {
     fs.writeFileSync(leaked, '{"half');
     fs.writeFileSync(someoneElses, 'x');
 
-    const state = waitJob(spool, id);
+    const state = await waitJob(spool, id);
     expect(state).toMatchObject({
       status: 'error',
       error: {
@@ -121,7 +121,7 @@ describe('when the runner dies', () => {
     const escapee = await until(() => (fs.existsSync(pids) ? Number(fs.readFileSync(pids, 'utf8')) || undefined : undefined), 5000, 'the worker to start');
     try {
       expect(jobState(spool, id!).worker).toBeNull();
-      expect(waitJob(spool, id!)).toMatchObject({ status: 'error', error: { code: 'runner_lost' } });
+      expect(await waitJob(spool, id!)).toMatchObject({ status: 'error', error: { code: 'runner_lost' } });
       expect(pidAlive(worker.pid!)).toBe(false);
       expect(pidAlive(escapee)).toBe(false);
       expect(fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8')).toMatch(/stopping 2 process group\(s\) of its unrecorded worker/);
@@ -163,8 +163,8 @@ describe('when the runner dies', () => {
     }
     fs.writeFileSync(path.join(spool.home, 'jobs', toCancel, 'cancel'), '{}');
     fs.writeFileSync(path.join(spool.home, 'jobs', toFinish, 'done'), 'finished by hand\n');
-    expect(waitJob(spool, toCancel)).toMatchObject({ status: 'cancelled' });
-    expect(waitJob(spool, toFinish)).toMatchObject({ status: 'done', notified: { summary: 'finished by hand' } });
+    expect(await waitJob(spool, toCancel)).toMatchObject({ status: 'cancelled' });
+    expect(await waitJob(spool, toFinish)).toMatchObject({ status: 'done', notified: { summary: 'finished by hand' } });
     for (const state of states) expect(pidAlive(state.worker.pid)).toBe(false);
   });
 
@@ -181,7 +181,7 @@ describe('when the runner dies', () => {
     }));
     blocker.release();
     expect(cli(spool, ['wait', blocker.id]).code).toBe(0);
-    expect(waitJob(spool, id)).toMatchObject({ status: 'done', attempt: 2 });
+    expect(await waitJob(spool, id)).toMatchObject({ status: 'done', attempt: 2 });
     expect(fs.readFileSync(ledger, 'utf8')).toBe('ran\n');
   });
 });

@@ -66,15 +66,15 @@ describe('special files a person puts in the spool', () => {
     fs.utimesSync(claim, old, old);
     blocker.release();
 
-    expect(waitJob(spool, pipedPrompt)).toMatchObject({
+    expect(await waitJob(spool, pipedPrompt)).toMatchObject({
       status: 'error', started_at: null, error: { code: 'bad_job_file', message: expect.stringMatching(/prompt\.txt cannot be used: it is a named pipe \(FIFO\), not a regular file/) },
     });
-    expect(waitJob(spool, pipedOutput)).toMatchObject({
+    expect(await waitJob(spool, pipedOutput)).toMatchObject({
       status: 'error', started_at: null, error: { code: 'bad_job_file', message: expect.stringMatching(/output\.log is a named pipe \(FIFO\), not a regular file/) },
     });
-    expect(waitJob(spool, pipedClaim)).toMatchObject({ status: 'done', attempt: 2 });
+    expect(await waitJob(spool, pipedClaim)).toMatchObject({ status: 'done', attempt: 2 });
     expect(fs.readFileSync(ledger, 'utf8')).toBe('ran\n');
-    queueGoesOn(spool);
+    await queueGoesOn(spool);
 
     const show = cli(spool, ['show', pipedState]);
     expect(show.code).toBe(5);
@@ -91,11 +91,11 @@ describe('special files a person puts in the spool', () => {
     expect((await call(mcp, 'job_wait', { job_id: pipedState, timeout_seconds: 0 })).structuredContent).toMatchObject({ job_status: 'unreadable' });
   });
 
-  it('at the spool root (runner.json, runner.starting, runner.log, config.json): submits and waits still work, or say what is wrong', () => {
+  it('at the spool root (runner.json, runner.starting, runner.log, config.json): submits and waits still work, or say what is wrong', async () => {
     const spool = makeSpool();
-    queueGoesOn(spool);
+    await queueGoesOn(spool);
     for (const name of ['runner.json', 'runner.starting', 'runner.log']) mkfifo(path.join(spool.home, name));
-    queueGoesOn(spool);
+    await queueGoesOn(spool);
     expect(fs.lstatSync(path.join(spool.home, 'runner.json')).isFile()).toBe(true);
     expect(fs.lstatSync(path.join(spool.home, 'runner.log')).isFile()).toBe(true);
     mkfifo(path.join(spool.home, 'config.json'));
@@ -103,22 +103,24 @@ describe('special files a person puts in the spool', () => {
     expect(refused.code).toBe(78);
     expect(refused.stderr).toMatch(/config\.json: it is a named pipe \(FIFO\), not a regular file/);
     fs.rmSync(path.join(spool.home, 'config.json'));
-    queueGoesOn(spool);
+    await queueGoesOn(spool);
   });
 });
 
 describe('odd entries in active/', () => {
-  it('a folder, a file of no job and a folder named after an ended job never stop dispatch, and are logged once', () => {
+  it('a folder, a file of no job and a folder named after an ended job never stop dispatch, and are logged once', async () => {
     const spool = makeSpool({ runner_idle_seconds: 30 });
     const ended = startJob(spool, ['true']);
-    expect(waitJob(spool, ended).status).toBe('done');
+    expect((await waitJob(spool, ended)).status).toBe('done');
     const active = path.join(spool.home, 'active');
+    // its marker goes just after the terminal write that woke the wait
+    await until(() => !fs.existsSync(path.join(active, ended)), 20_000, 'the ended job to leave active/');
     fs.mkdirSync(path.join(active, ended));
     fs.writeFileSync(path.join(active, ended, 'inside'), '');
     fs.mkdirSync(path.join(active, 'some-folder'));
     fs.writeFileSync(path.join(active, 'notes.txt'), 'hello');
     fs.mkdirSync(path.join(active, newJobId()));
-    for (let i = 0; i < 3; i += 1) queueGoesOn(spool);
+    for (let i = 0; i < 3; i += 1) await queueGoesOn(spool);
     const log = fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8');
     expect(occurrences(log, new RegExp(`job ${ended}: active/${ended} is a folder that is not empty`))).toBe(1);
     expect(log).not.toMatch(/tick failed/);
@@ -168,10 +170,10 @@ describe('the spool root', () => {
 });
 
 describe('a reader that goes away', () => {
-  it('ends every command quietly: no EPIPE, no stack trace, exit 0', () => {
+  it('ends every command quietly: no EPIPE, no stack trace, exit 0', async () => {
     const spool = makeSpool();
     const id = startJob(spool, ['sh', '-c', 'i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done']);
-    expect(waitJob(spool, id).status).toBe('done');
+    expect((await waitJob(spool, id)).status).toBe('done');
     for (const args of [['config'], ['list-agents'], ['ls'], ['logs', id], ['logs', id, '-f'], ['show', id, '--json'], ['--help']]) {
       const rc = path.join(spool.work, 'rc');
       const err = path.join(spool.work, 'err');
@@ -218,6 +220,6 @@ describe('uninstall', () => {
       fs.rmSync(home, { recursive: true, force: true });
     }
     // installed again, the pending job runs
-    expect(waitJob(spool, pending)).toMatchObject({ status: 'done' });
+    expect(await waitJob(spool, pending)).toMatchObject({ status: 'done' });
   });
 });

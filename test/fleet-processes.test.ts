@@ -121,7 +121,8 @@ describe.skipIf(!pg.cluster)(`fleet queue across processes ${pg.skip ?? ''}`, ()
   it('starts every job exactly once when four runner processes race over 200 jobs', async () => {
     const { cluster, database, queue } = await setup('claims');
     const file = path.join(scratch, 'claims.ledger');
-    const runners = ['h1', 'h2', 'h3', 'h4'].map((host) => start(cluster, database, 'fleet-runner.mjs', [host, file, JSON.stringify({ capacity: 3, jobMs: 0, leaseMs: 10_000, exitWhenIdle: true })]));
+    // jobs that take a moment: one host alone would need ~7 s for all 200, so the other three, registered already, take part
+    const runners = ['h1', 'h2', 'h3', 'h4'].map((host) => start(cluster, database, 'fleet-runner.mjs', [host, file, JSON.stringify({ capacity: 3, jobMs: 100, leaseMs: 10_000, exitWhenIdle: true })]));
     await until(() => (ledger(file).filter((line) => line[0] === 'registered').length === 4 ? true : undefined));
     const ids = await Promise.all(Array.from({ length: 200 }, async () => (await submitJob(queue.db, newSubmission())).state.id));
     expect(await Promise.all(runners.map((runner) => runner.exited))).toEqual([0, 0, 0, 0]);

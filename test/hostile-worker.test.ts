@@ -126,7 +126,7 @@ describe('a worker that replaces a file of its job folder', () => {
     expect((await mcp.client.experimental.tasks.listTasks()).tasks).toEqual([]);
     // what a link pointed at was never written through
     expect(fs.readFileSync(outside, 'utf8')).toBe('not a job file\n');
-    queueGoesOn(spool, dirIn(spool, 'later'));
+    await queueGoesOn(spool, dirIn(spool, 'later'));
   }, 600_000);
 });
 
@@ -161,7 +161,7 @@ describe('a worker that rewrites or deletes its own state.json', () => {
       expect(fs.readdirSync(path.join(spool.home, 'jobs', id)).filter((f) => f.startsWith('claim.'))).toEqual(['claim.1']);
     }
     expect(fs.readFileSync(ledger, 'utf8').trim().split('\n').sort()).toEqual(['claims-done', 'deletes', 'forges', 'garbles']);
-    queueGoesOn(spool, dirIn(spool, 'later'));
+    await queueGoesOn(spool, dirIn(spool, 'later'));
   });
 });
 
@@ -179,7 +179,7 @@ function processesOfJob(id: string): number[] {
 }
 
 describe('a worker that leaves processes behind', () => {
-  it('a setsid daemon, or one that forked twice, is stopped once the worker exits normally: a job leaves nothing behind', () => {
+  it('a setsid daemon, or one that forked twice, is stopped once the worker exits normally: a job leaves nothing behind', async () => {
     const spool = hostileSpool();
     const pids = path.join(spool.work, 'pids');
     const daemon = startJob(spool, ['sh', '-c', `setsid sleep 120 & echo $! >> ${pids}; exit 0`], ['--cwd', dirIn(spool, 'a')]);
@@ -187,14 +187,14 @@ describe('a worker that leaves processes behind', () => {
     const doubleFork = startJob(spool, ['sh', '-c', `setsid sh -c 'sleep 120 & echo $! >> ${pids}' ; exit 0`], ['--cwd', dirIn(spool, 'b')]);
     const agent = startShellAgent(spool, `setsid sleep 120 & echo $! >> ${pids}; echo answer`, dirIn(spool, 'c'));
     for (const id of [daemon, doubleFork, agent]) {
-      expect(waitJob(spool, id)).toMatchObject({ status: 'done', exit_code: 0 });
+      expect(await waitJob(spool, id)).toMatchObject({ status: 'done', exit_code: 0 });
       expect(processesOfJob(id)).toEqual([]);
       expect(cli(spool, ['logs', id]).stdout).toMatch(/left processes outside it \(found by their job id\); stopping them/);
     }
     const started = fs.readFileSync(pids, 'utf8').trim().split('\n').map(Number);
     expect(started).toHaveLength(3);
     for (const pid of started) expect(pidAlive(pid)).toBe(false);
-    queueGoesOn(spool, dirIn(spool, 'later'));
+    await queueGoesOn(spool, dirIn(spool, 'later'));
   });
 
   it('a worker that ignores SIGTERM is killed at its limit and when cancelled, with its children', async () => {
@@ -205,28 +205,28 @@ describe('a worker that leaves processes behind', () => {
     const cancelled = startJob(spool, ['sh', '-c', stubborn], ['--cwd', dirIn(spool, 'b')]);
     await until(() => jobState(spool, cancelled).worker !== null, 30_000, 'the second worker to run');
     expect(cli(spool, ['cancel', cancelled]).code).toBe(0);
-    expect(waitJob(spool, limited)).toMatchObject({ status: 'error', error: { code: 'timed_out' }, signal: 'SIGKILL' });
-    expect(waitJob(spool, cancelled)).toMatchObject({ status: 'cancelled', signal: 'SIGKILL' });
+    expect(await waitJob(spool, limited)).toMatchObject({ status: 'error', error: { code: 'timed_out' }, signal: 'SIGKILL' });
+    expect(await waitJob(spool, cancelled)).toMatchObject({ status: 'cancelled', signal: 'SIGKILL' });
     for (const id of [limited, cancelled]) {
       expect(pidAlive(jobState(spool, id).worker.pid)).toBe(false);
       expect(processesOfJob(id)).toEqual([]);
     }
     for (const pid of fs.readFileSync(pids, 'utf8').trim().split('\n').map(Number)) expect(pidAlive(pid)).toBe(false);
-    queueGoesOn(spool, dirIn(spool, 'later'));
+    await queueGoesOn(spool, dirIn(spool, 'later'));
   });
 });
 
 describe('a worker with odd output', () => {
-  it('closes stdout and stderr early and keeps running: the job ends when it exits, with its status', () => {
+  it('closes stdout and stderr early and keeps running: the job ends when it exits, with its status', async () => {
     const spool = hostileSpool();
     const script = 'echo before; exec >&- 2>&-; sleep 1; exit 4';
     const exec = startJob(spool, ['sh', '-c', script], ['--cwd', dirIn(spool, 'a')]);
     const agent = startShellAgent(spool, script, dirIn(spool, 'b'));
     for (const id of [exec, agent]) {
-      expect(waitJob(spool, id)).toMatchObject({ status: 'error', exit_code: 4, error: { code: 'exit_nonzero' } });
+      expect(await waitJob(spool, id)).toMatchObject({ status: 'error', exit_code: 4, error: { code: 'exit_nonzero' } });
       expect(cli(spool, ['logs', id]).stdout).toMatch(/^before\n/);
     }
-    queueGoesOn(spool, dirIn(spool, 'later'));
+    await queueGoesOn(spool, dirIn(spool, 'later'));
   });
 
   it('prints invalid UTF-8: its bytes are kept in output.log, and every answer is valid text and JSON', async () => {
@@ -236,7 +236,7 @@ describe('a worker with odd output', () => {
     const agent = startShellAgent(spool, script, dirIn(spool, 'b'));
     const mcp = await server(spool);
     for (const id of [exec, agent]) {
-      expect(waitJob(spool, id)).toMatchObject({ status: 'done' });
+      expect(await waitJob(spool, id)).toMatchObject({ status: 'done' });
       const raw = fs.readFileSync(path.join(spool.home, 'jobs', id, 'output.log'));
       expect(raw.includes(Buffer.from([0xff, 0xfe]))).toBe(true);
       const page = await ok(mcp, 'job_output', { job_id: id });
@@ -244,13 +244,13 @@ describe('a worker with odd output', () => {
       assertSchemaValid(jobState(spool, id));
     }
     expect(jobState(spool, agent).result.final_message).toMatch(/^ok .*\uFFFD.* end$/);
-    queueGoesOn(spool, dirIn(spool, 'later'));
+    await queueGoesOn(spool, dirIn(spool, 'later'));
   });
 
   it('prints a 200 MB line with no newline: the supervisor stays within 20 MB of what it used before', async () => {
     const spool = hostileSpool({ concurrency: 1, runner_idle_seconds: 120 });
     const first = startShellAgent(spool, 'echo warm', spool.work);
-    const warm = waitJob(spool, first);
+    const warm = await waitJob(spool, first);
     expect(warm.status).toBe('done');
     const supervisor: number = warm.supervisor.pid;
     const peakKiB = (): number => Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${supervisor}/status`, 'utf8'))![1]);
@@ -266,10 +266,10 @@ describe('a worker with odd output', () => {
     expect(fs.statSync(path.join(spool.home, 'jobs', id, 'output.log')).size).toBeGreaterThan(200 * 1024 * 1024);
     expect(cli(spool, ['logs', id, '--tail', '300']).stdout).toMatch(/1 line\(s\) longer than 4194304 bytes were kept in this log but not parsed/);
     fs.rmSync(path.join(spool.home, 'jobs', id, 'output.log'));
-    queueGoesOn(spool, dirIn(spool, 'later'));
+    await queueGoesOn(spool, dirIn(spool, 'later'));
   }, 600_000);
 
-  it('reports a 3.5 MB final message: state.json and result.md keep its first 256 KiB and say so', () => {
+  it('reports a 3.5 MB final message: state.json and result.md keep its first 256 KiB and say so', async () => {
     const emit = 'process.stdout.write(JSON.stringify({ type: "done", result: { text: "y".repeat(3_500_000) } }) + "\\n")';
     const spool = hostileSpool({
       agents: {
@@ -283,7 +283,7 @@ describe('a worker with odd output', () => {
     const started = cli(spool, ['start', 'big', 'say a lot']);
     expect(started.code, started.stderr).toBe(0);
     const id = started.stdout.trim();
-    const state = waitJob(spool, id);
+    const state = await waitJob(spool, id);
     expect(state.status).toBe('done');
     const message: string = state.result.final_message;
     expect(message.startsWith('y'.repeat(256 * 1024))).toBe(true);
@@ -291,6 +291,6 @@ describe('a worker with odd output', () => {
     expect(fs.statSync(path.join(spool.home, 'jobs', id, 'state.json')).size).toBeLessThan(300 * 1024);
     expect(fs.readFileSync(path.join(spool.home, 'jobs', id, 'result.md'), 'utf8')).toBe(`${message}\n`);
     expect(readJson(path.join(spool.home, 'jobs', id, 'exit.json'))).toMatchObject({ exit_code: 0 });
-    queueGoesOn(spool, dirIn(spool, 'later'));
+    await queueGoesOn(spool, dirIn(spool, 'later'));
   });
 });

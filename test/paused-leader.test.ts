@@ -69,7 +69,7 @@ async function pausedLeaderExperiment(withTree: boolean): Promise<void> {
   const ids: string[] = [];
   const first = ledgerJob(spool, ledger, cwdB);
   ids.push(first);
-  expect(waitJob(spool, first).status).toBe('done');
+  expect((await waitJob(spool, first)).status).toBe('done');
   const old = readJson(path.join(spool.home, 'runner.json'));
 
   let paused = [old.pid as number];

@@ -66,7 +66,7 @@ describe('runner scheduling', () => {
     expect(beforePass.split('\n').filter((line) => / dispatched /.test(line)), 'a third job was handed out while two ran').toHaveLength(2);
     expect(starts(ledger), 'a third job started while two ran').toHaveLength(2);
     fs.writeFileSync(gate, '');
-    for (const id of ids) expect(waitJob(spool, id).status).toBe('done');
+    for (const id of ids) expect((await waitJob(spool, id)).status).toBe('done');
     expect(maxOverlap(ledger)).toBe(2);
     // the order the runner handed them out in (when each worker then starts is up to the OS)
     const dispatched = fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8').split('\n')
@@ -75,7 +75,7 @@ describe('runner scheduling', () => {
     expect(dispatched).toEqual(ids);
   });
 
-  it('never runs two jobs with the same cwd side by side, while other cwds go on', () => {
+  it('never runs two jobs with the same cwd side by side, while other cwds go on', async () => {
     const spool = makeSpool({ concurrency: 3 });
     const ledger = path.join(spool.work, 'ledger');
     const shared = dirIn(spool, 'shared');
@@ -85,7 +85,7 @@ describe('runner scheduling', () => {
     // each same-cwd job lasts until the other-cwd job has started: the two must overlap
     const same = [0, 1, 2].map(() => submit(['sh', '-c', `echo "start $AGENT_ASYNC_JOB_ID" >> ${ledger}; while [ ! -e ${otherStarted} ]; do sleep 0.05; done; sleep 0.3; echo "end $AGENT_ASYNC_JOB_ID" >> ${ledger}`], shared));
     const other = submit(['sh', '-c', `echo "start other" >> ${ledger}; touch ${otherStarted}; sleep 0.5; echo "end other" >> ${ledger}`], dirIn(spool, 'other-dir'));
-    for (const id of [...same, other]) expect(waitJob(spool, id).status).toBe('done');
+    for (const id of [...same, other]) expect((await waitJob(spool, id)).status).toBe('done');
     const events = fs.readFileSync(ledger, 'utf8').trim().split('\n');
     const sameOnly = events.filter((l) => !l.endsWith(' other'));
     let open = 0;
@@ -106,7 +106,7 @@ describe('runner scheduling', () => {
 
   it('sleeps while idle: no busy loop between jobs', async () => {
     const spool = makeSpool({ runner_idle_seconds: 30 });
-    waitJob(spool, startJob(spool, ['true']));
+    await waitJob(spool, startJob(spool, ['true']));
     const pid = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8')).pid;
     const cpuTicks = (): number => {
       const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -120,12 +120,12 @@ describe('runner scheduling', () => {
 
   it('exits after its idle time and is started again by the next submit', async () => {
     const spool = makeSpool({ runner_idle_seconds: 1 });
-    waitJob(spool, startJob(spool, ['true']));
+    await waitJob(spool, startJob(spool, ['true']));
     const info = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8'));
     await until(() => !pidAlive(info.pid), 10_000, 'the idle runner to exit');
     expect(JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8')).state).toBe('stopped');
     expect(fs.existsSync(path.join(spool.home, 'runner.lock'))).toBe(false);
-    expect(waitJob(spool, startJob(spool, ['true'])).status).toBe('done');
+    expect((await waitJob(spool, startJob(spool, ['true']))).status).toBe('done');
     const next = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8'));
     expect(next.epoch).toBe(info.epoch + 1);
   });
@@ -136,7 +136,7 @@ describe('runner scheduling', () => {
     const editConfig = (change: Record<string, unknown>): void =>
       fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), ...change }));
     const library = jobs.openContext({ home: spool.home, env: spool.env }); // opened while the config is good
-    waitJob(spool, startJob(spool, ['true']));
+    await waitJob(spool, startJob(spool, ['true']));
     const runnerPid = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8')).pid;
     fs.writeFileSync(configFile, '{"concurrency": "lots"}');
     const runnerLog = path.join(spool.home, 'runner.log');
@@ -153,7 +153,7 @@ describe('runner scheduling', () => {
       jobs.submit(library, { agent: 'exec', argv: gatedLedgerJob(ledger, gate), cwd: dirIn(spool, `c${i}`) }).job_id);
     await until(() => starts(ledger).length === 3, 30_000, 'all three jobs to run at once');
     fs.writeFileSync(gate, '');
-    for (const id of ids) expect(waitJob(spool, id).status).toBe('done');
+    for (const id of ids) expect((await waitJob(spool, id)).status).toBe('done');
     expect(maxOverlap(ledger)).toBe(3);
     expect(JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8')).pid).toBe(runnerPid);
   });
@@ -165,17 +165,17 @@ describe('a reused supervisor', () => {
     const spool = makeSpool({ concurrency: 1, runner_idle_seconds: 60, agents: { say: agent('before') } });
     const configFile = path.join(spool.home, 'config.json');
     const supervisorOf: number[] = [];
-    const say = (): string => {
+    const say = async (): Promise<string> => {
       const id = JSON.parse(cli(spool, ['start', 'say', 'anything', '--json']).stdout).job_id;
-      const state = waitJob(spool, id);
+      const state = await waitJob(spool, id);
       expect(state.status).toBe('done');
       supervisorOf.push(state.supervisor.pid);
       return cli(spool, ['logs', id]).stdout.trim();
     };
-    expect([say(), say()]).toEqual(['before', 'before']);
+    expect([await say(), await say()]).toEqual(['before', 'before']);
     fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), agents: { say: agent('after') } }));
     await until(() => fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8').includes('config.json changed: agents'), 10_000, 'the runner to take the edit');
-    expect([say(), say()]).toEqual(['after', 'after']);
+    expect([await say(), await say()]).toEqual(['after', 'after']);
     // a supervisor that was sent the old config ran a job after the edit
     expect(supervisorOf.slice(2).some((pid) => supervisorOf.slice(0, 2).includes(pid))).toBe(true);
   });
@@ -189,7 +189,7 @@ describe('a full runner', () => {
     const queued = startJob(spool, ['true']);
     blocker.release();
     // the 60 s poll would come too late for this 30 s wait
-    expect(waitJob(spool, queued, '30s').status).toBe('done');
+    expect((await waitJob(spool, queued, '30s')).status).toBe('done');
   });
 });
 
@@ -198,7 +198,7 @@ describe('tracing', () => {
     const spool = makeSpool();
     spool.env.AGENT_ASYNC_TRACE = '1';
     const id = startJob(spool, ['true']);
-    waitJob(spool, id);
+    await waitJob(spool, id);
     const runnerLog = path.join(spool.home, 'runner.log');
     const traced = (): Array<{ at: number; step: string }> => fs.readFileSync(runnerLog, 'utf8').split('\n')
       .filter((line) => line.startsWith('trace ') && line.endsWith(` ${id}`))
@@ -213,30 +213,30 @@ describe('tracing', () => {
     expect(at['slot-freed']).toBeGreaterThanOrEqual(at.exited!);
   });
 
-  it('is off by default: nothing is logged', () => {
+  it('is off by default: nothing is logged', async () => {
     const spool = makeSpool();
-    waitJob(spool, startJob(spool, ['true']));
+    await waitJob(spool, startJob(spool, ['true']));
     expect(fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8')).not.toMatch(/^trace /m);
   });
 });
 
 describe('workers', () => {
-  it('get their job id and folder in the environment, a closed stdin and no shell', () => {
+  it('get their job id and folder in the environment, a closed stdin and no shell', async () => {
     const spool = makeSpool();
     const id = startJob(spool, ['sh', '-c', 'echo "$AGENT_ASYNC_JOB_ID $AGENT_ASYNC_JOB_DIR"; cat; echo "stdin closed"']);
-    expect(waitJob(spool, id).status).toBe('done');
+    expect((await waitJob(spool, id)).status).toBe('done');
     expect(cli(spool, ['logs', id]).stdout).toBe(`${id} ${path.join(spool.home, 'jobs', id)}\nstdin closed\n`);
     const literal = startJob(spool, ['echo', '$HOME', '`id`', ';', '|', '*']);
     // a worker this quick is gone before it could be recorded as running; its end records it
-    expect(waitJob(spool, literal).worker).toMatchObject({ pid: expect.any(Number), argv: ['echo', '$HOME', '`id`', ';', '|', '*'] });
+    expect((await waitJob(spool, literal)).worker).toMatchObject({ pid: expect.any(Number), argv: ['echo', '$HOME', '`id`', ';', '|', '*'] });
     expect(cli(spool, ['logs', literal]).stdout).toBe('$HOME `id` ; | *\n');
   });
 
-  it('run in their own process group, and what they leave behind is stopped when they exit', () => {
+  it('run in their own process group, and what they leave behind is stopped when they exit', async () => {
     const spool = makeSpool();
     const pidFile = path.join(spool.work, 'bg.pid');
     const id = startJob(spool, ['sh', '-c', `sleep 300 & echo $! > ${pidFile}; echo started`]);
-    const state = waitJob(spool, id);
+    const state = await waitJob(spool, id);
     expect(state.status).toBe('done');
     expect(state.worker.pgid).toBe(state.worker.pid);
     const leftover = Number(fs.readFileSync(pidFile, 'utf8'));
@@ -244,36 +244,36 @@ describe('workers', () => {
     expect(cli(spool, ['logs', id]).stdout).toMatch(/left processes in its group; stopping them/);
   });
 
-  it('a wall-clock limit ends the job as timed_out, a silent one as stalled', () => {
+  it('a wall-clock limit ends the job as timed_out, a silent one as stalled', async () => {
     const spool = makeSpool({ concurrency: 2 });
     const slow = startJob(spool, ['sleep', '30'], ['--timeout', '1s', '--cwd', dirIn(spool, 'a')]);
     const silent = startJob(spool, ['sh', '-c', 'echo hi; sleep 30'], ['--stall-timeout', '1s', '--cwd', dirIn(spool, 'b')]);
-    const timedOut = waitJob(spool, slow);
+    const timedOut = await waitJob(spool, slow);
     expect(timedOut).toMatchObject({ status: 'error', error: { code: 'timed_out' }, signal: 'SIGTERM' });
-    const stalled = waitJob(spool, silent);
+    const stalled = await waitJob(spool, silent);
     expect(stalled).toMatchObject({ status: 'error', error: { code: 'stalled' } });
     expect(cli(spool, ['logs', silent]).stdout).toBe('hi\n[agent-async] stopping the job (stalled)\n');
   });
 
-  it('a `done` file ends the job as done with its summary; a worker still running is stopped after the grace', () => {
+  it('a `done` file ends the job as done with its summary; a worker still running is stopped after the grace', async () => {
     const spool = makeSpool({ done_grace_seconds: 1 });
     const id = startJob(spool, ['sh', '-c', 'echo "refactor finished" > "$AGENT_ASYNC_JOB_DIR/done"; sleep 300']);
-    const state = waitJob(spool, id);
+    const state = await waitJob(spool, id);
     expect(state).toMatchObject({ status: 'done', notified: { summary: 'refactor finished' }, signal: 'SIGTERM' });
     expect(JSON.parse(fs.readFileSync(path.join(spool.home, 'jobs', id, 'exit.json'), 'utf8')).reason).toBe('done_grace');
   });
 
-  it('output.log holds every line in order (the memory side is measured by the 1 GiB bench)', () => {
+  it('output.log holds every line in order (the memory side is measured by the 1 GiB bench)', async () => {
     const spool = makeSpool();
     const id = startJob(spool, ['sh', '-c', 'i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done']);
-    expect(waitJob(spool, id).status).toBe('done');
+    expect((await waitJob(spool, id)).status).toBe('done');
     const lines = fs.readFileSync(path.join(spool.home, 'jobs', id, 'output.log'), 'utf8').trim().split('\n');
     expect(lines).toEqual(Array.from({ length: 20_000 }, (_, i) => `line ${i}`));
   });
 });
 
 describe('spawn failures end the job with a precise code, and the queue moves on', () => {
-  it('binary missing, not executable, cwd deleted, argv too long', () => {
+  it('binary missing, not executable, cwd deleted, argv too long', async () => {
     const spool = makeSpool({ concurrency: 1 });
     const noExec = path.join(spool.work, 'script.sh');
     fs.writeFileSync(noExec, 'echo hi\n', { mode: 0o644 });
@@ -288,16 +288,16 @@ describe('spawn failures end the job with a precise code, and the queue moves on
     const after = startJob(spool, ['sh', '-c', 'echo still going']);
     blocker.release();
 
-    expect(waitJob(spool, blocker.id).status).toBe('done');
-    expect(waitJob(spool, missing)).toMatchObject({
+    expect((await waitJob(spool, blocker.id)).status).toBe('done');
+    expect(await waitJob(spool, missing)).toMatchObject({
       status: 'error',
       error: { code: 'agent_not_found', message: expect.stringMatching(/"no-such-binary-anywhere" not found in PATH/) },
       started_at: null,
     });
-    expect(waitJob(spool, denied)).toMatchObject({ status: 'error', error: { code: 'spawn_failed', message: expect.stringMatching(/permission denied.*EACCES/) } });
-    expect(waitJob(spool, gone)).toMatchObject({ status: 'error', error: { code: 'cwd_missing', message: expect.stringMatching(/no longer exists/) } });
-    expect(waitJob(spool, tooLong)).toMatchObject({ status: 'error', error: { code: 'spawn_failed', message: expect.stringMatching(/E2BIG/) } });
-    expect(waitJob(spool, after).status).toBe('done');
+    expect(await waitJob(spool, denied)).toMatchObject({ status: 'error', error: { code: 'spawn_failed', message: expect.stringMatching(/permission denied.*EACCES/) } });
+    expect(await waitJob(spool, gone)).toMatchObject({ status: 'error', error: { code: 'cwd_missing', message: expect.stringMatching(/no longer exists/) } });
+    expect(await waitJob(spool, tooLong)).toMatchObject({ status: 'error', error: { code: 'spawn_failed', message: expect.stringMatching(/E2BIG/) } });
+    expect((await waitJob(spool, after)).status).toBe('done');
     for (const id of [missing, denied, gone, tooLong, after]) assertSchemaValid(jobState(spool, id));
   });
 });
@@ -310,8 +310,8 @@ describe('a corrupt state.json written by hand', () => {
     fs.writeFileSync(path.join(spool.home, 'jobs', victim, 'state.json'), '{"status": "pend');
     const after = startJob(spool, ['true']);
     blocker.release();
-    expect(waitJob(spool, blocker.id).status).toBe('done');
-    expect(waitJob(spool, after).status).toBe('done');
+    expect((await waitJob(spool, blocker.id)).status).toBe('done');
+    expect((await waitJob(spool, after)).status).toBe('done');
     const runnerFile = path.join(spool.home, 'runner.json');
     const runner = JSON.parse(fs.readFileSync(runnerFile, 'utf8'));
 

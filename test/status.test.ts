@@ -44,7 +44,7 @@ describe('agent-async status', () => {
     await until(() => screen().includes(`cancel job ${ticking}? y/n`), 10_000, 'the confirmation');
     tmux('send-keys', '-t', 'mon', 'y');
     await until(() => jobState(spool, ticking).status === 'cancelled', 20_000, 'the job to be cancelled');
-    expect(waitJob(spool, queued).status).toBe('done');
+    expect((await waitJob(spool, queued)).status).toBe('done');
     await until(() => /RECENT[\s\S]*done[\s\S]*cancelled/.test(screen()), 10_000, 'both jobs under RECENT');
     expect(screen()).toContain(`${ticking} cancelled`);
 
@@ -56,10 +56,10 @@ describe('agent-async status', () => {
     expect(tmux('display-message', '-p', '-t', 'mon', '#{alternate_on}').stdout.trim()).toBe('0');
   });
 
-  it('--once prints one frame and --json prints it as data', () => {
+  it('--once prints one frame and --json prints it as data', async () => {
     const spool = makeSpool();
     const id = startJob(spool, ['echo', 'hello']);
-    waitJob(spool, id);
+    await waitJob(spool, id);
     const once = cli(spool, ['status', '--once']);
     expect(once.code).toBe(0);
     expect(once.stdout).toMatch(new RegExp(`RECENT\\n  ${id}  done\\s+exec`));

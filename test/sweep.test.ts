@@ -46,7 +46,7 @@ describe('temp sweep', () => {
     for (const kept of [youngInJob, notATemp]) expect(fs.existsSync(kept)).toBe(true);
   });
 
-  it('is done by the runner when it starts', () => {
+  it('is done by the runner when it starts', async () => {
     const spool = makeSpool();
     const tmp = path.join(spool.home, 'tmp');
     fs.mkdirSync(tmp, { recursive: true });
@@ -54,7 +54,7 @@ describe('temp sweep', () => {
     fs.writeFileSync(leaked, '{"half');
     const old = new Date(Date.now() - 3 * 3600_000);
     fs.utimesSync(leaked, old, old);
-    waitJob(spool, startJob(spool, ['true']));
+    await waitJob(spool, startJob(spool, ['true']));
     expect(fs.existsSync(leaked)).toBe(false);
     expect(fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8')).toMatch(/swept 1 stale temp files/);
   });

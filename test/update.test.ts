@@ -47,9 +47,9 @@ esac
 });
 
 describe('doctor and retention', () => {
-  it('doctor exits non-zero and says what to fix when something is wrong', () => {
+  it('doctor exits non-zero and says what to fix when something is wrong', async () => {
     const spool = makeSpool();
-    waitJob(spool, startJob(spool, ['true']));
+    await waitJob(spool, startJob(spool, ['true']));
     const good = cli(spool, ['doctor']);
     expect(good.code).toBe(0);
     expect(good.stdout).toMatch(/✓ spool permissions/);
@@ -80,7 +80,7 @@ describe('doctor and retention', () => {
     const quick = startJob(spool, ['true']);
     await until(() => jobState(spool, running).status === 'running', 20_000, 'the long job to run');
     cli(spool, ['cancel', running]);
-    waitJob(spool, quick);
+    await waitJob(spool, quick);
     await until(() => fs.readdirSync(path.join(spool.home, 'jobs')).length === 2, 20_000, 'retention to run');
     expect(fs.readdirSync(path.join(spool.home, 'jobs')).sort()).toEqual([running, quick].sort());
     expect(fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8')).toMatch(/retention: removed \d+ finished jobs/);

@@ -5,8 +5,8 @@
 //   registered <host> <epoch> <pid> | start <id> <host> <epoch> | end <id> <host> <epoch>
 //   refused <id> <host> <epoch> <error> | lost <host> <epoch> | reaped <host> <lost ids> | idle <host>
 // Usage: node fleet-runner.mjs <host> <ledger> <optionsJson>   (AGENT_ASYNC_QUEUE_URL: the queue)
-// options: capacity, leaseMs, jobMs, agents, labels, exitWhenIdle (exit once the queue has no
-// pending or running job left)
+// options: capacity, leaseMs, jobMs, agents, labels, exitWhenIdle (exit once the queue, after
+// it has had work, has no pending or running job left)
 import fs from 'node:fs';
 import { setInterval } from 'node:timers';
 import {
@@ -103,14 +103,22 @@ async function reap() {
   }
 }
 
+let queueHadWork = false;
+
 async function finishIfIdle() {
   if (lost && running.size === 0) {
     await queue.close();
     process.exit(3);
   }
+  if (running.size > 0) queueHadWork = true;
   if (!options.exitWhenIdle || running.size > 0) return;
   const active = await activeJobIds(queue.db).catch(() => ['?']);
-  if (active.length > 0) return;
+  if (active.length > 0) {
+    queueHadWork = true;
+    return;
+  }
+  // a runner started before the jobs are submitted waits for them instead of leaving at once
+  if (!queueHadWork) return;
   say(`idle ${host}`);
   await keeper.stop();
   await queue.close();

@@ -14,9 +14,9 @@ export const SHELL_AGENT = {
 };
 
 /** A later job still runs and ends `done`. */
-export function queueGoesOn(spool: TestSpool, cwd?: string): void {
+export async function queueGoesOn(spool: TestSpool, cwd?: string): Promise<void> {
   const later = startJob(spool, ['sh', '-c', 'echo later'], cwd === undefined ? [] : ['--cwd', cwd]);
-  expect(waitJob(spool, later)).toMatchObject({ status: 'done', exit_code: 0 });
+  expect(await waitJob(spool, later)).toMatchObject({ status: 'done', exit_code: 0 });
 }
 
 const servers: McpHandle[] = [];

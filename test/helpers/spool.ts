@@ -5,6 +5,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import { optionalDuration } from '../../lib/cli/duration.js';
+import { snapshotJson } from '../../lib/cli/output.js';
+import * as jobs from '../../lib/jobs.js';
 import { isTerminal } from '../../lib/spool/state.js';
 
 /**
@@ -75,11 +78,70 @@ export function cliAsync(spool: TestSpool, args: string[], options: { cwd?: stri
   });
 }
 
-/** Starts an exec job through the CLI and returns its id. */
-export function startJob(spool: TestSpool, argv: string[], flags: string[] = []): string {
+/** Starts an exec job through the CLI and returns its id (for tests of the CLI's `start` itself). */
+export function startJobByCli(spool: TestSpool, argv: string[], flags: string[] = []): string {
   const result = cli(spool, ['start', 'exec', ...flags, '--', ...argv]);
   if (result.code !== 0) throw new Error(`start failed (${result.code}): ${result.stderr}`);
   return result.stdout.trim();
+}
+
+/** The flags of `start` that tests set up jobs with, as the submit input they stand for. */
+const START_FLAGS: Record<string, (input: jobs.SubmitInput, value: string, spool: TestSpool) => void> = {
+  '--cwd': (input, value, spool) => (input.cwd = path.resolve(spool.work, value)),
+  '--timeout': (input, value) => (input.timeout_seconds = optionalDuration(value, 'timeout')),
+  '--stall-timeout': (input, value) => (input.stall_seconds = optionalDuration(value, 'stall-timeout')),
+  '--policy': (input, value) => (input.approval_policy = value as jobs.SubmitInput['approval_policy']),
+  '--model': (input, value) => (input.model = value),
+  '--context-file': (input, value) => (input.context_files = [...(input.context_files ?? []), value]),
+};
+
+/**
+ * The submit input of `start <agent> [flags] <prompt words>` run in spool.work, or undefined
+ * when the arguments use more than START_FLAGS knows (the caller then goes through the CLI).
+ */
+function startInput(spool: TestSpool, agent: string, flagsAndWords: string[], argv?: string[]): jobs.SubmitInput | undefined {
+  const input: jobs.SubmitInput = { agent, cwd: spool.work };
+  let i = 0;
+  for (; i < flagsAndWords.length && flagsAndWords[i]!.startsWith('--'); i += 2) {
+    const apply = START_FLAGS[flagsAndWords[i]!];
+    if (apply === undefined || flagsAndWords[i + 1] === undefined) return undefined;
+    apply(input, flagsAndWords[i + 1]!, spool);
+  }
+  const words = flagsAndWords.slice(i);
+  if (argv !== undefined) {
+    if (words.length > 0) return undefined;
+    input.argv = argv;
+  } else {
+    input.prompt = words.join(' ');
+  }
+  return input;
+}
+
+/**
+ * Queues a job as `start <agent> [flags] <prompt words>` would, in this process when it can: the
+ * same submit the CLI makes (which starts the runner), without a CLI process per job (its
+ * start-up costs more CPU than most jobs). cli.test.ts tests the CLI's own `start`.
+ */
+export function startAgentJob(spool: TestSpool, args: string[]): string {
+  const input = startInput(spool, args[0]!, args.slice(1));
+  if (input === undefined) {
+    const result = cli(spool, ['start', ...args]);
+    if (result.code !== 0) throw new Error(`start failed (${result.code}): ${result.stderr}`);
+    return result.stdout.trim();
+  }
+  return jobs.submit(spoolContext(spool), input).job_id;
+}
+
+/** Queues an exec job as `start exec [flags] -- argv` would, in this process (see startAgentJob). */
+export function startJob(spool: TestSpool, argv: string[], flags: string[] = []): string {
+  const input = startInput(spool, 'exec', flags, argv);
+  if (input === undefined) return startJobByCli(spool, argv, flags);
+  return jobs.submit(spoolContext(spool), input).job_id;
+}
+
+/** The context the CLI would open for this spool (config.json read anew, as each CLI run does). */
+export function spoolContext(spool: TestSpool): jobs.JobsContext {
+  return jobs.openContext({ home: spool.home, env: spool.env });
 }
 
 /**
@@ -100,7 +162,14 @@ export function jobState(spool: TestSpool, id: string): any {
   return readJson(path.join(spool.home, 'jobs', id, 'state.json'));
 }
 
-export function waitJob(spool: TestSpool, id: string, timeout = '60s'): any {
+/** Waits for a job to end, in this process, and answers what `wait <id> --json` prints for it. */
+export async function waitJob(spool: TestSpool, id: string, timeout = '60s'): Promise<any> {
+  const answer = await jobs.waitForEnd(spoolContext(spool), [id], { any: false, totalSeconds: optionalDuration(timeout, 'timeout') });
+  return snapshotJson(answer.settled[0] ?? answer.open[0]!);
+}
+
+/** `wait <id> --json` through the CLI (for tests of the CLI's `wait` itself). */
+export function waitJobByCli(spool: TestSpool, id: string, timeout = '60s'): any {
   const result = cli(spool, ['wait', id, '--timeout', timeout, '--json']);
   const parsed = JSON.parse(result.stdout);
   return parsed.finished[0] ?? parsed.open[0];
