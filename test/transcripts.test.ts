@@ -101,7 +101,7 @@ describe('every transcript parses to its final message, session, usage and outco
           reason: 'exited', started_at: null, ended_at: new Date().toISOString(), spawn_error: null, survivors: [],
         },
         cancelRequested: false,
-        doneSummary: null,
+        done: null,
         timeoutSeconds: null,
         stallSeconds: null,
         verdict: adapter.judge(parsed, expected.exit, expected.signal ?? null),

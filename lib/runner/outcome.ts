@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { execAdapter } from '../agents/exec.js';
 import { emptyParse, type AgentAdapter, type ParsedStream, type Verdict } from '../agents/types.js';
 import type { Config } from '../config.js';
@@ -25,7 +26,8 @@ import { applyTransition, cancelRequested, readState, type ExitRecord } from '..
 export interface EndFacts {
   exit: ExitRecord | null;
   cancelRequested: boolean;
-  doneSummary: string | null;
+  /** The `done` report, when there is one. */
+  done: DoneReport | null;
   timeoutSeconds: number | null;
   stallSeconds: number | null;
   /** The adapter's judgement of the exit and the stream; null when unknown. */
@@ -40,6 +42,21 @@ export interface EndFacts {
 }
 
 const DONE_SUMMARY_MAX_BYTES = 64 * 1024;
+
+/** A `done` report: its summary, and when it was made (the file's mtime). */
+export interface DoneReport {
+  summary: string;
+  at: string;
+}
+
+/** The job's `done` report (a regular file only, its first 64 KiB), or null. */
+export function readDoneReport(paths: SpoolPaths, id: string): DoneReport | null {
+  const file = jobFile(paths, id, JOB_FILES.done);
+  const summary = readTextCapped(file, DONE_SUMMARY_MAX_BYTES);
+  if (summary === undefined) return null;
+  const madeAt = fs.lstatSync(file, { throwIfNoEntry: false })?.mtime ?? new Date();
+  return { summary: summary.trim(), at: madeAt.toISOString() };
+}
 /**
  * Largest final message kept in state.json and result.md: every wait re-reads state.json, so it
  * stays small. A longer one is cut there, with a note; the worker's whole stream is in output.log.
@@ -112,9 +129,7 @@ export function decideOutcome(facts: EndFacts): Outcome {
   if (facts.faults && facts.faults.length > 0) {
     return failed({ code: 'bad_job_file', message: `the job's folder was tampered with: ${facts.faults.join('; ')}`, hint: JOB_FOLDER_HINT });
   }
-  if (facts.doneSummary !== null) {
-    return { ...common, status: 'done', error: null, notified: { summary: facts.doneSummary, at: new Date().toISOString() } };
-  }
+  if (facts.done !== null) return { ...common, status: 'done', error: null, notified: facts.done };
   if (exit === null) return failed({ code: 'runner_lost', message: 'the job was lost: no exit record' });
   switch (exit.reason) {
     case 'cancelled':
@@ -175,19 +190,7 @@ export interface JobEnd {
  * Returns undefined when the job had already ended otherwise.
  */
 export function recordEnd(paths: SpoolPaths, state: JobState, end: JobEnd, log: (message: string) => void): JobState | undefined {
-  const { exit, adapter, parsed } = end;
-  const outcome = decideOutcome({
-    exit,
-    cancelRequested: cancelRequested(paths, state.id),
-    doneSummary: readTextCapped(jobFile(paths, state.id, JOB_FILES.done), DONE_SUMMARY_MAX_BYTES)?.trim() ?? null,
-    timeoutSeconds: end.limits.timeoutSeconds,
-    stallSeconds: end.limits.stallSeconds,
-    verdict: adapter && exit ? adapter.judge(parsed ?? emptyParse(), exit.exit_code, exit.signal) : null,
-    parsed,
-    parentUsage: parsed?.cumulative ? parentCumulativeUsage(paths, state.request.continue_of) : null,
-    faults: end.faults,
-    diskNote: end.diskNote,
-  });
+  const outcome = decideOutcome(endFacts(paths, state, end));
   const lost = outcome.error?.code === 'runner_lost';
   if (lost) {
     const supervisor = state.supervisor ? `pid ${state.supervisor.pid}` : 'unknown';
@@ -206,6 +209,35 @@ export function recordEnd(paths: SpoolPaths, state: JobState, end: JobEnd, log: 
     log(`job ${state.id}: not recorded, the job was already ${error.from}`);
     return undefined;
   }
+}
+
+/** What the spool says about a job's end, gathered for `decideOutcome`. */
+function endFacts(paths: SpoolPaths, state: JobState, end: Omit<JobEnd, 'commit'>): EndFacts {
+  const { exit, adapter, parsed } = end;
+  return {
+    exit,
+    cancelRequested: cancelRequested(paths, state.id),
+    done: readDoneReport(paths, state.id),
+    timeoutSeconds: end.limits.timeoutSeconds,
+    stallSeconds: end.limits.stallSeconds,
+    verdict: adapter && exit ? adapter.judge(parsed ?? emptyParse(), exit.exit_code, exit.signal) : null,
+    parsed,
+    parentUsage: parsed?.cumulative ? parentCumulativeUsage(paths, state.request.continue_of) : null,
+    faults: end.faults,
+    diskNote: end.diskNote,
+  };
+}
+
+/**
+ * The transition that ends a running job when its `done` report arrives, before its worker has
+ * exited; null when the report does not decide the end (a cancel request or a broken job folder
+ * comes first, by the same precedence as at the end: the end decides those).
+ */
+export function notifiedEnd(paths: SpoolPaths, state: JobState, end: Omit<JobEnd, 'commit' | 'exit' | 'worker'> & { worker: WorkerInfo }): Transition | null {
+  const outcome = decideOutcome(endFacts(paths, state, { ...end, exit: null }));
+  if (outcome.status !== 'done' || outcome.notified === null) return null;
+  if (outcome.result?.final_message) writeResultFile(paths, state.id, outcome.result.final_message, () => undefined);
+  return { name: 'notify_done', outcome, worker: end.worker };
 }
 
 /** result.md: a copy of the final message, which the terminal state holds too; a full disk does not stop the end. */

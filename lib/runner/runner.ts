@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import type { SpoolPaths } from '../spool/layout.js';
-import { isTerminal, type JobState } from '../spool/state.js';
+import { awaitsWorkerExit, isTerminal, type JobState } from '../spool/state.js';
 import { cancelRequested, listActive, readState, removeFromActive } from '../spool/store.js';
 import { ActiveList } from '../spool/active-list.js';
 import { gcJobs } from '../spool/gc.js';
@@ -10,7 +10,7 @@ import { sweepTmp } from '../spool/sweep.js';
 import { acquireLeadership, type Leadership } from './lease.js';
 import { clearStartingMarker, openRunnerLog } from './launch.js';
 import { selfIdentity } from './processes.js';
-import { cancelPendingJob, finalizeRunnerLost, isRunnerLost, pendingClaimStatus } from './reconcile.js';
+import { cancelPendingJob, finalizeOrphan, isExitOrphaned, isRunnerLost, pendingClaimStatus } from './reconcile.js';
 import { SPOOL_UNWRITABLE, SUPERVISOR_DID_NOT_START, type SupervisorReply } from './messages.js';
 import { SupervisorPool } from './supervisor-pool.js';
 import { traceStep } from './trace.js';
@@ -272,10 +272,11 @@ export class Runner {
       if (this.own.has(id)) continue;
       const state = this.contained(id, () => this.stateOf(id));
       if (!state) continue;
-      if (state.status === 'running') {
+      // a job ended by its done report holds its slot until its worker is gone
+      if (state.status === 'running' || awaitsWorkerExit(state)) {
         occupied += 1;
         busyCwds.add(state.request.cwd);
-        if (isRunnerLost(state)) void this.finalize(state);
+        if (isRunnerLost(state) || isExitOrphaned(state)) void this.finalize(state);
       } else if (state.status === 'pending') {
         pending.push(state);
       }
@@ -370,7 +371,7 @@ export class Runner {
     const read = readState(this.paths, id);
     if (read.kind === 'ok') {
       this.reportedCorrupt.delete(id);
-      if (isTerminal(read.state.status)) {
+      if (isTerminal(read.state.status) && !awaitsWorkerExit(read.state)) {
         removeFromActive(this.paths, id);
         return undefined;
       }
@@ -416,8 +417,8 @@ export class Runner {
     let failed = false;
     try {
       const fresh = readState(this.paths, stale.id);
-      if (fresh.kind !== 'ok' || !isRunnerLost(fresh.state)) return;
-      const state = await finalizeRunnerLost(this.paths, fresh.state, this.config, (m) => this.log(m));
+      if (fresh.kind !== 'ok') return;
+      const state = await finalizeOrphan(this.paths, fresh.state, this.config, (m) => this.log(m));
       if (state) this.log(`job ${state.id}: finalized as ${state.status}${state.error ? ` (${state.error.code})` : ''} after its supervisor died`);
       this.finalizeFailures.delete(stale.id);
     } catch (error) {

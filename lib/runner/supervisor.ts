@@ -20,11 +20,11 @@ import {
   type ExitRecord,
 } from '../spool/store.js';
 import { watchFoldersNative } from '../spool/watch.js';
-import { JOB_FOLDER_HINT, jobLimits, recordEnd, type JobLimits } from './outcome.js';
+import { JOB_FOLDER_HINT, jobLimits, notifiedEnd, recordEnd, type JobLimits } from './outcome.js';
 import { groupMembers, jobProcesses, processGroupOf, processStartTime, selfIdentity, terminateJobProcesses } from './processes.js';
 import { traceStep } from './trace.js';
 import { resolveExecutable } from '../which.js';
-import { DirectOutput, OutputSink, checkCwd, openOutputLog } from './worker-io.js';
+import { DirectOutput, JobNotes, OutputSink, checkCwd, openOutputLog } from './worker-io.js';
 
 /**
  * A supervisor runs one job at a time in its own process, apart from the runner: it claims
@@ -59,9 +59,9 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 type Log = (message: string) => void;
 
 /** Applies a transition unless the job has moved on meanwhile (then logs it and returns undefined). */
-function applyUnlessMoved(paths: SpoolPaths, id: string, change: Parameters<typeof applyTransition>[2], log: Log): JobState | undefined {
+function applyUnlessMoved(apply: () => JobState, id: string, log: Log): JobState | undefined {
   try {
-    return applyTransition(paths, id, change);
+    return apply();
   } catch (error) {
     if (error instanceof IllegalTransition) {
       log(`job ${id}: not recorded, the job was already ${error.from}`);
@@ -109,13 +109,13 @@ export async function superviseJob(
     return;
   }
   if (cancelRequested(paths, id)) {
-    applyUnlessMoved(paths, id, { name: 'cancel_pending', attempt }, log);
+    applyUnlessMoved(() => applyTransition(paths, id, { name: 'cancel_pending', attempt }), id, log);
     finished('cancelled');
     return;
   }
 
   const refuse = (error: JobError): void => {
-    const state = applyUnlessMoved(paths, id, { name: 'fail_to_start', attempt, error }, log);
+    const state = applyUnlessMoved(() => applyTransition(paths, id, { name: 'fail_to_start', attempt, error }), id, log);
     finished(state ? 'error' : 'unknown');
   };
   const prepared = prepareWorker(paths, id, claimed.state.request, config);
@@ -149,6 +149,20 @@ export async function superviseJob(
   const writer = new JobStateWriter(paths, running);
   const limits = jobLimits(prepared.request, config);
   const parser = prepared.adapter.createParser();
+  // a `done` report ends the job at once; the worker keeps its grace to exit
+  const endOnNotify = (worker: WorkerInfo): void => {
+    try {
+      writer.checkDisk();
+      const change = notifiedEnd(paths, writer.state, {
+        adapter: prepared.adapter, parsed: parser?.result() ?? null, limits, worker, faults: [...writer.faults, ...auditJobFolder(paths, id)],
+      });
+      if (change) writer.apply(change);
+      if (change) traceStep('notified', id);
+    } catch (error) {
+      // the worker's end records the job, from the same report
+      log(`job ${id}: could not record the done report yet: ${(error as Error).message}`);
+    }
+  };
   const { exit, unrecordedWorker, outputLoss } = await runWorker({
     paths,
     id,
@@ -158,6 +172,8 @@ export async function superviseJob(
     outputFd,
     onLine: parser ? (line, stream) => parser.line(line, stream) : undefined,
     onExited: () => reply({ type: 'exited', jobId: id }),
+    onDone: (worker) => endOnNotify(worker),
+    notes: new JobNotes(jobFile(paths, id, JOB_FILES.notes)),
     cwd: prepared.request.cwd,
     searchPath: prepared.searchPath,
     limits,
@@ -165,6 +181,14 @@ export async function superviseJob(
     writer,
     log,
   });
+  if (writer.state.status === 'done') {
+    // ended by its done report: only the worker's exit is added
+    const exitFacts = { name: 'record_exit' as const, exit_code: exit.exit_code, signal: exit.signal };
+    await recordEndDurably(paths, id, exit, log, () => applyUnlessMoved(() => writer.apply(exitFacts), id, log));
+    traceStep('recorded', id);
+    finished('done');
+    return;
+  }
   // what the worker did to its folder, seen before anything of ours is written into it again
   const faults = auditJobFolder(paths, id);
   writer.checkDisk();
@@ -279,6 +303,10 @@ interface WorkerRun {
   outputFd: number;
   onLine: ((line: string, stream: 'stdout' | 'stderr') => void) | undefined;
   onExited: () => void;
+  /** A `done` report arrived while the worker runs (it is recorded before this is called). */
+  onDone: (worker: WorkerInfo) => void;
+  /** notes.log: agent-async's own lines about the run. */
+  notes: JobNotes;
   cwd: string;
   searchPath: string;
   limits: JobLimits;
@@ -327,7 +355,7 @@ function lossNote(sink: OutputSink | DirectOutput): string | null {
 async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
   const { paths, id, invocation, config } = run;
   // a stream to parse needs pipes; otherwise the worker writes straight to output.log
-  const sink: OutputSink | DirectOutput = run.onLine ? new OutputSink(run.outputFd, run.onLine) : new DirectOutput(run.outputFd);
+  const sink: OutputSink | DirectOutput = run.onLine ? new OutputSink(run.outputFd, run.notes, run.onLine) : new DirectOutput(run.outputFd, run.notes);
   const stdin = invocation.stdin === null ? 'ignore' : 'pipe';
   const startedAt = new Date().toISOString();
   const env: NodeJS.ProcessEnv = {
@@ -349,7 +377,7 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
     });
   } catch (error) {
     const record = spawnFailure(run, startedAt, error);
-    sink.note(record.spawn_error!.message);
+    run.notes.note(record.spawn_error!.message);
     sink.close();
     return { exit: record, unrecordedWorker: undefined, outputLoss: null };
   }
@@ -359,7 +387,7 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
   });
   if (spawnError || child.pid === undefined) {
     const record = spawnFailure(run, startedAt, spawnError);
-    sink.note(record.spawn_error!.message);
+    run.notes.note(record.spawn_error!.message);
     sink.close();
     return { exit: record, unrecordedWorker: undefined, outputLoss: null };
   }
@@ -399,7 +427,7 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
     if (stopped.done) return;
     recordWorker();
     stopped.reason = reason;
-    sink.note(`stopping the job (${reason.replace('_', ' ')})`);
+    run.notes.note(`stopping the job (${reason.replace('_', ' ')})`);
     stopped.done = terminateJobProcesses({ pid, pgid: pid }, config.kill_grace_seconds * 1000);
   };
   const timers: NodeJS.Timeout[] = [setTimeout(() => stop('timed_out'), run.limits.timeoutSeconds * 1000)];
@@ -415,6 +443,8 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
     if (entryExists(jobFile(paths, id, JOB_FILES.cancel))) stop('cancelled');
     else if (!doneSeen && entryExists(jobFile(paths, id, JOB_FILES.done))) {
       doneSeen = true;
+      recordWorker();
+      run.onDone(worker);
       timers.push(setTimeout(() => stop('done_grace'), config.done_grace_seconds * 1000));
     }
   };
@@ -431,7 +461,7 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
   const survivors: number[] = stopped.done ? await stopped.done : [];
   survivors.push(...await stopLeftovers(run, pid, Date.now() - Date.parse(startedAt) < QUICK_JOB_MS, (where) => {
     recordWorker();
-    sink.note(`the worker exited but left processes ${where}; stopping them`);
+    run.notes.note(`the worker exited but left processes ${where}; stopping them`);
   }));
   run.onExited();
   await Promise.race([outputDone, sleep(OUTPUT_DRAIN_MS)]);

@@ -98,8 +98,16 @@ export function applyTransition(paths: SpoolPaths, id: string, change: Transitio
   }
   const next = transition(read.state, change);
   writeState(paths, next, durabilityOf(change));
-  if (isTerminal(next.status)) leaveActive(paths, id);
+  if (leavesActive(next, change)) leaveActive(paths, id);
   return next;
+}
+
+/**
+ * A job leaves `active/` when it ends; one that a `done` report ended stays until its worker's
+ * exit is recorded, so the runner keeps its slot (and its work tree) taken meanwhile.
+ */
+function leavesActive(next: JobState, change: Transition): boolean {
+  return isTerminal(next.status) && change.name !== 'notify_done';
 }
 
 /** After a terminal write: a marker that cannot be removed now is the runner's to retry (and report). */
@@ -135,7 +143,7 @@ export class JobStateWriter {
     writeState(this.paths, next, durabilityOf(change));
     this.current = next;
     this.text = stateText(next);
-    if (isTerminal(next.status)) leaveActive(this.paths, next.id);
+    if (leavesActive(next, change)) leaveActive(this.paths, next.id);
     return next;
   }
 

@@ -100,6 +100,12 @@ export function jobState(spool: TestSpool, id: string): any {
   return readJson(path.join(spool.home, 'jobs', id, 'state.json'));
 }
 
+/** agent-async's own notes about a job's run (notes.log), '' when it has none. */
+export function jobNotes(spool: TestSpool, id: string): string {
+  const file = path.join(spool.home, 'jobs', id, 'notes.log');
+  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+}
+
 export function waitJob(spool: TestSpool, id: string, timeout = '60s'): any {
   const result = cli(spool, ['wait', id, '--timeout', timeout, '--json']);
   const parsed = JSON.parse(result.stdout);
