@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Verdict } from '../lib/agents/types.js';
-import { decideOutcome, type EndFacts } from '../lib/runner/outcome.js';
+import { decideOutcome, type EndFacts } from '../lib/runner/core/outcome.js';
 import type { ExitRecord } from '../lib/spool/store.js';
 
 /** decideOutcome's precedence: a cancel request, then a done report, then a limit, then the worker's verdict. */

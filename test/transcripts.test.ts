@@ -6,7 +6,7 @@ import { codexAdapter } from '../lib/agents/codex.js';
 import { cursorAdapter } from '../lib/agents/cursor.js';
 import { geminiAdapter } from '../lib/agents/gemini.js';
 import type { AgentAdapter } from '../lib/agents/types.js';
-import { decideOutcome } from '../lib/runner/outcome.js';
+import { decideOutcome } from '../lib/runner/core/outcome.js';
 import { ROOT } from './helpers/spool.js';
 
 /**

@@ -5,9 +5,11 @@ import type { Config } from '../config.js';
 import { NotARegularFile, openRegularFile } from '../spool/fsx.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
 import { IllegalTransition, awaitsWorkerExit, type JobState } from '../spool/state.js';
+import type { ClaimStatus } from './core/schedule.js';
 import { applyTransition, auditJobFolder, claimJob, readClaims, readExitRecord, removeFromActive, type ClaimInfo, type ClaimOwner } from '../spool/store.js';
 import { sweepTempsOf } from '../spool/sweep.js';
-import { jobLimits, recordEnd } from './outcome.js';
+import { jobLimits } from './core/outcome.js';
+import { recordEnd } from './record-end.js';
 import { groupMembers, jobGroupLeaders, jobProcesses, liveness, terminateJobProcesses } from './processes.js';
 import { LineSplitter } from './worker-io.js';
 
@@ -19,8 +21,6 @@ import { LineSplitter } from './worker-io.js';
 
 /** A claim whose owner never wrote owner.json is presumed dead after this long. */
 const OWNERLESS_CLAIM_MS = 30_000;
-
-export type ClaimStatus = { kind: 'free'; nextAttempt: number } | { kind: 'held'; attempt: number };
 
 /**
  * Whether a pending job is free to claim, and with which attempt number. Any claim whose owner
@@ -49,8 +49,17 @@ export function pendingClaimStatus(paths: SpoolPaths, state: JobState): ClaimSta
 export function cancelPendingJob(paths: SpoolPaths, state: JobState, owner: ClaimOwner): JobState | null {
   const claim = pendingClaimStatus(paths, state);
   if (claim.kind === 'held' || !claimJob(paths, state.id, claim.nextAttempt, owner)) return null;
+  return cancelClaimedJob(paths, state.id, claim.nextAttempt);
+}
+
+/**
+ * Records `cancelled` for a pending job under the claim its caller holds: the one place a
+ * pending job is cancelled (by a canceller, the runner, or the supervisor that claimed it).
+ * Null when it moved on meanwhile.
+ */
+export function cancelClaimedJob(paths: SpoolPaths, id: string, attempt: number): JobState | null {
   try {
-    return applyTransition(paths, state.id, { name: 'cancel_pending', attempt: claim.nextAttempt });
+    return applyTransition(paths, id, { name: 'cancel_pending', attempt });
   } catch (error) {
     if (error instanceof IllegalTransition) return null; // it started meanwhile
     throw error;

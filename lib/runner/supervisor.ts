@@ -20,7 +20,8 @@ import {
   type ExitRecord,
 } from '../spool/store.js';
 import { watchFoldersNative } from '../spool/watch.js';
-import { JOB_FOLDER_HINT, jobLimits, notifiedEnd, recordEnd, type JobLimits } from './outcome.js';
+import { JOB_FOLDER_HINT, jobLimits, type JobLimits } from './core/outcome.js';
+import { notifiedEnd, recordEnd } from './record-end.js';
 import { groupMembers, jobProcesses, processGroupOf, processStartTime, selfIdentity, terminateJobProcesses } from './processes.js';
 import { traceStep } from './trace.js';
 import { resolveExecutable } from '../which.js';
