@@ -174,6 +174,20 @@ describe('when the runner dies', () => {
     for (const state of states) expect(pidAlive(state.worker.pid)).toBe(false);
   });
 
+  it('a job its done report ended, whose supervisor dies in the worker\'s grace: the worker is stopped and the slot freed', async () => {
+    const spool = makeSpool({ concurrency: 1, done_grace_seconds: 300 });
+    const notified = startJob(spool, ['sh', '-c', 'echo "all done" > "$AGENT_ASYNC_JOB_DIR/done"; sleep 300']);
+    const next = startJob(spool, ['true']);
+    const ended = waitJob(spool, notified);
+    expect(ended).toMatchObject({ status: 'done', notified: { summary: 'all done' }, exit_code: null });
+    expect(jobState(spool, next).status).toBe('pending');
+    process.kill(ended.supervisor.pid, 'SIGKILL');
+    expect(waitJob(spool, next).status).toBe('done');
+    expect(pidAlive(ended.worker.pid)).toBe(false);
+    expect(fs.existsSync(path.join(spool.home, 'active', notified))).toBe(false);
+    expect(jobState(spool, notified)).toMatchObject({ status: 'done', notified: { summary: 'all done' } });
+  });
+
   it('a pending job claimed by a supervisor that died before starting it is claimed again and runs once', async () => {
     const spool = makeSpool();
     const ledger = path.join(spool.work, 'ledger');
