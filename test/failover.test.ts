@@ -174,7 +174,7 @@ describe('when the runner dies', () => {
     for (const state of states) expect(pidAlive(state.worker.pid)).toBe(false);
   });
 
-  it('a job its done report ended, whose supervisor dies in the worker\'s grace: the worker is stopped and the slot freed', async () => {
+  it('a job its done report ended, whose supervisor dies in the worker\'s grace: the worker is stopped and the slot freed', () => {
     const spool = makeSpool({ concurrency: 1, done_grace_seconds: 300 });
     const notified = startJob(spool, ['sh', '-c', 'echo "all done" > "$AGENT_ASYNC_JOB_DIR/done"; sleep 300']);
     const next = startJob(spool, ['true']);
