@@ -30,7 +30,9 @@ describe('when the runner dies', () => {
   it('the running job keeps going, its exit status is recorded, a new runner adopts it and the queue goes on', async () => {
     const spool = makeSpool({ concurrency: 1, runner_idle_seconds: 3 });
     const ledger = path.join(spool.work, 'ledger');
-    const first = startJob(spool, ['sh', '-c', `echo first >> ${ledger}; sleep 2; exit 3`]);
+    // the first job runs until the test lets it end, so the runner surely dies mid-job
+    const gate = path.join(spool.work, 'gate');
+    const first = startJob(spool, ['sh', '-c', `echo first >> ${ledger}; while [ ! -e '${gate}' ]; do sleep 0.05; done; exit 3`]);
     const second = startJob(spool, ['sh', '-c', `echo second >> ${ledger}`]);
     await until(() => jobState(spool, first).worker !== null, 10_000, 'the first job to run');
     // the runner that leads now (on a loaded machine runner.json may still name one that lost the race and left)
@@ -46,13 +48,17 @@ describe('when the runner dies', () => {
     }, 20_000, 'the leading runner to be killed');
     const killedAt = Date.now();
 
-    // No submit and no wait from here on: the orphaned supervisor starts the next runner.
+    // No submit and no wait from here on: the orphaned supervisor starts the next runner while
+    // its job still runs. A runner.json of another process with a later epoch says that one took
+    // the lease (it may be 'stopped' again by the time a slow probe reads it).
     const next = await until(() => {
       const info = runnerInfo(spool.home);
-      return info.pid !== dead.pid && info.state === 'leading' && pidAlive(info.pid) ? info : undefined;
-    }, 20_000, 'a new runner to lead');
+      return info.pid !== dead.pid && info.epoch > dead.epoch ? info : undefined;
+    }, 60_000, 'a new runner to lead');
     expect(next.epoch).toBe(dead.epoch + 1);
     const failoverMs = Date.now() - killedAt;
+    expect(jobState(spool, first).status).toBe('running');
+    fs.writeFileSync(gate, '');
 
     await until(() => jobState(spool, second).status === 'done', 30_000, 'the queued job to run');
     const firstState = jobState(spool, first);
@@ -166,6 +172,20 @@ describe('when the runner dies', () => {
     expect(await waitJob(spool, toCancel)).toMatchObject({ status: 'cancelled' });
     expect(await waitJob(spool, toFinish)).toMatchObject({ status: 'done', notified: { summary: 'finished by hand' } });
     for (const state of states) expect(pidAlive(state.worker.pid)).toBe(false);
+  });
+
+  it('a job its done report ended, whose supervisor dies in the worker\'s grace: the worker is stopped and the slot freed', async () => {
+    const spool = makeSpool({ concurrency: 1, done_grace_seconds: 300 });
+    const notified = startJob(spool, ['sh', '-c', 'echo "all done" > "$AGENT_ASYNC_JOB_DIR/done"; sleep 300']);
+    const next = startJob(spool, ['true']);
+    const ended = await waitJob(spool, notified);
+    expect(ended).toMatchObject({ status: 'done', notified: { summary: 'all done' }, exit_code: null });
+    expect(jobState(spool, next).status).toBe('pending');
+    process.kill(ended.supervisor.pid, 'SIGKILL');
+    expect((await waitJob(spool, next)).status).toBe('done');
+    expect(pidAlive(ended.worker.pid)).toBe(false);
+    expect(fs.existsSync(path.join(spool.home, 'active', notified))).toBe(false);
+    expect(jobState(spool, notified)).toMatchObject({ status: 'done', notified: { summary: 'all done' } });
   });
 
   it('a pending job claimed by a supervisor that died before starting it is claimed again and runs once', async () => {

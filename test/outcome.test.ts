@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Verdict } from '../lib/agents/types.js';
-import { decideOutcome, type EndFacts } from '../lib/runner/outcome.js';
+import { decideOutcome, type EndFacts } from '../lib/runner/core/outcome.js';
 import type { ExitRecord } from '../lib/spool/store.js';
 
 /** decideOutcome's precedence: a cancel request, then a done report, then a limit, then the worker's verdict. */
@@ -15,26 +15,28 @@ function exit(reason: ExitRecord['reason'], exitCode: number | null = 0, signal:
 const failing: Verdict = { ok: false, error: { code: 'agent_error', message: 'the model refused' } };
 const passing: Verdict = { ok: true };
 
+const report = (summary: string) => ({ summary, at: '2026-01-01T00:00:00.000Z' });
+
 function facts(overrides: Partial<EndFacts>): EndFacts {
-  return { exit: exit('exited'), cancelRequested: false, doneSummary: null, timeoutSeconds: 60, stallSeconds: 30, verdict: passing, ...overrides };
+  return { exit: exit('exited'), cancelRequested: false, done: null, timeoutSeconds: 60, stallSeconds: 30, verdict: passing, ...overrides };
 }
 
 type Expected = [status: 'done' | 'error' | 'cancelled', errorCode: string | null];
 
 const TABLE: Array<[string, Partial<EndFacts>, Expected]> = [
   // cancel wins over everything once the worker was stopped for it (or no exit is known)
-  ['cancel, worker stopped for it, done report and failing verdict', { cancelRequested: true, exit: exit('cancelled', null, 'SIGTERM'), doneSummary: 'x', verdict: failing }, ['cancelled', null]],
-  ['cancel, no exit record, done report', { cancelRequested: true, exit: null, doneSummary: 'x' }, ['cancelled', null]],
+  ['cancel, worker stopped for it, done report and failing verdict', { cancelRequested: true, exit: exit('cancelled', null, 'SIGTERM'), done: report('x'), verdict: failing }, ['cancelled', null]],
+  ['cancel, no exit record, done report', { cancelRequested: true, exit: null, done: report('x') }, ['cancelled', null]],
   ['cancel, no exit record', { cancelRequested: true, exit: null }, ['cancelled', null]],
   // a cancel that came after the worker ended on its own changes nothing
   ['cancel after the worker exited 0', { cancelRequested: true, exit: exit('exited', 0) }, ['done', null]],
   ['cancel after the worker failed', { cancelRequested: true, exit: exit('exited', 1), verdict: failing }, ['error', 'agent_error']],
   // done beats a limit and a verdict
-  ['done report and timed out', { doneSummary: 'all good', exit: exit('timed_out', null, 'SIGKILL') }, ['done', null]],
-  ['done report and stalled', { doneSummary: 'all good', exit: exit('stalled', null, 'SIGTERM') }, ['done', null]],
-  ['done report, stopped after the grace', { doneSummary: 'all good', exit: exit('done_grace', null, 'SIGTERM'), verdict: failing }, ['done', null]],
-  ['done report and no exit record', { doneSummary: 'all good', exit: null }, ['done', null]],
-  ['done report and a failing verdict', { doneSummary: '', verdict: failing }, ['done', null]],
+  ['done report and timed out', { done: report('all good'), exit: exit('timed_out', null, 'SIGKILL') }, ['done', null]],
+  ['done report and stalled', { done: report('all good'), exit: exit('stalled', null, 'SIGTERM') }, ['done', null]],
+  ['done report, stopped after the grace', { done: report('all good'), exit: exit('done_grace', null, 'SIGTERM'), verdict: failing }, ['done', null]],
+  ['done report and no exit record', { done: report('all good'), exit: null }, ['done', null]],
+  ['done report and a failing verdict', { done: report(''), verdict: failing }, ['done', null]],
   // no exit record and nothing else: the supervisor died
   ['no exit record', { exit: null }, ['error', 'runner_lost']],
   // a limit beats the verdict
@@ -62,7 +64,8 @@ describe('decideOutcome: cancel > done > limit > verdict', () => {
   }
 
   it('a done report records its summary; other outcomes record none', () => {
-    expect(decideOutcome(facts({ doneSummary: 'tests pass', exit: exit('timed_out') })).notified).toMatchObject({ summary: 'tests pass' });
+    // at: when the report was made, not when the job was closed
+    expect(decideOutcome(facts({ done: report('tests pass'), exit: exit('timed_out') })).notified).toEqual(report('tests pass'));
     expect(decideOutcome(facts({})).notified).toBeNull();
   });
 

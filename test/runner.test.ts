@@ -8,10 +8,13 @@ import {
   assertSchemaValid,
   cleanupSpools,
   cli,
+  cliAsync,
   gateJob,
+  jobNotes,
   jobState,
   makeSpool,
   pidAlive,
+  readJson,
   startJob,
   until,
   waitJob,
@@ -241,7 +244,7 @@ describe('workers', () => {
     expect(state.worker.pgid).toBe(state.worker.pid);
     const leftover = Number(fs.readFileSync(pidFile, 'utf8'));
     expect(pidAlive(leftover)).toBe(false);
-    expect(cli(spool, ['logs', id]).stdout).toMatch(/left processes in its group; stopping them/);
+    expect(jobNotes(spool, id)).toMatch(/left processes in its group; stopping them/);
   });
 
   it('a wall-clock limit ends the job as timed_out, a silent one as stalled', async () => {
@@ -252,15 +255,50 @@ describe('workers', () => {
     expect(timedOut).toMatchObject({ status: 'error', error: { code: 'timed_out' }, signal: 'SIGTERM' });
     const stalled = await waitJob(spool, silent);
     expect(stalled).toMatchObject({ status: 'error', error: { code: 'stalled' } });
-    expect(cli(spool, ['logs', silent]).stdout).toBe('hi\n[agent-async] stopping the job (stalled)\n');
+    expect(cli(spool, ['logs', silent]).stdout).toBe('hi\n');
+    expect(jobNotes(spool, silent)).toMatch(/^\S+ stopping the job \(stalled\)\n$/);
   });
 
-  it('a `done` file ends the job as done with its summary; a worker still running is stopped after the grace', async () => {
+  it('a `done` report (its file, or notify-done from another process) ends the job at once and wakes a waiter elsewhere; the worker keeps its grace, its exit is added, its slot stays taken until it is gone', async () => {
+    const spool = makeSpool({ concurrency: 1, done_grace_seconds: 300 });
+    const ledger = path.join(spool.work, 'ledger');
+    const gate = (name: string): string => path.join(spool.work, `gate-${name}`);
+    const runUntil = (name: string): string => `while [ ! -e '${gate(name)}' ]; do sleep 0.05; done`;
+    const byFile = startJob(spool, ['sh', '-c', `echo before; echo "refactor finished" > "$AGENT_ASYNC_JOB_DIR/done"; ${runUntil('file')}; echo after; echo first-exits >> ${ledger}; exit 7`]);
+    // one slot: this one waits behind the first until its worker is gone
+    const byCli = startJob(spool, ['sh', '-c', `echo second-starts >> ${ledger}; ${runUntil('cli')}`]);
+
+    const first = JSON.parse((await cliAsync(spool, ['wait', byFile, '--timeout', '120s', '--json'])).stdout).finished[0];
+    expect(first).toMatchObject({ status: 'done', notified: { summary: 'refactor finished' }, exit_code: null, signal: null });
+    expect(Date.parse(first.notified.at)).toBeLessThanOrEqual(Date.parse(first.finished_at));
+    assertSchemaValid(first);
+    expect(pidAlive(first.worker.pid)).toBe(true);
+    expect(jobState(spool, byCli).status).toBe('pending');
+    fs.writeFileSync(gate('file'), '');
+    const exited = await until(() => (jobState(spool, byFile).exit_code === 7 ? jobState(spool, byFile) : undefined), 60_000, 'the exit to be added');
+    // only the exit facts were added: the job ended when it was notified
+    expect(exited).toMatchObject({ status: 'done', signal: null, finished_at: first.finished_at, notified: first.notified, duration_ms: first.duration_ms });
+    expect(readJson(path.join(spool.home, 'jobs', byFile, 'exit.json'))).toMatchObject({ exit_code: 7, reason: 'exited' });
+    // the worker's bytes only, also those written after the report
+    expect(fs.readFileSync(path.join(spool.home, 'jobs', byFile, 'output.log'), 'utf8')).toBe('before\nafter\n');
+
+    const second = await until(() => (jobState(spool, byCli).worker ? jobState(spool, byCli) : undefined), 60_000, 'the next job to run');
+    expect(fs.readFileSync(ledger, 'utf8')).toBe('first-exits\nsecond-starts\n');
+    const waiting = cliAsync(spool, ['wait', byCli, '--timeout', '120s', '--json']);
+    expect(cli(spool, ['notify-done', byCli, 'told', 'from', 'elsewhere']).code).toBe(0);
+    expect(JSON.parse((await waiting).stdout).finished[0]).toMatchObject({ status: 'done', notified: { summary: 'told from elsewhere' }, exit_code: null });
+    expect(pidAlive(second.worker.pid)).toBe(true);
+    fs.writeFileSync(gate('cli'), '');
+    await until(() => jobState(spool, byCli).exit_code === 0, 60_000, 'the second exit to be added');
+  });
+
+  it('a worker still running when its done grace ends is stopped, and its exit added', async () => {
     const spool = makeSpool({ done_grace_seconds: 1 });
     const id = startJob(spool, ['sh', '-c', 'echo "refactor finished" > "$AGENT_ASYNC_JOB_DIR/done"; sleep 300']);
-    const state = await waitJob(spool, id);
-    expect(state).toMatchObject({ status: 'done', notified: { summary: 'refactor finished' }, signal: 'SIGTERM' });
-    expect(JSON.parse(fs.readFileSync(path.join(spool.home, 'jobs', id, 'exit.json'), 'utf8')).reason).toBe('done_grace');
+    expect(await waitJob(spool, id)).toMatchObject({ status: 'done', notified: { summary: 'refactor finished' } });
+    await until(() => jobState(spool, id).signal === 'SIGTERM', 60_000, 'the worker to be stopped');
+    expect(readJson(path.join(spool.home, 'jobs', id, 'exit.json')).reason).toBe('done_grace');
+    expect(jobNotes(spool, id)).toMatch(/stopping the job \(done grace\)/);
   });
 
   it('output.log holds every line in order (the memory side is measured by the 1 GiB bench)', async () => {

@@ -129,27 +129,39 @@ describe('per-job claims', () => {
 
   it('8 processes racing to claim the same 200 jobs: each job is claimed exactly once', async () => {
     const spool = makeSpool();
+    const barrier = path.join(spool.work, 'barrier');
+    fs.mkdirSync(barrier);
+    // Racer k walks the jobs from its own offset (k × 25) on. It claims the first job of its
+    // stretch, says so, and goes on only when all eight have: so all eight are in the loop at
+    // once, and the rest of every stretch is contested by whoever gets there.
     const script = `
+      import fs from 'node:fs';
       import { claimJob } from '${ROOT}/dist/spool/store.js';
       import { spoolPaths } from '${ROOT}/dist/spool/layout.js';
       const paths = spoolPaths(process.env.AGENT_ASYNC_HOME);
       const ids = JSON.parse(process.argv[1]);
+      const [barrier, k, racers] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
+      const offset = k * (ids.length / racers);
+      const order = [...ids.slice(offset), ...ids.slice(0, offset)];
+      const owner = () => ({ role: 'runner', pid: process.pid, start_time: null, host: 'h', epoch: null, at: new Date().toISOString() });
       const won = [];
-      const go = Number(process.argv[2]); // one instant for all racers, set by the test
-      while (Date.now() < go) {}
-      for (const id of ids) {
-        if (claimJob(paths, id, 1, { role: 'runner', pid: process.pid, start_time: null, host: 'h', epoch: null, at: new Date().toISOString() })) won.push(id);
-      }
+      order.forEach((id, i) => {
+        if (claimJob(paths, id, 1, owner())) won.push(id);
+        if (i > 0) return;
+        fs.writeFileSync(barrier + '/' + k, '');
+        const nap = new Int32Array(new SharedArrayBuffer(4));
+        while (fs.readdirSync(barrier).length < racers) Atomics.wait(nap, 0, 0, 2);
+      });
       process.stdout.write(JSON.stringify(won));`;
     const published = spawnSync(process.execPath, [path.join(ROOT, 'test/helpers/publish-pending.mjs'), '200', '/dev/null', spool.work], {
       env: spool.env, encoding: 'utf8',
     });
     const ids: string[] = JSON.parse(published.stdout);
-    const go = Date.now() + 2000; // after every racer has started, even on a loaded machine
-    const racers = Array.from({ length: 8 }, () =>
-      collectOutput(spawn(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(ids), String(go)], { env: spool.env }), 'stdout'));
+    const racers = Array.from({ length: 8 }, (_, k) =>
+      collectOutput(spawn(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(ids), barrier, String(k), '8'], { env: spool.env }), 'stdout'));
     const perRacer: string[][] = (await Promise.all(racers)).map((out) => JSON.parse(out));
     expect(perRacer.flat().sort()).toEqual([...ids].sort());
-    expect(perRacer.filter((won) => won.length > 0).length, 'no race took place: one racer claimed every job').toBeGreaterThan(1);
+    // each racer's first claim came before any other racer could reach that job
+    perRacer.forEach((won, k) => expect(won, `racer ${k} lost the first job of its own stretch`).toContain(ids[k * 25]));
   });
 });

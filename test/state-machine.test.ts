@@ -28,6 +28,12 @@ const examples: Record<Transition['name'], Transition> = {
   fail_to_start: { name: 'fail_to_start', attempt: 1, error: { code: 'cwd_missing', message: 'gone' } },
   cancel_pending: { name: 'cancel_pending', attempt: 1 },
   runner_lost: { name: 'runner_lost', outcome: lost },
+  notify_done: {
+    name: 'notify_done',
+    outcome: { ...done, exit_code: null, notified: { summary: 'all tests pass', at: '2026-01-01T00:00:00.000Z' } },
+    worker: { pid: 456, pgid: 456, argv: ['true'], start_time: null },
+  },
+  record_exit: { name: 'record_exit', exit_code: 0, signal: null },
 };
 
 /**
@@ -41,6 +47,8 @@ const TABLE: Array<[Transition['name'], Record<JobState['status'], JobState['sta
   ['fail_to_start', { pending: 'error', running: '-', done: '-', error: '-', cancelled: '-' }],
   ['cancel_pending', { pending: 'cancelled', running: '-', done: '-', error: '-', cancelled: '-' }],
   ['runner_lost', { pending: '-', running: 'error', done: '-', error: '-', cancelled: '-' }],
+  ['notify_done', { pending: '-', running: 'done', done: '-', error: '-', cancelled: '-' }],
+  ['record_exit', { pending: '-', running: '-', done: 'done', error: '-', cancelled: '-' }],
 ];
 
 /** A valid state of each status, reached through the transitions themselves. */
@@ -50,7 +58,8 @@ function inStatus(status: JobState['status']): JobState {
   switch (status) {
     case 'pending': return pending;
     case 'running': return running();
-    case 'done': return transition(running(), examples.finish);
+    // ended by a `done` report while its worker still ran: the one done state record_exit applies to
+    case 'done': return transition(running(), examples.notify_done);
     case 'error': return transition(running(), examples.runner_lost);
     case 'cancelled': return transition(pending, examples.cancel_pending);
   }
@@ -94,6 +103,22 @@ describe('job state machine', () => {
     for (const change of Object.values(examples)) {
       expect(() => transition(state, change)).toThrow(IllegalTransition);
     }
+  });
+
+  it('a done report ends the job at once; the exit is added once, and only to such a job', () => {
+    const running = transition(transition(newJobState(newJobId(), request), examples.start), examples.record_worker);
+    const notifiedAt = new Date(Date.parse(running.started_at!) + 1000);
+    const notified = transition(running, examples.notify_done, notifiedAt);
+    expect(notified).toMatchObject({
+      status: 'done', exit_code: null, signal: null, worker: { pid: 456 }, duration_ms: 1000,
+      notified: { summary: 'all tests pass' }, finished_at: notifiedAt.toISOString(),
+    });
+    const exited = transition(notified, { name: 'record_exit', exit_code: null, signal: 'SIGTERM' }, new Date(notifiedAt.getTime() + 5000));
+    // only the exit facts change: the job ended when it was notified
+    expect(exited).toEqual({ ...notified, seq: notified.seq + 1, updated_at: exited.updated_at, signal: 'SIGTERM' });
+    assertSchemaValid(exited);
+    expect(() => transition(exited, examples.record_exit)).toThrow(IllegalTransition);
+    expect(() => transition(transition(running, examples.finish), examples.record_exit)).toThrow(IllegalTransition);
   });
 
   it('a job that never started ends with no start time, supervisor or worker', () => {

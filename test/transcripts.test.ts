@@ -6,7 +6,7 @@ import { codexAdapter } from '../lib/agents/codex.js';
 import { cursorAdapter } from '../lib/agents/cursor.js';
 import { geminiAdapter } from '../lib/agents/gemini.js';
 import type { AgentAdapter } from '../lib/agents/types.js';
-import { decideOutcome } from '../lib/runner/outcome.js';
+import { decideOutcome } from '../lib/runner/core/outcome.js';
 import { ROOT } from './helpers/spool.js';
 
 /**
@@ -101,7 +101,7 @@ describe('every transcript parses to its final message, session, usage and outco
           reason: 'exited', started_at: null, ended_at: new Date().toISOString(), spawn_error: null, survivors: [],
         },
         cancelRequested: false,
-        doneSummary: null,
+        done: null,
         timeoutSeconds: null,
         stallSeconds: null,
         verdict: adapter.judge(parsed, expected.exit, expected.signal ?? null),

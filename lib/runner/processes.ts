@@ -260,7 +260,9 @@ export function jobProcesses(jobId: string, after?: number): number[] {
   if (!HAS_PROC) return [];
   const entry = jobEnvironEntry(jobId);
   const candidates = after === undefined ? procPids() : pidsSince(after);
-  return candidates.filter((pid) => pid !== process.pid && environHolds(pid, entry) && livingProcStat(pid) !== undefined && isThreadGroupLeader(pid));
+  // threads first: a pid counted since the worker is often a thread of another process, whose
+  // environment (its process's) costs a walk of that process's memory to read
+  return candidates.filter((pid) => pid !== process.pid && isThreadGroupLeader(pid) && environHolds(pid, entry) && livingProcStat(pid) !== undefined);
 }
 
 /** All living descendants of `pid`, in and out of its process group. */

@@ -4,12 +4,14 @@ import type { AgentAdapter, ParsedStream } from '../agents/types.js';
 import type { Config } from '../config.js';
 import { NotARegularFile, openRegularFile } from '../spool/fsx.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
-import { IllegalTransition, type JobState } from '../spool/state.js';
-import { applyTransition, auditJobFolder, claimJob, readClaims, readExitRecord, type ClaimInfo, type ClaimOwner } from '../spool/store.js';
+import { IllegalTransition, awaitsWorkerExit, type JobState } from '../spool/state.js';
+import type { ClaimStatus } from './core/schedule.js';
+import { applyTransition, auditJobFolder, claimJob, readClaims, readExitRecord, removeFromActive, type ClaimInfo, type ClaimOwner } from '../spool/store.js';
 import { sweepTempsOf } from '../spool/sweep.js';
-import { jobLimits, recordEnd } from './outcome.js';
+import { jobLimits } from './core/outcome.js';
+import { recordEnd } from './record-end.js';
 import { groupMembers, jobGroupLeaders, jobProcesses, liveness, terminateJobProcesses } from './processes.js';
-import { LineSplitter, NOTE_PREFIX } from './worker-io.js';
+import { LineSplitter } from './worker-io.js';
 
 /**
  * What a runner does with jobs whose owner is gone. It never re-runs a job that may have
@@ -19,8 +21,6 @@ import { LineSplitter, NOTE_PREFIX } from './worker-io.js';
 
 /** A claim whose owner never wrote owner.json is presumed dead after this long. */
 const OWNERLESS_CLAIM_MS = 30_000;
-
-export type ClaimStatus = { kind: 'free'; nextAttempt: number } | { kind: 'held'; attempt: number };
 
 /**
  * Whether a pending job is free to claim, and with which attempt number. Any claim whose owner
@@ -49,17 +49,54 @@ export function pendingClaimStatus(paths: SpoolPaths, state: JobState): ClaimSta
 export function cancelPendingJob(paths: SpoolPaths, state: JobState, owner: ClaimOwner): JobState | null {
   const claim = pendingClaimStatus(paths, state);
   if (claim.kind === 'held' || !claimJob(paths, state.id, claim.nextAttempt, owner)) return null;
+  return cancelClaimedJob(paths, state.id, claim.nextAttempt);
+}
+
+/**
+ * Records `cancelled` for a pending job under the claim its caller holds: the one place a
+ * pending job is cancelled (by a canceller, the runner, or the supervisor that claimed it).
+ * Null when it moved on meanwhile.
+ */
+export function cancelClaimedJob(paths: SpoolPaths, id: string, attempt: number): JobState | null {
   try {
-    return applyTransition(paths, state.id, { name: 'cancel_pending', attempt: claim.nextAttempt });
+    return applyTransition(paths, id, { name: 'cancel_pending', attempt });
   } catch (error) {
     if (error instanceof IllegalTransition) return null; // it started meanwhile
     throw error;
   }
 }
 
+function supervisorGone(state: JobState): boolean {
+  return state.supervisor === null || liveness(state.supervisor) === 'dead';
+}
+
 /** A running job whose recorded supervisor is gone: nobody can record its end (`runner_lost`). */
 export function isRunnerLost(state: JobState): boolean {
-  return state.status === 'running' && (state.supervisor === null || liveness(state.supervisor) === 'dead');
+  return state.status === 'running' && supervisorGone(state);
+}
+
+/** A job a `done` report ended whose supervisor died while its worker had its grace. */
+export function isExitOrphaned(state: JobState): boolean {
+  return awaitsWorkerExit(state) && supervisorGone(state);
+}
+
+/** Finalizes a job whose supervisor is gone: `runner_lost` or an orphaned exit. */
+export async function finalizeOrphan(paths: SpoolPaths, state: JobState, config: Config, log: (message: string) => void): Promise<JobState | undefined> {
+  if (isRunnerLost(state)) return finalizeRunnerLost(paths, state, config, log);
+  if (!isExitOrphaned(state)) return undefined;
+  await stopJobProcesses(paths, state, config, log);
+  // exit.json holds the exit when the supervisor died between writing it and the state
+  const record = readExitRecord(paths, state.id);
+  let ended: JobState | undefined = state;
+  if (record?.attempt === state.attempt) {
+    try {
+      ended = applyTransition(paths, state.id, { name: 'record_exit', exit_code: record.exit_code, signal: record.signal });
+    } catch (error) {
+      if (!(error instanceof IllegalTransition)) throw error;
+    }
+  }
+  removeFromActive(paths, state.id);
+  return ended;
 }
 
 /** The most of output.log read back for an agent job's stream (its end, where the result is). */
@@ -68,7 +105,7 @@ const REPARSE_MAX_BYTES = 64 * 1024 * 1024;
 /**
  * Reads the stream of an agent job back from output.log (when its supervisor died after the
  * worker ended, nothing else holds what the worker reported). stdout and stderr are mixed
- * there, and our own `[agent-async]` notes are left out. Only a regular file is read, its last
+ * there (agent-async's own notes are in notes.log). Only a regular file is read, its last
  * 64 MiB at most, line by line with the parser's line cap.
  */
 async function reparse(paths: SpoolPaths, state: JobState, config: Config): Promise<{ adapter: AgentAdapter; parsed: ParsedStream | null } | null> {
@@ -94,7 +131,7 @@ async function reparse(paths: SpoolPaths, state: JobState, config: Config): Prom
     let skipFirst = start > 0;
     const splitter = new LineSplitter((line) => {
       if (skipFirst) skipFirst = false;
-      else if (line.trim() !== '' && !line.startsWith(NOTE_PREFIX)) parser.line(line, 'stdout');
+      else if (line.trim() !== '') parser.line(line, 'stdout');
     });
     const stream = fs.createReadStream('', { fd: opened.fd, start, end: opened.size - 1, autoClose: true });
     for await (const chunk of stream) splitter.push(chunk as Buffer);
@@ -108,7 +145,19 @@ async function reparse(paths: SpoolPaths, state: JobState, config: Config): Prom
  * record its end) and whatever else carries its job id, then writes the outcome the spool
  * supports.
  */
-export async function finalizeRunnerLost(paths: SpoolPaths, state: JobState, config: Config, log: (message: string) => void): Promise<JobState | undefined> {
+async function finalizeRunnerLost(paths: SpoolPaths, state: JobState, config: Config, log: (message: string) => void): Promise<JobState | undefined> {
+  await stopJobProcesses(paths, state, config, log);
+  // a supervisor killed in the middle of a write leaves its temp file in the job folder
+  if (state.supervisor) sweepTempsOf(paths, state.id, state.supervisor.pid);
+  const faults = auditJobFolder(paths, state.id);
+  const record = readExitRecord(paths, state.id);
+  const exit = record?.attempt === state.attempt ? record : null;
+  const stream = exit ? await reparse(paths, state, config) : null;
+  return recordEnd(paths, state, { exit, adapter: stream?.adapter ?? null, parsed: stream?.parsed ?? null, limits: jobLimits(state.request, config), faults }, log);
+}
+
+/** Stops the worker of a job whose supervisor died, and whatever else carries its job id. */
+async function stopJobProcesses(paths: SpoolPaths, state: JobState, config: Config, log: (message: string) => void): Promise<void> {
   const graceMs = config.kill_grace_seconds * 1000;
   const worker = state.worker;
   if (worker && groupMembers(worker.pgid).length > 0) {
@@ -127,11 +176,4 @@ export async function finalizeRunnerLost(paths: SpoolPaths, state: JobState, con
     log(`job ${state.id}: stopping ${rest.length} more process(es) carrying its id: ${rest.join(', ')}`);
     await Promise.all(rest.map((pid) => terminateJobProcesses({ pid, pgid: pid }, graceMs)));
   }
-  // a supervisor killed in the middle of a write leaves its temp file in the job folder
-  if (state.supervisor) sweepTempsOf(paths, state.id, state.supervisor.pid);
-  const faults = auditJobFolder(paths, state.id);
-  const record = readExitRecord(paths, state.id);
-  const exit = record?.attempt === state.attempt ? record : null;
-  const stream = exit ? await reparse(paths, state, config) : null;
-  return recordEnd(paths, state, { exit, adapter: stream?.adapter ?? null, parsed: stream?.parsed ?? null, limits: jobLimits(state.request, config), faults }, log);
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import type { SpoolPaths } from '../spool/layout.js';
-import { isTerminal, type JobState } from '../spool/state.js';
+import { awaitsWorkerExit, isTerminal, type JobState } from '../spool/state.js';
 import { cancelRequested, listActive, readState, removeFromActive } from '../spool/store.js';
 import { ActiveList } from '../spool/active-list.js';
 import { gcJobs } from '../spool/gc.js';
@@ -10,10 +10,11 @@ import { sweepTmp } from '../spool/sweep.js';
 import { acquireLeadership, type Leadership } from './lease.js';
 import { clearStartingMarker, openRunnerLog } from './launch.js';
 import { selfIdentity } from './processes.js';
-import { cancelPendingJob, finalizeRunnerLost, isRunnerLost, pendingClaimStatus } from './reconcile.js';
+import { cancelPendingJob, finalizeOrphan, isExitOrphaned, isRunnerLost, pendingClaimStatus } from './reconcile.js';
 import { SPOOL_UNWRITABLE, SUPERVISOR_DID_NOT_START, type SupervisorReply } from './messages.js';
 import { SupervisorPool } from './supervisor-pool.js';
 import { traceStep } from './trace.js';
+import { exclusionKey, planTick, type ActiveJob, type OwnJob } from './core/schedule.js';
 
 /**
  * The elected runner: claims pending jobs in FIFO order up to the concurrency limit (never
@@ -50,7 +51,7 @@ export class Runner {
   private leadership: Leadership | null = null;
   private pool: SupervisorPool | undefined;
   /** Jobs handed to our supervisors; `slotFree` once the worker is gone but its end is being recorded. */
-  private readonly own = new Map<string, { cwd: string; slotFree: boolean }>();
+  private readonly own = new Map<string, OwnJob>();
   private fullScan = true;
   /** Every slot was taken at the end of the last tick. */
   private saturated = false;
@@ -254,59 +255,35 @@ export class Runner {
     for (const id of this.known.keys()) if (!activeSet.has(id)) this.known.delete(id);
     for (const id of this.faulty.keys()) if (!activeSet.has(id)) this.faulty.delete(id);
 
-    const busyCwds = new Set<string>();
-    let occupied = 0;
-    const pending: JobState[] = [];
-    for (const { cwd, slotFree } of this.own.values()) {
-      if (slotFree) continue;
-      busyCwds.add(cwd);
-      occupied += 1;
-    }
     // every pending job's cancel request is looked at on the slow poll; between polls only
     // the jobs about to be dispatched are (a cancel of a pending job is normally done by the
     // canceller itself, see jobs.cancel)
     const fullScan = this.fullScan;
     this.fullScan = false;
-
+    const seen = new Map<string, JobState>();
+    const active: ActiveJob[] = [];
     for (const id of activeIds) {
       if (this.own.has(id)) continue;
       const state = this.contained(id, () => this.stateOf(id));
       if (!state) continue;
-      if (state.status === 'running') {
-        occupied += 1;
-        busyCwds.add(state.request.cwd);
-        if (isRunnerLost(state)) void this.finalize(state);
-      } else if (state.status === 'pending') {
-        pending.push(state);
-      }
+      seen.set(id, state);
+      const key = exclusionKey(state.request, config);
+      if (state.status === 'pending') active.push({ id, holdsSlot: false, key });
+      // a job ended by its done report holds its slot until its worker is gone
+      else if (state.status === 'running' || awaitsWorkerExit(state)) active.push({ id, holdsSlot: true, key, orphaned: isRunnerLost(state) || isExitOrphaned(state) });
     }
-
-    for (const state of pending) {
-      const dispatchable = occupied < config.concurrency && !(config.exclusive_cwd && busyCwds.has(state.request.cwd));
-      if ((fullScan || dispatchable) && cancelRequested(this.paths, state.id)) {
-        this.cancelPending(state);
-        continue;
-      }
-      if (!dispatchable) {
-        if (!fullScan && occupied >= config.concurrency) break;
-        continue;
-      }
-      const claim = this.contained(state.id, () => pendingClaimStatus(this.paths, state));
-      if (!claim) continue;
-      busyCwds.add(state.request.cwd);
-      occupied += 1;
-      if (claim.kind === 'held') continue;
-      this.own.set(state.id, { cwd: state.request.cwd, slotFree: false });
-      traceStep('dispatched', state.id);
-      this.pool!.dispatch({
-        type: 'run',
-        jobId: state.id,
-        attempt: claim.nextAttempt,
-        epoch: leadership.epoch,
-        config,
-      });
+    const plan = planTick({ concurrency: config.concurrency, fullScan, own: [...this.own.values()], active }, {
+      cancelRequested: (id) => cancelRequested(this.paths, id),
+      claim: (id) => this.contained(id, () => pendingClaimStatus(this.paths, seen.get(id)!)),
+    });
+    for (const id of plan.finalize) void this.finalize(seen.get(id)!);
+    for (const id of plan.cancel) this.cancelPending(seen.get(id)!);
+    for (const { id, attempt, key } of plan.dispatch) {
+      this.own.set(id, { key, slotFree: false });
+      traceStep('dispatched', id);
+      this.pool!.dispatch({ type: 'run', jobId: id, attempt, epoch: leadership.epoch, config });
     }
-    this.saturated = occupied >= config.concurrency;
+    this.saturated = plan.saturated;
     // one spare: the next job can start while the last one's end is still being recorded
     this.pool!.trim(config.concurrency + 1);
     await this.checkIdle(this.workable(activeIds).length === 0 && this.own.size === 0);
@@ -370,7 +347,7 @@ export class Runner {
     const read = readState(this.paths, id);
     if (read.kind === 'ok') {
       this.reportedCorrupt.delete(id);
-      if (isTerminal(read.state.status)) {
+      if (isTerminal(read.state.status) && !awaitsWorkerExit(read.state)) {
         removeFromActive(this.paths, id);
         return undefined;
       }
@@ -416,8 +393,8 @@ export class Runner {
     let failed = false;
     try {
       const fresh = readState(this.paths, stale.id);
-      if (fresh.kind !== 'ok' || !isRunnerLost(fresh.state)) return;
-      const state = await finalizeRunnerLost(this.paths, fresh.state, this.config, (m) => this.log(m));
+      if (fresh.kind !== 'ok') return;
+      const state = await finalizeOrphan(this.paths, fresh.state, this.config, (m) => this.log(m));
       if (state) this.log(`job ${state.id}: finalized as ${state.status}${state.error ? ` (${state.error.code})` : ''} after its supervisor died`);
       this.finalizeFailures.delete(stale.id);
     } catch (error) {

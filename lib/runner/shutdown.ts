@@ -2,11 +2,11 @@ import fs from 'node:fs';
 import { configSchema, loadConfig, type Config } from '../config.js';
 import { readRegularFile } from '../spool/fsx.js';
 import { FILE_MODE, type SpoolPaths } from '../spool/layout.js';
-import { isTerminal, type JobState } from '../spool/state.js';
+import { awaitsWorkerExit, isTerminal, type JobState } from '../spool/state.js';
 import { listActive, readState, requestCancel } from '../spool/store.js';
 import { readRunnerInfo } from './lease.js';
 import { liveness, selfIdentity } from './processes.js';
-import { finalizeRunnerLost, isRunnerLost } from './reconcile.js';
+import { finalizeOrphan } from './reconcile.js';
 
 /**
  * Stopping a spool's queue for good (before an uninstall): nothing of agent-async may keep
@@ -38,10 +38,15 @@ async function waitUntil(done: () => boolean, timeoutMs: number): Promise<boolea
   return true;
 }
 
+/** Ended, and its worker gone (a job a done report ended may still have it in its grace). */
+function hasEnded(state: JobState): boolean {
+  return isTerminal(state.status) && !awaitsWorkerExit(state);
+}
+
 function activeStates(paths: SpoolPaths): JobState[] {
   return listActive(paths).flatMap((id) => {
     const read = readState(paths, id);
-    return read.kind === 'ok' && !isTerminal(read.state.status) ? [read.state] : [];
+    return read.kind === 'ok' && !hasEnded(read.state) ? [read.state] : [];
   });
 }
 
@@ -96,24 +101,24 @@ export async function stopSpool(paths: SpoolPaths, by: string): Promise<StopRepo
     const running = new Set<string>();
     const cancelRunning = async (): Promise<void> => {
       for (const state of activeStates(paths)) {
-        if (state.status !== 'running') continue;
+        if (state.status === 'pending') continue;
         if (!running.has(state.id)) requestCancel(paths, state.id, by);
         running.add(state.id);
-        if (isRunnerLost(state)) await finalizeRunnerLost(paths, state, config, () => undefined);
+        await finalizeOrphan(paths, state, config, () => undefined);
       }
     };
     // twice: a supervisor that was handed a job just before the runner stopped may start it after the first look
     await cancelRunning();
     const ended = (): boolean => [...running].every((id) => {
       const read = readState(paths, id);
-      return read.kind !== 'ok' || isTerminal(read.state.status);
+      return read.kind !== 'ok' || hasEnded(read.state);
     });
     await waitUntil(ended, config.kill_grace_seconds * 1000 + 15_000);
     await cancelRunning();
     await waitUntil(ended, config.kill_grace_seconds * 1000 + 15_000);
     for (const id of running) {
       const read = readState(paths, id);
-      (read.kind === 'ok' && !isTerminal(read.state.status) ? report.stillRunning : report.cancelled).push(id);
+      (read.kind === 'ok' && !hasEnded(read.state) ? report.stillRunning : report.cancelled).push(id);
     }
     report.pending = activeStates(paths).filter((state) => state.status === 'pending').map((state) => state.id);
   } finally {

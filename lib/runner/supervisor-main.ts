@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import { defaultHome, spoolPaths } from '../spool/layout.js';
 import { ensureRunner } from './launch.js';
+import { readRunnerInfo } from './lease.js';
 import { logLine } from './log-line.js';
 import { NO_CONFIG, type RunJobMessage, type SupervisorReply } from './messages.js';
 import { superviseJob } from './supervisor.js';
@@ -27,9 +28,20 @@ function reply(message: SupervisorReply): void {
   process.send?.(message, undefined, {}, () => undefined);
 }
 
-function restartRunner(): void {
+/** The runner that forked this supervisor. */
+const formerRunner = process.ppid;
+const RESTART_CHECKS = 20;
+const RESTART_CHECK_MS = 250;
+
+/**
+ * Starts a runner unless a live one leads. A runner that was SIGKILLed closes its end of the
+ * channel a moment before it is seen dead: while runner.json still names it as a live leader,
+ * this looks again (for a few seconds), so a job that runs on does not hold up the queue.
+ */
+function restartRunner(checksLeft = RESTART_CHECKS): void {
   try {
-    ensureRunner(paths);
+    if (ensureRunner(paths) !== 'running' || readRunnerInfo(paths)?.pid !== formerRunner || checksLeft === 0) return;
+    setTimeout(() => restartRunner(checksLeft - 1), RESTART_CHECK_MS).unref();
   } catch (error) {
     log(`could not start a runner: ${(error as Error).message}`);
   }

@@ -1,11 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { getAdapter } from '../agents/registry.js';
 import type { AgentAdapter, Invocation } from '../agents/types.js';
 import type { Config } from '../config.js';
 import { SPOOL_UNWRITABLE, type RunJobMessage, type SupervisorReply } from './messages.js';
-import { errnoCode } from '../errors.js';
-import { NotARegularFile, describeSpaceProblem, entryExists, freeBytes, formatBytes, isSpaceError, readRegularFile } from '../spool/fsx.js';
+import { NotARegularFile, describeSpaceProblem, freeBytes, formatBytes, isSpaceError, readRegularFile } from '../spool/fsx.js';
 import { JOB_FILES, jobDir, jobFile, type SpoolPaths } from '../spool/layout.js';
 import { IllegalTransition, isTerminal, type JobError, type JobRequest, type JobState, type TerminalStatus, type WorkerInfo } from '../spool/state.js';
 import {
@@ -19,35 +17,26 @@ import {
   writeExitRecord,
   type ExitRecord,
 } from '../spool/store.js';
-import { watchFoldersNative } from '../spool/watch.js';
-import { JOB_FOLDER_HINT, jobLimits, recordEnd, type JobLimits } from './outcome.js';
-import { groupMembers, jobProcesses, processGroupOf, processStartTime, selfIdentity, terminateJobProcesses } from './processes.js';
+import { JOB_FOLDER_HINT, jobLimits } from './core/outcome.js';
+import { selfIdentity } from './processes.js';
+import { cancelClaimedJob } from './reconcile.js';
+import { notifiedEnd, recordEnd } from './record-end.js';
 import { traceStep } from './trace.js';
 import { resolveExecutable } from '../which.js';
-import { DirectOutput, OutputSink, checkCwd, openOutputLog } from './worker-io.js';
+import { JobNotes, checkCwd, openOutputLog } from './worker-io.js';
+import { runWorker } from './worker/run.js';
 
 /**
  * A supervisor runs one job at a time in its own process, apart from the runner: it claims
- * the job, starts the worker (no shell, own process group), streams its output to
- * `output.log`, enforces the limits and the cancel/done requests, and records how the worker
+ * the job, starts the worker (worker/run.ts: no shell, own process group), streams its output
+ * to `output.log`, enforces the limits and the cancel/done requests, and records how the worker
  * ended in `exit.json` and `state.json`. If the runner dies meanwhile the supervisor carries
  * on, so a worker's exit status is never lost (nq's lesson). Idle supervisors are reused for
  * the next job, which saves a Node start-up per job.
  */
 
-/** Time the leftovers of a worker that exited on its own get between TERM and KILL. */
-const LEFTOVER_GRACE_MS = 2_000;
-/**
- * How long a worker runs before it is written to state.json as running (with its pid, for
- * `status` and for a runner that must stop it after this supervisor died).
- */
-const WORKER_RECORD_DELAY_MS = 25;
-/** How long output pipes may stay open after the worker and its group are gone. */
-const OUTPUT_DRAIN_MS = 2_000;
 /** Largest prompt.txt a worker is started with. */
 const PROMPT_MAX_BYTES = 64 * 1024 * 1024;
-/** A worker that ran shorter than this cannot have seen the pid counter wrap around (processes.jobProcesses). */
-const QUICK_JOB_MS = 60_000;
 /** While the disk is full, the end of a job is written again after these waits (doubling). */
 const SPACE_RETRY_FIRST_MS = 500;
 const SPACE_RETRY_MAX_MS = 10_000;
@@ -57,11 +46,12 @@ const LOW_SPACE_BYTES = 1024 * 1024;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 type Log = (message: string) => void;
+type Reply = (reply: SupervisorReply) => void;
 
 /** Applies a transition unless the job has moved on meanwhile (then logs it and returns undefined). */
-function applyUnlessMoved(paths: SpoolPaths, id: string, change: Parameters<typeof applyTransition>[2], log: Log): JobState | undefined {
+function applyUnlessMoved(apply: () => JobState, id: string, log: Log): JobState | undefined {
   try {
-    return applyTransition(paths, id, change);
+    return apply();
   } catch (error) {
     if (error instanceof IllegalTransition) {
       log(`job ${id}: not recorded, the job was already ${error.from}`);
@@ -71,52 +61,125 @@ function applyUnlessMoved(paths: SpoolPaths, id: string, change: Parameters<type
   }
 }
 
-export async function superviseJob(
-  paths: SpoolPaths,
-  message: RunJobMessage,
-  config: Config,
-  reply: (reply: SupervisorReply) => void,
-  log: Log,
-): Promise<void> {
-  const { jobId: id, attempt, epoch } = message;
+/** A job this supervisor has started: its worker is about to run. */
+interface StartedJob {
+  writer: JobStateWriter;
+  prepared: PreparedWorker;
+  outputFd: number;
+}
+
+export async function superviseJob(paths: SpoolPaths, message: RunJobMessage, config: Config, reply: Reply, log: Log): Promise<void> {
+  const { jobId: id } = message;
   traceStep('received', id);
   const finished = (status: TerminalStatus | 'unknown'): void => reply({ type: 'finished', jobId: id, status });
-  // a full disk before the start: the job stays pending, and the runner offers it again later
-  const giveBack = (error: unknown): void => {
-    reply({ type: 'claim_failed', jobId: id, reason: `${SPOOL_UNWRITABLE}: ${describeSpaceProblem(error, paths.home)}` });
+  const started = claimAndStart(paths, message, config, reply, log);
+  if (!started) return;
+  const { writer, prepared, outputFd } = started;
+  const limits = jobLimits(prepared.request, config);
+  const parser = prepared.adapter.createParser();
+  // a `done` report ends the job at once; the worker keeps its grace to exit
+  const endOnNotify = (worker: WorkerInfo): void => {
+    try {
+      writer.checkDisk();
+      const faults = [...writer.faults, ...auditJobFolder(paths, id)];
+      const change = notifiedEnd(paths, writer.state, { adapter: prepared.adapter, parsed: parser?.result() ?? null, limits, worker, faults });
+      if (!change) return;
+      writer.apply(change);
+      traceStep('notified', id);
+    } catch (error) {
+      // the worker's end records the job, from the same report
+      log(`job ${id}: could not record the done report yet: ${(error as Error).message}`);
+    }
   };
-  const before = readState(paths, id);
-  if (before.kind !== 'ok' || before.state.status !== 'pending') {
-    reply({ type: 'claim_failed', jobId: id, reason: before.kind === 'ok' ? before.state.status : before.kind });
-    return;
-  }
+  const end = await runWorker({
+    paths,
+    id,
+    attempt: message.attempt,
+    file: prepared.file,
+    invocation: prepared.invocation,
+    cwd: prepared.cwd,
+    env: prepared.env,
+    outputFd,
+    onLine: parser ? (line, stream) => parser.line(line, stream) : undefined,
+    onExited: () => reply({ type: 'exited', jobId: id }),
+    onDone: endOnNotify,
+    notes: new JobNotes(jobFile(paths, id, JOB_FILES.notes)),
+    limits,
+    config,
+    writer,
+    log,
+  });
+  // what the worker did to its folder, seen before anything of ours is written into it again
+  const faults = auditFolder(paths, writer);
+  const ended = writer.state.status === 'done'
+    ? await recordExitAfterNotify(paths, writer, end.exit, log)
+    : await recordEndDurably(paths, id, end.exit, log, (diskNote) => recordEnd(paths, writer.state, {
+      exit: end.exit,
+      adapter: prepared.adapter,
+      parsed: parser?.result() ?? null,
+      limits,
+      worker: end.unrecordedWorker,
+      faults,
+      diskNote: diskNote ?? end.outputLoss ?? lowSpaceNote(paths, end.exit),
+      commit: (change) => writer.apply(change),
+    }, log));
+  traceStep('recorded', id);
+  finished(ended && isTerminal(ended.status) ? ended.status : 'unknown');
+}
+
+/** The job files the worker broke, and a state.json it changed. */
+function auditFolder(paths: SpoolPaths, writer: JobStateWriter): string[] {
+  const broken = auditJobFolder(paths, writer.state.id);
+  writer.checkDisk();
+  return [...writer.faults, ...broken];
+}
+
+/** A job its done report ended: only its worker's exit is added (exit.json, then `record_exit`). */
+function recordExitAfterNotify(paths: SpoolPaths, writer: JobStateWriter, exit: ExitRecord, log: Log): Promise<JobState | undefined> {
+  const change = { name: 'record_exit' as const, exit_code: exit.exit_code, signal: exit.signal };
+  return recordEndDurably(paths, writer.state.id, exit, log, () => applyUnlessMoved(() => writer.apply(change), writer.state.id, log));
+}
+
+/**
+ * Claims the job under the attempt the runner chose, reads its state once, and starts it:
+ * the running state is on disk and output.log exists when this returns. Null when it did not
+ * start (claimed by someone else, moved on, cancelled, refused, or a full disk), said to the
+ * runner.
+ */
+function claimAndStart(paths: SpoolPaths, message: RunJobMessage, config: Config, reply: Reply, log: Log): StartedJob | null {
+  const { jobId: id, attempt, epoch } = message;
+  const finished = (status: TerminalStatus | 'unknown'): void => reply({ type: 'finished', jobId: id, status });
+  // a full disk before the start: the job stays pending, and the runner offers it again later
+  const giveBack = (error: unknown): null => {
+    reply({ type: 'claim_failed', jobId: id, reason: `${SPOOL_UNWRITABLE}: ${describeSpaceProblem(error, paths.home)}` });
+    return null;
+  };
   const me = selfIdentity();
   try {
     if (!claimJob(paths, id, attempt, { role: 'supervisor', ...me, epoch, at: new Date().toISOString() })) {
       reply({ type: 'claim_failed', jobId: id, reason: `claim.${attempt} is taken` });
-      return;
+      return null;
     }
   } catch (error) {
     if (!isSpaceError(error)) throw error;
     return giveBack(error);
   }
-
   traceStep('claimed', id);
+  // the one read of the state before the start: after the claim, nobody else may change it
   const claimed = readState(paths, id);
   if (claimed.kind !== 'ok' || claimed.state.status !== 'pending' || claimed.state.attempt >= attempt) {
-    log(`job ${id}: claimed attempt ${attempt} but the job is no longer pending; leaving it`);
-    finished('unknown');
-    return;
+    releaseClaim(paths, id, attempt);
+    reply({ type: 'claim_failed', jobId: id, reason: claimed.kind === 'ok' ? `the job is ${claimed.state.status}` : `state.json is ${claimed.kind}` });
+    return null;
   }
   if (cancelRequested(paths, id)) {
-    applyUnlessMoved(paths, id, { name: 'cancel_pending', attempt }, log);
-    finished('cancelled');
-    return;
+    finished(cancelClaimedJob(paths, id, attempt) ? 'cancelled' : 'unknown');
+    return null;
   }
-
-  const refuse = (error: JobError): void => {
-    const state = applyUnlessMoved(paths, id, { name: 'fail_to_start', attempt, error }, log);
+  const refuse = (error: JobError): null => {
+    const state = applyUnlessMoved(() => applyTransition(paths, id, { name: 'fail_to_start', attempt, error }), id, log);
     finished(state ? 'error' : 'unknown');
+    return null;
   };
   const prepared = prepareWorker(paths, id, claimed.state.request, config);
   if ('code' in prepared) return refuse(prepared);
@@ -130,14 +193,14 @@ export async function superviseJob(
     releaseClaim(paths, id, attempt);
     return giveBack(error);
   }
-
-  let running: JobState;
+  const start = { name: 'start' as const, attempt, epoch, supervisor: me };
+  let writer: JobStateWriter;
   try {
-    running = applyTransition(paths, id, { name: 'start', attempt, epoch, supervisor: me });
+    writer = JobStateWriter.start(paths, claimed.state, start);
   } catch (error) {
     const now = readState(paths, id);
     if (now.kind === 'ok' && now.state.status === 'running' && now.state.attempt === attempt) {
-      running = now.state; // the state landed; only the folder sync after it failed
+      writer = new JobStateWriter(paths, now.state); // the state landed; only the folder sync after it failed
     } else {
       closeFd(outputFd);
       if (!isSpaceError(error)) throw error;
@@ -146,40 +209,7 @@ export async function superviseJob(
     }
   }
   traceStep('started', id);
-  const writer = new JobStateWriter(paths, running);
-  const limits = jobLimits(prepared.request, config);
-  const parser = prepared.adapter.createParser();
-  const { exit, unrecordedWorker, outputLoss } = await runWorker({
-    paths,
-    id,
-    attempt,
-    file: prepared.file,
-    invocation: prepared.invocation,
-    outputFd,
-    onLine: parser ? (line, stream) => parser.line(line, stream) : undefined,
-    onExited: () => reply({ type: 'exited', jobId: id }),
-    cwd: prepared.request.cwd,
-    searchPath: prepared.searchPath,
-    limits,
-    config,
-    writer,
-    log,
-  });
-  // what the worker did to its folder, seen before anything of ours is written into it again
-  const faults = auditJobFolder(paths, id);
-  writer.checkDisk();
-  const ended = await recordEndDurably(paths, id, exit, log, (diskNote) => recordEnd(paths, writer.state, {
-    exit,
-    adapter: prepared.adapter,
-    parsed: parser?.result() ?? null,
-    limits,
-    worker: unrecordedWorker,
-    faults: [...writer.faults, ...faults],
-    diskNote: diskNote ?? outputLoss ?? lowSpaceNote(paths, exit),
-    commit: (change) => writer.apply(change),
-  }, log));
-  traceStep('recorded', id);
-  finished(ended && isTerminal(ended.status) ? ended.status : 'unknown');
+  return { writer, prepared, outputFd };
 }
 
 function badJobFile(fault: string): JobError {
@@ -190,11 +220,13 @@ interface PreparedWorker {
   request: JobRequest;
   adapter: AgentAdapter;
   invocation: Invocation;
+  /** The resolved binary. */
   file: string;
-  searchPath: string;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
 }
 
-/** The adapter, the command line, the cwd and the binary of a job, or why it cannot start. */
+/** The adapter, the command line, the place and the binary of a job, or why it cannot start. */
 function prepareWorker(paths: SpoolPaths, id: string, request: JobRequest, config: Config): PreparedWorker | JobError {
   let adapter: AgentAdapter;
   let invocation: Invocation;
@@ -211,14 +243,30 @@ function prepareWorker(paths: SpoolPaths, id: string, request: JobRequest, confi
   } catch (error) {
     return { code: 'spawn_failed', message: `could not build the command: ${(error as Error).message}` };
   }
-  const cwdError = checkCwd(request.cwd);
+  const { cwd, env } = workerPlace(paths, id, request, invocation);
+  const cwdError = checkCwd(cwd);
   if (cwdError) return cwdError;
-  const searchPath = request.env_path ?? process.env.PATH ?? '';
-  const resolved = resolveExecutable(invocation.argv[0] ?? '', request.cwd, searchPath);
+  const resolved = resolveExecutable(invocation.argv[0] ?? '', cwd, env.PATH ?? '');
   if (!resolved.ok) {
     return resolved.error.code === 'agent_not_found' ? { ...resolved.error, hint: `install it: ${adapter.installHint}` } : resolved.error;
   }
-  return { request, adapter, invocation, file: resolved.file, searchPath };
+  return { request, adapter, invocation, file: resolved.file, cwd, env };
+}
+
+/**
+ * Where a worker runs and with what environment: the job's cwd; the supervisor's environment
+ * with the adapter's additions, the submitter's PATH (to find the binary) and the job's identity.
+ */
+function workerPlace(paths: SpoolPaths, id: string, request: JobRequest, invocation: Invocation): { cwd: string; env: NodeJS.ProcessEnv } {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...invocation.env,
+    PATH: request.env_path ?? process.env.PATH ?? '',
+    AGENT_ASYNC_JOB_ID: id,
+    AGENT_ASYNC_JOB_DIR: jobDir(paths, id),
+    AGENT_ASYNC_HOME: paths.home,
+  };
+  return { cwd: request.cwd, env };
 }
 
 /**
@@ -269,208 +317,3 @@ function closeFd(fd: number): void {
   }
 }
 
-interface WorkerRun {
-  paths: SpoolPaths;
-  id: string;
-  attempt: number;
-  file: string;
-  invocation: Invocation;
-  /** output.log, opened for appending. */
-  outputFd: number;
-  onLine: ((line: string, stream: 'stdout' | 'stderr') => void) | undefined;
-  onExited: () => void;
-  cwd: string;
-  searchPath: string;
-  limits: JobLimits;
-  config: Config;
-  writer: JobStateWriter;
-  log: Log;
-}
-
-type StopReason = 'cancelled' | 'timed_out' | 'stalled' | 'done_grace';
-
-function spawnFailure(run: WorkerRun, startedAt: string, error: unknown): ExitRecord {
-  const code = errnoCode(error) ?? 'UNKNOWN';
-  const reasons: Record<string, string> = {
-    E2BIG: 'the argument list is too long for the system (E2BIG)',
-    EACCES: 'permission denied (EACCES)',
-    ENOENT: 'the command or the cwd vanished before it could start (ENOENT)',
-    ENOEXEC: 'the file is not an executable the system can run (ENOEXEC)',
-  };
-  return {
-    schema_version: 1,
-    attempt: run.attempt,
-    pid: null,
-    exit_code: null,
-    signal: null,
-    reason: 'spawn_failed',
-    started_at: startedAt,
-    ended_at: new Date().toISOString(),
-    spawn_error: { code, message: `could not start ${run.file}: ${reasons[code] ?? (error as Error).message}` },
-    survivors: [],
-  };
-}
-
-interface WorkerEnd {
-  exit: ExitRecord;
-  /** The worker, when it had exited before it could be recorded as running. */
-  unrecordedWorker: WorkerInfo | undefined;
-  /** Output that could not be written to output.log (a full disk), said in words. */
-  outputLoss: string | null;
-}
-
-function lossNote(sink: OutputSink | DirectOutput): string | null {
-  const { bytes, error } = sink.lost;
-  return bytes === 0 ? null : `${bytes} bytes of its output could not be written to output.log (${error?.message ?? 'write failed'})`;
-}
-
-async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
-  const { paths, id, invocation, config } = run;
-  // a stream to parse needs pipes; otherwise the worker writes straight to output.log
-  const sink: OutputSink | DirectOutput = run.onLine ? new OutputSink(run.outputFd, run.onLine) : new DirectOutput(run.outputFd);
-  const stdin = invocation.stdin === null ? 'ignore' : 'pipe';
-  const startedAt = new Date().toISOString();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    ...invocation.env,
-    PATH: run.searchPath,
-    AGENT_ASYNC_JOB_ID: id,
-    AGENT_ASYNC_JOB_DIR: jobDir(paths, id),
-    AGENT_ASYNC_HOME: paths.home,
-  };
-  let child: ChildProcess;
-  try {
-    child = spawn(run.file, invocation.argv.slice(1), {
-      cwd: run.cwd,
-      env,
-      argv0: invocation.argv[0],
-      detached: true,
-      stdio: sink instanceof DirectOutput ? [stdin, sink.fd, sink.fd] : [stdin, 'pipe', 'pipe'],
-    });
-  } catch (error) {
-    const record = spawnFailure(run, startedAt, error);
-    sink.note(record.spawn_error!.message);
-    sink.close();
-    return { exit: record, unrecordedWorker: undefined, outputLoss: null };
-  }
-  const spawnError = await new Promise<Error | null>((resolve) => {
-    child.once('spawn', () => resolve(null));
-    child.once('error', (error) => resolve(error));
-  });
-  if (spawnError || child.pid === undefined) {
-    const record = spawnFailure(run, startedAt, spawnError);
-    sink.note(record.spawn_error!.message);
-    sink.close();
-    return { exit: record, unrecordedWorker: undefined, outputLoss: null };
-  }
-  const pid = child.pid;
-  traceStep('spawned', id);
-  const worker: WorkerInfo = { pid, pgid: pid, argv: invocation.argv, start_time: processStartTime(pid) };
-  let recorded = false;
-  const recordWorker = (): void => {
-    if (recorded) return;
-    try {
-      run.writer.apply({ name: 'record_worker', worker });
-      recorded = true;
-    } catch (error) {
-      // this supervisor still holds the worker; only its record for others is missing
-      run.log(`job ${id}: could not record the worker (pid ${pid}): ${(error as Error).message}`);
-    }
-  };
-  // A worker that ends within WORKER_RECORD_DELAY_MS is never written as running: its end
-  // records it, which saves a synced state write for every quick command. One that is
-  // stopped, or that leaves processes in its group, is recorded before they are signalled.
-  // Should this supervisor die before the record, the runner finds the worker by the job id
-  // in its environment (reconcile.ts).
-  const recordTimer = setTimeout(recordWorker, WORKER_RECORD_DELAY_MS);
-  if (child.stdin) {
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(invocation.stdin ?? '');
-  }
-  const outputDone = sink instanceof OutputSink
-    ? Promise.all([sink.attach(child.stdout!, true), sink.attach(child.stderr!, false)])
-    : Promise.resolve();
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-
-  const stopped: { reason: StopReason | null; done: Promise<number[]> | null } = { reason: null, done: null };
-  const stop = (reason: StopReason): void => {
-    if (stopped.done) return;
-    recordWorker();
-    stopped.reason = reason;
-    sink.note(`stopping the job (${reason.replace('_', ' ')})`);
-    stopped.done = terminateJobProcesses({ pid, pgid: pid }, config.kill_grace_seconds * 1000);
-  };
-  const timers: NodeJS.Timeout[] = [setTimeout(() => stop('timed_out'), run.limits.timeoutSeconds * 1000)];
-  if (run.limits.stallSeconds !== null) {
-    const limitMs = run.limits.stallSeconds * 1000;
-    timers.push(setInterval(() => {
-      if (Date.now() - sink.lastOutputAt > limitMs) stop('stalled');
-    }, Math.min(1000, limitMs / 4)));
-  }
-  let doneSeen = false;
-  const checkRequests = (): void => {
-    if (stopped.done) return;
-    if (entryExists(jobFile(paths, id, JOB_FILES.cancel))) stop('cancelled');
-    else if (!doneSeen && entryExists(jobFile(paths, id, JOB_FILES.done))) {
-      doneSeen = true;
-      timers.push(setTimeout(() => stop('done_grace'), config.done_grace_seconds * 1000));
-    }
-  };
-  timers.push(setInterval(checkRequests, config.poll_seconds * 1000));
-  // a cancel or done request is noticed at once; the poll covers a watch that fails
-  const closeWatch = watchFoldersNative(paths, [id], checkRequests, [JOB_FILES.cancel, JOB_FILES.done]);
-  checkRequests();
-
-  const { code, signal } = await exited;
-  traceStep('exited', id);
-  clearTimeout(recordTimer);
-  for (const timer of timers) clearTimeout(timer);
-  closeWatch();
-  const survivors: number[] = stopped.done ? await stopped.done : [];
-  survivors.push(...await stopLeftovers(run, pid, Date.now() - Date.parse(startedAt) < QUICK_JOB_MS, (where) => {
-    recordWorker();
-    sink.note(`the worker exited but left processes ${where}; stopping them`);
-  }));
-  run.onExited();
-  await Promise.race([outputDone, sleep(OUTPUT_DRAIN_MS)]);
-  child.stdout?.destroy();
-  child.stderr?.destroy();
-  const outputLoss = lossNote(sink);
-  sink.close();
-  if (survivors.length > 0) run.log(`job ${id}: processes still alive after KILL: ${survivors.join(', ')}`);
-  return {
-    exit: {
-      schema_version: 1,
-      attempt: run.attempt,
-      pid,
-      exit_code: code,
-      signal,
-      reason: stopped.reason ?? 'exited',
-      started_at: startedAt,
-      ended_at: new Date().toISOString(),
-      spawn_error: null,
-      survivors: [...new Set(survivors)],
-    },
-    unrecordedWorker: recorded ? undefined : worker,
-    outputLoss,
-  };
-}
-
-/**
- * Stops what a worker left behind once it has gone: what is left in its process group, and
- * every other process that carries its job id (a daemon it started with setsid, one that forked
- * twice), so a job leaves nothing running. Returns the pids that outlived KILL.
- */
-async function stopLeftovers(run: WorkerRun, workerPid: number, quick: boolean, beforeStopping: (where: string) => void): Promise<number[]> {
-  const inGroup = groupMembers(workerPid).length > 0;
-  const elsewhere = jobProcesses(run.id, quick ? workerPid : undefined).filter((pid) => !inGroup || processGroupOf(pid) !== workerPid);
-  if (!inGroup && elsewhere.length === 0) return [];
-  const places = [...(inGroup ? ['in its group'] : []), ...(elsewhere.length > 0 ? ['outside it (found by their job id)'] : [])];
-  beforeStopping(places.join(' and '));
-  if (elsewhere.length > 0) run.log(`job ${run.id}: stopping ${elsewhere.length} process(es) its worker left: ${elsewhere.join(', ')}`);
-  const targets = [...(inGroup ? [workerPid] : []), ...elsewhere.filter((pid) => pid !== workerPid)];
-  const stopped = await Promise.all(targets.map((pid) => terminateJobProcesses({ pid, pgid: pid }, LEFTOVER_GRACE_MS)));
-  return stopped.flat();
-}

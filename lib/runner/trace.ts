@@ -17,6 +17,8 @@ export type TraceStep =
   /** the running state is on disk */
   | 'started'
   | 'spawned'
+  /** a `done` report ended the job (its terminal state is on disk), the worker still runs */
+  | 'notified'
   /** the worker's exit event */
   | 'exited'
   /** runner: the supervisor said the slot is free */

@@ -3,10 +3,10 @@ import type { Readable } from 'node:stream';
 import { openRegularFile } from '../spool/fsx.js';
 import type { JobError } from '../spool/state.js';
 
-/** Starts the lines agent-async itself writes into output.log (why a job was stopped, …). */
-export const NOTE_PREFIX = '[agent-async] ';
-
-/** Moving the worker's output to `output.log`, and the checks made before it starts. */
+/**
+ * Moving the worker's output to `output.log` (the worker's bytes only), agent-async's own notes
+ * about the run to `notes.log`, and the checks made before it starts.
+ */
 
 export function checkCwd(cwd: string): JobError | null {
   let stat: fs.Stats;
@@ -95,6 +95,29 @@ export class LineSplitter {
 }
 
 /**
+ * `notes.log`: what agent-async itself has to say about a run (why it stopped the worker, what
+ * the worker left running, output it could not keep), one timestamped line each. Opened per
+ * note (they are rare), never through anything but a regular file; a note that cannot be
+ * written (a full disk) is dropped: the job's end says what matters in state.json.
+ */
+export class JobNotes {
+  constructor(private readonly file: string) {}
+
+  note(text: string): void {
+    try {
+      const fd = openRegularFile(this.file, 'append')!.fd;
+      try {
+        fs.writeSync(fd, `${new Date().toISOString()} ${text}\n`);
+      } finally {
+        closeQuietly(fd);
+      }
+    } catch {
+      // see above
+    }
+  }
+}
+
+/**
  * Writes to output.log that a full disk (or anything else) refuses are counted and dropped,
  * never thrown into a stream handler: the worker's exit status matters more than its output.
  */
@@ -116,12 +139,9 @@ class LogWriter {
     this.bytes += offset;
   }
 
-  /** Says in the log how much output was lost, once space is back. */
-  reportLoss(): void {
-    if (this.lostBytes === 0) return;
-    const lost = this.lostBytes;
-    this.lostBytes = 0;
-    this.write(Buffer.from(`${NOTE_PREFIX}${lost} bytes of output were lost: ${this.lastError?.message ?? 'write failed'}\n`));
+  /** Says in the notes how much output was lost. */
+  reportLoss(notes: JobNotes): void {
+    if (this.lostBytes > 0) notes.note(`${this.lostBytes} bytes of output were lost: ${this.lastError?.message ?? 'write failed'}`);
   }
 }
 
@@ -138,7 +158,7 @@ export class OutputSink {
   private readSinceCollect = 0;
   lastOutputAt = Date.now();
 
-  constructor(fd: number, private readonly onLine?: (line: string, stream: 'stdout' | 'stderr') => void) {
+  constructor(fd: number, private readonly notes: JobNotes, private readonly onLine?: (line: string, stream: 'stdout' | 'stderr') => void) {
     this.log = new LogWriter(fd);
   }
 
@@ -213,20 +233,15 @@ export class OutputSink {
     this.log.write(pending);
   }
 
-  /** Writes a line of our own (e.g. why the job was stopped) into the log. */
-  note(text: string): void {
-    this.log.write(Buffer.from(`${NOTE_PREFIX}${text}\n`));
-  }
-
   /** Flushes what is held, hands the parser the last unfinished lines, and closes the log. */
   close(): void {
     clearTimeout(this.flushTimer);
     for (const stream of [...this.partial.keys()]) this.flushPartial(stream);
     for (const splitter of this.splitters.values()) splitter.end();
     const dropped = [...this.splitters.values()].reduce((sum, splitter) => sum + splitter.dropped, 0);
-    if (dropped > 0) this.note(`${dropped} line(s) longer than ${PARSE_LINE_MAX} bytes were kept in this log but not parsed`);
+    if (dropped > 0) this.notes.note(`${dropped} line(s) longer than ${PARSE_LINE_MAX} bytes were kept in output.log but not parsed`);
     this.splitters.clear();
-    this.log.reportLoss();
+    this.log.reportLoss(this.notes);
     closeQuietly(this.log.fd);
   }
 }
@@ -249,7 +264,7 @@ export class DirectOutput {
   private size = 0;
   private changedAt = Date.now();
 
-  constructor(readonly fd: number) {
+  constructor(readonly fd: number, private readonly notes: JobNotes) {
     this.log = new LogWriter(fd);
   }
 
@@ -266,12 +281,8 @@ export class DirectOutput {
     return { bytes: this.log.lostBytes, error: this.log.lastError };
   }
 
-  note(text: string): void {
-    this.log.write(Buffer.from(`${NOTE_PREFIX}${text}\n`));
-  }
-
   close(): void {
-    this.log.reportLoss();
+    this.log.reportLoss(this.notes);
     closeQuietly(this.fd);
   }
 }

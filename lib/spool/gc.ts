@@ -4,7 +4,7 @@ import { removeQuietly, tempName } from './fsx.js';
 import { isJobId, jobIdTime } from './ids.js';
 import { rebuildIndex, removeFromIndex, walkIndex } from './index.js';
 import { jobDir, type SpoolPaths } from './layout.js';
-import { isTerminal } from './state.js';
+import { awaitsWorkerExit, isTerminal } from './state.js';
 import { readState, removeFromActive } from './store.js';
 
 /**
@@ -62,7 +62,8 @@ export function gcJobs(paths: SpoolPaths, options: GcOptions): GcReport {
       continue;
     }
     const state = read.state;
-    if (!isTerminal(state.status)) {
+    // a job a done report ended is active while its worker has its grace
+    if (!isTerminal(state.status) || awaitsWorkerExit(state)) {
       report.skipped_active += 1;
       continue;
     }

@@ -47,6 +47,8 @@ export const JOB_FILES = {
   state: 'state.json',
   prompt: 'prompt.txt',
   output: 'output.log',
+  /** agent-async's own lines about the run (why the worker was stopped, …) */
+  notes: 'notes.log',
   result: 'result.md',
   exit: 'exit.json',
   done: 'done',

@@ -3,7 +3,8 @@ import { z } from 'zod';
 /**
  * The job state machine, in one place. `state.json` holds a `JobState`; every change to it
  * goes through `transition()`, which knows the named transitions below and refuses any other.
- * Terminal states never change again.
+ * Terminal states never change again, but for `record_exit`: it adds the exit status, once, to a
+ * job a `done` report ended while its worker still ran.
  *
  *   submit ──▶ pending ──start──▶ running ──finish──▶ done | error | cancelled
  *                 │                  │ ▲
@@ -11,6 +12,9 @@ import { z } from 'zod';
  *                 ├──fail_to_start──▶ error       (cwd gone, binary missing, spawn refused)
  *                 └──cancel_pending─▶ cancelled
  *              running ──runner_lost──▶ error (its supervisor died without an exit record)
+ *              running ──notify_done──▶ done  (a `done` report: ends the job at once, the worker
+ *                                              still running gets its grace to exit)
+ *                 done ──record_exit──▶ done  (adds only that worker's exit status, once)
  */
 
 export const SCHEMA_VERSION = 1;
@@ -182,6 +186,7 @@ export const jobStateSchema = z.discriminatedUnion('status', [pendingState, runn
 export type JobState = z.infer<typeof jobStateSchema>;
 export type PendingState = z.infer<typeof pendingState>;
 export type RunningState = z.infer<typeof runningState>;
+type DoneState = z.infer<typeof doneState>;
 /** What the worker reported at its end (state.json's `result`). */
 export type WorkerResult = z.infer<typeof workerResult>;
 
@@ -239,7 +244,11 @@ export type Transition =
   | { name: 'finish'; outcome: Outcome; worker?: WorkerInfo }
   | { name: 'fail_to_start'; attempt: number; error: JobError }
   | { name: 'cancel_pending'; attempt: number }
-  | { name: 'runner_lost'; outcome: Outcome };
+  | { name: 'runner_lost'; outcome: Outcome }
+  /** A `done` report ends the job before its worker has exited: `outcome` has no exit status yet. */
+  | { name: 'notify_done'; outcome: Outcome & { status: 'done' }; worker: WorkerInfo }
+  /** The exit of the worker of a job that `notify_done` ended. */
+  | { name: 'record_exit'; exit_code: number | null; signal: string | null };
 
 export const TRANSITION_SOURCES: Record<Transition['name'], readonly JobStatus[]> = {
   start: ['pending'],
@@ -248,7 +257,14 @@ export const TRANSITION_SOURCES: Record<Transition['name'], readonly JobStatus[]
   fail_to_start: ['pending'],
   cancel_pending: ['pending'],
   runner_lost: ['running'],
+  notify_done: ['running'],
+  record_exit: ['done'],
 };
+
+/** A job that a `done` report ended while its worker ran, whose worker's exit is not recorded yet. */
+export function awaitsWorkerExit(state: JobState): boolean {
+  return state.status === 'done' && state.notified !== null && state.worker !== null && state.exit_code === null && state.signal === null;
+}
 
 export class IllegalTransition extends Error {
   constructor(readonly from: JobStatus, readonly transition: Transition['name']) {
@@ -275,7 +291,7 @@ function endedBeforeStart(attempt: number, at: string) {
  * TRANSITION_SOURCES is checked first, so each case knows the status it starts from.
  */
 export function transition(state: JobState, change: Transition, now: Date = new Date()): JobState {
-  if (!TRANSITION_SOURCES[change.name].includes(state.status)) {
+  if (!TRANSITION_SOURCES[change.name].includes(state.status) || (change.name === 'record_exit' && !awaitsWorkerExit(state))) {
     throw new IllegalTransition(state.status, change.name);
   }
   const at = now.toISOString();
@@ -302,7 +318,8 @@ export function transition(state: JobState, change: Transition, now: Date = new 
     case 'record_worker':
       return { ...(state as RunningState), ...kept, worker: change.worker };
     case 'finish':
-    case 'runner_lost': {
+    case 'runner_lost':
+    case 'notify_done': {
       const running = state as RunningState;
       return {
         ...kept,
@@ -311,11 +328,13 @@ export function transition(state: JobState, change: Transition, now: Date = new 
         started_at: running.started_at,
         runner_epoch: running.runner_epoch,
         supervisor: running.supervisor,
-        worker: (change.name === 'finish' ? change.worker : undefined) ?? running.worker,
+        worker: (change.name === 'runner_lost' ? undefined : change.worker) ?? running.worker,
         finished_at: at,
         duration_ms: Math.max(0, now.getTime() - Date.parse(running.started_at)),
       };
     }
+    case 'record_exit':
+      return { ...(state as DoneState), ...kept, exit_code: change.exit_code, signal: change.signal };
     case 'fail_to_start':
       return { ...kept, ...endedBeforeStart(change.attempt, at), status: 'error', error: change.error };
     case 'cancel_pending':

@@ -98,8 +98,16 @@ export function applyTransition(paths: SpoolPaths, id: string, change: Transitio
   }
   const next = transition(read.state, change);
   writeState(paths, next, durabilityOf(change));
-  if (isTerminal(next.status)) leaveActive(paths, id);
+  if (leavesActive(next, change)) leaveActive(paths, id);
   return next;
+}
+
+/**
+ * A job leaves `active/` when it ends; one that a `done` report ended stays until its worker's
+ * exit is recorded, so the runner keeps its slot (and its work tree) taken meanwhile.
+ */
+function leavesActive(next: JobState, change: Transition): boolean {
+  return isTerminal(next.status) && change.name !== 'notify_done';
 }
 
 /** After a terminal write: a marker that cannot be removed now is the runner's to retry (and report). */
@@ -125,23 +133,40 @@ export class JobStateWriter {
     this.text = stateText(current);
   }
 
+  /**
+   * Starts a claimed job from the state read after its claim, without reading it again (the
+   * claim keeps every other writer away).
+   */
+  static start(paths: SpoolPaths, claimed: JobState, change: Transition & { name: 'start' }): JobStateWriter {
+    const writer = new JobStateWriter(paths, claimed);
+    writer.write(transition(claimed, change), change);
+    return writer;
+  }
+
   get state(): JobState {
     return this.current;
   }
 
   apply(change: Transition): JobState {
     this.checkDisk();
-    const next = transition(this.current, change);
+    return this.write(transition(this.current, change), change);
+  }
+
+  private write(next: JobState, change: Transition): JobState {
     writeState(this.paths, next, durabilityOf(change));
     this.current = next;
     this.text = stateText(next);
-    if (isTerminal(next.status)) leaveActive(this.paths, next.id);
+    if (leavesActive(next, change)) leaveActive(this.paths, next.id);
     return next;
+  }
+
+  private get file(): string {
+    return jobFile(this.paths, this.current.id, JOB_FILES.state);
   }
 
   /** Notes a state.json that is no longer what this writer wrote (once per kind of change). */
   checkDisk(): void {
-    const read = readRegularFile(jobFile(this.paths, this.current.id, JOB_FILES.state), STATE_MAX_BYTES);
+    const read = readRegularFile(this.file, STATE_MAX_BYTES);
     let found: string | null = null;
     if (read.kind === 'missing') found = 'was deleted';
     else if (read.kind === 'refused') found = `was replaced (${read.reason})`;

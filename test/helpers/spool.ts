@@ -162,6 +162,12 @@ export function jobState(spool: TestSpool, id: string): any {
   return readJson(path.join(spool.home, 'jobs', id, 'state.json'));
 }
 
+/** agent-async's own notes about a job's run (notes.log), '' when it has none. */
+export function jobNotes(spool: TestSpool, id: string): string {
+  const file = path.join(spool.home, 'jobs', id, 'notes.log');
+  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+}
+
 /** Waits for a job to end, in this process, and answers what `wait <id> --json` prints for it. */
 export async function waitJob(spool: TestSpool, id: string, timeout = '60s'): Promise<any> {
   const answer = await jobs.waitForEnd(spoolContext(spool), [id], { any: false, totalSeconds: optionalDuration(timeout, 'timeout') });

@@ -1,31 +1,20 @@
-import { execAdapter } from '../agents/exec.js';
-import { emptyParse, type AgentAdapter, type ParsedStream, type Verdict } from '../agents/types.js';
-import type { Config } from '../config.js';
-import { readTextCapped, writeFileAtomic } from '../spool/fsx.js';
-import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
-import {
-  IllegalTransition,
-  type JobError,
-  type JobRequest,
-  type JobState,
-  type Outcome,
-  type Transition,
-  type Usage,
-  type WorkerInfo,
-  type WorkerResult,
-} from '../spool/state.js';
-import { applyTransition, cancelRequested, readState, type ExitRecord } from '../spool/store.js';
+import { execAdapter } from '../../agents/exec.js';
+import { emptyParse, type ParsedStream, type Verdict } from '../../agents/types.js';
+import type { Config } from '../../config.js';
+import type { JobError, JobRequest, Outcome, Usage, WorkerResult } from '../../spool/state.js';
+import type { ExitRecord } from '../../spool/store.js';
 
 /**
  * How a job ended, decided in one place from what the supervisor (or, after its death, the
- * runner) found. Precedence: a cancel request, then a `done` report, then a limit the
- * supervisor enforced, then the worker's own verdict (its exit status and, for agent CLIs,
- * the terminal event of its stream).
+ * runner) found. Precedence: a cancel request (unless the worker ended on its own first), then a
+ * broken job folder, then a `done` report, then a limit the supervisor enforced, then the
+ * worker's own verdict (its exit status and, for agent CLIs, the terminal event of its stream).
  */
 export interface EndFacts {
   exit: ExitRecord | null;
   cancelRequested: boolean;
-  doneSummary: string | null;
+  /** The `done` report, when there is one. */
+  done: DoneReport | null;
   timeoutSeconds: number | null;
   stallSeconds: number | null;
   /** The adapter's judgement of the exit and the stream; null when unknown. */
@@ -39,7 +28,12 @@ export interface EndFacts {
   diskNote?: string | null;
 }
 
-const DONE_SUMMARY_MAX_BYTES = 64 * 1024;
+/** A `done` report: its summary, and when it was made (the file's mtime). */
+export interface DoneReport {
+  summary: string;
+  at: string;
+}
+
 /**
  * Largest final message kept in state.json and result.md: every wait re-reads state.json, so it
  * stays small. A longer one is cut there, with a note; the worker's whole stream is in output.log.
@@ -97,6 +91,7 @@ function streamFields(facts: EndFacts): Pick<Outcome, 'result' | 'session_id' | 
   return { result, session_id: parsed.session_id, usage: ownUsage(parsed, facts.parentUsage ?? null) };
 }
 
+/** How a job ended: a pure function of what was found (see EndFacts for the precedence). */
 export function decideOutcome(facts: EndFacts): Outcome {
   const { exit } = facts;
   const common = {
@@ -112,9 +107,7 @@ export function decideOutcome(facts: EndFacts): Outcome {
   if (facts.faults && facts.faults.length > 0) {
     return failed({ code: 'bad_job_file', message: `the job's folder was tampered with: ${facts.faults.join('; ')}`, hint: JOB_FOLDER_HINT });
   }
-  if (facts.doneSummary !== null) {
-    return { ...common, status: 'done', error: null, notified: { summary: facts.doneSummary, at: new Date().toISOString() } };
-  }
+  if (facts.done !== null) return { ...common, status: 'done', error: null, notified: facts.done };
   if (exit === null) return failed({ code: 'runner_lost', message: 'the job was lost: no exit record' });
   switch (exit.reason) {
     case 'cancelled':
@@ -147,73 +140,3 @@ function withDiskNote(error: JobError, note: string | null | undefined): JobErro
   return { ...error, hint: error.hint ? `${error.hint}; ${note}` : note };
 }
 
-/** The codex thread total the job being continued had reached (null when unknown). */
-function parentCumulativeUsage(paths: SpoolPaths, parentId: string | null): Usage | null {
-  if (!parentId) return null;
-  const parent = readState(paths, parentId);
-  return parent.kind === 'ok' ? parent.state.result?.cumulative_usage ?? null : null;
-}
-
-export interface JobEnd {
-  exit: ExitRecord | null;
-  /** Null when the job's agent is unknown now (removed from config): the exit status decides. */
-  adapter: AgentAdapter | null;
-  parsed: ParsedStream | null;
-  limits: JobLimits;
-  /** The worker, when the state does not hold it yet. */
-  worker?: WorkerInfo;
-  faults?: readonly string[];
-  diskNote?: string | null;
-  /** Writes the terminal transition; by default it is applied to the state on disk. */
-  commit?: (change: Transition) => JobState;
-}
-
-/**
- * Records how a running job ended, the one way for the supervisor and for a runner that
- * finalizes a job after its supervisor died: gathers the cancel and done requests and the
- * parent's usage, decides the outcome, writes result.md and makes the terminal transition.
- * Returns undefined when the job had already ended otherwise.
- */
-export function recordEnd(paths: SpoolPaths, state: JobState, end: JobEnd, log: (message: string) => void): JobState | undefined {
-  const { exit, adapter, parsed } = end;
-  const outcome = decideOutcome({
-    exit,
-    cancelRequested: cancelRequested(paths, state.id),
-    doneSummary: readTextCapped(jobFile(paths, state.id, JOB_FILES.done), DONE_SUMMARY_MAX_BYTES)?.trim() ?? null,
-    timeoutSeconds: end.limits.timeoutSeconds,
-    stallSeconds: end.limits.stallSeconds,
-    verdict: adapter && exit ? adapter.judge(parsed ?? emptyParse(), exit.exit_code, exit.signal) : null,
-    parsed,
-    parentUsage: parsed?.cumulative ? parentCumulativeUsage(paths, state.request.continue_of) : null,
-    faults: end.faults,
-    diskNote: end.diskNote,
-  });
-  const lost = outcome.error?.code === 'runner_lost';
-  if (lost) {
-    const supervisor = state.supervisor ? `pid ${state.supervisor.pid}` : 'unknown';
-    outcome.error = {
-      code: 'runner_lost',
-      message: `the job's supervisor (${supervisor}) died before the worker's exit was recorded; the job was not re-run`,
-      hint: `start it again with: agent-async retry ${state.id}`,
-    };
-  }
-  if (outcome.result?.final_message) writeResultFile(paths, state.id, outcome.result.final_message, log);
-  const commit = end.commit ?? ((change: Transition) => applyTransition(paths, state.id, change));
-  try {
-    return commit(lost ? { name: 'runner_lost', outcome } : { name: 'finish', outcome, worker: end.worker });
-  } catch (error) {
-    if (!(error instanceof IllegalTransition)) throw error;
-    log(`job ${state.id}: not recorded, the job was already ${error.from}`);
-    return undefined;
-  }
-}
-
-/** result.md: a copy of the final message, which the terminal state holds too; a full disk does not stop the end. */
-function writeResultFile(paths: SpoolPaths, id: string, message: string, log: (message: string) => void): void {
-  try {
-    // not fsynced: the terminal state written next holds the same text and is
-    writeFileAtomic(jobFile(paths, id, JOB_FILES.result), `${message.trimEnd()}\n`, 'none', { replaceFolder: true });
-  } catch (error) {
-    log(`job ${id}: result.md not written (${(error as Error).message}); state.json holds the final message`);
-  }
-}
