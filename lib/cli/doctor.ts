@@ -93,7 +93,7 @@ function agentChecks(paths: SpoolPaths, env: NodeJS.ProcessEnv): Check[] {
     if (!probe.installed) return { level: 'ok' as const, what: `agent ${probe.agent}`, detail: 'not installed (optional)', fix: probe.install_hint ?? undefined };
     const login = loginState(probe.agent, env);
     if (login === false) {
-      return { level: 'warn' as const, what: `agent ${probe.agent}`, detail: `${probe.version ?? probe.path}: no login or API key found`, fix: `log in once with ${probe.binary}, or set its API key variable` };
+      return { level: 'warn' as const, what: `agent ${probe.agent}`, detail: `${probe.version ?? probe.path}: no login or API key found`, fix: probe.login_hint ?? `log in once with ${probe.binary}, or set the API key variable its documentation names` };
     }
     return { level: 'ok' as const, what: `agent ${probe.agent}`, detail: `${probe.version ?? 'installed'} (${probe.path})` };
   });
@@ -140,6 +140,17 @@ export function formatChecks(checks: Check[]): string {
     .join('\n');
 }
 
+/** The last line: all good only when nothing failed and nothing warned. */
+export function verdict(checks: readonly Check[]): string {
+  const count = (level: Check['level']): number => checks.filter((check) => check.level === level).length;
+  const failed = count('fail');
+  const warned = count('warn');
+  const warnings = `${warned} warning${warned === 1 ? '' : 's'} (! above)`;
+  if (failed > 0) return `Something needs fixing (✗ above)${warned > 0 ? `; also ${warnings}` : ''}.`;
+  if (warned > 0) return `It works, with ${warnings}.`;
+  return 'All good.';
+}
+
 export function doctorCommand(y: Argv): Argv {
   return y.command<Common>(
     'doctor',
@@ -151,7 +162,7 @@ export function doctorCommand(y: Argv): Argv {
       if (args.json) printJson({ ok: !failed, checks });
       else {
         print(formatChecks(checks));
-        print(failed ? '\nSomething needs fixing (✗ above).' : '\nAll good.');
+        print(`\n${verdict(checks)}`);
       }
       return failed ? EXIT.jobError : EXIT.ok;
     }),

@@ -67,7 +67,7 @@ function addClientCommand(y: Argv): Argv {
           type: 'string',
           describe: 'tools the client may call without asking: read (waits, lists, output), agents (also starting agent workers, full-auto refused; the default when no level is given), none. claude-code, codex, gemini; codex defaults to agents',
         })
-        .option('allow-exec-tools', { type: 'boolean', describe: 'pre-approve every tool, agent_start (exec runs any command) and full-auto included' }),
+        .option('allow-exec-tools', { type: 'boolean', describe: 'pre-approve every tool, agent_start and job_retry (exec runs any command) and full-auto included' }),
     action((args) => {
       const client = parseClient(args.client);
       const paths = locateSpool(args.home);
