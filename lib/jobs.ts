@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { plainActivity, type ActivityReader } from './agents/activity.js';
 import { readContextFiles, type ContextFile } from './agents/context-files.js';
 import { assemblePrompt } from './agents/prompt.js';
 import { getAdapter } from './agents/registry.js';
@@ -22,7 +23,7 @@ import {
   waitInput,
   type Naming,
 } from './inputs.js';
-import { readJob, readOutput, readTask, type OutputPage } from './read-model.js';
+import { lastActivity, readJob, readOutput, readTask, type OutputPage } from './read-model.js';
 import { ensureRunner, type EnsureResult } from './runner/launch.js';
 import { leaderAlive, readRunnerInfo } from './runner/lease.js';
 import { selfIdentity } from './runner/processes.js';
@@ -238,10 +239,22 @@ function originalTask(ctx: JobsContext, state: JobState): string | null {
   return task;
 }
 
+/** What a job's worker is doing now, in one line, as its adapter reads its output; null when nothing says. */
+export function currentActivity(ctx: JobsContext, state: JobState): string | null {
+  let reader: ActivityReader = plainActivity;
+  try {
+    reader = getAdapter(state.request.agent, ctx.config).activity ?? plainActivity;
+  } catch {
+    // an agent removed from config since: its lines as they are
+  }
+  return lastActivity(ctx.paths, state.id, reader);
+}
+
 /** A new job with the same request (and the same prompt) as an earlier one. */
 export function retry(ctx: JobsContext, input: z.input<typeof jobRef>): SubmitResult {
   const original = requireState(ctx, parseInput(jobRef, input).job_id);
   getAdapter(original.request.agent, ctx.config); // an agent removed from config since is said now, not at start
+  checkPolicyCeiling(ctx, original.request.policy, true);
   return publishPrepared(ctx, {
     request: { ...original.request, retry_of: original.id, env_path: ctx.env.PATH ?? original.request.env_path },
     task: originalTask(ctx, original),
@@ -258,7 +271,7 @@ export function continueJob(ctx: JobsContext, raw: z.input<typeof continueInput>
   const input = parseInput(continueInput, raw);
   const parent = requireState(ctx, input.job_id);
   if (parent.request.argv !== null) {
-    throw new UserError('conflict', `job_id ${parent.id}: exec jobs have no conversation to continue; use retry`, 'job_id');
+    throw new UserError('conflict', `job_id ${parent.id}: exec jobs have no conversation to continue; run the same command again with retry (MCP: job_retry; CLI: agent-async retry)`, 'job_id');
   }
   if (!isTerminal(parent.status)) {
     throw new UserError('conflict', `job_id ${parent.id}: the job is still ${parent.status}; wait for it to end before continuing it`, 'job_id');

@@ -27,7 +27,8 @@ import { Session, selectTools, type ToolContext, type ToolDefinition } from './t
  */
 
 export const SERVER_INSTRUCTIONS = `agent-async runs coding-agent CLIs (Codex, Claude Code, Gemini CLI, Cursor, custom ones) and shell commands as background jobs that survive restarts.
-The loop: call a *_start tool (codex_start, claude_start, gemini_start, cursor_start, agent_start); it returns a job_id at once. Then call the matching wait tool (codex_wait, job_wait, …) with that job_id: it blocks up to ${jobs.WAIT_DEFAULT_SECONDS} s and answers status "timeout" while the job runs, so call it again until status is done, error or cancelled. Start several jobs and use job_await_any to take each result as it lands. Write each prompt so it stands alone: the worker sees nothing of this conversation. Read long output with job_output; continue a finished job's conversation with job_continue; stop one with job_cancel.`;
+The loop: call a *_start tool (codex_start, claude_start, gemini_start, cursor_start, agent_start); it returns a job_id at once. Then call the matching wait tool (codex_wait, job_wait, …) with that job_id: it blocks up to ${jobs.WAIT_DEFAULT_SECONDS} s and answers status "timeout" while the job runs, so call it again until status is done, error or cancelled. Start several jobs and use job_await_any to take each result as it lands. Write each prompt so it stands alone: the worker sees nothing of this conversation.
+Answers are compact: while a job runs, its status, elapsed time and one line of what the worker does (activity); when it ended, its final message in output (exec: the last lines), error, token_usage and changed files. Pass verbose: true for everything, or read the whole output with job_output. Continue a finished job's conversation with job_continue, run one again with job_retry, stop one with job_cancel.`;
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
@@ -58,7 +59,8 @@ function toolRunner(ctx: jobs.JobsContext, session: Session, log: (message: stri
         },
       };
       const structured = await tool.handler(args, context);
-      return { content: [{ type: 'text', text: JSON.stringify(structured, null, 2) }], structuredContent: structured };
+      // the text block is the same compact JSON: a client shows the model one or the other, never costlier than needed
+      return { content: [{ type: 'text', text: JSON.stringify(structured) }], structuredContent: structured };
     } catch (caught) {
       const error = jobs.spoolSpaceError(caught, ctx.paths.home) ?? caught;
       if (isUserError(error)) return errorResult(error.message);
