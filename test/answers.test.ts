@@ -9,7 +9,7 @@ import { plainActivity } from '../lib/agents/activity.js';
 import { closestFlag, flagsUsed, strayWordsMessage, unknownFlagMessage } from '../lib/cli/argv-check.js';
 import { runDoctor, verdict, type Check } from '../lib/cli/doctor.js';
 import { lastLinesStart } from '../lib/cli/logs.js';
-import { changedFiles, shortDuration } from '../lib/mcp/results.js';
+import { changedFiles } from '../lib/mcp/results.js';
 import type { JobState } from '../lib/jobs.js';
 import { stubbedSpool } from './helpers/mcp.js';
 import { cleanupSpools } from './helpers/spool.js';
@@ -26,8 +26,9 @@ const newest = (reader: (line: string) => string | null, lines: string[]): strin
 
 describe('current activity, read from each CLI\'s stream', () => {
   const cases: Array<[string, (line: string) => string | null, string[], string | null]> = [
-    ['codex: a command it started', codexActivity, fixtureLines('transcripts/codex_exec_json_tool_workspacewrite.jsonl').slice(0, 4),
-      "running: /bin/bash -lc 'echo fake-tool-ran > fake_tool_output.txt && cat fake_tool_output.txt'"],
+    ['codex: a command it started, out of its shell wrapper', codexActivity, fixtureLines('transcripts/codex_exec_json_tool_workspacewrite.jsonl').slice(0, 4),
+      'running: echo fake-tool-ran > fake_tool_output.txt && cat fake_tool_output.txt'],
+    ['codex: a quoted quote', codexActivity, [String.raw`{"type":"item.started","item":{"type":"command_execution","command":"bash -lc 'echo '\\''hi'\\'''"}}`], "running: echo 'hi'"],
     ['codex: its answer, last', codexActivity, fixtureLines('transcripts/codex_exec_json_tool_workspacewrite.jsonl'), 'says: Hello from the fake model.'],
     ['codex: stderr noise says nothing', codexActivity, ['WARNING: proceeding, even though we could not create PATH aliases: x', 'Reading additional input from stdin...'], null],
     ['codex: an edit', codexActivity, ['{"type":"item.started","item":{"type":"file_change","changes":[{"path":"src/a.ts","kind":"update"}]}}'], 'editing src/a.ts'],
@@ -115,10 +116,6 @@ describe('doctor', () => {
 });
 
 describe('compact answers', () => {
-  it('say durations the short way', () => {
-    expect([45_000, 312_000, 7_380_000].map(shortDuration)).toEqual(['45s', '5m12s', '2h03m']);
-  });
-
   it('list an isolated job\'s changed files in one string each, at most 20', () => {
     const files = Array.from({ length: 22 }, (_, i) => ({ path: `f${i}.ts`, status: 'modified', insertions: i, deletions: 1 }));
     const state = { changes: { branch: 'agent-async/x', files, applied: null } } as unknown as JobState;

@@ -50,6 +50,12 @@ function parser(): StreamParser {
   };
 }
 
+/** The command inside codex's `/bin/bash -lc '…'` wrapper. */
+function unwrapShell(command: string): string {
+  const wrapped = /^(?:\/\S*\/)?(?:ba|z)?sh -lc '(.*)'$/s.exec(command);
+  return wrapped ? wrapped[1]!.replaceAll("'\\''", "'") : command;
+}
+
 /** codex exec --json: the item it is on (a command, an edit, a tool call, its reasoning, its answer). */
 export function codexActivity(line: string): string | null {
   const event = jsonLine(line);
@@ -59,7 +65,7 @@ export function codexActivity(line: string): string | null {
   const item = asObject(event.item);
   switch (item.type) {
     case 'command_execution':
-      return `${event.type === 'item.completed' ? 'ran' : 'running'}: ${asString(item.command) ?? 'a command'}`;
+      return `${event.type === 'item.completed' ? 'ran' : 'running'}: ${unwrapShell(asString(item.command) ?? 'a command')}`;
     case 'file_change': {
       const changes = Array.isArray(item.changes) ? item.changes.map((change) => asString(asObject(change).path)).filter(Boolean) : [];
       return `editing ${changes.join(', ') || 'files'}`;

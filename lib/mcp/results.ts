@@ -12,6 +12,7 @@ import { isTerminal, type JobSnapshot, type JobState } from '../jobs.js';
 export const OUTPUT_TAIL_BYTES = 4 * 1024;
 export const FINAL_MESSAGE_MAX = 32 * 1024;
 const PROMPT_PREVIEW_MAX = 2000;
+const PROMPT_BRIEF_MAX = 80;
 
 function capText(text: string | null, max: number): { text: string | null; truncated: boolean } {
   if (text === null || text.length <= max) return { text, truncated: false };
@@ -23,6 +24,14 @@ export function promptPreview(ctx: jobs.JobsContext, state: JobState, max = PROM
   const task = jobs.readTask(ctx.paths, state, 256 * 1024);
   if (task === undefined) return null;
   return capText(task.trim(), max).text;
+}
+
+/** The start of the task, to tell a job from the others: 80 characters, cut with an ellipsis. */
+function promptBrief(ctx: jobs.JobsContext, state: JobState): string | null {
+  const preview = promptPreview(ctx, state, PROMPT_BRIEF_MAX + 200);
+  if (preview === null) return null;
+  const folded = preview.replace(/\s+/g, ' ');
+  return folded.length > PROMPT_BRIEF_MAX ? `${folded.slice(0, PROMPT_BRIEF_MAX - 1)}…` : folded;
 }
 
 export function outputTail(ctx: jobs.JobsContext, id: string, bytes = OUTPUT_TAIL_BYTES): { output: string; output_bytes: number } {
@@ -44,19 +53,9 @@ function elapsedMs(state: JobState): number | null {
   return state.started_at ? Date.now() - Date.parse(state.started_at) : null;
 }
 
-/** How long, said the short way: 45s, 5m12s, 2h03m. */
-export function shortDuration(ms: number): string {
-  const seconds = Math.round(ms / 1000);
-  if (seconds < 60) return `${seconds}s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes}m${String(seconds % 60).padStart(2, '0')}s`;
-  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
-}
-
 export const EXEC_TAIL_LINES = 15;
 export const EXEC_TAIL_BYTES = 1024;
 const CHANGED_FILES_MAX = 20;
-const PROMPT_BRIEF_MAX = 80;
 
 /** The last lines of an exec job's output (at most 15 lines and 1 KiB): what a terminal would have shown last. */
 export function execTail(ctx: jobs.JobsContext, id: string): string {
@@ -101,7 +100,7 @@ export function compactAnswer(ctx: jobs.JobsContext, state: JobState, waitTool =
       job_status: state.status,
       duration_ms: elapsed,
       activity: state.status === 'running' ? jobs.currentActivity(ctx, state) : null,
-      message: `${state.status === 'pending' ? 'Queued' : 'Running'}${elapsed === null ? '' : ` ${shortDuration(elapsed)}`}. Call ${waitTool} again.`,
+      message: `Call ${waitTool} again.`,
     };
   }
   const final = capText(state.result?.final_message ?? null, FINAL_MESSAGE_MAX);
@@ -113,7 +112,7 @@ export function compactAnswer(ctx: jobs.JobsContext, state: JobState, waitTool =
     job_status: state.status,
     agent: state.request.agent,
     cwd: state.request.cwd,
-    prompt: promptPreview(ctx, state, PROMPT_BRIEF_MAX),
+    prompt: promptBrief(ctx, state),
     exit_code: state.exit_code,
     started_at: state.started_at,
     finished_at: state.finished_at,
@@ -124,12 +123,13 @@ export function compactAnswer(ctx: jobs.JobsContext, state: JobState, waitTool =
     token_usage: tokenUsage(state),
     usage: null,
     ...(changes ? { changes } : {}),
-    message: endMessage(state),
+    message: endMessage(state, true),
   };
 }
 
-function endMessage(state: JobState): string {
-  return `Job ${state.id} (${state.request.agent}) ended: ${state.status}${state.error ? ` — ${state.error.code}: ${state.error.message}` : ''}.`;
+function endMessage(state: JobState, short = false): string {
+  const what = short ? 'Ended' : `Job ${state.id} (${state.request.agent}) ended`;
+  return `${what}: ${state.status}${state.error ? ` — ${state.error.code}: ${state.error.message}` : ''}.`;
 }
 
 /** The full answer about one job (verbose: true): for a finished job its result, else its progress so far. */

@@ -110,7 +110,7 @@ const startOutput = z.looseObject({
   message: z.string(),
   agent: z.string(),
   cwd: z.string(),
-  notices: z.array(z.string()),
+  notices: z.array(z.string()).optional().describe('only when there are some: what was changed or clamped'),
 });
 
 const resultShape = {
@@ -153,14 +153,14 @@ function startMessage(waitTool: string): string {
 
 function started(ctx: ToolContext, result: jobs.SubmitResult, waitTool: string) {
   ctx.session.started.add(result.job_id);
-  return {
+  const answer = {
     job_id: result.job_id,
     status: result.state.status,
     message: startMessage(waitTool),
     agent: result.state.request.agent,
     cwd: result.state.request.cwd,
-    notices: result.notices,
   };
+  return withNotices(answer, result.notices, false);
 }
 
 /** Runs a wait while sending progress (elapsed time, status, last output line) every few seconds. */
