@@ -4,7 +4,8 @@ import { readContextFiles, type ContextFile } from './agents/context-files.js';
 import { assemblePrompt } from './agents/prompt.js';
 import { getAdapter } from './agents/registry.js';
 import { confluencePrompt, pullRequestPrompt } from './agents/templates.js';
-import { ConfigSource, POLICIES, type Config } from './config.js';
+import { POLICIES } from './config.js';
+import type { JobsContext } from './context.js';
 import { UserError, badInput, quoteInput } from './errors.js';
 import {
   ARGV_REQUIRED,
@@ -31,7 +32,7 @@ import { cancelPendingJob } from './runner/reconcile.js';
 import { newJobId } from './spool/ids.js';
 import { walkIndex } from './spool/index.js';
 import { gcJobs, type GcReport } from './spool/gc.js';
-import { JOB_FILES, defaultHome, ensureSpool, spoolPaths, type SpoolPaths } from './spool/layout.js';
+import { JOB_FILES, type SpoolPaths } from './spool/layout.js';
 import { isTerminal, newJobState, type JobRequest, type JobState } from './spool/state.js';
 import {
   listActive,
@@ -52,44 +53,8 @@ export { parseInput, WAIT_DEFAULT_SECONDS, LIST_MAX } from './inputs.js';
  * with its schema in `inputs.ts`; faces map their own parameters onto it and format answers.
  */
 
-/** What every operation works in: the spool's paths, the configuration, the environment. */
-export interface JobsContext {
-  paths: SpoolPaths;
-  config: Config;
-  env: NodeJS.ProcessEnv;
-  /** Where `config` comes from; `refreshConfig` re-reads it after an edit. */
-  configSource: ConfigSource;
-  /** The MCP face: jobs it starts are held to config `mcp_max_policy`. */
-  capPolicy?: boolean;
-}
-
+export { locateSpool, openContext, refreshConfig, spoolHome, type JobsContext } from './context.js';
 export { spoolSpaceError } from './spool/fsx.js';
-
-/** The spool a command works on: --home, else $AGENT_ASYNC_HOME, else ~/.agent-async. */
-export function spoolHome(env: NodeJS.ProcessEnv = process.env): string {
-  return spoolPaths(defaultHome(env)).home;
-}
-
-/** The spool's folders for `home` (default $AGENT_ASYNC_HOME or ~/.agent-async), without touching the disk. */
-export function locateSpool(home?: string, env: NodeJS.ProcessEnv = process.env): SpoolPaths {
-  return spoolPaths(home ?? defaultHome(env));
-}
-
-export function openContext(options: { home?: string; env?: NodeJS.ProcessEnv; capPolicy?: boolean } = {}): JobsContext {
-  const env = options.env ?? process.env;
-  const paths = locateSpool(options.home, env);
-  ensureSpool(paths);
-  const configSource = new ConfigSource(paths, env);
-  return { paths, config: configSource.lastGood, env, configSource, capPolicy: options.capPolicy ?? false };
-}
-
-/**
- * Picks up an edited config.json in a long-lived process (the MCP server): one stat per call.
- * A config that became invalid keeps the last good one and throws the error for this call.
- */
-export function refreshConfig(ctx: JobsContext): void {
-  ctx.config = ctx.configSource.current();
-}
 
 function notFound(ctx: JobsContext, id: string, field: string): UserError {
   return new UserError('not_found', `${field} ${quoteInput(id)}: no such job in ${ctx.paths.jobs}`, field);

@@ -1,5 +1,6 @@
-import * as jobs from '../jobs.js';
-import { isTerminal, type JobSnapshot, type JobState } from '../jobs.js';
+import type { JobsContext } from '../context.js';
+import type { JobSnapshot, JobState } from '../jobs.js';
+import { jobs } from './lazy-jobs.js';
 
 /**
  * What the tools answer, built from job states: by default compact (compactAnswer), with
@@ -19,7 +20,7 @@ function capText(text: string | null, max: number): { text: string | null; trunc
   return { text: `${text.slice(0, max)}\n… [truncated; ${text.length} characters in all]`, truncated: true };
 }
 
-export function promptPreview(ctx: jobs.JobsContext, state: JobState, max = PROMPT_PREVIEW_MAX): string | null {
+export function promptPreview(ctx: JobsContext, state: JobState, max = PROMPT_PREVIEW_MAX): string | null {
   if (state.request.argv) return state.request.argv.join(' ');
   const task = jobs.readTask(ctx.paths, state, 256 * 1024);
   if (task === undefined) return null;
@@ -27,14 +28,14 @@ export function promptPreview(ctx: jobs.JobsContext, state: JobState, max = PROM
 }
 
 /** The start of the task, to tell a job from the others: 80 characters, cut with an ellipsis. */
-function promptBrief(ctx: jobs.JobsContext, state: JobState): string | null {
+function promptBrief(ctx: JobsContext, state: JobState): string | null {
   const preview = promptPreview(ctx, state, PROMPT_BRIEF_MAX + 200);
   if (preview === null) return null;
   const folded = preview.replace(/\s+/g, ' ');
   return folded.length > PROMPT_BRIEF_MAX ? `${folded.slice(0, PROMPT_BRIEF_MAX - 1)}…` : folded;
 }
 
-export function outputTail(ctx: jobs.JobsContext, id: string, bytes = OUTPUT_TAIL_BYTES): { output: string; output_bytes: number } {
+export function outputTail(ctx: JobsContext, id: string, bytes = OUTPUT_TAIL_BYTES): { output: string; output_bytes: number } {
   const page = jobs.readOutput(ctx.paths, id, -bytes, bytes);
   return { output: page.data, output_bytes: page.size };
 }
@@ -58,7 +59,7 @@ export const EXEC_TAIL_BYTES = 1024;
 const CHANGED_FILES_MAX = 20;
 
 /** The last lines of an exec job's output (at most 15 lines and 1 KiB): what a terminal would have shown last. */
-export function execTail(ctx: jobs.JobsContext, id: string): string {
+export function execTail(ctx: JobsContext, id: string): string {
   const data = jobs.readOutput(ctx.paths, id, -EXEC_TAIL_BYTES, EXEC_TAIL_BYTES);
   const lines = data.data.trimEnd().split('\n');
   if (data.offset > 0) lines.shift();
@@ -91,9 +92,9 @@ export function changedFiles(state: JobState): { files: string[]; more: number; 
  * (the same counts as token_usage) and `final_message` (the same text as output) come with
  * verbose only.
  */
-export function compactAnswer(ctx: jobs.JobsContext, state: JobState, waitTool = 'job_wait') {
+export function compactAnswer(ctx: JobsContext, state: JobState, waitTool = 'job_wait') {
   const elapsed = elapsedMs(state);
-  if (!isTerminal(state.status)) {
+  if (!jobs.isTerminal(state.status)) {
     return {
       job_id: state.id,
       status: 'timeout' as const,
@@ -133,8 +134,8 @@ function endMessage(state: JobState, short = false): string {
 }
 
 /** The full answer about one job (verbose: true): for a finished job its result, else its progress so far. */
-export function jobAnswer(ctx: jobs.JobsContext, state: JobState, waitTool = 'job_wait') {
-  const finished = isTerminal(state.status);
+export function jobAnswer(ctx: JobsContext, state: JobState, waitTool = 'job_wait') {
+  const finished = jobs.isTerminal(state.status);
   const final = capText(state.result?.final_message ?? null, FINAL_MESSAGE_MAX);
   const message = finished
     ? endMessage(state)
@@ -179,12 +180,12 @@ export function unreadableAnswer(snap: JobSnapshot) {
 }
 
 /** The answer about one job: compact (the default) or, with verbose, everything. */
-export function snapshotAnswer(ctx: jobs.JobsContext, snap: JobSnapshot, waitTool?: string, verbose = false): Record<string, unknown> {
+export function snapshotAnswer(ctx: JobsContext, snap: JobSnapshot, waitTool?: string, verbose = false): Record<string, unknown> {
   if (snap.kind !== 'ok') return unreadableAnswer(snap);
   return verbose ? jobAnswer(ctx, snap.state, waitTool) : compactAnswer(ctx, snap.state, waitTool);
 }
 
-export function listItem(ctx: jobs.JobsContext, snap: JobSnapshot) {
+export function listItem(ctx: JobsContext, snap: JobSnapshot) {
   if (snap.kind !== 'ok') {
     const { error } = unreadableAnswer(snap);
     return { job_id: snap.id, status: 'unreadable', error_code: error.code, error };

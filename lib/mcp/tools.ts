@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { UserError } from '../errors.js';
-import * as jobs from '../jobs.js';
-import { inputs, isTerminal, type JobSnapshot } from '../jobs.js';
+import type { JobsContext } from '../context.js';
+import * as inputs from '../inputs.js';
+import type { JobSnapshot, SubmitInput, SubmitResult } from '../jobs.js';
+import { jobs } from './lazy-jobs.js';
 import { listItem, snapshotAnswer } from './results.js';
 
 /**
@@ -13,7 +15,7 @@ import { listItem, snapshotAnswer } from './results.js';
  */
 
 export interface ToolContext {
-  jobs: jobs.JobsContext;
+  jobs: JobsContext;
   session: Session;
   signal: AbortSignal;
   /** Reports progress; null when the caller did not ask for it (no progress token). */
@@ -54,7 +56,7 @@ function defineTool<S extends z.ZodObject>(
   return { ...definition, handler: async (args, ctx) => definition.handler(args as z.output<S>, ctx) };
 }
 
-const WAIT_SECONDS = jobs.WAIT_DEFAULT_SECONDS;
+const WAIT_SECONDS = inputs.WAIT_DEFAULT_SECONDS;
 
 // ── input pieces: the operations' fields, described for a calling model ───────────────────
 
@@ -81,7 +83,7 @@ const startShape = { prompt, cwd, ...jobOptions };
 function submitOptions(args: { cwd: string; approval_policy?: string; context_files?: string[]; model?: string; timeout_minutes?: number }) {
   return {
     cwd: args.cwd,
-    approval_policy: args.approval_policy as jobs.SubmitInput['approval_policy'],
+    approval_policy: args.approval_policy as SubmitInput['approval_policy'],
     context_files: args.context_files,
     model: args.model,
     timeout_seconds: args.timeout_minutes === undefined ? undefined : args.timeout_minutes * 60,
@@ -151,7 +153,7 @@ function startMessage(waitTool: string): string {
   return `Queued. Call ${waitTool} with this job_id until status is not "timeout".`;
 }
 
-function started(ctx: ToolContext, result: jobs.SubmitResult, waitTool: string) {
+function started(ctx: ToolContext, result: SubmitResult, waitTool: string) {
   ctx.session.started.add(result.job_id);
   const answer = {
     job_id: result.job_id,
@@ -188,7 +190,7 @@ async function withProgress<T>(ctx: ToolContext, ids: string[], total: number, w
 
 async function waitTool(ctx: ToolContext, { verbose, ...args }: z.output<typeof inputs.waitInput> & { verbose: boolean }, toolName: string) {
   const answer = await withProgress(ctx, [args.job_id], args.timeout_seconds, () => jobs.wait(ctx.jobs, args, { signal: ctx.signal }));
-  if (answer.snapshot.kind === 'ok' && isTerminal(answer.snapshot.state.status)) ctx.session.reported.add(answer.snapshot.id);
+  if (answer.snapshot.kind === 'ok' && jobs.isTerminal(answer.snapshot.state.status)) ctx.session.reported.add(answer.snapshot.id);
   return withNotices(snapshotAnswer(ctx.jobs, answer.snapshot, toolName, verbose), answer.notices, verbose);
 }
 
@@ -322,7 +324,7 @@ export function allTools(): ToolDefinition[] {
       title: 'List jobs',
       description: 'The newest jobs of every agent, newest first, with status, agent, cwd and a prompt preview.',
       input: described(inputs.listInput, {
-        limit: `How many (1-${jobs.LIST_MAX}, default ${inputs.LIST_DEFAULT}).`,
+        limit: `How many (1-${inputs.LIST_MAX}, default ${inputs.LIST_DEFAULT}).`,
         status: 'Only jobs with this status.',
       }),
       output: z.looseObject({ jobs: z.array(z.looseObject({ job_id: z.string(), status: z.string() })), count: z.number() }),
