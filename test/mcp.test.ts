@@ -1,10 +1,13 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { CallToolResultSchema, CreateTaskResultSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as jobs from '../lib/jobs.js';
-import { CLI, assertSchemaValid, cleanupSpools, jobState, pidAlive, treeSnapshot, until, type TestSpool } from './helpers/spool.js';
+import { createServer } from '../lib/mcp/server.js';
+import { CLI, DIST, assertSchemaValid, cleanupSpools, jobState, pidAlive, treeSnapshot, until, type TestSpool } from './helpers/spool.js';
 import { call, connect, errorText, ok, stubbedSpool, type McpHandle } from './helpers/mcp.js';
 
 afterAll(cleanupSpools);
@@ -65,6 +68,17 @@ describe('MCP server over stdio, with the SDK Client', () => {
     }
     expect(byName.codex_wait!.description).toMatch(/timeout.*again/);
     expect(mcp.client.getInstructions()).toMatch(/call it again until status is done, error or cancelled/);
+
+    // the list came from the build (dist/mcp/tool-list.json, current), and is the live one
+    const built = await import(path.join(DIST, 'mcp', 'tool-list.js')) as { readToolList: () => unknown };
+    expect(built.readToolList(), 'dist/mcp/tool-list.json is stale: npm run build').toBeDefined();
+    const live = createServer({ home: spool.home, tools: null, precomputedList: false }).mcp;
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    const client = new Client({ name: 'live', version: '1' });
+    await live.connect(serverSide);
+    await client.connect(clientSide);
+    expect(tools).toEqual((await client.listTools()).tools);
+    await client.close();
   });
 
   it('start → wait round trips keep every key an orchestrator reads (codex, cursor, gemini, claude)', async () => {

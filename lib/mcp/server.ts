@@ -20,6 +20,7 @@ import { WAIT_DEFAULT_SECONDS, describeIssue } from '../inputs.js';
 import { spoolSpaceError } from '../spool/fsx.js';
 import { packageVersion } from '../version.js';
 import { jobs, loadJobs } from './lazy-jobs.js';
+import { readToolList } from './tool-list.js';
 import { SpoolTaskStore, markAsTask, taskOf } from './task-store.js';
 import { Session, selectTools, type ToolContext, type ToolDefinition } from './tools.js';
 
@@ -44,6 +45,8 @@ export interface ServeOptions {
   /** Tool names or groups to expose (overrides config mcp_tools). */
   tools?: string[] | null;
   log?: (message: string) => void;
+  /** Answer tools/list from the list worked out at build time when it is current (default true). */
+  precomputedList?: boolean;
 }
 
 /** Runs one tool call: the handler over lib/jobs.ts, its answer as text and structured content. */
@@ -129,10 +132,16 @@ export function createServer(options: ServeOptions = {}): { mcp: McpServer; ctx:
     };
   };
 
+  // the tools never change while a server runs: the list is worked out once (or read, see tool-list.ts)
+  const precomputed = options.precomputedList === false ? undefined : readToolList();
+  let listed: Promise<ListToolsResult> | undefined = precomputed && Promise.resolve({ tools: precomputed.filter((tool) => byName.has(tool.name)) });
   wrapToolHandlers(mcp.server, {
-    list: (next) => async (request, extra) => {
-      const listed = await next(request, extra);
-      return { ...listed, tools: listed.tools.map((tool) => (byName.get(tool.name)?.taskCapable ? { ...tool, execution: { taskSupport: 'optional' } } : tool)) };
+    list: (next) => (request, extra) => {
+      listed ??= Promise.resolve(next(request, extra)).then((live) => ({
+        ...live,
+        tools: live.tools.map((tool) => (byName.get(tool.name)?.taskCapable ? { ...tool, execution: { taskSupport: 'optional' as const } } : tool)),
+      }));
+      return listed;
     },
     call: (next) => async (request, extra) => {
       const tool = byName.get(request.params.name);
