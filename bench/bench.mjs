@@ -1,5 +1,5 @@
 // npm run bench [-- --quick] [-- --only=name,name]   (BENCH_NO_INSTALL=1: never apt-get tsp/nq)
-// Scenarios: start, wake, throughput, breakdown, scale, waiters, output, failover; and trace, only when named.
+// Scenarios: start, wake, exitwake, coldstart, bill, parallel, throughput, breakdown, scale, waiters, output, failover; and trace, only when named.
 // Measures agent-async against the targets of SPEC section 10 and writes a Markdown table and a
 // JSON file (with the machine's facts) to bench/results/. Timings are noisy on shared machines:
 // each figure is taken over many samples and compared as a ratio inside one run.
@@ -133,6 +133,95 @@ async function coldStart() {
   row.ratio_tools_list = row.ours_tools_list.p50 / row.bare_tools_list.p50;
   results.coldstart = row;
   log(`cold start: initialize p50 ${ms(row.ours_initialize.p50)} ms vs bare ${ms(row.bare_initialize.p50)} ms (×${row.ratio_initialize.toFixed(2)}); tools/list p50 ${ms(row.ours_tools_list.p50)} ms vs bare ${ms(row.bare_tools_list.p50)} ms (×${row.ratio_tools_list.toFixed(2)})`);
+}
+
+// ── 2e. the orchestrator's bill: bytes of MCP answers for one delegated job ─────────────────
+// A codex job (bench/codex-noisy.mjs: codex's stderr noise, 120 command items with their
+// output) awaited the way the seed's loop does: codex_start, 12 codex_wait answers "timeout"
+// (a 10-minute job at 50 s each), then the final answer. A timeout answer's size does not
+// depend on how long it waited, so these waits are 1 s; only the elapsed figures would be
+// longer after 10 minutes ("600000" for "1344" in duration_ms): the missing digits are added
+// to each timeout answer.
+// What a model sees of one answer: Claude Code shows structuredContent as compact JSON, codex
+// shows it behind a short prefix, a client without structured content shows the text block;
+// none shows both. So an answer costs the larger of the two, in UTF-8 bytes. BILL_SHOW=1 prints
+// the compact answers.
+const BILL_FINAL_MESSAGE = `Added input validation to every handler in src/api.ts.
+
+- \`createUser\`, \`updateUser\` and \`deleteUser\` now check their body with the zod schemas in src/schemas.ts and answer 400 with the field named when it is wrong.
+- \`listUsers\` checks \`limit\` (1-100) and \`cursor\` (opaque, base64url).
+- A shared \`badRequest(field, message)\` helper in src/http.ts keeps the answers alike.
+- 14 new tests in test/api.test.ts cover each refused input; \`npm test\` passes (212 tests).
+
+Not changed: the admin routes, which have their own validation layer; say if they should move to the same schemas.`;
+const BILL_TIMEOUTS = 12;
+
+function answerBytes(result) {
+  const text = Buffer.byteLength(result.content?.[0]?.text ?? '');
+  const structured = result.structuredContent ? Buffer.byteLength(JSON.stringify(result.structuredContent)) : 0;
+  return Math.max(text, structured);
+}
+
+async function billOnce(spool, server, verbose) {
+  const cwd = fs.mkdtempSync(path.join(spool.base, 'repo-'));
+  const gate = path.join(cwd, 'bill-gate');
+  const call = async (name, args_) => {
+    const result = await server.client.callTool({ name, arguments: args_ }, undefined, { timeout: 120_000 });
+    if (result.isError) throw new Error(`${name}: ${result.content[0].text}`);
+    return { bytes: answerBytes(result), answer: result.structuredContent };
+  };
+  const start = await call('codex_start', { prompt: 'Add input validation to every handler in src/api.ts; add tests; run npm test. '.repeat(8), cwd });
+  const id = start.answer.job_id;
+  await untilStatus(spool, id, ['running']);
+  // wait for the stream to reach its last command, so every timeout answer sees the same activity
+  while (!fs.readFileSync(path.join(spool.home, 'jobs', id, 'output.log'), 'utf8').includes('item_last')) await sleep(20);
+  const timeouts = [];
+  let activity = null;
+  for (let i = 0; i < BILL_TIMEOUTS; i += 1) {
+    const waited = await call('codex_wait', { job_id: id, timeout_seconds: 1, ...(verbose ? { verbose } : {}) });
+    if (waited.answer.status !== 'timeout') throw new Error(`bill: the job ended early: ${JSON.stringify(waited.answer)}`);
+    activity = waited.answer.activity;
+    if (process.env.BILL_SHOW && i === 0) log(JSON.stringify(waited.answer));
+    timeouts.push(waited.bytes + Math.max(0, String(600_000).length - String(waited.answer.duration_ms).length));
+  }
+  fs.writeFileSync(gate, '');
+  let final;
+  do final = await call('codex_wait', { job_id: id, timeout_seconds: 30, ...(verbose ? { verbose } : {}) });
+  while (final.answer.status === 'timeout');
+  if (process.env.BILL_SHOW) log(`${JSON.stringify(start.answer)}\n${JSON.stringify(final.answer)}`);
+  if (final.answer.status !== 'done') throw new Error(`bill: the job ended ${final.answer.status}: ${JSON.stringify(final.answer.error)}`);
+  const finalMessageBytes = Buffer.byteLength(JSON.stringify(BILL_FINAL_MESSAGE)) - 2; // as it sits in the JSON, escapes included
+  const total = start.bytes + timeouts.reduce((a, b) => a + b, 0) + final.bytes;
+  return {
+    start: start.bytes,
+    timeout_each: Math.max(...timeouts),
+    final: final.bytes,
+    final_message: finalMessageBytes,
+    total,
+    overhead: total - finalMessageBytes,
+    output_log: fs.statSync(path.join(spool.home, 'jobs', id, 'output.log')).size,
+    activity,
+  };
+}
+
+async function bill() {
+  const spool = makeSpool({ concurrency: 2 });
+  const bin = path.join(spool.base, 'bin');
+  fs.mkdirSync(bin);
+  fs.symlinkSync(path.join(ROOT, 'bench/codex-noisy.mjs'), path.join(bin, 'codex'));
+  const final = path.join(spool.base, 'final.md');
+  fs.writeFileSync(final, BILL_FINAL_MESSAGE);
+  spool.env = { ...spool.env, PATH: `${bin}:${spool.env.PATH}`, BILL_FINAL: final };
+  const row = {};
+  for (const verbose of [false, true]) {
+    const server = await mcp(spool);
+    row[verbose ? 'verbose' : 'compact'] = await billOnce(spool, server, verbose);
+    await server.close();
+  }
+  killSpool(spool);
+  results.bill = { ...row, timeouts: BILL_TIMEOUTS };
+  const c = row.compact;
+  log(`orchestrator's bill: ${c.total} B in all (start ${c.start}, ${BILL_TIMEOUTS} × timeout ≤ ${c.timeout_each}, final ${c.final}); final message ${c.final_message} B, so ${c.overhead} B of answers (target ≤ 3072); verbose: ${row.verbose.total} B; activity "${c.activity}"`);
 }
 
 // ── 2d. parallel scaling: 4 jobs of `sleep 1` with the default concurrency ──────────────────
@@ -528,6 +617,10 @@ function report(facts) {
     const c = r.coldstart;
     rows.push(['`serve` launched → `initialize` / `tools/list` answered', '≤ 1.25× a bare SDK server, same run', `initialize p50 ${ms(c.ours_initialize.p50)} ms vs ${ms(c.bare_initialize.p50)} ms (×${c.ratio_initialize.toFixed(2)}); tools/list p50 ${ms(c.ours_tools_list.p50)} ms vs ${ms(c.bare_tools_list.p50)} ms (×${c.ratio_tools_list.toFixed(2)}), ${c.runs} runs each`, verdict(c.ratio_initialize <= 1.25 && c.ratio_tools_list <= 1.25)]);
   }
+  if (r.bill) {
+    const c = r.bill.compact;
+    rows.push(["the orchestrator's bill: one codex job awaited with 50 s waits for 10 minutes (start, 12 timeouts, the final answer)", 'final message + ≤ 3 KB', `${c.total} B = final message ${c.final_message} B + ${c.overhead} B (start ${c.start}, timeout ≤ ${c.timeout_each} each as at 10 minutes, final ${c.final}); verbose: true ${r.bill.verbose.total} B; worker output ${Math.round(c.output_log / 1024)} KiB`, verdict(c.overhead <= 3072)]);
+  }
   if (r.parallel) rows.push(['4 jobs of `sleep 1`, default concurrency', 'all ended ≤ 1.2 s after submission', `p50 ${r.parallel.p50.toFixed(2)} s, max ${r.parallel.max.toFixed(2)} s over ${r.parallel.rounds} rounds`, verdict(r.parallel.max <= 1.2)]);
   if (r.throughput) {
     const t = r.throughput;
@@ -570,7 +663,7 @@ function report(facts) {
   return `# agent-async benchmarks\n\nRun ${facts.date}${quick ? ' (--quick)' : ''} on ${machine}.\n\n${table}\n`;
 }
 
-const scenarios = { start: startRoundTrip, wake: wakeLatency, exitwake: exitWake, coldstart: coldStart, parallel, throughput, breakdown, scale, waiters: manyWaiters, output: bigOutput, failover, trace };
+const scenarios = { start: startRoundTrip, wake: wakeLatency, exitwake: exitWake, coldstart: coldStart, bill, parallel, throughput, breakdown, scale, waiters: manyWaiters, output: bigOutput, failover, trace };
 try {
   for (const [name, run] of Object.entries(scenarios)) {
     if (only ? !only.includes(name) : name === 'trace') continue;

@@ -122,11 +122,16 @@ const NUMERIC_KEYS = new Set(
     .map(([key]) => key),
 );
 
+/** The variable that sets a config key (agents has none). */
+export function configEnvName(key: string): string {
+  return `AGENT_ASYNC_${key.toUpperCase()}`;
+}
+
 function fromEnvironment(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const values: Record<string, unknown> = {};
   for (const key of Object.keys(configSchema.shape)) {
     if (key === 'agents') continue;
-    const raw = env[`AGENT_ASYNC_${key.toUpperCase()}`];
+    const raw = env[configEnvName(key)];
     if (raw === undefined || raw === '') continue;
     if (key === 'mcp_tools') {
       values[key] = raw.split(',').map((part) => part.trim()).filter(Boolean);
@@ -171,6 +176,20 @@ export function loadConfig(paths: SpoolPaths, env: NodeJS.ProcessEnv = process.e
   }
   checkAgents(merged.data.agents, paths.config);
   return merged.data;
+}
+
+export type ConfigOrigin = 'default' | 'config.json' | 'environment';
+
+/** Where each key's effective value comes from: the environment over config.json over the default. */
+export function configOrigins(paths: SpoolPaths, env: NodeJS.ProcessEnv = process.env): Record<keyof Config, ConfigOrigin> {
+  const file = readJsonFile<Record<string, unknown>>(paths.config);
+  const fromFile = file.kind === 'ok' && typeof file.value === 'object' && file.value !== null ? file.value : {};
+  const fromEnv = fromEnvironment(env);
+  const origins = Object.keys(configSchema.shape).map((key) => {
+    const origin: ConfigOrigin = Object.hasOwn(fromEnv, key) ? 'environment' : Object.hasOwn(fromFile, key) ? 'config.json' : 'default';
+    return [key, origin];
+  });
+  return Object.fromEntries(origins) as Record<keyof Config, ConfigOrigin>;
 }
 
 /** mtime and size of config.json, to notice an edit with one stat. */

@@ -1,9 +1,11 @@
 import type { z } from 'zod';
+import { plainActivity, type ActivityReader } from './agents/activity.js';
 import { readContextFiles, type ContextFile } from './agents/context-files.js';
 import { assemblePrompt } from './agents/prompt.js';
 import { getAdapter } from './agents/registry.js';
 import { confluencePrompt, pullRequestPrompt } from './agents/templates.js';
-import { ConfigSource, POLICIES, type Config } from './config.js';
+import { POLICIES } from './config.js';
+import type { JobsContext } from './context.js';
 import { UserError, badInput, quoteInput } from './errors.js';
 import {
   ARGV_REQUIRED,
@@ -22,7 +24,7 @@ import {
   waitInput,
   type Naming,
 } from './inputs.js';
-import { readJob, readOutput, readTask, type OutputPage } from './read-model.js';
+import { lastActivity, readJob, readOutput, readTask, type OutputPage } from './read-model.js';
 import { ensureRunner, type EnsureResult } from './runner/launch.js';
 import { leaderAlive, readRunnerInfo } from './runner/lease.js';
 import { selfIdentity } from './runner/processes.js';
@@ -30,7 +32,7 @@ import { cancelPendingJob } from './runner/reconcile.js';
 import { newJobId } from './spool/ids.js';
 import { walkIndex } from './spool/index.js';
 import { gcJobs, type GcReport } from './spool/gc.js';
-import { JOB_FILES, defaultHome, ensureSpool, spoolPaths, type SpoolPaths } from './spool/layout.js';
+import { JOB_FILES, type SpoolPaths } from './spool/layout.js';
 import { isTerminal, newJobState, type JobRequest, type JobState } from './spool/state.js';
 import {
   listActive,
@@ -51,44 +53,8 @@ export { parseInput, WAIT_DEFAULT_SECONDS, LIST_MAX } from './inputs.js';
  * with its schema in `inputs.ts`; faces map their own parameters onto it and format answers.
  */
 
-/** What every operation works in: the spool's paths, the configuration, the environment. */
-export interface JobsContext {
-  paths: SpoolPaths;
-  config: Config;
-  env: NodeJS.ProcessEnv;
-  /** Where `config` comes from; `refreshConfig` re-reads it after an edit. */
-  configSource: ConfigSource;
-  /** The MCP face: jobs it starts are held to config `mcp_max_policy`. */
-  capPolicy?: boolean;
-}
-
+export { locateSpool, openContext, refreshConfig, spoolHome, type JobsContext } from './context.js';
 export { spoolSpaceError } from './spool/fsx.js';
-
-/** The spool a command works on: --home, else $AGENT_ASYNC_HOME, else ~/.agent-async. */
-export function spoolHome(env: NodeJS.ProcessEnv = process.env): string {
-  return spoolPaths(defaultHome(env)).home;
-}
-
-/** The spool's folders for `home` (default $AGENT_ASYNC_HOME or ~/.agent-async), without touching the disk. */
-export function locateSpool(home?: string, env: NodeJS.ProcessEnv = process.env): SpoolPaths {
-  return spoolPaths(home ?? defaultHome(env));
-}
-
-export function openContext(options: { home?: string; env?: NodeJS.ProcessEnv; capPolicy?: boolean } = {}): JobsContext {
-  const env = options.env ?? process.env;
-  const paths = locateSpool(options.home, env);
-  ensureSpool(paths);
-  const configSource = new ConfigSource(paths, env);
-  return { paths, config: configSource.lastGood, env, configSource, capPolicy: options.capPolicy ?? false };
-}
-
-/**
- * Picks up an edited config.json in a long-lived process (the MCP server): one stat per call.
- * A config that became invalid keeps the last good one and throws the error for this call.
- */
-export function refreshConfig(ctx: JobsContext): void {
-  ctx.config = ctx.configSource.current();
-}
 
 function notFound(ctx: JobsContext, id: string, field: string): UserError {
   return new UserError('not_found', `${field} ${quoteInput(id)}: no such job in ${ctx.paths.jobs}`, field);
@@ -238,10 +204,22 @@ function originalTask(ctx: JobsContext, state: JobState): string | null {
   return task;
 }
 
+/** What a job's worker is doing now, in one line, as its adapter reads its output; null when nothing says. */
+export function currentActivity(ctx: JobsContext, state: JobState): string | null {
+  let reader: ActivityReader = plainActivity;
+  try {
+    reader = getAdapter(state.request.agent, ctx.config).activity ?? plainActivity;
+  } catch {
+    // an agent removed from config since: its lines as they are
+  }
+  return lastActivity(ctx.paths, state.id, reader);
+}
+
 /** A new job with the same request (and the same prompt) as an earlier one. */
 export function retry(ctx: JobsContext, input: z.input<typeof jobRef>): SubmitResult {
   const original = requireState(ctx, parseInput(jobRef, input).job_id);
   getAdapter(original.request.agent, ctx.config); // an agent removed from config since is said now, not at start
+  checkPolicyCeiling(ctx, original.request.policy, true);
   return publishPrepared(ctx, {
     request: { ...original.request, retry_of: original.id, env_path: ctx.env.PATH ?? original.request.env_path },
     task: originalTask(ctx, original),
@@ -258,7 +236,7 @@ export function continueJob(ctx: JobsContext, raw: z.input<typeof continueInput>
   const input = parseInput(continueInput, raw);
   const parent = requireState(ctx, input.job_id);
   if (parent.request.argv !== null) {
-    throw new UserError('conflict', `job_id ${parent.id}: exec jobs have no conversation to continue; use retry`, 'job_id');
+    throw new UserError('conflict', `job_id ${parent.id}: exec jobs have no conversation to continue; run the same command again with retry (MCP: job_retry; CLI: agent-async retry)`, 'job_id');
   }
   if (!isTerminal(parent.status)) {
     throw new UserError('conflict', `job_id ${parent.id}: the job is still ${parent.status}; wait for it to end before continuing it`, 'job_id');

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { oneLine, type ActivityReader } from './agents/activity.js';
 import { stripFooter } from './agents/prompt.js';
 import { openRegularFile, readJsonFile, readTextCapped, writeJsonAtomic } from './spool/fsx.js';
 import { isJobId } from './spool/ids.js';
@@ -91,6 +92,23 @@ export function readOutput(paths: SpoolPaths, id: string, offset = 0, maxBytes =
 export function lastOutputLine(paths: SpoolPaths, id: string, bytes = 512): string {
   const tail = readOutput(paths, id, -bytes, bytes).data;
   return tail.trimEnd().split('\n').at(-1)?.replace(/\s+/g, ' ').trim() ?? '';
+}
+
+const ACTIVITY_TAIL_BYTES = 32 * 1024;
+
+/**
+ * The newest line of a job's output that `reader` makes sense of (its adapter's view of what
+ * the worker is doing), in one short line; null when none of the last 32 KiB does.
+ */
+export function lastActivity(paths: SpoolPaths, id: string, reader: ActivityReader): string | null {
+  const page = readOutput(paths, id, -ACTIVITY_TAIL_BYTES, ACTIVITY_TAIL_BYTES);
+  const lines = page.data.split('\n');
+  if (page.offset > 0) lines.shift(); // the first line is cut
+  for (let i = lines.length - 1; i >= 0; i -= 1) {
+    const activity = reader(lines[i]!);
+    if (activity !== null && activity.trim() !== '') return oneLine(activity);
+  }
+  return null;
 }
 
 const PROMPT_READ_MAX = 64 * 1024 * 1024;

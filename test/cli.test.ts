@@ -20,8 +20,9 @@ afterAll(cleanupSpools);
 
 describe('CLI: bad input gets a clear error naming the field and changes nothing', () => {
   const spool = makeSpool();
+  const existing = startJob(spool, ['true']);
   beforeAll(async () => {
-    await waitJob(spool, startJob(spool, ['true']));
+    await waitJob(spool, existing);
   });
   const aFile = path.join(spool.work, 'a-file');
   fs.writeFileSync(aFile, 'x');
@@ -42,7 +43,10 @@ describe('CLI: bad input gets a clear error naming the field and changes nothing
     ['limit out of range', ['ls', '--limit', '0'], /limit: must be a whole number from 1 to 1000/, 2],
     ['bad gc age', ['gc', '--older-than', 'soon'], /older-than: "soon" is not a duration/, 2],
     ['unknown command', ['frobnicate'], /Unknown argument: frobnicate/, 2],
-    ['unknown option', ['ls', '--colour'], /Unknown argument/, 2],
+    ['unknown option', ['ls', '--colour'], /ls: unknown flag --colour/, 2],
+    ['misspelt flag before an id', ['wait', '--anyy', existing], /wait: unknown flag --anyy \(did you mean --any\?\)/, 2],
+    ['exec command without --', ['start', 'exec', 'ls', '-la'], /put the command after --.*: agent-async start exec -- ls -la/, 2],
+    ['stray word before --', ['start', 'exec', '--timeout', '5', 'min', '--', 'true'], /"min" before --.*did you mean --timeout 5m\?/, 2],
   ];
 
   for (const [name, args, message, code] of cases) {
@@ -80,7 +84,7 @@ describe('CLI: the job life cycle', () => {
 
     const logs = cli(spool, ['logs', id]);
     expect(logs.stdout.split('\n').sort()).toEqual(['', 'err', 'out']);
-    expect(cli(spool, ['logs', id, '--tail', '4']).stdout).toMatch(/^(err|out)\n$/);
+    expect(cli(spool, ['logs', id, '--tail', '1']).stdout).toMatch(/^(err|out)\n$/);
 
     const ls = JSON.parse(cli(spool, ['ls', '--json']).stdout);
     expect(ls.map((s: any) => s.id)).toEqual([id]);
@@ -218,6 +222,26 @@ describe('CLI: the job life cycle', () => {
     expect(cli(spool, ['ls']).stderr).toMatch(/unknown key "concurency"; allowed: concurrency/);
     fs.writeFileSync(path.join(spool.home, 'config.json'), '{not json');
     expect(cli(spool, ['ls']).stderr).toMatch(/config\.json: not valid JSON/);
+  });
+
+  it('logs --tail counts lines and --json prints JSON lines; gc --dry-run lists the ids; config says where each value comes from', async () => {
+    const spool = makeSpool({ concurrency: 2 });
+    const id = startJob(spool, ['sh', '-c', 'printf "one\\ntwo\\nthree\\nfour\\n"']);
+    await waitJob(spool, id);
+    expect(cli(spool, ['logs', id, '--tail', '3']).stdout).toBe('two\nthree\nfour\n');
+    const pages = cli(spool, ['logs', id, '--json']).stdout.trim().split('\n').map((line) => JSON.parse(line));
+    expect(pages).toEqual([{ job_id: id, offset: 0, next_offset: 19, data: 'one\ntwo\nthree\nfour\n' }]);
+
+    const dry = cli(spool, ['gc', '--keep', '0', '--dry-run']);
+    expect(dry.stdout).toBe(`would remove 1 finished jobs; kept 0; 0 pending or running untouched\n  ${id}\n`);
+
+    const shown = cli(spool, ['config'], { env: { ...spool.env, AGENT_ASYNC_PROGRESS_SECONDS: '7' } }).stdout;
+    expect(shown).toMatch(/^home +\S+ +\(AGENT_ASYNC_HOME\)$/m);
+    expect(shown).toMatch(/^concurrency +2 +config\.json /m);
+    expect(shown).toMatch(/^progress_seconds +7 +AGENT_ASYNC_PROGRESS_SECONDS /m);
+    expect(shown).toMatch(/^job_timeout_seconds +10800 +default /m);
+    const json = JSON.parse(cli(spool, ['config', '--json', '--home', spool.home]).stdout);
+    expect(json).toMatchObject({ home_from: 'flag', from: { concurrency: 'config.json', job_timeout_seconds: 'default' } });
   });
 
   it('spool folders are 0700 and files 0600', async () => {

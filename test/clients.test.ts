@@ -285,7 +285,7 @@ describe('tool permission levels', () => {
     expect(sorted(allowedTools('read', TOOLS))).toEqual(sorted(READ_TOOLS));
     expect(sorted(allowedTools('agents', TOOLS))).toEqual(sorted(AGENT_TOOLS));
     expect(allowedTools('exec', TOOLS)).toEqual(TOOLS.map((tool) => tool.name));
-    expect(TOOLS.map((tool) => tool.name).filter((name) => !AGENT_TOOLS.includes(name))).toEqual(['agent_start']);
+    expect(TOOLS.map((tool) => tool.name).filter((name) => !AGENT_TOOLS.includes(name))).toEqual(['agent_start', 'job_retry']);
     const withNew = [...TOOLS, { name: 'shiny_new_tool', readOnly: false }];
     expect(allowedTools('agents', withNew)).not.toContain('shiny_new_tool');
     expect(allowedTools('exec', withNew)).toContain('shiny_new_tool');

@@ -1,10 +1,13 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { CallToolResultSchema, CreateTaskResultSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as jobs from '../lib/jobs.js';
-import { CLI, assertSchemaValid, cleanupSpools, jobState, pidAlive, treeSnapshot, until, type TestSpool } from './helpers/spool.js';
+import { createServer } from '../lib/mcp/server.js';
+import { CLI, DIST, assertSchemaValid, cleanupSpools, jobState, pidAlive, treeSnapshot, until, type TestSpool } from './helpers/spool.js';
 import { call, connect, errorText, ok, stubbedSpool, type McpHandle } from './helpers/mcp.js';
 
 afterAll(cleanupSpools);
@@ -25,9 +28,9 @@ const COMPAT = [
   'gemini_confluence_start', 'gemini_pr_start', 'job_list', 'job_cancel', 'queue_status', 'agent_notify_done',
 ];
 
-async function waitDone(handle: McpHandle, jobId: string, tool = 'job_wait'): Promise<any> {
+async function waitDone(handle: McpHandle, jobId: string, tool = 'job_wait', extra: Record<string, unknown> = {}): Promise<any> {
   for (;;) {
-    const result = await ok(handle, tool, { job_id: jobId, timeout_seconds: 30 });
+    const result = await ok(handle, tool, { job_id: jobId, timeout_seconds: 30, ...extra });
     if (result.status !== 'timeout') return result;
   }
 }
@@ -39,7 +42,7 @@ describe('MCP server over stdio, with the SDK Client', () => {
     const { tools } = await mcp.client.listTools();
     const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
     for (const name of COMPAT) expect(byName[name], name).toBeDefined();
-    for (const name of ['claude_start', 'agent_start', 'job_wait', 'job_await_any', 'job_output', 'job_continue']) expect(byName[name], name).toBeDefined();
+    for (const name of ['claude_start', 'agent_start', 'job_wait', 'job_await_any', 'job_output', 'job_continue', 'job_retry']) expect(byName[name], name).toBeDefined();
 
     const props = (name: string) => Object.keys((byName[name]!.inputSchema as any).properties ?? {});
     for (const name of ['codex_start', 'cursor_start', 'gemini_start']) {
@@ -65,6 +68,17 @@ describe('MCP server over stdio, with the SDK Client', () => {
     }
     expect(byName.codex_wait!.description).toMatch(/timeout.*again/);
     expect(mcp.client.getInstructions()).toMatch(/call it again until status is done, error or cancelled/);
+
+    // the list came from the build (dist/mcp/tool-list.json, current), and is the live one
+    const built = await import(path.join(DIST, 'mcp', 'tool-list.js')) as { readToolList: () => unknown };
+    expect(built.readToolList(), 'dist/mcp/tool-list.json is stale: npm run build').toBeDefined();
+    const live = createServer({ home: spool.home, tools: null, precomputedList: false }).mcp;
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    const client = new Client({ name: 'live', version: '1' });
+    await live.connect(serverSide);
+    await client.connect(clientSide);
+    expect(tools).toEqual((await client.listTools()).tools);
+    await client.close();
   });
 
   it('start → wait round trips keep every key an orchestrator reads (codex, cursor, gemini, claude)', async () => {
@@ -76,12 +90,16 @@ describe('MCP server over stdio, with the SDK Client', () => {
       expect(start).toMatchObject({ job_id: expect.stringMatching(/^[0-9a-z]{23}$/), status: 'pending', agent, cwd });
       expect(start.message).toMatch(new RegExp(`Call ${agent}_wait`));
       const result = await waitDone(mcp, start.job_id, `${agent}_wait`);
+      // compact by default: the final message once, in the seed's output key
       expect(result).toMatchObject({
-        job_id: start.job_id, status: 'done', exit_code: 0, cwd, agent, final_message: answer,
+        job_id: start.job_id, status: 'done', exit_code: 0, cwd, agent, output: answer, usage: null,
         prompt: `say hello, ${agent}`,
       });
-      for (const key of ['output', 'started_at', 'finished_at', 'token_usage', 'session_id', 'usage', 'duration_ms']) expect(result).toHaveProperty(key);
+      for (const key of ['started_at', 'finished_at', 'token_usage', 'duration_ms']) expect(result).toHaveProperty(key);
+      expect(result).not.toHaveProperty('final_message');
       expect(result.token_usage).toMatchObject({ input_tokens: expect.any(Number), output_tokens: expect.any(Number), total_tokens: expect.any(Number) });
+      const full = await ok(mcp, `${agent}_wait`, { job_id: start.job_id, verbose: true });
+      expect(full).toMatchObject({ final_message: answer, session_id: expect.any(String), usage: expect.any(Object), notices: [] });
       assertSchemaValid(jobState(spool, start.job_id));
     }
   });
@@ -94,7 +112,11 @@ describe('MCP server over stdio, with the SDK Client', () => {
     const waited = await ok(mcp, 'gemini_wait', { job_id: start.job_id, timeout_seconds: 1 });
     expect(waited).toMatchObject({ status: 'timeout', job_status: 'running', job_id: start.job_id });
     await until(() => fs.readFileSync(path.join(spool.home, 'jobs', start.job_id, 'output.log'), 'utf8').includes('first'), 10_000, 'output');
-    expect((await ok(mcp, 'codex_wait', { job_id: start.job_id, timeout_seconds: 0 })).output).toContain('first line');
+    // a timeout answer is short: what the worker does now, no output tail, no prompt
+    const running = await ok(mcp, 'codex_wait', { job_id: start.job_id, timeout_seconds: 0 });
+    expect(running).toMatchObject({ status: 'timeout', activity: 'first line' });
+    expect(Object.keys(running).sort()).toEqual(['activity', 'duration_ms', 'job_id', 'job_status', 'message', 'status']);
+    expect((await ok(mcp, 'codex_wait', { job_id: start.job_id, timeout_seconds: 0, verbose: true })).output).toContain('first line');
     expect(waited.message).toMatch(/Call gemini_wait again/);
     const cancelled = await ok(mcp, 'job_cancel', { job_id: start.job_id });
     expect(cancelled).toMatchObject({ job_id: start.job_id, status: 'cancelled', cancelled: true });
@@ -135,9 +157,15 @@ describe('MCP server over stdio, with the SDK Client', () => {
     expect((await ok(mcp, 'job_list', {})).jobs.map((j: any) => j.job_id)).toEqual([queued.job_id, long.job_id]);
 
     const first = await ok(mcp, 'claude_start', { prompt: 'first', cwd: spool.work });
-    const firstResult = await waitDone(mcp, first.job_id, 'claude_wait');
+    const firstResult = await waitDone(mcp, first.job_id, 'claude_wait', { verbose: true });
     const cont = await ok(mcp, 'job_continue', { job_id: first.job_id, prompt: 'second' });
-    expect(await waitDone(mcp, cont.job_id)).toMatchObject({ status: 'done', session_id: firstResult.session_id });
+    expect(await waitDone(mcp, cont.job_id, 'job_wait', { verbose: true })).toMatchObject({ status: 'done', session_id: firstResult.session_id });
+
+    // an exec job has no conversation: job_continue names job_retry, which runs it again
+    expect(errorText(await call(mcp, 'job_continue', { job_id: queued.job_id, prompt: 'again' }))).toMatch(/no conversation to continue; run the same command again with retry \(MCP: job_retry/);
+    const again = await ok(mcp, 'job_retry', { job_id: queued.job_id });
+    expect(await waitDone(mcp, again.job_id)).toMatchObject({ status: 'done', output: '' });
+    expect(jobState(spool, again.job_id).request).toMatchObject({ argv: ['true'], retry_of: queued.job_id });
     expect(jobState(spool, cont.job_id).request).toMatchObject({ continue_of: first.job_id, resume_session: firstResult.session_id });
 
     const page = await ok(mcp, 'gemini_confluence_start', { title: 'Spool design', cwd: spool.work, instructions: 'cover the state machine' });
@@ -162,13 +190,13 @@ describe('MCP server over stdio, with the SDK Client', () => {
     fs.writeFileSync(gates[1]!, '');
     await until(() => ids.slice(0, 2).every((id) => jobState(spool, id).status === 'done'), 20_000, 'two jobs to end');
     const first = await ok(mcp, 'codex_await_any', { timeout_seconds: 30 });
-    const seen = first.completed.map((r: any) => r.job_id);
-    expect(first.job_id).toBe(seen[0]);
+    // the first ended job at the top level, the others in completed
+    const seen = [first.job_id, ...first.completed.map((r: any) => r.job_id)];
     expect(seen.sort()).toEqual(ids.slice(0, 2).sort());
     expect(first.pending_job_ids).toEqual([ids[2]]);
     fs.writeFileSync(gates[2]!, '');
     const second = await ok(mcp, 'codex_await_any', { timeout_seconds: 30 });
-    expect(second.completed.map((r: any) => r.job_id)).toEqual([ids[2]]);
+    expect(second).toMatchObject({ job_id: ids[2], completed: [] });
     // the moment after a terminal write, before its supervisor removes the active/ marker
     // (the runner, which would also remove it, is held still meanwhile)
     const runnerPid = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8')).pid;
@@ -182,7 +210,7 @@ describe('MCP server over stdio, with the SDK Client', () => {
       fs.rmSync(marker, { force: true });
       process.kill(runnerPid, 'SIGCONT');
     }
-    const explicit = await ok(mcp, 'job_await_any', { job_ids: ids, timeout_seconds: 5 });
+    const explicit = await ok(mcp, 'job_await_any', { job_ids: ids, timeout_seconds: 5, verbose: true });
     expect(explicit.completed.map((r: any) => r.job_id).sort()).toEqual([...ids].sort());
   });
 
@@ -193,9 +221,9 @@ describe('MCP server over stdio, with the SDK Client', () => {
     await ok(mcp, 'job_cancel', { job_id: job.job_id });
     expect(jobs.gc(jobs.openContext({ home: spool.home, env: spool.env }), { keep: 0 }).removed).toEqual([job.job_id]);
     const gone = await ok(mcp, 'codex_await_any', { timeout_seconds: 5 });
-    expect(gone.completed).toEqual([expect.objectContaining({ job_id: job.job_id, job_status: 'missing', error: expect.objectContaining({ code: 'not_found' }) })]);
+    expect(gone).toMatchObject({ job_id: job.job_id, job_status: 'missing', error: expect.objectContaining({ code: 'not_found' }), completed: [] });
     expect(await ok(mcp, 'codex_await_any', { timeout_seconds: 1 })).toMatchObject({ status: 'idle', completed: [] });
-    expect((await ok(mcp, 'job_await_any', { job_ids: [job.job_id], timeout_seconds: 1 })).completed[0]).toMatchObject({ job_id: job.job_id, job_status: 'missing' });
+    expect(await ok(mcp, 'job_await_any', { job_ids: [job.job_id], timeout_seconds: 1 })).toMatchObject({ job_id: job.job_id, job_status: 'missing' });
   });
 
   it('queue_status after the runner was SIGKILLed: the job still runs, the runner shows as gone (no stale pid)', async () => {
@@ -440,7 +468,7 @@ describe('MCP Tasks (2025-11-25), backed by the spool', () => {
     expect(created.task).toMatchObject({ status: 'working', ttl: 600_000, pollInterval: expect.any(Number) });
     expect(jobState(spool, taskId).request.agent).toBe('codex');
     const result = await mcp.client.experimental.tasks.getTaskResult(taskId, CallToolResultSchema);
-    expect(result.structuredContent).toMatchObject({ job_id: taskId, status: 'done', final_message: 'Hello from the fake model.' });
+    expect(result.structuredContent).toMatchObject({ job_id: taskId, status: 'done', output: 'Hello from the fake model.' });
     expect(result._meta?.['io.modelcontextprotocol/related-task']).toEqual({ taskId });
     await mcp.close();
 

@@ -1,7 +1,8 @@
 import type { BuiltinAgentConfig, Policy } from '../config.js';
+import { assistantActivity } from './activity.js';
 import { agentAdapter } from './judge.js';
 import {
-  asCount, asObject, asString, assistantText, emptyParse, eventOf, keepNote, promptDelivery,
+  asCount, asObject, asString, assistantText, emptyParse, eventOf, jsonLine, keepNote, promptDelivery,
   type AgentAdapter, type StreamParser,
 } from './types.js';
 
@@ -50,12 +51,20 @@ function parser(): StreamParser {
   };
 }
 
+/** claude stream-json: the assistant's last tool call, or what it says. */
+export function claudeActivity(line: string): string | null {
+  const event = jsonLine(line);
+  if (event?.type === 'system' && event.subtype === 'init') return 'starting';
+  return event?.type === 'assistant' ? assistantActivity(event) : null;
+}
+
 export function claudeAdapter(settings: BuiltinAgentConfig): AgentAdapter {
   const subject = {
     name: 'claude',
     binary: settings.binary ?? 'claude',
     installHint: 'npm install -g @anthropic-ai/claude-code',
     loginHint: 'run `claude` once and log in, or set ANTHROPIC_API_KEY',
+    activity: claudeActivity,
   };
   return agentAdapter(subject, 'Claude Code (claude -p --output-format stream-json)', (input) => {
     const { request } = input;

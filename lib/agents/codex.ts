@@ -1,7 +1,7 @@
 import type { BuiltinAgentConfig, Policy } from '../config.js';
 import { agentAdapter } from './judge.js';
 import {
-  asCount, asObject, asString, emptyParse, eventOf, keepNote, promptDelivery,
+  asCount, asObject, asString, emptyParse, eventOf, jsonLine, keepNote, promptDelivery,
   type AgentAdapter, type StreamParser,
 } from './types.js';
 
@@ -50,12 +50,48 @@ function parser(): StreamParser {
   };
 }
 
+/** The command inside codex's `/bin/bash -lc '…'` wrapper. */
+function unwrapShell(command: string): string {
+  const wrapped = /^(?:\/\S*\/)?(?:ba|z)?sh -lc '(.*)'$/s.exec(command);
+  return wrapped ? wrapped[1]!.replaceAll("'\\''", "'") : command;
+}
+
+/** codex exec --json: the item it is on (a command, an edit, a tool call, its reasoning, its answer). */
+export function codexActivity(line: string): string | null {
+  const event = jsonLine(line);
+  if (!event) return null;
+  if (event.type === 'turn.started') return 'thinking';
+  if (event.type !== 'item.started' && event.type !== 'item.updated' && event.type !== 'item.completed') return null;
+  const item = asObject(event.item);
+  switch (item.type) {
+    case 'command_execution':
+      return `${event.type === 'item.completed' ? 'ran' : 'running'}: ${unwrapShell(asString(item.command) ?? 'a command')}`;
+    case 'file_change': {
+      const changes = Array.isArray(item.changes) ? item.changes.map((change) => asString(asObject(change).path)).filter(Boolean) : [];
+      return `editing ${changes.join(', ') || 'files'}`;
+    }
+    case 'mcp_tool_call':
+      return `tool ${[asString(item.server), asString(item.tool)].filter(Boolean).join('.')}`;
+    case 'web_search':
+      return `searching: ${asString(item.query) ?? ''}`;
+    case 'reasoning':
+      return `thinking${asString(item.text) ? `: ${String(item.text)}` : ''}`;
+    case 'agent_message':
+      return `says: ${asString(item.text) ?? ''}`;
+    case 'todo_list':
+      return 'planning';
+    default:
+      return null;
+  }
+}
+
 export function codexAdapter(settings: BuiltinAgentConfig): AgentAdapter {
   const subject = {
     name: 'codex',
     binary: settings.binary ?? 'codex',
     installHint: 'npm install -g @openai/codex',
     loginHint: 'run `codex login`, or set CODEX_API_KEY',
+    activity: codexActivity,
   };
   return agentAdapter(subject, 'OpenAI Codex CLI (codex exec --json)', (input) => {
     const { request } = input;

@@ -1,4 +1,5 @@
 import type { BuiltinAgentConfig, Policy } from '../config.js';
+import { assistantActivity, toolCall } from './activity.js';
 import { agentAdapter } from './judge.js';
 import {
   asCount, asObject, asString, assistantText, emptyParse, jsonLine, keepNote, promptDelivery,
@@ -48,12 +49,23 @@ function parser(): StreamParser {
   };
 }
 
+/** cursor-agent stream-json: a tool call it started (shellToolCall, readToolCall, …), or what it says. */
+export function cursorActivity(line: string): string | null {
+  const event = jsonLine(line);
+  if (!event) return null;
+  if (event.type === 'assistant') return assistantActivity(event);
+  if (event.type !== 'tool_call' || event.subtype !== 'started') return null;
+  const [kind, call] = Object.entries(asObject(event.tool_call))[0] ?? [];
+  return kind ? toolCall(kind.replace(/ToolCall$/, ''), asObject(call).args) : null;
+}
+
 export function cursorAdapter(settings: BuiltinAgentConfig): AgentAdapter {
   const subject = {
     name: 'cursor',
     binary: settings.binary ?? 'cursor-agent',
     installHint: 'curl https://cursor.com/install -fsS | bash',
     loginHint: 'run `cursor-agent login`, or set CURSOR_API_KEY',
+    activity: cursorActivity,
   };
   return agentAdapter(subject, "Cursor's cursor-agent (-p --output-format stream-json)", (input) => {
     const { request } = input;

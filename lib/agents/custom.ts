@@ -1,4 +1,5 @@
 import type { CustomAgentConfig, JsonSelector, Policy } from '../config.js';
+import { plainActivity } from './activity.js';
 import { agentAdapter } from './judge.js';
 import {
   asCount, asObject, emptyParse, eventOf, keepNote, promptDelivery,
@@ -94,7 +95,7 @@ function fillTemplate(template: string[], input: InvocationInput, viaStdin: bool
 
 export function customAdapter(name: string, config: CustomAgentConfig): AgentAdapter {
   const binary = config.command[0]!;
-  const subject = { name, binary, installHint: config.install_hint ?? `install ${binary}, or set agents.${name}.command[0] to its full path` };
+  const subject = { name, binary, installHint: config.install_hint ?? `install ${binary}, or set agents.${name}.command[0] to its full path`, activity: plainActivity };
   return agentAdapter(subject, config.description ?? `custom agent (${binary})`, (input) => {
     const { request } = input;
     const forced = config.prompt_via === 'stdin';

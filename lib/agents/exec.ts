@@ -1,3 +1,4 @@
+import { plainActivity } from './activity.js';
 import type { AgentAdapter } from './types.js';
 
 /**
@@ -11,6 +12,7 @@ export const execAdapter: AgentAdapter = {
   installHint: 'install the command, or give its full path',
   takesPrompt: false,
   canResume: false,
+  activity: plainActivity,
   buildInvocation({ request }) {
     if (!request.argv || request.argv.length === 0) throw new Error('job request for exec has no argv');
     return { argv: request.argv, stdin: null, env: {} };

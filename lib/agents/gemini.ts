@@ -1,4 +1,5 @@
 import type { BuiltinAgentConfig, Policy } from '../config.js';
+import { toolCall } from './activity.js';
 import { agentAdapter } from './judge.js';
 import {
   asCount, asObject, asString, emptyParse, jsonLine, keepNote, promptDelivery,
@@ -106,12 +107,23 @@ function parser(): StreamParser {
   };
 }
 
+/** gemini stream-json: the tool it calls, or that it is writing its answer. */
+export function geminiActivity(line: string): string | null {
+  const event = jsonLine(line);
+  if (!event) return null;
+  if (event.type === 'init') return 'starting';
+  if (event.type === 'tool_use') return toolCall(asString(event.tool_name) ?? 'tool', event.parameters);
+  if (event.type === 'message' && event.role === 'assistant') return 'writing its answer';
+  return null;
+}
+
 export function geminiAdapter(settings: BuiltinAgentConfig): AgentAdapter {
   const subject = {
     name: 'gemini',
     binary: settings.binary ?? 'gemini',
     installHint: 'npm install -g @google/gemini-cli',
     loginHint: 'set GEMINI_API_KEY, or run `gemini` once and log in',
+    activity: geminiActivity,
   };
   return agentAdapter(subject, 'Google Gemini CLI (gemini -o stream-json)', (input) => {
     const { request } = input;

@@ -1,3 +1,4 @@
+import type { ActivityReader } from './activity.js';
 import { hintFor, type HintSubject } from './hints.js';
 import type { AgentAdapter, ParsedStream, StreamParser, Verdict } from './types.js';
 
@@ -26,7 +27,7 @@ export function judgeRun(agent: HintSubject, parsed: ParsedStream, exitCode: num
 
 /** An agent CLI's adapter from what differs between CLIs: how to start it and how to read it. */
 export function agentAdapter(
-  subject: HintSubject & { name: string },
+  subject: HintSubject & { name: string; activity: ActivityReader },
   description: string,
   buildInvocation: AgentAdapter['buildInvocation'],
   createParser: () => StreamParser,

@@ -12,6 +12,8 @@ export interface AgentProbe {
   path: string | null;
   version: string | null;
   install_hint: string | null;
+  /** How to log in: the command, and the variable that takes an API key. */
+  login_hint: string | null;
 }
 
 function versionOf(file: string): string | null {
@@ -25,7 +27,7 @@ export function probeAgents(config: Config, searchPath: string = process.env.PAT
   return agentNames(config).map((name) => {
     const adapter = getAdapter(name, config);
     if (name === 'exec') {
-      return { agent: name, description: adapter.description, binary: '-', installed: true, path: null, version: null, install_hint: null };
+      return { agent: name, description: adapter.description, binary: '-', installed: true, path: null, version: null, install_hint: null, login_hint: null };
     }
     const found = resolveExecutable(adapter.binary, process.cwd(), searchPath);
     return {
@@ -36,6 +38,7 @@ export function probeAgents(config: Config, searchPath: string = process.env.PAT
       path: found.ok ? found.file : null,
       version: found.ok ? versionOf(found.file) : null,
       install_hint: found.ok ? null : adapter.installHint,
+      login_hint: adapter.loginHint ?? null,
     };
   });
 }

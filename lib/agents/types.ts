@@ -1,4 +1,5 @@
 import type { JobError, JobRequest, Usage } from '../spool/state.js';
+import type { ActivityReader } from './activity.js';
 
 /** What a supervisor starts for a job: never through a shell. */
 export interface Invocation {
@@ -57,6 +58,10 @@ export interface AgentAdapter {
   readonly takesPrompt: boolean;
   /** Whether an ended job's session can be continued (custom agents: only with resume_args). */
   readonly canResume: boolean;
+  /** How to log in: the command, and the variable that takes an API key (agent CLIs). */
+  readonly loginHint?: string;
+  /** What the worker is doing now, from one line of its output (plainActivity when absent). */
+  readonly activity?: ActivityReader;
   buildInvocation(input: InvocationInput): Invocation;
   /** A parser for one run; null when the output is not parsed (exec). */
   createParser(): StreamParser | null;

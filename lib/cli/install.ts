@@ -1,9 +1,5 @@
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import { serverCommand } from '../clients/clients.js';
-import { autoUpdateEnabled, disableAutoUpdate, enableAutoUpdate } from '../install/schedule.js';
-import { uninstall } from '../install/uninstall.js';
-import { checkUpdate, describeCheck, update } from '../install/update.js';
 import { locateSpool } from '../jobs.js';
 import { PACKAGE_ROOT } from '../version.js';
 import { EXIT } from './exit-codes.js';
@@ -30,6 +26,7 @@ function uninstallCommand(y: Argv): Argv {
         process.stdin.pause();
         if (!/^y/i.test(answer.trim())) return EXIT.ok;
       }
+      const { uninstall } = await import('../install/uninstall.js');
       const report = await uninstall({ home: home(args), purge: Boolean(args.purge) });
       if (args.json) printJson(report);
       else {
@@ -46,7 +43,8 @@ function checkUpdateCommand(y: Argv): Argv {
     'check-update',
     'say whether a newer release exists (exit 0 up to date, 1 update available)',
     (cmd) => cmd,
-    action((args) => {
+    action(async (args) => {
+      const { checkUpdate, describeCheck } = await import('../install/update.js');
       const check = checkUpdate();
       if (args.json) printJson(check);
       else print(describeCheck(check));
@@ -60,7 +58,8 @@ function updateCommand(y: Argv): Argv {
     'update',
     'move forward, built aside first (git installs: the newest vX.Y.Z tag, or the newest commit of the branch installed; npm installs: npm install -g)',
     (cmd) => cmd,
-    action((args) => {
+    action(async (args) => {
+      const { update } = await import('../install/update.js');
       const result = update(PACKAGE_ROOT, (line) => process.stderr.write(`agent-async update: ${line}\n`));
       if (args.json) printJson(result);
       else print(`${new Date().toISOString()} ${result.message}`);
@@ -74,7 +73,8 @@ function autoUpdateCommands(y: Argv): Argv {
       'enable-auto-update',
       'update every day at 09:00 (cron on Linux, a LaunchAgent on macOS); output goes to <spool>/update.log',
       (cmd) => cmd,
-      action((args) => {
+      action(async (args) => {
+        const [{ serverCommand }, { enableAutoUpdate }] = await Promise.all([import('../clients/clients.js'), import('../install/schedule.js')]);
         const server = serverCommand();
         print(enableAutoUpdate({ node: server.command, launcher: path.join(PACKAGE_ROOT, 'bin', 'agent-async.js'), log: path.join(home(args), 'update.log') }));
       }),
@@ -83,7 +83,8 @@ function autoUpdateCommands(y: Argv): Argv {
       'disable-auto-update',
       'remove the daily update',
       (cmd) => cmd,
-      action(() => {
+      action(async () => {
+        const { autoUpdateEnabled, disableAutoUpdate } = await import('../install/schedule.js');
         print(disableAutoUpdate());
         if (autoUpdateEnabled()) return EXIT.jobError;
         return EXIT.ok;

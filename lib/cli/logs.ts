@@ -2,6 +2,36 @@ import * as jobs from '../jobs.js';
 import { isTerminal } from '../jobs.js';
 
 const FOLLOW_POLL_MS = 500;
+const TAIL_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Where the last `lines` lines of `text` start, in bytes from its start; undefined when it
+ * holds fewer (the caller reads further back). A final newline does not start a line.
+ */
+export function lastLinesStart(text: string, lines: number): number | undefined {
+  const body = text.endsWith('\n') ? text.slice(0, -1) : text;
+  let at = body.length;
+  for (let found = 0; found < lines; found += 1) {
+    at = body.lastIndexOf('\n', at - 1);
+    if (at < 0) return undefined;
+  }
+  return Buffer.byteLength(text.slice(0, at + 1));
+}
+
+/**
+ * The byte offset of the last `lines` lines of a job's output, reading back a growing chunk
+ * up to one page (256 KiB): more lines than fit in that start at the page's first whole line.
+ */
+export function tailLinesOffset(ctx: jobs.JobsContext, id: string, lines: number): number {
+  if (lines === 0) return jobs.readOutput(ctx.paths, id, -1, 1).size;
+  for (let back = TAIL_CHUNK_BYTES; ; back *= 2) {
+    const page = jobs.readOutput(ctx.paths, id, -back, back);
+    const start = lastLinesStart(page.data, lines);
+    if (start !== undefined) return page.offset + start;
+    if (page.offset === 0) return 0; // fewer lines than asked: all of them
+    if (back >= jobs.OUTPUT_PAGE_MAX) return page.offset + Buffer.byteLength(page.data.slice(0, page.data.indexOf('\n') + 1)); // as many whole lines as one page holds
+  }
+}
 
 /**
  * Prints `output.log` from `start` (negative: that many bytes before the end) and, with
@@ -11,7 +41,7 @@ const FOLLOW_POLL_MS = 500;
 export async function followOutput(
   ctx: jobs.JobsContext,
   id: string,
-  options: { follow: boolean; start: number; write: (text: string) => void },
+  options: { follow: boolean; start: number; write: (page: jobs.OutputPage) => void },
 ): Promise<void> {
   let offset = options.start;
   let wake: (() => void) | undefined;
@@ -21,7 +51,7 @@ export async function followOutput(
   try {
     for (;;) {
       const page = jobs.readOutput(ctx.paths, id, offset, jobs.OUTPUT_PAGE_MAX);
-      if (page.data.length > 0) options.write(page.data);
+      if (page.data.length > 0) options.write(page);
       offset = page.next_offset;
       if (!page.eof) continue;
       if (!options.follow) return;
@@ -29,7 +59,7 @@ export async function followOutput(
       if (read.kind !== 'ok' || isTerminal(read.state.status)) {
         const last = jobs.readOutput(ctx.paths, id, offset, jobs.OUTPUT_PAGE_MAX);
         if (last.data.length > 0) {
-          options.write(last.data);
+          options.write(last);
           offset = last.next_offset;
           continue;
         }

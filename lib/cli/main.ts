@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { POLICIES, configSchema } from '../config.js';
+import { POLICIES, configEnvName, configOrigins, configSchema } from '../config.js';
 import { UserError } from '../errors.js';
 import * as jobs from '../jobs.js';
 import { JOB_STATUSES, inputs } from '../jobs.js';
@@ -11,7 +11,8 @@ import { optionalDuration } from './duration.js';
 import { EXIT, exitForSnapshots } from './exit-codes.js';
 import { action, openContext, print, printJson, snapshotJson, type Common } from './output.js';
 import { JOB_COLUMNS, describeCommand, jobRows, stateDetails, statusLine, table } from './format.js';
-import { followOutput } from './logs.js';
+import { followOutput, tailLinesOffset } from './logs.js';
+import { strayWordsMessage, unknownFlagMessage } from './argv-check.js';
 import { doctorCommand } from './doctor.js';
 import { installCommands } from './install.js';
 import { registerCommands } from './register.js';
@@ -107,7 +108,7 @@ function printOutputTail(ctx: jobs.JobsContext, id: string): void {
   process.stdout.write(data);
 }
 
-function startCommand(y: Argv): Argv {
+function startCommand(y: Argv, rawArgs: string[]): Argv {
   return y.command<StartArgs>(
     'start <agent> [args..]',
     'queue a job and print its id at once: `exec -- <command…>` runs a command (no shell); an agent takes a prompt',
@@ -123,8 +124,11 @@ function startCommand(y: Argv): Argv {
         .example('$0 start claude --prompt-file task.md --context-file src/app.ts --wait', 'a prompt from a file, waiting for the answer'),
     action(async (args) => {
       const ctx = openContext(args);
-      const words = (args['--'] && args['--'].length > 0 ? [...(args.args ?? []), ...args['--']] : args.args ?? []).map(String);
       const isExec = args.agent === 'exec';
+      const afterDashes = args['--']?.map(String);
+      const stray = isExec && afterDashes !== undefined ? strayWordsMessage((args.args ?? []).map(String), rawArgs) : undefined;
+      if (stray) throw new UserError('bad_input', stray, 'argv');
+      const words = [...(args.args ?? []), ...(afterDashes ?? [])].map(String);
       const input = jobs.parseInput(inputs.submitInput, {
         agent: args.agent,
         argv: isExec ? words : undefined,
@@ -249,17 +253,20 @@ function logsCommand(y: Argv): Argv {
       cmd
         .positional('id', { type: 'string', describe: 'job id' })
         .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'keep printing new output until the job ends' })
-        .option('tail', { type: 'number', describe: 'start with only the last N bytes' }),
+        .option('tail', { type: 'number', describe: 'start with only the last N lines' }),
     action(async (args) => {
       const ctx = openContext(args);
       const id = jobs.getJob(ctx, { job_id: args.id }, ID).id;
       if (args.tail !== undefined && (!Number.isInteger(args.tail) || args.tail < 0)) {
-        throw new UserError('bad_input', `tail: must be a whole number of bytes, 0 or more; got ${args.tail}`, 'tail');
+        throw new UserError('bad_input', `tail: must be a whole number of lines, 0 or more; got ${args.tail}`, 'tail');
       }
       await followOutput(ctx, id, {
         follow: Boolean(args.follow),
-        start: args.tail === undefined ? 0 : -args.tail,
-        write: (text) => process.stdout.write(text),
+        start: args.tail === undefined ? 0 : tailLinesOffset(ctx, id, args.tail),
+        // --json: one object per page read (JSON lines), so a huge log streams as it does in text
+        write: args.json
+          ? (page) => process.stdout.write(`${JSON.stringify({ job_id: id, offset: page.offset, next_offset: page.next_offset, data: page.data })}\n`)
+          : (page) => process.stdout.write(page.data),
       });
     }),
   );
@@ -378,6 +385,7 @@ function gcCommand(y: Argv): Argv {
       else {
         const verb = args.dryRun ? 'would remove' : 'removed';
         print(`${verb} ${report.removed.length} finished jobs; kept ${report.kept}; ${report.skipped_active} pending or running untouched`);
+        for (const id of report.removed) print(`  ${id}`);
         if (report.unreadable.length > 0) print(`unreadable state.json, left alone: ${report.unreadable.join(', ')}`);
       }
     }),
@@ -387,24 +395,56 @@ function gcCommand(y: Argv): Argv {
 function configCommand(y: Argv): Argv {
   return y.command<Common>(
     'config',
-    'show the effective configuration and where it comes from',
+    'show the effective configuration and where each value comes from (default, config.json, environment, flag)',
     (cmd) => cmd,
     action((args) => {
       const ctx = openContext(args);
-      if (args.json) printJson({ home: ctx.paths.home, config_file: ctx.paths.config, config: ctx.config });
+      const origins = configOrigins(ctx.paths, process.env);
+      const homeOrigin = args.home !== undefined ? 'flag' : process.env.AGENT_ASYNC_HOME ? 'environment' : 'default';
+      if (args.json) printJson({ home: ctx.paths.home, home_from: homeOrigin, config_file: ctx.paths.config, config: ctx.config, from: origins });
       else {
-        print(`home         ${ctx.paths.home}`);
-        print(`config file  ${ctx.paths.config}`);
+        print(`home         ${ctx.paths.home}  (${homeOrigin === 'flag' ? '--home' : homeOrigin === 'environment' ? 'AGENT_ASYNC_HOME' : 'default'})`);
+        print(`config file  ${ctx.paths.config}${fs.existsSync(ctx.paths.config) ? '' : '  (absent: defaults)'}`);
         for (const [key, value] of Object.entries(ctx.config)) {
           const described = configSchema.shape[key as keyof typeof configSchema.shape]?.description ?? '';
-          print(`${key.padEnd(24)} ${JSON.stringify(value).padEnd(8)} ${described}`);
+          const origin = origins[key as keyof typeof origins] ?? 'default';
+          const from = origin === 'environment' ? configEnvName(key) : origin;
+          print(`${key.padEnd(24)} ${JSON.stringify(value).padEnd(8)} ${from.padEnd(11)} ${described}`);
         }
       }
     }),
   );
 }
 
+/** The command being parsed, and every flag name it knows (aliases too), for unknownFlagMessage. */
+interface ParsedCommand {
+  name: string;
+  /** Its name and aliases, to find where it starts in the words. */
+  names: string[];
+  known: Set<string>;
+}
+
+/**
+ * Makes every command's builder record the flags it knows, so a failed parse can say which
+ * flag was unknown and what was meant (yargs reports a missing positional first).
+ */
+function recordingCommands(cli: Argv, parsed: { current?: ParsedCommand }): void {
+  const command = cli.command.bind(cli) as (...args: unknown[]) => Argv;
+  (cli as unknown as { command: (...args: unknown[]) => Argv }).command = (spec: unknown, description: unknown, builder: unknown, ...rest: unknown[]) => {
+    if (typeof builder !== 'function') return command(spec, description, builder, ...rest);
+    const names = [spec].flat().map((form) => String(form).split(' ')[0]!);
+    const recording = (cmd: Argv): Argv => {
+      const built = ((builder as (cmd: Argv) => Argv | void)(cmd) ?? cmd) as Argv & { getOptions(): { key: Record<string, unknown>; alias: Record<string, string[]> } };
+      const options = built.getOptions();
+      parsed.current = { name: names[0]!, names, known: new Set([...Object.keys(options.key), ...Object.values(options.alias).flat(), ...Object.keys(options.alias)]) };
+      return built;
+    };
+    return command(spec, description, recording, ...rest);
+  };
+}
+
 export function buildCli(argv: string[]): Argv {
+  const parsed: { current?: ParsedCommand } = {};
   let cli: Argv = yargs(argv)
     .scriptName('agent-async')
     .usage('$0 <command> [options]\n\nHand work to background jobs that survive crashes and restarts.')
@@ -424,15 +464,19 @@ export function buildCli(argv: string[]): Argv {
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((message, error) => {
       if (error) throw error;
-      process.stderr.write(`agent-async: ${message}\nRun 'agent-async --help' for usage.\n`);
+      const command = parsed.current;
+      const at = command ? argv.findIndex((word) => command.names.includes(word)) : -1;
+      const meant = command && at >= 0 ? unknownFlagMessage(command.name, argv.slice(at), command.known) : undefined;
+      process.stderr.write(`agent-async: ${meant ?? message}\nRun 'agent-async --help' for usage.\n`);
       process.exit(EXIT.badInput);
     });
   const commands = [
     startCommand, continueCommand, waitCommand, lsCommand, showCommand, logsCommand, cancelCommand, retryCommand, notifyCommand,
     serveCommand, runnerCommand, gcCommand, configCommand, registerCommands, installCommands, doctorCommand, statusCommand,
   ];
+  recordingCommands(cli, parsed);
   for (const add of commands) {
-    cli = add(cli);
+    cli = add(cli, argv);
   }
   return cli;
 }

@@ -1,10 +1,7 @@
 import type { Argv } from 'yargs';
-import { probeAgents } from '../agents/probe.js';
-import { CLIENT_NAMES, addClient, allClientStatus, parseClient, removeClient, serverCommand } from '../clients/clients.js';
-import { parseLevel } from '../clients/permissions.js';
+import { CLIENT_NAMES } from '../clients/names.js';
 import { loadConfig } from '../config.js';
 import { locateSpool } from '../jobs.js';
-import { allTools } from '../mcp/tools.js';
 import { table } from './format.js';
 import { action, print, printJson, type Common } from './output.js';
 
@@ -24,7 +21,8 @@ function listWorkersAndClientsCommand(y: Argv): Argv {
     'list-agents',
     'show the worker agents (binary, installed, version) and the MCP clients (detected, registered, how)',
     (cmd) => cmd,
-    action((args) => {
+    action(async (args) => {
+      const [{ probeAgents }, { allClientStatus }] = await Promise.all([import('../agents/probe.js'), import('../clients/clients.js')]);
       const config = loadConfig(locateSpool(args.home));
       const workers = probeAgents(config);
       const clients = allClientStatus();
@@ -67,8 +65,11 @@ function addClientCommand(y: Argv): Argv {
           type: 'string',
           describe: 'tools the client may call without asking: read (waits, lists, output), agents (also starting agent workers, full-auto refused; the default when no level is given), none. claude-code, codex, gemini; codex defaults to agents',
         })
-        .option('allow-exec-tools', { type: 'boolean', describe: 'pre-approve every tool, agent_start (exec runs any command) and full-auto included' }),
-    action((args) => {
+        .option('allow-exec-tools', { type: 'boolean', describe: 'pre-approve every tool, agent_start and job_retry (exec runs any command) and full-auto included' }),
+    action(async (args) => {
+      const [{ addClient, parseClient, serverCommand }, { parseLevel }, { allTools }] = await Promise.all([
+        import('../clients/clients.js'), import('../clients/permissions.js'), import('../mcp/tools.js'),
+      ]);
       const client = parseClient(args.client);
       const paths = locateSpool(args.home);
       const home = paths.home;
@@ -94,7 +95,8 @@ function removeClientCommand(y: Argv): Argv {
     'remove-agent <client>',
     'unregister the MCP server from a client (other entries of its config stay as they were)',
     (cmd) => cmd.positional('client', { type: 'string', describe: CLIENT_NAMES.join(', ') }),
-    action((args) => {
+    action(async (args) => {
+      const { parseClient, removeClient } = await import('../clients/clients.js');
       const result = removeClient(parseClient(args.client), locateSpool(args.home).home);
       if (args.json) printJson(result);
       else print(result.message);

@@ -9,6 +9,7 @@ import { applyFileEdit, undoFileEdit, writeKeepingMode } from './file-edit.js';
 import { addArrayItems, addMember, isEmptyObject, missingArrayItems, readMember, removeArrayItems, removeMember } from './json-edit.js';
 import { allowedTools, describeLevel, levelEnv, type AllowLevel, type ToolInfo } from './permissions.js';
 import { loadRecords, saveRecords, sha256, type Registration } from './records.js';
+import { CLIENT_NAMES, type ClientName } from './names.js';
 import { addServer, hasServer, removeServer, type TomlTable } from './toml-edit.js';
 
 /**
@@ -22,8 +23,7 @@ import { addServer, hasServer, removeServer, type TomlTable } from './toml-edit.
  */
 
 export const SERVER_NAME = 'agent-async';
-export const CLIENT_NAMES = ['claude-code', 'codex', 'cursor', 'claude-desktop', 'gemini'] as const;
-export type ClientName = (typeof CLIENT_NAMES)[number];
+export { CLIENT_NAMES, type ClientName } from './names.js';
 
 /** The clients where add-agent can pre-approve tools; the others ask in their own UI. */
 export const CLIENTS_WITH_LEVELS: readonly ClientName[] = ['claude-code', 'codex', 'gemini'];

@@ -11,7 +11,7 @@ import { UserError, quoteInput } from '../errors.js';
  * - agents: also those that start or steer agent workers (AGENT_TOOLS). Pre-approving them
  *   lets the model start a worker with any approval_policy, so this level also puts a ceiling
  *   on the policy (MAX_POLICY_ENV): full-auto, a worker without a sandbox, is refused.
- * - exec: every tool, agent_start (exec runs any command) included, and no ceiling.
+ * - exec: every tool, agent_start and job_retry (exec runs any command) included, and no ceiling.
  *
  * A tool that is neither read-only nor listed here counts as exec: a new tool is never
  * pre-approved by accident.
@@ -78,8 +78,8 @@ export function describeLevel(level: AllowLevel, tools: readonly ToolInfo[]): st
     case 'read':
       return `${count} read-only tools pre-approved (waits, lists, status, output); starting a job asks`;
     case 'agents':
-      return `${count} tools pre-approved (read-only ones, and starting agent workers with approval_policy suggest or auto-edit; full-auto is refused); agent_start (exec: any command) asks`;
+      return `${count} tools pre-approved (read-only ones, and starting agent workers with approval_policy suggest or auto-edit; full-auto is refused); agent_start and job_retry (exec: any command) ask`;
     case 'exec':
-      return `all ${count} tools pre-approved, agent_start (exec: any command) and full-auto included`;
+      return `all ${count} tools pre-approved, agent_start and job_retry (exec: any command) and full-auto included`;
   }
 }

@@ -1,30 +1,41 @@
-import * as jobs from '../jobs.js';
-import { isTerminal, type JobSnapshot, type JobState } from '../jobs.js';
+import type { JobsContext } from '../context.js';
+import type { JobSnapshot, JobState } from '../jobs.js';
+import { jobs } from './lazy-jobs.js';
 
 /**
- * What the tools answer, built from job states. The keys of the Python original (status,
- * exit_code, output, prompt, cwd, started_at, finished_at, token_usage) stay, next to the
- * richer ones (agent, final_message, session_id, usage, duration_ms, error). Every text is
- * capped so no answer comes near a client's result limit.
+ * What the tools answer, built from job states: by default compact (compactAnswer), with
+ * verbose: true the full picture (jobAnswer). The keys of the Python original (status,
+ * job_status, output, prompt, token_usage, …) stay, next to the richer ones (agent,
+ * activity, final_message, usage, duration_ms, error, changes). Every text is capped so no
+ * answer comes near a client's result limit.
  */
 
 export const OUTPUT_TAIL_BYTES = 4 * 1024;
 export const FINAL_MESSAGE_MAX = 32 * 1024;
 const PROMPT_PREVIEW_MAX = 2000;
+const PROMPT_BRIEF_MAX = 80;
 
 function capText(text: string | null, max: number): { text: string | null; truncated: boolean } {
   if (text === null || text.length <= max) return { text, truncated: false };
   return { text: `${text.slice(0, max)}\n… [truncated; ${text.length} characters in all]`, truncated: true };
 }
 
-export function promptPreview(ctx: jobs.JobsContext, state: JobState, max = PROMPT_PREVIEW_MAX): string | null {
+export function promptPreview(ctx: JobsContext, state: JobState, max = PROMPT_PREVIEW_MAX): string | null {
   if (state.request.argv) return state.request.argv.join(' ');
   const task = jobs.readTask(ctx.paths, state, 256 * 1024);
   if (task === undefined) return null;
   return capText(task.trim(), max).text;
 }
 
-export function outputTail(ctx: jobs.JobsContext, id: string, bytes = OUTPUT_TAIL_BYTES): { output: string; output_bytes: number } {
+/** The start of the task, to tell a job from the others: 80 characters, cut with an ellipsis. */
+function promptBrief(ctx: JobsContext, state: JobState): string | null {
+  const preview = promptPreview(ctx, state, PROMPT_BRIEF_MAX + 200);
+  if (preview === null) return null;
+  const folded = preview.replace(/\s+/g, ' ');
+  return folded.length > PROMPT_BRIEF_MAX ? `${folded.slice(0, PROMPT_BRIEF_MAX - 1)}…` : folded;
+}
+
+export function outputTail(ctx: JobsContext, id: string, bytes = OUTPUT_TAIL_BYTES): { output: string; output_bytes: number } {
   const page = jobs.readOutput(ctx.paths, id, -bytes, bytes);
   return { output: page.data, output_bytes: page.size };
 }
@@ -43,12 +54,91 @@ function elapsedMs(state: JobState): number | null {
   return state.started_at ? Date.now() - Date.parse(state.started_at) : null;
 }
 
-/** The full answer about one job: for a finished job its result, else its progress so far. */
-export function jobAnswer(ctx: jobs.JobsContext, state: JobState, waitTool = 'job_wait') {
-  const finished = isTerminal(state.status);
+export const EXEC_TAIL_LINES = 15;
+export const EXEC_TAIL_BYTES = 1024;
+const CHANGED_FILES_MAX = 20;
+
+/** The last lines of an exec job's output (at most 15 lines and 1 KiB): what a terminal would have shown last. */
+export function execTail(ctx: JobsContext, id: string): string {
+  const data = jobs.readOutput(ctx.paths, id, -EXEC_TAIL_BYTES, EXEC_TAIL_BYTES);
+  const lines = data.data.trimEnd().split('\n');
+  if (data.offset > 0) lines.shift();
+  return lines.slice(-EXEC_TAIL_LINES).join('\n');
+}
+
+const FILE_MARK: Record<string, string> = { added: 'A', modified: 'M', deleted: 'D', renamed: 'R', copied: 'C', type_changed: 'T' };
+
+/** An isolated job's changed files, one short string each ("M src/a.ts +3 -1"); null when the job has no `changes`. */
+export function changedFiles(state: JobState): { files: string[]; more: number; branch: string | null; applied: boolean } | null {
+  const changes = (state as { changes?: unknown }).changes;
+  if (!changes || typeof changes !== 'object') return null;
+  const { files, branch, applied } = changes as { files?: unknown; branch?: unknown; applied?: unknown };
+  const list = Array.isArray(files) ? files.filter((file): file is { path: string; status?: string; insertions?: number | null; deletions?: number | null } =>
+    Boolean(file) && typeof (file as { path?: unknown }).path === 'string') : [];
+  const shown = list.slice(0, CHANGED_FILES_MAX).map((file) => {
+    const counts = typeof file.insertions === 'number' ? ` +${file.insertions} -${file.deletions ?? 0}` : '';
+    return `${FILE_MARK[file.status ?? ''] ?? '?'} ${file.path}${counts}`;
+  });
+  return { files: shown, more: list.length - shown.length, branch: typeof branch === 'string' ? branch : null, applied: Boolean(applied) };
+}
+
+/**
+ * What a wait answers by default: only what the orchestrator needs to decide, since every byte
+ * stays in its context for the rest of the conversation. While the job runs: its id, status,
+ * elapsed time and one line of what the worker is doing. When it ended: the final message
+ * (exec: the last lines) in `output`, the error, token_usage, the changed files, and the
+ * seed's cwd, started_at, finished_at and a prompt preview (to tell it from other jobs). The
+ * seed's keys keep their meaning; `usage`
+ * (the same counts as token_usage) and `final_message` (the same text as output) come with
+ * verbose only.
+ */
+export function compactAnswer(ctx: JobsContext, state: JobState, waitTool = 'job_wait') {
+  const elapsed = elapsedMs(state);
+  if (!jobs.isTerminal(state.status)) {
+    return {
+      job_id: state.id,
+      status: 'timeout' as const,
+      job_status: state.status,
+      duration_ms: elapsed,
+      activity: state.status === 'running' ? jobs.currentActivity(ctx, state) : null,
+      message: `Call ${waitTool} again.`,
+    };
+  }
+  const final = capText(state.result?.final_message ?? null, FINAL_MESSAGE_MAX);
+  const exec = state.request.argv !== null;
+  const changes = changedFiles(state);
+  return {
+    job_id: state.id,
+    status: state.status,
+    job_status: state.status,
+    agent: state.request.agent,
+    cwd: state.request.cwd,
+    prompt: promptBrief(ctx, state),
+    exit_code: state.exit_code,
+    started_at: state.started_at,
+    finished_at: state.finished_at,
+    duration_ms: elapsed,
+    output: exec ? execTail(ctx, state.id) : final.text,
+    ...(state.notified ? { summary: state.notified.summary } : {}),
+    error: state.error,
+    token_usage: tokenUsage(state),
+    usage: null,
+    ...(changes ? { changes } : {}),
+    message: endMessage(state, true),
+  };
+}
+
+function endMessage(state: JobState, short = false): string {
+  const what = short ? 'Ended' : `Job ${state.id} (${state.request.agent}) ended`;
+  return `${what}: ${state.status}${state.error ? ` — ${state.error.code}: ${state.error.message}` : ''}.`;
+}
+
+/** The full answer about one job (verbose: true): for a finished job its result, else its progress so far. */
+export function jobAnswer(ctx: JobsContext, state: JobState, waitTool = 'job_wait') {
+  const finished = jobs.isTerminal(state.status);
   const final = capText(state.result?.final_message ?? null, FINAL_MESSAGE_MAX);
   const message = finished
-    ? `Job ${state.id} (${state.request.agent}) ended: ${state.status}${state.error ? ` — ${state.error.code}: ${state.error.message}` : ''}.`
+    ? endMessage(state)
     : `Job ${state.id} is still ${state.status}. Call ${waitTool} again with this job_id to keep waiting.`;
   return {
     job_id: state.id,
@@ -63,6 +153,7 @@ export function jobAnswer(ctx: jobs.JobsContext, state: JobState, waitTool = 'jo
     started_at: state.started_at,
     finished_at: state.finished_at,
     duration_ms: elapsedMs(state),
+    activity: state.status === 'running' ? jobs.currentActivity(ctx, state) : null,
     final_message: final.text,
     final_message_truncated: final.truncated,
     session_id: state.session_id,
@@ -70,6 +161,7 @@ export function jobAnswer(ctx: jobs.JobsContext, state: JobState, waitTool = 'jo
     usage: state.usage,
     token_usage: tokenUsage(state),
     error: state.error,
+    changes: (state as { changes?: unknown }).changes ?? null,
     ...outputTail(ctx, state.id),
     message,
   };
@@ -87,11 +179,13 @@ export function unreadableAnswer(snap: JobSnapshot) {
   };
 }
 
-export function snapshotAnswer(ctx: jobs.JobsContext, snap: JobSnapshot, waitTool?: string) {
-  return snap.kind === 'ok' ? jobAnswer(ctx, snap.state, waitTool) : unreadableAnswer(snap);
+/** The answer about one job: compact (the default) or, with verbose, everything. */
+export function snapshotAnswer(ctx: JobsContext, snap: JobSnapshot, waitTool?: string, verbose = false): Record<string, unknown> {
+  if (snap.kind !== 'ok') return unreadableAnswer(snap);
+  return verbose ? jobAnswer(ctx, snap.state, waitTool) : compactAnswer(ctx, snap.state, waitTool);
 }
 
-export function listItem(ctx: jobs.JobsContext, snap: JobSnapshot) {
+export function listItem(ctx: JobsContext, snap: JobSnapshot) {
   if (snap.kind !== 'ok') {
     const { error } = unreadableAnswer(snap);
     return { job_id: snap.id, status: 'unreadable', error_code: error.code, error };

@@ -14,9 +14,13 @@ import {
   type ServerNotification,
   type ServerRequest,
 } from '@modelcontextprotocol/sdk/types.js';
+import { openContext, spoolHome, type JobsContext } from '../context.js';
 import { isUserError } from '../errors.js';
-import * as jobs from '../jobs.js';
+import { WAIT_DEFAULT_SECONDS, describeIssue } from '../inputs.js';
+import { spoolSpaceError } from '../spool/fsx.js';
 import { packageVersion } from '../version.js';
+import { jobs, loadJobs } from './lazy-jobs.js';
+import { readToolList } from './tool-list.js';
 import { SpoolTaskStore, markAsTask, taskOf } from './task-store.js';
 import { Session, selectTools, type ToolContext, type ToolDefinition } from './tools.js';
 
@@ -27,7 +31,8 @@ import { Session, selectTools, type ToolContext, type ToolDefinition } from './t
  */
 
 export const SERVER_INSTRUCTIONS = `agent-async runs coding-agent CLIs (Codex, Claude Code, Gemini CLI, Cursor, custom ones) and shell commands as background jobs that survive restarts.
-The loop: call a *_start tool (codex_start, claude_start, gemini_start, cursor_start, agent_start); it returns a job_id at once. Then call the matching wait tool (codex_wait, job_wait, …) with that job_id: it blocks up to ${jobs.WAIT_DEFAULT_SECONDS} s and answers status "timeout" while the job runs, so call it again until status is done, error or cancelled. Start several jobs and use job_await_any to take each result as it lands. Write each prompt so it stands alone: the worker sees nothing of this conversation. Read long output with job_output; continue a finished job's conversation with job_continue; stop one with job_cancel.`;
+The loop: call a *_start tool (codex_start, claude_start, gemini_start, cursor_start, agent_start); it returns a job_id at once. Then call the matching wait tool (codex_wait, job_wait, …) with that job_id: it blocks up to ${WAIT_DEFAULT_SECONDS} s and answers status "timeout" while the job runs, so call it again until status is done, error or cancelled. Start several jobs and use job_await_any to take each result as it lands. Write each prompt so it stands alone: the worker sees nothing of this conversation.
+Answers are compact: while a job runs, its status, elapsed time and one line of what the worker does (activity); when it ended, its final message in output (exec: the last lines), error, token_usage and changed files. Pass verbose: true for everything, or read the whole output with job_output. Continue a finished job's conversation with job_continue, run one again with job_retry, stop one with job_cancel.`;
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
@@ -40,12 +45,15 @@ export interface ServeOptions {
   /** Tool names or groups to expose (overrides config mcp_tools). */
   tools?: string[] | null;
   log?: (message: string) => void;
+  /** Answer tools/list from the list worked out at build time when it is current (default true). */
+  precomputedList?: boolean;
 }
 
 /** Runs one tool call: the handler over lib/jobs.ts, its answer as text and structured content. */
-function toolRunner(ctx: jobs.JobsContext, session: Session, log: (message: string) => void) {
+function toolRunner(ctx: JobsContext, session: Session, log: (message: string) => void) {
   return async (tool: ToolDefinition, args: unknown, extra: Extra): Promise<CallToolResult> => {
     try {
+      await loadJobs();
       jobs.refreshConfig(ctx);
       const progressToken = extra._meta?.progressToken;
       const context: ToolContext = {
@@ -58,9 +66,10 @@ function toolRunner(ctx: jobs.JobsContext, session: Session, log: (message: stri
         },
       };
       const structured = await tool.handler(args, context);
-      return { content: [{ type: 'text', text: JSON.stringify(structured, null, 2) }], structuredContent: structured };
+      // the text block is the same compact JSON: a client shows the model one or the other, never costlier than needed
+      return { content: [{ type: 'text', text: JSON.stringify(structured) }], structuredContent: structured };
     } catch (caught) {
-      const error = jobs.spoolSpaceError(caught, ctx.paths.home) ?? caught;
+      const error = spoolSpaceError(caught, ctx.paths.home) ?? caught;
       if (isUserError(error)) return errorResult(error.message);
       log(`${tool.name} failed: ${(error as Error).stack ?? String(error)}`);
       return errorResult(`internal error in ${tool.name}: ${(error as Error).message}`);
@@ -91,8 +100,8 @@ function wrapToolHandlers(server: Server, wrap: { list: (next: ListHandler) => L
   server.setRequestHandler = replacement;
 }
 
-export function createServer(options: ServeOptions = {}): { mcp: McpServer; ctx: jobs.JobsContext; tools: ToolDefinition[] } {
-  const ctx = jobs.openContext({ home: options.home, capPolicy: true });
+export function createServer(options: ServeOptions = {}): { mcp: McpServer; ctx: JobsContext; tools: ToolDefinition[] } {
+  const ctx = openContext({ home: options.home, capPolicy: true });
   const tools = selectTools(options.tools ?? ctx.config.mcp_tools);
   const byName = new Map(tools.map((tool) => [tool.name, tool]));
   const log = options.log ?? ((message: string) => process.stderr.write(`agent-async serve: ${message}\n`));
@@ -123,10 +132,16 @@ export function createServer(options: ServeOptions = {}): { mcp: McpServer; ctx:
     };
   };
 
+  // the tools never change while a server runs: the list is worked out once (or read, see tool-list.ts)
+  const precomputed = options.precomputedList === false ? undefined : readToolList();
+  let listed: Promise<ListToolsResult> | undefined = precomputed && Promise.resolve({ tools: precomputed.filter((tool) => byName.has(tool.name)) });
   wrapToolHandlers(mcp.server, {
-    list: (next) => async (request, extra) => {
-      const listed = await next(request, extra);
-      return { ...listed, tools: listed.tools.map((tool) => (byName.get(tool.name)?.taskCapable ? { ...tool, execution: { taskSupport: 'optional' } } : tool)) };
+    list: (next) => (request, extra) => {
+      listed ??= Promise.resolve(next(request, extra)).then((live) => ({
+        ...live,
+        tools: live.tools.map((tool) => (byName.get(tool.name)?.taskCapable ? { ...tool, execution: { taskSupport: 'optional' as const } } : tool)),
+      }));
+      return listed;
     },
     call: (next) => async (request, extra) => {
       const tool = byName.get(request.params.name);
@@ -134,7 +149,7 @@ export function createServer(options: ServeOptions = {}): { mcp: McpServer; ctx:
         throw new McpError(ErrorCode.InvalidParams, `tool ${JSON.stringify(request.params.name)} is not offered by this server; tools/list shows the ones that are`);
       }
       const parsed = tool.input.safeParse(request.params.arguments ?? {});
-      if (!parsed.success) return errorResult(parsed.error.issues.map((issue) => jobs.inputs.describeIssue(issue, { operation: tool.name })).join('; '));
+      if (!parsed.success) return errorResult(parsed.error.issues.map((issue) => describeIssue(issue, { operation: tool.name })).join('; '));
       if (request.params.task && tool.taskCapable) return startAsTask(tool, parsed.data, request.params.task.ttl ?? null, extra);
       return next(request, extra);
     },
@@ -148,6 +163,24 @@ export function createServer(options: ServeOptions = {}): { mcp: McpServer; ctx:
     );
   }
   return { mcp, ctx, tools };
+}
+
+/**
+ * `agent-async serve` launched without the CLI (bin/agent-async.js's fast path): the same
+ * server, with a user error (a bad config, a spool that cannot be created) said and turned
+ * into the CLI's exit code.
+ */
+export async function serveMain(args: { tools: string[] | null; home: string | undefined }): Promise<void> {
+  if (args.home !== undefined) process.env.AGENT_ASYNC_HOME = args.home;
+  try {
+    await serveStdio({ tools: args.tools, home: args.home });
+  } catch (caught) {
+    const error = spoolSpaceError(caught, spoolHome()) ?? caught;
+    if (!isUserError(error)) throw error;
+    process.stderr.write(`agent-async: ${error.message}\n`);
+    const { exitForUserError } = await import('../cli/exit-codes.js');
+    process.exitCode = exitForUserError(error.code);
+  }
 }
 
 /** Serves over stdio until stdin ends (the client went away); jobs keep running. */

@@ -1,8 +1,9 @@
 import type { Request, RequestId, Result, Task } from '@modelcontextprotocol/sdk/types.js';
 import type { CreateTaskOptions, TaskStore } from '@modelcontextprotocol/sdk/experimental/tasks';
 import { z } from 'zod';
-import * as jobs from '../jobs.js';
-import { isJobId, type JobSnapshot, type JobState, type SpoolPaths } from '../jobs.js';
+import type { JobsContext } from '../context.js';
+import type { JobSnapshot, JobState, SpoolPaths } from '../jobs.js';
+import { jobs, loadJobs } from './lazy-jobs.js';
 import { snapshotAnswer } from './results.js';
 
 /**
@@ -51,10 +52,10 @@ export function taskOf(state: JobState, record: TaskRecord | null): Task {
 }
 
 export class SpoolTaskStore implements TaskStore {
-  constructor(private readonly ctx: jobs.JobsContext) {}
+  constructor(private readonly ctx: JobsContext) {}
 
   private snapshot(taskId: string): JobSnapshot {
-    return isJobId(taskId) ? jobs.readJob(this.ctx.paths, taskId) : { id: taskId, kind: 'missing' };
+    return jobs.isJobId(taskId) ? jobs.readJob(this.ctx.paths, taskId) : { id: taskId, kind: 'missing' };
   }
 
   private state(taskId: string): JobState | null {
@@ -67,32 +68,37 @@ export class SpoolTaskStore implements TaskStore {
     return Promise.reject(new Error('tasks are created by calling a start tool with a task'));
   }
 
-  getTask(taskId: string): Promise<Task | null> {
+  async getTask(taskId: string): Promise<Task | null> {
+    await loadJobs();
     const state = this.state(taskId);
-    return Promise.resolve(state ? taskOf(state, readRecord(this.ctx.paths, taskId)) : null);
+    return state ? taskOf(state, readRecord(this.ctx.paths, taskId)) : null;
   }
 
-  storeTaskResult(taskId: string): Promise<void> {
+  async storeTaskResult(taskId: string): Promise<void> {
+    await loadJobs();
     // the supervisor records a job's end in the spool; there is nothing else to store
-    return this.state(taskId) ? Promise.resolve() : Promise.reject(new Error(`no such task: ${taskId}`));
+    if (!this.state(taskId)) throw new Error(`no such task: ${taskId}`);
   }
 
-  getTaskResult(taskId: string): Promise<Result> {
+  async getTaskResult(taskId: string): Promise<Result> {
+    await loadJobs();
     const snap = this.snapshot(taskId);
     const structured = snapshotAnswer(this.ctx, snap, 'tasks/get');
-    return Promise.resolve({
-      content: [{ type: 'text', text: JSON.stringify(structured, null, 2) }],
+    return {
+      content: [{ type: 'text', text: JSON.stringify(structured) }],
       structuredContent: structured,
       isError: snap.kind === 'ok' ? snap.state.status === 'error' : true,
-    });
+    };
   }
 
   async updateTaskStatus(taskId: string, status: Task['status']): Promise<void> {
     if (status !== 'cancelled') return;
+    await loadJobs();
     await jobs.cancel(this.ctx, { job_id: taskId });
   }
 
-  listTasks(cursor?: string): Promise<{ tasks: Task[]; nextCursor?: string }> {
+  async listTasks(cursor?: string): Promise<{ tasks: Task[]; nextCursor?: string }> {
+    await loadJobs();
     const tasks: Task[] = [];
     let scanned = 0;
     let last: string | undefined;
@@ -104,9 +110,9 @@ export class SpoolTaskStore implements TaskStore {
       const state = record ? this.state(id) : null;
       if (state) tasks.push(taskOf(state, record));
       if (tasks.length >= LIST_PAGE || scanned >= LIST_SCAN_LIMIT) {
-        return Promise.resolve({ tasks, nextCursor: last });
+        return { tasks, nextCursor: last };
       }
     }
-    return Promise.resolve({ tasks });
+    return { tasks };
   }
 }

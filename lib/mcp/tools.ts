@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { UserError } from '../errors.js';
-import * as jobs from '../jobs.js';
-import { inputs, isTerminal, type JobSnapshot } from '../jobs.js';
+import type { JobsContext } from '../context.js';
+import * as inputs from '../inputs.js';
+import type { JobSnapshot, SubmitInput, SubmitResult } from '../jobs.js';
+import { jobs } from './lazy-jobs.js';
 import { listItem, snapshotAnswer } from './results.js';
 
 /**
@@ -13,7 +15,7 @@ import { listItem, snapshotAnswer } from './results.js';
  */
 
 export interface ToolContext {
-  jobs: jobs.JobsContext;
+  jobs: JobsContext;
   session: Session;
   signal: AbortSignal;
   /** Reports progress; null when the caller did not ask for it (no progress token). */
@@ -54,7 +56,7 @@ function defineTool<S extends z.ZodObject>(
   return { ...definition, handler: async (args, ctx) => definition.handler(args as z.output<S>, ctx) };
 }
 
-const WAIT_SECONDS = jobs.WAIT_DEFAULT_SECONDS;
+const WAIT_SECONDS = inputs.WAIT_DEFAULT_SECONDS;
 
 // ── input pieces: the operations' fields, described for a calling model ───────────────────
 
@@ -70,6 +72,9 @@ const timeoutMinutes = inputs.positiveLimit.optional().describe('Wall-clock limi
 const waitSeconds = inputs.waitInput.shape.timeout_seconds
   .describe(`How long to block, in seconds (default ${WAIT_SECONDS}, at most the configured maximum, 55 by default). If the job is not done by then the answer has status "timeout": call the wait tool again.`);
 
+const verbose = z.boolean().default(false)
+  .describe('Answer everything (cwd, times, the whole prompt preview, usage, the raw output tail, the full changes). Default: a compact answer with what you need to decide.');
+
 /** The options every job-starting tool takes besides its task. */
 const jobOptions = { approval_policy: approvalPolicy, context_files: contextFiles, model, timeout_minutes: timeoutMinutes };
 const startShape = { prompt, cwd, ...jobOptions };
@@ -78,7 +83,7 @@ const startShape = { prompt, cwd, ...jobOptions };
 function submitOptions(args: { cwd: string; approval_policy?: string; context_files?: string[]; model?: string; timeout_minutes?: number }) {
   return {
     cwd: args.cwd,
-    approval_policy: args.approval_policy as jobs.SubmitInput['approval_policy'],
+    approval_policy: args.approval_policy as SubmitInput['approval_policy'],
     context_files: args.context_files,
     model: args.model,
     timeout_seconds: args.timeout_minutes === undefined ? undefined : args.timeout_minutes * 60,
@@ -107,55 +112,57 @@ const startOutput = z.looseObject({
   message: z.string(),
   agent: z.string(),
   cwd: z.string(),
-  notices: z.array(z.string()),
+  notices: z.array(z.string()).optional().describe('only when there are some: what was changed or clamped'),
 });
 
 const resultShape = {
   job_id: z.string(),
   status: z.string().describe('"done", "error", "cancelled" when the job ended; "timeout" when the wait ended first'),
   job_status: z.string().optional().describe('the job\'s own status: pending, running, done, error, cancelled'),
+  duration_ms: z.number().nullable().optional().describe('how long the job has run (so far, while it runs)'),
+  activity: z.string().nullable().optional().describe('while it runs: one line of what the worker is doing now (the command it runs, the tool it calls), read from its output'),
   agent: z.string().optional(),
-  cwd: z.string().optional(),
-  prompt: z.string().nullable().optional(),
+  prompt: z.string().nullable().optional().describe('ended jobs: the first 80 characters of the task, to tell jobs apart (verbose: up to 2000)'),
   exit_code: z.number().nullable().optional(),
+  output: z.string().nullable().optional().describe('ended jobs: the agent\'s final message; exec jobs: the last 15 lines of output. verbose: the raw output tail. All of it: job_output'),
+  summary: z.string().nullable().optional().describe('what the worker reported with agent_notify_done'),
+  error: errorSchema.optional(),
+  token_usage: usageSchema.optional().describe('ended jobs: tokens used (and cost where the CLI says)'),
+  usage: usageSchema.optional().describe('null unless verbose: the same counts as token_usage'),
+  changes: z.looseObject({}).nullable().optional().describe('isolated jobs: the changed files on the job\'s branch ("M path +3 -1")'),
+  cwd: z.string().optional(),
   started_at: z.string().nullable().optional(),
   finished_at: z.string().nullable().optional(),
-  duration_ms: z.number().nullable().optional(),
-  final_message: z.string().nullable().optional(),
+  final_message: z.string().nullable().optional().describe('verbose only (by default the same text is in output), as are session_id, created_at and the raw output tail'),
   session_id: z.string().nullable().optional(),
-  summary: z.string().nullable().optional(),
-  usage: usageSchema.optional(),
-  token_usage: usageSchema.optional(),
-  error: errorSchema.optional(),
-  output: z.string().optional().describe('the last few KiB of the output; page through all of it with job_output'),
   message: z.string(),
 };
 const resultOutput = z.looseObject({ ...resultShape, notices: z.array(z.string()).optional() });
 const awaitAnyOutput = z.looseObject({
   ...resultShape,
-  status: z.string().describe('the first ended job\'s status ("done", "error", "cancelled"); "timeout" when none ended within the wait; "idle" when there is nothing to wait for'),
+  status: z.string().describe('the first ended job\'s status ("done", "error", "cancelled"); "timeout" when none ended within the wait; "idle" when there is nothing to wait for: no job of this conversation is pending, running, or ended unreported (start one, or stop waiting)'),
   job_id: z.string().nullable(),
-  completed: z.array(z.looseObject(resultShape)).describe('every job that ended (oldest first); report each one'),
+  completed: z.array(z.looseObject(resultShape)).describe('the other jobs that ended too, besides the one at the top level (verbose: every one, the top-level one included); report each one'),
   pending_job_ids: z.array(z.string()).describe('jobs still pending or running'),
-  notices: z.array(z.string()),
+  notices: z.array(z.string()).optional().describe('only when there are some (always with verbose)'),
 });
 
 // ── helpers ───────────────────────────────────────────────────────────────────────────────
 
-function startMessage(id: string, agent: string, waitTool: string): string {
-  return `Job ${id} (${agent}) is queued and returns at once. Call ${waitTool} with job_id "${id}": it blocks up to ${WAIT_SECONDS} s; while it answers status "timeout", call it again. The job keeps running whatever happens to this conversation.`;
+function startMessage(waitTool: string): string {
+  return `Queued. Call ${waitTool} with this job_id until status is not "timeout".`;
 }
 
-function started(ctx: ToolContext, result: jobs.SubmitResult, waitTool: string) {
+function started(ctx: ToolContext, result: SubmitResult, waitTool: string) {
   ctx.session.started.add(result.job_id);
-  return {
+  const answer = {
     job_id: result.job_id,
     status: result.state.status,
-    message: startMessage(result.job_id, result.state.request.agent, waitTool),
+    message: startMessage(waitTool),
     agent: result.state.request.agent,
     cwd: result.state.request.cwd,
-    notices: result.notices,
   };
+  return withNotices(answer, result.notices, false);
 }
 
 /** Runs a wait while sending progress (elapsed time, status, last output line) every few seconds. */
@@ -167,7 +174,7 @@ async function withProgress<T>(ctx: ToolContext, ids: string[], total: number, w
   const timer = setInterval(() => {
     const first = ids[0] ? jobs.readJob(ctx.jobs.paths, ids[0]) : undefined;
     const status = first?.kind === 'ok' ? first.state.status : 'unknown';
-    const tail = ids[0] ? jobs.lastOutputLine(ctx.jobs.paths, ids[0], 400) : '';
+    const tail = first?.kind === 'ok' ? jobs.currentActivity(ctx.jobs, first.state) ?? '' : '';
     // progress must grow with every notification: elapsed seconds to a tenth, never repeated
     const elapsed = Math.max(Math.round((Date.now() - startedAt) / 100) / 10, last + 0.1);
     last = elapsed;
@@ -181,13 +188,18 @@ async function withProgress<T>(ctx: ToolContext, ids: string[], total: number, w
   }
 }
 
-async function waitTool(ctx: ToolContext, args: z.output<typeof inputs.waitInput>, toolName: string) {
+async function waitTool(ctx: ToolContext, { verbose, ...args }: z.output<typeof inputs.waitInput> & { verbose: boolean }, toolName: string) {
   const answer = await withProgress(ctx, [args.job_id], args.timeout_seconds, () => jobs.wait(ctx.jobs, args, { signal: ctx.signal }));
-  if (answer.snapshot.kind === 'ok' && isTerminal(answer.snapshot.state.status)) ctx.session.reported.add(answer.snapshot.id);
-  return { ...snapshotAnswer(ctx.jobs, answer.snapshot, toolName), notices: answer.notices };
+  if (answer.snapshot.kind === 'ok' && jobs.isTerminal(answer.snapshot.state.status)) ctx.session.reported.add(answer.snapshot.id);
+  return withNotices(snapshotAnswer(ctx.jobs, answer.snapshot, toolName, verbose), answer.notices, verbose);
 }
 
-async function awaitAnyTool(ctx: ToolContext, ids: string[] | undefined, timeoutSeconds: number, toolName: string) {
+/** Notices go along when there are some (always with verbose). */
+function withNotices<T extends Record<string, unknown>>(answer: T, notices: string[], verbose: boolean): T & { notices?: string[] } {
+  return notices.length > 0 || verbose ? { ...answer, notices } : answer;
+}
+
+async function awaitAnyTool(ctx: ToolContext, ids: string[] | undefined, timeoutSeconds: number, toolName: string, verbose: boolean) {
   let candidates = ids;
   if (!candidates || candidates.length === 0) {
     // Lossless between calls: everything this server started, plus every job seen active at
@@ -202,18 +214,19 @@ async function awaitAnyTool(ctx: ToolContext, ids: string[] | undefined, timeout
     ? { finished: [], open: [], notices: [jobs.NOTHING_TO_AWAIT] }
     : await withProgress(ctx, waitOn, timeoutSeconds, () =>
       jobs.awaitAny(ctx.jobs, { job_ids: waitOn, timeout_seconds: timeoutSeconds }, { signal: ctx.signal }));
-  const completed = answer.finished.map((snap: JobSnapshot) => snapshotAnswer(ctx.jobs, snap, toolName));
+  const completed = answer.finished.map((snap: JobSnapshot) => snapshotAnswer(ctx.jobs, snap, toolName, verbose));
   for (const snap of answer.finished) ctx.session.reported.add(snap.id);
   const pending = answer.open.map((snap) => snap.id);
-  const first = completed[0];
+  const [first, ...others] = completed;
   if (first) {
-    const more = completed.length > 1 ? ` ${completed.length} jobs ended; all are in "completed".` : '';
-    return { ...first, message: `${first.message}${more}`, completed, pending_job_ids: pending, notices: answer.notices };
+    const more = others.length > 0 ? ` ${completed.length} jobs ended; the others are in "completed".` : '';
+    // compact: the top-level job is not repeated in completed (its output would cost twice)
+    return withNotices({ ...first, message: `${String(first.message)}${more}`, completed: verbose ? completed : others, pending_job_ids: pending }, answer.notices, verbose);
   }
   const message = pending.length === 0
-    ? 'No job to wait for: none is pending or running.'
-    : `No job ended within the wait; ${pending.length} still pending or running. Call ${toolName} again.`;
-  return { job_id: null, status: pending.length === 0 ? 'idle' : 'timeout', completed, pending_job_ids: pending, notices: answer.notices, message };
+    ? 'Idle: no job of this conversation is pending, running or unreported.'
+    : `None ended yet; ${pending.length} pending or running. Call ${toolName} again.`;
+  return withNotices({ job_id: null, status: pending.length === 0 ? 'idle' : 'timeout', completed, pending_job_ids: pending, message }, answer.notices, verbose);
 }
 
 // ── the tools ─────────────────────────────────────────────────────────────────────────────
@@ -240,8 +253,8 @@ function agentWaitTool(name: string, group: ToolGroup, label: string): ToolDefin
     name,
     group,
     title: `Wait for a ${label} job`,
-    description: `Block until the job ends or timeout_seconds pass (default ${WAIT_SECONDS}, below the usual 60 s tool-call limit). Answers the result (status done/error/cancelled, final_message, exit_code, output tail, token_usage) or status "timeout" with the job's current status: then call ${name} again. Works for any job_id, whatever agent runs it.`,
-    input: z.strictObject({ job_id: jobId, timeout_seconds: waitSeconds }),
+    description: `Block until the job ends or timeout_seconds pass (default ${WAIT_SECONDS}, below the usual 60 s tool-call limit). While it runs the answer is short: status "timeout", the elapsed time and what the worker is doing now (activity); then call ${name} again. When it ended: status done/error/cancelled, output (the agent's final message; exec: the last lines), error, token_usage, changed files. verbose: true answers everything; job_output pages the whole output. Works for any job_id, whatever agent runs it.`,
+    input: z.strictObject({ job_id: jobId, timeout_seconds: waitSeconds, verbose }),
     output: resultOutput,
     annotations: WAIT_ANNOTATIONS,
     taskCapable: false,
@@ -257,12 +270,12 @@ export function allTools(): ToolDefinition[] {
       name: 'codex_await_any',
       group: 'codex',
       title: 'Wait for any job',
-      description: `Block until any job started from this conversation (or pending/running when you call) ends, up to timeout_seconds (default ${WAIT_SECONDS}). Answers the first ended job at the top level and every ended job in "completed"; a job that ended between two calls is still reported. Status "timeout" means none ended yet: call again.`,
-      input: z.strictObject({ timeout_seconds: waitSeconds }),
+      description: `Block until any job started from this conversation (or pending/running when you call) ends, up to timeout_seconds (default ${WAIT_SECONDS}). Answers the first ended job at the top level (as codex_wait does) and any other ended ones in "completed"; a job that ended between two calls is still reported. Status "timeout": none ended yet, call again. Status "idle": nothing left to wait for (every job was reported).`,
+      input: z.strictObject({ timeout_seconds: waitSeconds, verbose }),
       output: awaitAnyOutput,
       annotations: WAIT_ANNOTATIONS,
       taskCapable: false,
-      handler: (args, ctx) => awaitAnyTool(ctx, undefined, args.timeout_seconds, 'codex_await_any'),
+      handler: (args, ctx) => awaitAnyTool(ctx, undefined, args.timeout_seconds, 'codex_await_any', args.verbose),
     }),
     agentStartTool('cursor_start', 'cursor', 'cursor', "Cursor's cursor-agent", 'cursor_wait'),
     agentWaitTool('cursor_wait', 'cursor', 'Cursor'),
@@ -311,7 +324,7 @@ export function allTools(): ToolDefinition[] {
       title: 'List jobs',
       description: 'The newest jobs of every agent, newest first, with status, agent, cwd and a prompt preview.',
       input: described(inputs.listInput, {
-        limit: `How many (1-${jobs.LIST_MAX}, default ${inputs.LIST_DEFAULT}).`,
+        limit: `How many (1-${inputs.LIST_MAX}, default ${inputs.LIST_DEFAULT}).`,
         status: 'Only jobs with this status.',
       }),
       output: z.looseObject({ jobs: z.array(z.looseObject({ job_id: z.string(), status: z.string() })), count: z.number() }),
@@ -402,12 +415,12 @@ export function allTools(): ToolDefinition[] {
       name: 'job_await_any',
       group: 'generic',
       title: 'Wait for any of several jobs',
-      description: 'Block until any of job_ids ends (default: every job started from this conversation or pending/running now), up to timeout_seconds. Answers every job that has ended, in "completed"; pass the still-open ids (pending_job_ids) back in to wait for the rest. No completion is ever skipped.',
-      input: described(inputs.awaitAnyInput, { job_ids: 'The jobs to wait for (default: see above).' }).extend({ timeout_seconds: waitSeconds }),
+      description: 'Block until any of job_ids ends (default: every job started from this conversation or pending/running now), up to timeout_seconds. Answers the first ended job at the top level and any other ended ones in "completed"; pass the still-open ids (pending_job_ids) back in to wait for the rest. No completion is ever skipped. Status "timeout": none ended yet; "idle": nothing left to wait for.',
+      input: described(inputs.awaitAnyInput, { job_ids: 'The jobs to wait for (default: see above).' }).extend({ timeout_seconds: waitSeconds, verbose }),
       output: awaitAnyOutput,
       annotations: WAIT_ANNOTATIONS,
       taskCapable: false,
-      handler: (args, ctx) => awaitAnyTool(ctx, args.job_ids, args.timeout_seconds, 'job_await_any'),
+      handler: (args, ctx) => awaitAnyTool(ctx, args.job_ids, args.timeout_seconds, 'job_await_any', args.verbose),
     }),
     defineTool({
       name: 'job_output',
@@ -437,6 +450,17 @@ export function allTools(): ToolDefinition[] {
         ...args,
         timeout_seconds: timeout_minutes === undefined ? undefined : timeout_minutes * 60,
       }), 'job_wait'),
+    }),
+    defineTool({
+      name: 'job_retry',
+      group: 'generic',
+      title: 'Run a job again',
+      description: 'Queue a new job with the same request as an earlier one (same agent, prompt or command, cwd, options): for a flaky test run, or a job stopped by a limit. An exec job runs its command again. Returns a job_id at once; then call job_wait in a loop.',
+      input: described(inputs.jobRef, { job_id: 'The job to run again.' }),
+      output: startOutput,
+      annotations: START_ANNOTATIONS,
+      taskCapable: true,
+      handler: (args, ctx) => started(ctx, jobs.retry(ctx.jobs, args), 'job_wait'),
     }),
   ];
 }
