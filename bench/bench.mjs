@@ -343,7 +343,7 @@ async function scale() {
     const submits = [];
     for (let i = 0; i < 20; i += 1) {
       const s = now();
-      jobs.submit(library, { agent: 'exec', argv: ['true'], cwd });
+      await jobs.submit(library, { agent: 'exec', argv: ['true'], cwd });
       submits.push(now() - s);
     }
     const server = await mcp(spool);
@@ -446,8 +446,8 @@ async function failover() {
     const spool = makeSpool({ concurrency: 1 });
     const ledger = path.join(spool.base, 'ledger');
     const library = jobs.openContext({ home: spool.home, env: spool.env });
-    const first = jobs.submit(library, { agent: 'exec', argv: ['sh', '-c', `echo ran >> ${ledger}; sleep 3`], cwd: spool.base }).job_id;
-    const second = jobs.submit(library, { agent: 'exec', argv: ['sh', '-c', `echo ran >> ${ledger}`], cwd: spool.base }).job_id;
+    const first = (await jobs.submit(library, { agent: 'exec', argv: ['sh', '-c', `echo ran >> ${ledger}; sleep 3`], cwd: spool.base })).job_id;
+    const second = (await jobs.submit(library, { agent: 'exec', argv: ['sh', '-c', `echo ran >> ${ledger}`], cwd: spool.base })).job_id;
     while (readJson(path.join(spool.home, 'jobs', first, 'state.json')).worker === null) await sleep(5);
     await sleep(300 + Math.random() * 700);
     const old = readJson(path.join(spool.home, 'runner.json'));

@@ -18,10 +18,10 @@ describe('awaitAny', () => {
   it('reports every completion exactly once, together or one by one, never only the last', async () => {
     const t = makeSpool({ concurrency: 4 });
     const spool = open(t.home, t.env);
-    const ids = [0.2, 0.2, 0.2, 0.6, 1.0].map((s, i) => {
+    const ids = await Promise.all([0.2, 0.2, 0.2, 0.6, 1.0].map(async (s, i) => {
       const cwd = fs.mkdtempSync(path.join(t.work, `w${i}`));
-      return jobs.submit(spool, { agent: 'exec', argv: ['sleep', String(s)], cwd }).job_id;
-    });
+      return (await jobs.submit(spool, { agent: 'exec', argv: ['sleep', String(s)], cwd })).job_id;
+    }));
     const reported: string[] = [];
     const batches: number[] = [];
     let open_ = ids;

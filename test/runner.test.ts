@@ -53,12 +53,12 @@ describe('runner scheduling', () => {
     const gate = path.join(spool.work, 'gate');
     const library = jobs.openContext({ home: spool.home, env: spool.env });
     // submitted together (in-process, ~1 ms each), so the queue really holds six
-    const ids = Array.from({ length: 6 }, (_, i) =>
-      jobs.submit(library, { agent: 'exec', argv: gatedLedgerJob(ledger, gate), cwd: dirIn(spool, `d${i}`) }).job_id);
+    const ids = await Promise.all(Array.from({ length: 6 }, async (_, i) =>
+      (await jobs.submit(library, { agent: 'exec', argv: gatedLedgerJob(ledger, gate), cwd: dirIn(spool, `d${i}`) })).job_id));
     await until(() => starts(ledger).length === 2, 30_000, 'two jobs to start');
     // A fact instead of a pause: a job queued last with a cancel request is cancelled by the
     // runner's next full pass over the queue, the same pass that would hand out a third job.
-    const probe = jobs.submit(library, { agent: 'exec', argv: ['true'], cwd: dirIn(spool, 'probe') }).job_id;
+    const probe = (await jobs.submit(library, { agent: 'exec', argv: ['true'], cwd: dirIn(spool, 'probe') })).job_id;
     requestCancel(library.paths, probe, 'test');
     const cancelledLine = `job ${probe}: cancelled before it started`;
     await until(() => fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8').includes(cancelledLine), 30_000, 'the runner to pass over the queue');
@@ -75,16 +75,16 @@ describe('runner scheduling', () => {
     expect(dispatched).toEqual(ids);
   });
 
-  it('never runs two jobs with the same cwd side by side, while other cwds go on', () => {
+  it('never runs two jobs with the same cwd side by side, while other cwds go on', async () => {
     const spool = makeSpool({ concurrency: 3 });
     const ledger = path.join(spool.work, 'ledger');
     const shared = dirIn(spool, 'shared');
     const otherStarted = path.join(spool.work, 'other-started');
     const library = jobs.openContext({ home: spool.home, env: spool.env });
-    const submit = (argv: string[], cwd: string): string => jobs.submit(library, { agent: 'exec', argv, cwd }).job_id;
+    const submit = async (argv: string[], cwd: string): Promise<string> => (await jobs.submit(library, { agent: 'exec', argv, cwd })).job_id;
     // each same-cwd job lasts until the other-cwd job has started: the two must overlap
-    const same = [0, 1, 2].map(() => submit(['sh', '-c', `echo "start $AGENT_ASYNC_JOB_ID" >> ${ledger}; while [ ! -e ${otherStarted} ]; do sleep 0.05; done; sleep 0.3; echo "end $AGENT_ASYNC_JOB_ID" >> ${ledger}`], shared));
-    const other = submit(['sh', '-c', `echo "start other" >> ${ledger}; touch ${otherStarted}; sleep 0.5; echo "end other" >> ${ledger}`], dirIn(spool, 'other-dir'));
+    const same = await Promise.all([0, 1, 2].map(() => submit(['sh', '-c', `echo "start $AGENT_ASYNC_JOB_ID" >> ${ledger}; while [ ! -e ${otherStarted} ]; do sleep 0.05; done; sleep 0.3; echo "end $AGENT_ASYNC_JOB_ID" >> ${ledger}`], shared)));
+    const other = await submit(['sh', '-c', `echo "start other" >> ${ledger}; touch ${otherStarted}; sleep 0.5; echo "end other" >> ${ledger}`], dirIn(spool, 'other-dir'));
     for (const id of [...same, other]) expect(waitJob(spool, id).status).toBe('done');
     const events = fs.readFileSync(ledger, 'utf8').trim().split('\n');
     const sameOnly = events.filter((l) => !l.endsWith(' other'));
@@ -142,15 +142,15 @@ describe('runner scheduling', () => {
     const runnerLog = path.join(spool.home, 'runner.log');
     await until(() => fs.readFileSync(runnerLog, 'utf8').includes('keeping the last good config'), 10_000, 'the runner to report the broken config');
     // a job still runs under the last good config: its supervisor gets it from the runner
-    const during = jobs.submit(library, { agent: 'exec', argv: ['true'], cwd: spool.work }).job_id;
+    const during = (await jobs.submit(library, { agent: 'exec', argv: ['true'], cwd: spool.work })).job_id;
     await until(() => ['done', 'error'].includes(jobState(spool, during).status), 20_000, 'the job to end'); // the CLI refuses a broken config
     expect(jobState(spool, during).status).toBe('done');
     editConfig({ concurrency: 3, runner_idle_seconds: 60 });
     await until(() => fs.readFileSync(runnerLog, 'utf8').includes('config.json changed: concurrency'), 10_000, 'the runner to take the new config');
     const ledger = path.join(spool.work, 'ledger');
     const gate = path.join(spool.work, 'gate');
-    const ids = Array.from({ length: 3 }, (_, i) =>
-      jobs.submit(library, { agent: 'exec', argv: gatedLedgerJob(ledger, gate), cwd: dirIn(spool, `c${i}`) }).job_id);
+    const ids = await Promise.all(Array.from({ length: 3 }, async (_, i) =>
+      (await jobs.submit(library, { agent: 'exec', argv: gatedLedgerJob(ledger, gate), cwd: dirIn(spool, `c${i}`) })).job_id));
     await until(() => starts(ledger).length === 3, 30_000, 'all three jobs to run at once');
     fs.writeFileSync(gate, '');
     for (const id of ids) expect(waitJob(spool, id).status).toBe('done');
@@ -273,7 +273,7 @@ describe('workers', () => {
 });
 
 describe('spawn failures end the job with a precise code, and the queue moves on', () => {
-  it('binary missing, not executable, cwd deleted, argv too long', () => {
+  it('binary missing, not executable, cwd deleted, argv too long', async () => {
     const spool = makeSpool({ concurrency: 1 });
     const noExec = path.join(spool.work, 'script.sh');
     fs.writeFileSync(noExec, 'echo hi\n', { mode: 0o644 });
@@ -284,7 +284,7 @@ describe('spawn failures end the job with a precise code, and the queue moves on
     const gone = startJob(spool, ['true'], ['--cwd', doomed]);
     fs.rmdirSync(doomed);
     const spool2 = jobs.openContext({ home: spool.home, env: spool.env });
-    const tooLong = jobs.submit(spool2, { agent: 'exec', argv: ['echo', 'x'.repeat(200_000)], cwd: spool.work }).job_id;
+    const tooLong = (await jobs.submit(spool2, { agent: 'exec', argv: ['echo', 'x'.repeat(200_000)], cwd: spool.work })).job_id;
     const after = startJob(spool, ['sh', '-c', 'echo still going']);
     blocker.release();
 

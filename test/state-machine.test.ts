@@ -28,6 +28,10 @@ const examples: Record<Transition['name'], Transition> = {
   fail_to_start: { name: 'fail_to_start', attempt: 1, error: { code: 'cwd_missing', message: 'gone' } },
   cancel_pending: { name: 'cancel_pending', attempt: 1 },
   runner_lost: { name: 'runner_lost', outcome: lost },
+  record_changes: {
+    name: 'record_changes',
+    changes: { branch: 'agent-async/x', base_commit: 'a', head_commit: 'b', files: [], patch_bytes: 0, applied: null, discarded_at: '2026-01-01T00:00:00.000Z' },
+  },
 };
 
 /**
@@ -41,6 +45,7 @@ const TABLE: Array<[Transition['name'], Record<JobState['status'], JobState['sta
   ['fail_to_start', { pending: 'error', running: '-', done: '-', error: '-', cancelled: '-' }],
   ['cancel_pending', { pending: 'cancelled', running: '-', done: '-', error: '-', cancelled: '-' }],
   ['runner_lost', { pending: '-', running: 'error', done: '-', error: '-', cancelled: '-' }],
+  ['record_changes', { pending: '-', running: '-', done: 'done', error: 'error', cancelled: 'cancelled' }],
 ];
 
 /** A valid state of each status, reached through the transitions themselves. */

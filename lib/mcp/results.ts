@@ -43,6 +43,33 @@ function elapsedMs(state: JobState): number | null {
   return state.started_at ? Date.now() - Date.parse(state.started_at) : null;
 }
 
+const CHANGED_FILES_LISTED = 50;
+const STATUS_LETTERS: Record<string, string> = { added: 'A', modified: 'M', deleted: 'D', renamed: 'R', copied: 'C', type_changed: 'T' };
+
+/**
+ * An isolated job's changes, compactly: its branch and one line per file (`M src/a.ts +3 -1`),
+ * the first 50; job_diff has the patch. Absent for a job without isolation.
+ */
+export function changesAnswer(state: JobState) {
+  const changes = jobs.changesOf(state);
+  if (!changes) return state.request.isolation === 'worktree' ? { changes: null } : {};
+  const files = changes.files.slice(0, CHANGED_FILES_LISTED).map((file) => {
+    const counts = file.insertions === null ? ' (binary)' : ` +${file.insertions} -${file.deletions ?? 0}`;
+    return `${STATUS_LETTERS[file.status] ?? '?'} ${file.old_path ? `${file.old_path} -> ` : ''}${file.path}${counts}`;
+  });
+  return {
+    changes: {
+      branch: changes.branch,
+      files_changed: changes.files.length,
+      files,
+      ...(changes.files.length > files.length ? { files_not_listed: changes.files.length - files.length } : {}),
+      applied: changes.applied !== null,
+      ...(changes.apply_error ? { apply_error: changes.apply_error } : {}),
+      discarded: changes.discarded_at !== null,
+    },
+  };
+}
+
 /** The full answer about one job: for a finished job its result, else its progress so far. */
 export function jobAnswer(ctx: jobs.JobsContext, state: JobState, waitTool = 'job_wait') {
   const finished = isTerminal(state.status);
@@ -70,6 +97,7 @@ export function jobAnswer(ctx: jobs.JobsContext, state: JobState, waitTool = 'jo
     usage: state.usage,
     token_usage: tokenUsage(state),
     error: state.error,
+    ...changesAnswer(state),
     ...outputTail(ctx, state.id),
     message,
   };
@@ -111,5 +139,6 @@ export function listItem(ctx: jobs.JobsContext, snap: JobSnapshot) {
     error_code: state.error?.code ?? null,
     summary: state.notified?.summary ?? null,
     token_usage: tokenUsage(state),
+    ...(state.request.isolation === 'worktree' ? { branch: `agent-async/${state.request.worktree?.id ?? state.id}`, files_changed: jobs.changesOf(state)?.files.length ?? null } : {}),
   };
 }

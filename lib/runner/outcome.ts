@@ -5,6 +5,7 @@ import { readTextCapped, writeFileAtomic } from '../spool/fsx.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
 import {
   IllegalTransition,
+  type JobChanges,
   type JobError,
   type JobRequest,
   type JobState,
@@ -164,6 +165,8 @@ export interface JobEnd {
   worker?: WorkerInfo;
   faults?: readonly string[];
   diskNote?: string | null;
+  /** An isolated job's work, recorded with its end. */
+  changes?: JobChanges | null;
   /** Writes the terminal transition; by default it is applied to the state on disk. */
   commit?: (change: Transition) => JobState;
 }
@@ -175,6 +178,22 @@ export interface JobEnd {
  * Returns undefined when the job had already ended otherwise.
  */
 export function recordEnd(paths: SpoolPaths, state: JobState, end: JobEnd, log: (message: string) => void): JobState | undefined {
+  const outcome = decideEnd(paths, state, end);
+  if (end.changes) outcome.changes = end.changes;
+  const lost = outcome.error?.code === 'runner_lost';
+  if (outcome.result?.final_message) writeResultFile(paths, state.id, outcome.result.final_message, log);
+  const commit = end.commit ?? ((change: Transition) => applyTransition(paths, state.id, change));
+  try {
+    return commit(lost ? { name: 'runner_lost', outcome } : { name: 'finish', outcome, worker: end.worker });
+  } catch (error) {
+    if (!(error instanceof IllegalTransition)) throw error;
+    log(`job ${state.id}: not recorded, the job was already ${error.from}`);
+    return undefined;
+  }
+}
+
+/** How a running job ends, from what the spool and the worker say (recordEnd writes it). */
+export function decideEnd(paths: SpoolPaths, state: JobState, end: JobEnd): Outcome {
   const { exit, adapter, parsed } = end;
   const outcome = decideOutcome({
     exit,
@@ -197,15 +216,7 @@ export function recordEnd(paths: SpoolPaths, state: JobState, end: JobEnd, log: 
       hint: `start it again with: agent-async retry ${state.id}`,
     };
   }
-  if (outcome.result?.final_message) writeResultFile(paths, state.id, outcome.result.final_message, log);
-  const commit = end.commit ?? ((change: Transition) => applyTransition(paths, state.id, change));
-  try {
-    return commit(lost ? { name: 'runner_lost', outcome } : { name: 'finish', outcome, worker: end.worker });
-  } catch (error) {
-    if (!(error instanceof IllegalTransition)) throw error;
-    log(`job ${state.id}: not recorded, the job was already ${error.from}`);
-    return undefined;
-  }
+  return outcome;
 }
 
 /** result.md: a copy of the final message, which the terminal state holds too; a full disk does not stop the end. */

@@ -7,7 +7,8 @@ import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
 import { IllegalTransition, type JobState } from '../spool/state.js';
 import { applyTransition, auditJobFolder, claimJob, readClaims, readExitRecord, type ClaimInfo, type ClaimOwner } from '../spool/store.js';
 import { sweepTempsOf } from '../spool/sweep.js';
-import { jobLimits, recordEnd } from './outcome.js';
+import { decideEnd, jobLimits, recordEnd } from './outcome.js';
+import { finishWorkspace } from './workspace.js';
 import { groupMembers, jobGroupLeaders, jobProcesses, liveness, terminateJobProcesses } from './processes.js';
 import { LineSplitter, NOTE_PREFIX } from './worker-io.js';
 
@@ -133,5 +134,7 @@ export async function finalizeRunnerLost(paths: SpoolPaths, state: JobState, con
   const record = readExitRecord(paths, state.id);
   const exit = record?.attempt === state.attempt ? record : null;
   const stream = exit ? await reparse(paths, state, config) : null;
-  return recordEnd(paths, state, { exit, adapter: stream?.adapter ?? null, parsed: stream?.parsed ?? null, limits: jobLimits(state.request, config), faults }, log);
+  const end = { exit, adapter: stream?.adapter ?? null, parsed: stream?.parsed ?? null, limits: jobLimits(state.request, config), faults };
+  const changes = await finishWorkspace(paths, state, log, () => decideEnd(paths, state, end).status === 'done');
+  return recordEnd(paths, state, { ...end, changes }, log);
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import type { SpoolPaths } from '../spool/layout.js';
-import { isTerminal, type JobState } from '../spool/state.js';
+import { isTerminal, type JobRequest, type JobState } from '../spool/state.js';
 import { cancelRequested, listActive, readState, removeFromActive } from '../spool/store.js';
 import { ActiveList } from '../spool/active-list.js';
 import { gcJobs } from '../spool/gc.js';
@@ -17,7 +17,7 @@ import { traceStep } from './trace.js';
 
 /**
  * The elected runner: claims pending jobs in FIFO order up to the concurrency limit (never
- * two in one cwd), hands each to a supervisor process, adopts the running jobs of a runner
+ * two without isolation in one work tree, see exclusionKey), hands each to a supervisor process, adopts the running jobs of a runner
  * that died and finalizes those whose supervisor is gone, sweeps temp files, and exits
  * after an idle time. Its work list is `active/`; it never scans `jobs/`.
  */
@@ -46,11 +46,19 @@ const RETENTION_BATCH = 2_000;
 const RETENTION_BUSY_BATCH = 200;
 const SUPERVISOR_RETRY_MS = 1000;
 
+/**
+ * The work tree a job occupies while it runs: jobs without isolation never run two at once in
+ * one (the repository's work tree found at submit, else the cwd); an isolated job has its own (null).
+ */
+export function exclusionKey(request: JobRequest): string | null {
+  return request.isolation === 'worktree' ? null : request.work_tree ?? request.cwd;
+}
+
 export class Runner {
   private leadership: Leadership | null = null;
   private pool: SupervisorPool | undefined;
   /** Jobs handed to our supervisors; `slotFree` once the worker is gone but its end is being recorded. */
-  private readonly own = new Map<string, { cwd: string; slotFree: boolean }>();
+  private readonly own = new Map<string, { key: string | null; slotFree: boolean }>();
   private fullScan = true;
   /** Every slot was taken at the end of the last tick. */
   private saturated = false;
@@ -254,12 +262,12 @@ export class Runner {
     for (const id of this.known.keys()) if (!activeSet.has(id)) this.known.delete(id);
     for (const id of this.faulty.keys()) if (!activeSet.has(id)) this.faulty.delete(id);
 
-    const busyCwds = new Set<string>();
+    const busy = new Set<string | null>();
     let occupied = 0;
     const pending: JobState[] = [];
-    for (const { cwd, slotFree } of this.own.values()) {
+    for (const { key, slotFree } of this.own.values()) {
       if (slotFree) continue;
-      busyCwds.add(cwd);
+      busy.add(key);
       occupied += 1;
     }
     // every pending job's cancel request is looked at on the slow poll; between polls only
@@ -274,7 +282,7 @@ export class Runner {
       if (!state) continue;
       if (state.status === 'running') {
         occupied += 1;
-        busyCwds.add(state.request.cwd);
+        busy.add(exclusionKey(state.request));
         if (isRunnerLost(state)) void this.finalize(state);
       } else if (state.status === 'pending') {
         pending.push(state);
@@ -282,7 +290,8 @@ export class Runner {
     }
 
     for (const state of pending) {
-      const dispatchable = occupied < config.concurrency && !(config.exclusive_cwd && busyCwds.has(state.request.cwd));
+      const key = exclusionKey(state.request);
+      const dispatchable = occupied < config.concurrency && !(config.exclusive_cwd && key !== null && busy.has(key));
       if ((fullScan || dispatchable) && cancelRequested(this.paths, state.id)) {
         this.cancelPending(state);
         continue;
@@ -293,10 +302,10 @@ export class Runner {
       }
       const claim = this.contained(state.id, () => pendingClaimStatus(this.paths, state));
       if (!claim) continue;
-      busyCwds.add(state.request.cwd);
+      busy.add(key);
       occupied += 1;
       if (claim.kind === 'held') continue;
-      this.own.set(state.id, { cwd: state.request.cwd, slotFree: false });
+      this.own.set(state.id, { key, slotFree: false });
       traceStep('dispatched', state.id);
       this.pool!.dispatch({
         type: 'run',

@@ -20,11 +20,12 @@ import {
   type ExitRecord,
 } from '../spool/store.js';
 import { watchFoldersNative } from '../spool/watch.js';
-import { JOB_FOLDER_HINT, jobLimits, recordEnd, type JobLimits } from './outcome.js';
+import { JOB_FOLDER_HINT, decideEnd, jobLimits, recordEnd, type JobLimits } from './outcome.js';
+import { finishWorkspace, prepareWorkspace } from './workspace.js';
 import { groupMembers, jobProcesses, processGroupOf, processStartTime, selfIdentity, terminateJobProcesses } from './processes.js';
 import { traceStep } from './trace.js';
 import { resolveExecutable } from '../which.js';
-import { DirectOutput, OutputSink, checkCwd, openOutputLog } from './worker-io.js';
+import { DirectOutput, NOTE_PREFIX, OutputSink, checkCwd, openOutputLog } from './worker-io.js';
 
 /**
  * A supervisor runs one job at a time in its own process, apart from the runner: it claims
@@ -147,6 +148,8 @@ export async function superviseJob(
   }
   traceStep('started', id);
   const writer = new JobStateWriter(paths, running);
+  const workspace = await prepareWorkspace(paths, running, config, (chunk) => appendOutput(outputFd, chunk));
+  if (workspace.kind === 'failed') return finished(await endBeforeWorker(paths, writer, workspace.error, outputFd, log));
   const limits = jobLimits(prepared.request, config);
   const parser = prepared.adapter.createParser();
   const { exit, unrecordedWorker, outputLoss } = await runWorker({
@@ -158,7 +161,8 @@ export async function superviseJob(
     outputFd,
     onLine: parser ? (line, stream) => parser.line(line, stream) : undefined,
     onExited: () => reply({ type: 'exited', jobId: id }),
-    cwd: prepared.request.cwd,
+    cwd: workspace.cwd,
+    workspaceEnv: workspace.env,
     searchPath: prepared.searchPath,
     limits,
     config,
@@ -168,18 +172,34 @@ export async function superviseJob(
   // what the worker did to its folder, seen before anything of ours is written into it again
   const faults = auditJobFolder(paths, id);
   writer.checkDisk();
+  const end = { exit, adapter: prepared.adapter, parsed: parser?.result() ?? null, limits, worker: unrecordedWorker, faults: [...writer.faults, ...faults] };
+  const changes = await finishWorkspace(paths, writer.state, log, () => decideEnd(paths, writer.state, end).status === 'done');
   const ended = await recordEndDurably(paths, id, exit, log, (diskNote) => recordEnd(paths, writer.state, {
-    exit,
-    adapter: prepared.adapter,
-    parsed: parser?.result() ?? null,
-    limits,
-    worker: unrecordedWorker,
-    faults: [...writer.faults, ...faults],
+    ...end,
+    changes,
     diskNote: diskNote ?? outputLoss ?? lowSpaceNote(paths, exit),
     commit: (change) => writer.apply(change),
   }, log));
   traceStep('recorded', id);
   finished(ended && isTerminal(ended.status) ? ended.status : 'unknown');
+}
+
+/** A job whose worktree could not be made ends here, with what is left of the worktree removed. */
+async function endBeforeWorker(paths: SpoolPaths, writer: JobStateWriter, error: JobError, outputFd: number, log: Log): Promise<TerminalStatus | 'unknown'> {
+  appendOutput(outputFd, Buffer.from(`${NOTE_PREFIX}${error.message.split('\n')[0]}\n`));
+  closeFd(outputFd);
+  const changes = await finishWorkspace(paths, writer.state, log, () => false);
+  const outcome = { status: 'error' as const, error, exit_code: null, signal: null, notified: null, result: null, session_id: null, usage: null, changes };
+  const state = applyUnlessMoved(paths, writer.state.id, { name: 'finish', outcome }, log);
+  return state && isTerminal(state.status) ? state.status : 'unknown';
+}
+
+function appendOutput(fd: number, chunk: Buffer): void {
+  try {
+    fs.writeSync(fd, chunk);
+  } catch {
+    // output.log is the job's log, not its record: a full disk loses setup's output only
+  }
 }
 
 function badJobFile(fault: string): JobError {
@@ -280,6 +300,8 @@ interface WorkerRun {
   onLine: ((line: string, stream: 'stdout' | 'stderr') => void) | undefined;
   onExited: () => void;
   cwd: string;
+  /** AGENT_ASYNC_WORKTREE for an isolated job. */
+  workspaceEnv: Record<string, string>;
   searchPath: string;
   limits: JobLimits;
   config: Config;
@@ -337,6 +359,7 @@ async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
     AGENT_ASYNC_JOB_ID: id,
     AGENT_ASYNC_JOB_DIR: jobDir(paths, id),
     AGENT_ASYNC_HOME: paths.home,
+    ...run.workspaceEnv,
   };
   let child: ChildProcess;
   try {
