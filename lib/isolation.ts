@@ -1,22 +1,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
-import { UserError, errnoCode } from './errors.js';
+import { UserError } from './errors.js';
 import { diffInput, jobRef, parseInput, type Naming } from './inputs.js';
-import { worktreeContext } from './runner/workspace.js';
-import { jobIdTime, isJobId } from './spool/ids.js';
-import { JOB_FILES, jobDir, jobFile, type SpoolPaths } from './spool/layout.js';
+import { noteRepository, worktreeContext } from './runner/workspace.js';
+import { JOB_FILES, jobFile, type SpoolPaths } from './spool/layout.js';
 import { changesOf, isTerminal, type JobChanges, type JobRequest, type JobState } from './spool/state.js';
 import { applyTransition, readState } from './spool/store.js';
-import {
-  applyChanges, discardJob, listJobStates, readPatchPage, removeJobs, snapshot, sweepWorktreeFolders, worktreesDir,
-  type ApplyResult, type PatchPage,
-} from './worktree/index.js';
+import { applyChanges, discardJob, readPatchPage, snapshot, type ApplyResult, type PatchPage } from './worktree/index.js';
 
 /**
  * Worktree isolation at the level of jobs: the snapshot a job starts from (taken at submit),
  * and what can be done with an ended job's work: apply it to the work tree, read its patch,
- * discard it, and collect what old jobs left in the repositories. The git layer is
+ * discard it (gc is lib/runner/workspace.ts's collectWorktrees). The git layer is
  * lib/worktree; the runner's side (the worktree around the worker) is lib/runner/workspace.ts.
  */
 
@@ -64,26 +60,6 @@ export async function snapshotForJob(ctx: IsolationContext, id: string, request:
 /** The snapshot of a job that could not be published goes again. */
 export async function dropSnapshot(ctx: IsolationContext, id: string, request: JobRequest): Promise<void> {
   if (request.worktree?.id === id) await discardJob(worktreeContext(ctx.paths), request.worktree.repo_root, id).catch(() => undefined);
-}
-
-function repositoriesFile(paths: SpoolPaths): string {
-  return path.join(worktreesDir(worktreeContext(paths)), 'repositories');
-}
-
-/** Every repository a snapshot was taken in, so that gc finds the refs of jobs long removed. */
-function noteRepository(paths: SpoolPaths, root: string): void {
-  if (knownRepositories(paths).includes(root)) return;
-  // one short line with O_APPEND: concurrent submits never lose one another's
-  fs.appendFileSync(repositoriesFile(paths), `${root}\n`, { mode: 0o600 });
-}
-
-function knownRepositories(paths: SpoolPaths): string[] {
-  try {
-    return [...new Set(fs.readFileSync(repositoriesFile(paths), 'utf8').split('\n').filter(Boolean))];
-  } catch (error) {
-    if (errnoCode(error) === 'ENOENT') return [];
-    throw error;
-  }
 }
 
 // ── an ended job's work ───────────────────────────────────────────────────────────────────
@@ -151,61 +127,4 @@ export async function discardJobChanges(ctx: IsolationContext, raw: z.input<type
   const report = await discardJob(worktreeContext(ctx.paths), request.worktree.repo_root, request.worktree.id);
   const recorded = applyTransition(ctx.paths, state.id, { name: 'record_changes', changes: { ...changes, discarded_at: new Date().toISOString() } });
   return { state: recorded, removed: report.removed };
-}
-
-// ── gc ────────────────────────────────────────────────────────────────────────────────────
-
-/** A snapshot is taken just before its job is published: refs this young may belong to one. */
-const YOUNG_REFS_MS = 10 * 60_000;
-
-export interface WorktreeGcReport {
-  /** Job ids whose branch, refs and worktree were removed. */
-  removed: string[];
-  /** Job ids whose branch holds work nobody applied or discarded: kept (gc --branches removes them). */
-  kept_branches: string[];
-  /** Worktree folders of jobs that are gone, removed from the spool. */
-  swept: string[];
-}
-
-/**
- * What jobs that no longer exist left in the repositories: their refs and worktrees (`git
- * worktree prune`), and their branches when they hold nothing unapplied, or with `branches`.
- */
-export async function collectWorktrees(paths: SpoolPaths, options: { branches: boolean; dryRun?: boolean }): Promise<WorktreeGcReport> {
-  const ctx = worktreeContext(paths);
-  const report: WorktreeGcReport = { removed: [], kept_branches: [], swept: [] };
-  let inUse: Set<string> | null = null;
-  const gone = (id: string): boolean => {
-    if (!isJobId(id) || Date.now() - jobIdTime(id).getTime() < YOUNG_REFS_MS || fs.existsSync(jobDir(paths, id))) return false;
-    inUse ??= worktreesInUse(paths);
-    return !inUse.has(id);
-  };
-  for (const root of knownRepositories(paths)) {
-    if (!fs.existsSync(root)) continue;
-    const ids = (await listJobStates(ctx, root)).map((state) => state.id).filter(gone);
-    if (ids.length === 0) continue;
-    if (options.dryRun) {
-      report.removed.push(...ids);
-      continue;
-    }
-    const removed = await removeJobs(ctx, root, ids, { branches: options.branches });
-    report.removed.push(...removed.removed);
-    report.kept_branches.push(...removed.kept_branches);
-  }
-  if (!options.dryRun) {
-    const live = new Set([...fs.readdirSync(paths.jobs), ...(inUse ?? worktreesInUse(paths))]);
-    report.swept = await sweepWorktreeFolders(ctx, live);
-  }
-  return report;
-}
-
-/** Worktree ids that jobs in the spool name: a job that continues another works on that job's branch. */
-function worktreesInUse(paths: SpoolPaths): Set<string> {
-  const ids = new Set<string>();
-  for (const id of fs.readdirSync(paths.jobs)) {
-    if (!isJobId(id)) continue;
-    const read = readState(paths, id);
-    if (read.kind === 'ok' && read.state.request.worktree) ids.add(read.state.request.worktree.id);
-  }
-  return ids;
 }

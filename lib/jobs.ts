@@ -43,7 +43,8 @@ import {
 import { awaitAnySettled, waitForJob } from './spool/watch.js';
 
 export * from './read-model.js';
-export { applyJob, collectWorktrees, diffJob, discardJobChanges, type ApplyAnswer, type WorktreeGcReport } from './isolation.js';
+export { applyJob, diffJob, discardJobChanges, type ApplyAnswer } from './isolation.js';
+export { collectWorktrees, type WorktreeGcReport } from './runner/workspace.js';
 export * as inputs from './inputs.js';
 export { parseInput, WAIT_DEFAULT_SECONDS, LIST_MAX } from './inputs.js';
 

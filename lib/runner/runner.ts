@@ -14,6 +14,7 @@ import { cancelPendingJob, finalizeRunnerLost, isRunnerLost, pendingClaimStatus 
 import { SPOOL_UNWRITABLE, SUPERVISOR_DID_NOT_START, type SupervisorReply } from './messages.js';
 import { SupervisorPool } from './supervisor-pool.js';
 import { traceStep } from './trace.js';
+import { collectWorktrees } from './workspace.js';
 
 /**
  * The elected runner: claims pending jobs in FIFO order up to the concurrency limit (never
@@ -333,8 +334,19 @@ export class Runner {
         limit: batch,
       });
       if (report.removed.length > 0) this.log(`retention: removed ${report.removed.length} finished jobs`);
+      if (report.removed.length > 0) void this.collectWorktrees();
     } catch (error) {
       this.log(`retention failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** The refs and worktrees of isolated jobs that retention removed (their branches with unapplied work stay). */
+  private async collectWorktrees(): Promise<void> {
+    try {
+      const report = await collectWorktrees(this.paths, { branches: false });
+      if (report.removed.length > 0) this.log(`retention: removed the refs of ${report.removed.length} isolated jobs`);
+    } catch (error) {
+      this.log(`retention of worktrees failed: ${(error as Error).message}`);
     }
   }
 

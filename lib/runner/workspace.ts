@@ -1,8 +1,14 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Config } from '../config.js';
-import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
+import { errnoCode } from '../errors.js';
+import { isJobId, jobIdTime } from '../spool/ids.js';
+import { JOB_FILES, jobDir, jobFile, type SpoolPaths } from '../spool/layout.js';
 import type { JobChanges, JobError, JobRequest, JobState } from '../spool/state.js';
+import { readState } from '../spool/store.js';
 import {
-  SetupFailedError, applyChanges, createWorktree, finishWorktree, recreateWorktree, type WorktreeContext,
+  SetupFailedError, applyChanges, createWorktree, finishWorktree, listJobStates, recreateWorktree, removeJobs, sweepWorktreeFolders,
+  worktreesDir, type WorktreeContext,
 } from '../worktree/index.js';
 
 /**
@@ -10,7 +16,8 @@ import {
  * isolation. Before the worker, an isolated job's worktree is made (or, for a job that
  * continues another, made again from its branch); after it, at every end, what the worker
  * left is committed onto the job's branch and described as `changes`, before the end is
- * written. A job without isolation runs in its cwd and has no changes.
+ * written. A job without isolation runs in its cwd and has no changes. And gc: what jobs
+ * that are gone left in the repositories they were isolated in.
  */
 
 /** The git layer's context for the spool; with a job id, the git it starts carries that id (reconcile stops it). */
@@ -95,4 +102,81 @@ async function applyOnDone(paths: SpoolPaths, request: JobRequest, changes: JobC
   } catch (error) {
     return { ...changes, apply_error: `not applied, nothing was changed: ${(error as Error).message}` };
   }
+}
+
+// ── the repositories jobs were isolated in, and gc ──────────────────────────────────────
+
+function repositoriesFile(paths: SpoolPaths): string {
+  return path.join(worktreesDir(worktreeContext(paths)), 'repositories');
+}
+
+/** Every repository a snapshot was taken in, so that gc finds the refs of jobs long removed. */
+export function noteRepository(paths: SpoolPaths, root: string): void {
+  if (knownRepositories(paths).includes(root)) return;
+  // one short line with O_APPEND: concurrent submits never lose one another's
+  fs.appendFileSync(repositoriesFile(paths), `${root}\n`, { mode: 0o600 });
+}
+
+function knownRepositories(paths: SpoolPaths): string[] {
+  try {
+    return [...new Set(fs.readFileSync(repositoriesFile(paths), 'utf8').split('\n').filter(Boolean))];
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return [];
+    throw error;
+  }
+}
+
+/** A snapshot is taken just before its job is published: refs this young may belong to one. */
+const YOUNG_REFS_MS = 10 * 60_000;
+
+export interface WorktreeGcReport {
+  /** Job ids whose branch, refs and worktree were removed. */
+  removed: string[];
+  /** Job ids whose branch holds work nobody applied or discarded: kept (gc --branches removes them). */
+  kept_branches: string[];
+  /** Worktree folders of jobs that are gone, removed from the spool. */
+  swept: string[];
+}
+
+/**
+ * What jobs that no longer exist left in the repositories: their refs and worktrees (`git
+ * worktree prune`), and their branches when they hold nothing unapplied, or with `branches`.
+ */
+export async function collectWorktrees(paths: SpoolPaths, options: { branches: boolean; dryRun?: boolean }): Promise<WorktreeGcReport> {
+  const ctx = worktreeContext(paths);
+  const report: WorktreeGcReport = { removed: [], kept_branches: [], swept: [] };
+  let inUse: Set<string> | null = null;
+  const gone = (id: string): boolean => {
+    if (!isJobId(id) || Date.now() - jobIdTime(id).getTime() < YOUNG_REFS_MS || fs.existsSync(jobDir(paths, id))) return false;
+    inUse ??= worktreesInUse(paths);
+    return !inUse.has(id);
+  };
+  for (const root of knownRepositories(paths)) {
+    if (!fs.existsSync(root)) continue;
+    const ids = (await listJobStates(ctx, root)).map((state) => state.id).filter(gone);
+    if (ids.length === 0) continue;
+    if (options.dryRun) {
+      report.removed.push(...ids);
+      continue;
+    }
+    const removed = await removeJobs(ctx, root, ids, { branches: options.branches });
+    report.removed.push(...removed.removed);
+    report.kept_branches.push(...removed.kept_branches);
+  }
+  if (!options.dryRun) {
+    const live = new Set([...fs.readdirSync(paths.jobs), ...(inUse ?? worktreesInUse(paths))]);
+    report.swept = await sweepWorktreeFolders(ctx, live);
+  }
+  return report;
+}
+
+/** Worktree ids that jobs in the spool name: a job that continues another works on that job's branch. */
+function worktreesInUse(paths: SpoolPaths): Set<string> {
+  const ids = new Set<string>();
+  for (const id of fs.readdirSync(paths.jobs)) {
+    if (!isJobId(id)) continue;
+    const read = readState(paths, id);
+    if (read.kind === 'ok' && read.state.request.worktree) ids.add(read.state.request.worktree.id);
+  }
+  return ids;
 }
