@@ -203,7 +203,7 @@ describe('isolation "worktree"', () => {
       [['--cwd', spool.work, '--isolation', 'worktree'], /^agent-async: cwd: .* is not inside a git work tree/],
       [['--cwd', bare, '--isolation', 'worktree'], /^agent-async: cwd: .*bare git repository/],
       [['--cwd', repo, '--isolation', 'worktree', '--base', 'no-such-branch'], /^agent-async: base: "no-such-branch" is not a branch, tag or commit/],
-      [['--cwd', repo, '--isolation', 'worktree', '--base', '-x'], /^agent-async: base: "-x" is not a ref name/],
+      [['--cwd', repo, '--isolation', 'worktree', '--base=-x'], /^agent-async: base: "-x" is not a ref name/],
       [['--cwd', repo, '--isolation', 'sideways'], /^agent-async: isolation: "sideways" is not an isolation; allowed: none, worktree/],
       [['--cwd', repo, '--apply'], /^agent-async: apply: applies only to a job with isolation "worktree"/],
       [['--cwd', repo, '--base', 'main'], /^agent-async: base: applies only to a job with isolation "worktree"/],
@@ -277,10 +277,11 @@ describe('isolation "worktree"', () => {
 
   it('continues a job in its worktree made again from its branch, and gc removes what old jobs left', async () => {
     const agent = {
-      command: ['sh', '-c', 'if [ -f work.txt ]; then cp work.txt seen.txt; fi; echo "$1" >> work.txt; echo \'{"session":"s-1","text":"ok"}\'', 'shelly', '{prompt}'],
+      // resume args go right after the program: env takes the session as a variable
+      command: ['env', 'sh', '-c', 'if [ -f work.txt ]; then cp work.txt seen.txt; fi; echo "$1" | head -n 1 >> work.txt; echo \'{"session":"s-1","text":"ok"}\'', 'shelly', '{prompt}'],
       output: 'jsonl',
       jsonl: { session_id: 'session', final_message: 'text' },
-      resume_args: ['{session_id}'],
+      resume_args: ['SESSION={session_id}'],
     };
     const spool = makeSpool({ agents: { shelly: agent } });
     const repo = userRepo();
@@ -293,7 +294,7 @@ describe('isolation "worktree"', () => {
       expect(firstEnd.changes).toMatchObject({ branch: `agent-async/${first.job_id}`, files_changed: 1, files: ['A work.txt +1 -0'], applied: false });
       const second = await ok(server, 'job_continue', { job_id: first.job_id, prompt: 'second' });
       const secondEnd = await ok(server, 'job_wait', { job_id: second.job_id, timeout_seconds: 50 });
-      expect(secondEnd.status).toBe('done');
+      expect(secondEnd.status, JSON.stringify(secondEnd.error)).toBe('done');
       // the session found its own files, and the new job's changes hold all the work since the start
       expect(git(repo, 'show', `agent-async/${first.job_id}:seen.txt`)).toBe('first');
       expect(git(repo, 'show', `agent-async/${first.job_id}:work.txt`)).toBe('first\nsecond');
@@ -338,7 +339,7 @@ describe('isolation "worktree"', () => {
     expect(ownRefs()).toContain(`refs/heads/agent-async/${workJob}`);
     expect(ownRefs()).toContain(`refs/agent-async/${kept!}/base`);
     const branches = JSON.parse(cli(spool, ['gc', '--branches', '--json']).stdout);
-    expect(branches.worktrees.removed).toEqual([workJob]);
+    expect(branches.worktrees.removed, JSON.stringify(branches)).toEqual([workJob]);
     expect(ownRefs()).not.toContain(workJob);
   }, 300_000);
 });

@@ -107,12 +107,14 @@ async function applyOnDone(paths: SpoolPaths, request: JobRequest, changes: JobC
 // ── the repositories jobs were isolated in, and gc ──────────────────────────────────────
 
 function repositoriesFile(paths: SpoolPaths): string {
-  return path.join(worktreesDir(worktreeContext(paths)), 'repositories');
+  // a name that is no job id: sweepWorktreeFolders takes those for worktree leftovers
+  return path.join(worktreesDir(worktreeContext(paths)), '.repositories');
 }
 
 /** Every repository a snapshot was taken in, so that gc finds the refs of jobs long removed. */
 export function noteRepository(paths: SpoolPaths, root: string): void {
   if (knownRepositories(paths).includes(root)) return;
+  fs.mkdirSync(path.dirname(repositoriesFile(paths)), { recursive: true, mode: 0o700 });
   // one short line with O_APPEND: concurrent submits never lose one another's
   fs.appendFileSync(repositoriesFile(paths), `${root}\n`, { mode: 0o600 });
 }
