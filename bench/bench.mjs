@@ -1,5 +1,5 @@
 // npm run bench [-- --quick] [-- --only=name,name]   (BENCH_NO_INSTALL=1: never apt-get tsp/nq)
-// Scenarios: start, wake, throughput, breakdown, scale, waiters, output, failover; and trace, only when named.
+// Scenarios: start, wake, exitwake, coldstart, parallel, isolated, worktree, throughput, breakdown, scale, waiters, output, failover; and trace, only when named.
 // Measures agent-async against the targets of SPEC section 10 and writes a Markdown table and a
 // JSON file (with the machine's facts) to bench/results/. Timings are noisy on shared machines:
 // each figure is taken over many samples and compared as a ratio inside one run.
@@ -13,6 +13,7 @@ import { addToIndex } from '../dist/spool/index.js';
 import { spoolPaths, ensureSpool } from '../dist/spool/layout.js';
 import { newJobState, transition } from '../dist/spool/state.js';
 import { publishJob } from '../dist/spool/store.js';
+import { worktreeBench, worktreeTable } from './worktree.mjs';
 import {
   CLI, ROOT, cleanup, cpuBetween, cpuSnapshot, folderCreateMs, inotifyWatches, killSpool, lines, machineFacts, makeSpool, mcp, mcpOver, now, peakRssMb, readJson, rssMb, runChild, scratchDir, sleep, stats, which,
 } from './lib.mjs';
@@ -160,6 +161,65 @@ async function parallel() {
   }
   results.parallel = { rounds, ...stats(walls) };
   log(`4 × sleep 1, default concurrency: all ended p50 ${results.parallel.p50.toFixed(2)} s, max ${results.parallel.max.toFixed(2)} s after the first submit`);
+}
+
+// ── 2e. isolated: 4 isolated 2-second jobs in one repository, against one alone ─────────────
+/** A small repository with uncommitted work, as an orchestrator's user would have. */
+function benchRepository(base) {
+  const repo = fs.mkdtempSync(path.join(base, 'repo'));
+  const git = (...gitArgs) => {
+    const run = spawnSync('git', gitArgs, { cwd: repo, encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`git ${gitArgs.join(' ')}: ${run.stderr}`);
+  };
+  git('init', '-q');
+  for (let i = 0; i < 200; i += 1) fs.writeFileSync(path.join(repo, `file${i}.txt`), `file ${i}\n`.repeat(50));
+  git('add', '-A');
+  git('-c', 'user.name=bench', '-c', 'user.email=bench@localhost', 'commit', '-qm', 'initial');
+  fs.writeFileSync(path.join(repo, 'file0.txt'), 'uncommitted\n');
+  return repo;
+}
+
+/** Seconds from the first submit until every one of `count` isolated `sleep 2` jobs has ended (and its changes are recorded). */
+async function isolatedRound(server, repo, count) {
+  const t0 = now();
+  const ids = [];
+  for (let i = 0; i < count; i += 1) {
+    ids.push((await server.call('agent_start', { agent: 'exec', argv: ['sh', '-c', `sleep 2; echo ${i} > out${i}.txt`], cwd: repo, isolation: 'worktree' })).job_id);
+  }
+  let open = ids;
+  while (open.length > 0) {
+    const answer = await server.call('job_await_any', { job_ids: open, timeout_seconds: 30 });
+    for (const job of answer.completed) if (job.status !== 'done' || job.changes?.files_changed !== 1) throw new Error(`isolated job ${job.job_id}: ${JSON.stringify(job.error ?? job.changes)}`);
+    const ended = new Set(answer.completed.map((c) => c.job_id));
+    open = open.filter((id) => !ended.has(id));
+  }
+  return (now() - t0) / 1000;
+}
+
+async function isolated() {
+  const rounds = quick ? 2 : 4;
+  const spool = makeSpool();
+  const repo = benchRepository(spool.base);
+  const server = await mcp(spool);
+  await isolatedRound(server, repo, 1); // the runner and a supervisor are up
+  const alone = [];
+  const four = [];
+  for (let round = 0; round < rounds; round += 1) {
+    alone.push(await isolatedRound(server, repo, 1));
+    four.push(await isolatedRound(server, repo, 4));
+  }
+  await server.close();
+  killSpool(spool);
+  const one = stats(alone);
+  const all = stats(four);
+  results.isolated = { rounds, alone: one, four: all, ratio: all.p50 / one.p50, load: os.loadavg()[0] };
+  log(`4 isolated × sleep 2 in one repository: p50 ${all.p50.toFixed(2)} s; one alone p50 ${one.p50.toFixed(2)} s (×${results.isolated.ratio.toFixed(2)})`);
+}
+
+// ── 2f. worktree: snapshot and worktree creation on a generated repository of 10,000 files ──
+async function worktree() {
+  results.worktree = await worktreeBench({ runs: quick ? 1 : 3 });
+  log(worktreeTable(results.worktree));
 }
 
 // ── 3. throughput: 500 trivial jobs through MCP vs task-spooler and nq ──────────────────────
@@ -529,6 +589,10 @@ function report(facts) {
     rows.push(['`serve` launched → `initialize` / `tools/list` answered', '≤ 1.25× a bare SDK server, same run', `initialize p50 ${ms(c.ours_initialize.p50)} ms vs ${ms(c.bare_initialize.p50)} ms (×${c.ratio_initialize.toFixed(2)}); tools/list p50 ${ms(c.ours_tools_list.p50)} ms vs ${ms(c.bare_tools_list.p50)} ms (×${c.ratio_tools_list.toFixed(2)}), ${c.runs} runs each`, verdict(c.ratio_initialize <= 1.25 && c.ratio_tools_list <= 1.25)]);
   }
   if (r.parallel) rows.push(['4 jobs of `sleep 1`, default concurrency', 'all ended ≤ 1.2 s after submission', `p50 ${r.parallel.p50.toFixed(2)} s, max ${r.parallel.max.toFixed(2)} s over ${r.parallel.rounds} rounds`, verdict(r.parallel.max <= 1.2)]);
+  if (r.isolated) {
+    const i = r.isolated;
+    rows.push(['4 isolated jobs of `sleep 2` in one repository (each in its own worktree, changes recorded)', '≤ 1.3× one such job alone', `p50 ${i.four.p50.toFixed(2)} s vs ${i.alone.p50.toFixed(2)} s alone (×${i.ratio.toFixed(2)}), ${i.rounds} rounds, load average ${i.load.toFixed(1)}`, verdict(i.ratio <= 1.3)]);
+  }
   if (r.throughput) {
     const t = r.throughput;
     const c1 = t.tsp_c1 ? `${t.ours_c1.toFixed(2)} s vs tsp ${t.tsp_c1.toFixed(2)} s (×${t.ratio_c1.toFixed(2)}), nq ${t.nq_c1.toFixed(2)} s` : `${t.ours_c1.toFixed(2)} s (tsp not available)`;
@@ -566,11 +630,12 @@ function report(facts) {
     const lines = r.trace.rows.map((row) => `| ${row.what} | ${ms(row.p50)} | ${ms(row.mean)} |`);
     table += `\n\nWhere one job's time goes (${r.trace.jobs} \`true\` jobs through MCP, concurrency 1, AGENT_ASYNC_TRACE=1):\n\n| step | p50 ms | mean ms |\n|---|---|---|\n${lines.join('\n')}`;
   }
+  if (r.worktree) table += `\n\n${worktreeTable(r.worktree)}`;
   const machine = `${facts.cpu}, ${facts.cores} cores, ${facts.memory_gib} GiB, ${facts.os}, Node ${facts.node}, spool on ${facts.filesystem}`;
   return `# agent-async benchmarks\n\nRun ${facts.date}${quick ? ' (--quick)' : ''} on ${machine}.\n\n${table}\n`;
 }
 
-const scenarios = { start: startRoundTrip, wake: wakeLatency, exitwake: exitWake, coldstart: coldStart, parallel, throughput, breakdown, scale, waiters: manyWaiters, output: bigOutput, failover, trace };
+const scenarios = { start: startRoundTrip, wake: wakeLatency, exitwake: exitWake, coldstart: coldStart, parallel, isolated, worktree, throughput, breakdown, scale, waiters: manyWaiters, output: bigOutput, failover, trace };
 try {
   for (const [name, run] of Object.entries(scenarios)) {
     if (only ? !only.includes(name) : name === 'trace') continue;
