@@ -269,7 +269,7 @@ export function retry(ctx: JobsContext, input: z.input<typeof jobRef>): Promise<
   getAdapter(original.request.agent, ctx.config); // an agent removed from config since is said now, not at start
   const snapshot = original.request.worktree;
   return publishPrepared(ctx, {
-    request: { ...original.request, retry_of: original.id, env_path: ctx.env.PATH ?? original.request.env_path, continue_of: null, resume_session: null, worktree: null },
+    request: { ...original.request, retry_of: original.id, env_path: ctx.env.PATH ?? original.request.env_path, worktree: null },
     task: originalTask(ctx, original),
     files: [],
     notices: [],

@@ -64,7 +64,7 @@ describe('agent-async status', () => {
     expect(once.code).toBe(0);
     expect(once.stdout).toMatch(new RegExp(`RECENT\\n  ${id}  done\\s+exec`));
     const json = JSON.parse(cli(spool, ['status', '--json']).stdout);
-    expect(json).toMatchObject({ running: [], pending: [], recent: [{ job_id: id, status: 'done' }], concurrency: 1 });
+    expect(json).toMatchObject({ running: [], pending: [], recent: [{ job_id: id, status: 'done' }], concurrency: 4 });
     expect(path.isAbsolute(json.recent[0].cwd)).toBe(true);
   });
 });

@@ -49,10 +49,12 @@ const SUPERVISOR_RETRY_MS = 1000;
 
 /**
  * The work tree a job occupies while it runs: jobs without isolation never run two at once in
- * one (the repository's work tree found at submit, else the cwd); an isolated job has its own (null).
+ * one (the repository's work tree found at submit, else the cwd). An isolated job has its own
+ * (null), but jobs that continue one share its worktree, so they run one at a time.
  */
 export function exclusionKey(request: JobRequest): string | null {
-  return request.isolation === 'worktree' ? null : request.work_tree ?? request.cwd;
+  if (request.isolation !== 'worktree') return request.work_tree ?? request.cwd;
+  return request.continue_of && request.worktree ? `worktree:${request.worktree.id}` : null;
 }
 
 export class Runner {
