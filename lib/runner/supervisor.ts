@@ -150,20 +150,22 @@ export async function superviseJob(
   const writer = new JobStateWriter(paths, running);
   const workspace = await prepareWorkspace(paths, running, config, (chunk) => appendOutput(outputFd, chunk));
   if (workspace.kind === 'failed') return finished(await endBeforeWorker(paths, writer, workspace.error, outputFd, log));
+  const worker = workerIn(paths, id, prepared, workspace.cwd, config);
+  if ('code' in worker) return finished(await endBeforeWorker(paths, writer, worker, outputFd, log));
   const limits = jobLimits(prepared.request, config);
   const parser = prepared.adapter.createParser();
   const { exit, unrecordedWorker, outputLoss } = await runWorker({
     paths,
     id,
     attempt,
-    file: prepared.file,
-    invocation: prepared.invocation,
+    file: worker.file,
+    invocation: worker.invocation,
     outputFd,
     onLine: parser ? (line, stream) => parser.line(line, stream) : undefined,
     onExited: () => reply({ type: 'exited', jobId: id }),
     cwd: workspace.cwd,
     workspaceEnv: workspace.env,
-    searchPath: prepared.searchPath,
+    searchPath: worker.searchPath,
     limits,
     config,
     writer,
@@ -182,6 +184,11 @@ export async function superviseJob(
   }, log));
   traceStep('recorded', id);
   finished(ended && isTerminal(ended.status) ? ended.status : 'unknown');
+}
+
+/** An isolated job's command names its worktree (codex -C, cursor --workspace, {cwd}), so it is built for it. */
+function workerIn(paths: SpoolPaths, id: string, prepared: PreparedWorker, cwd: string, config: Config): PreparedWorker | JobError {
+  return cwd === prepared.request.cwd ? prepared : prepareWorker(paths, id, { ...prepared.request, cwd }, config);
 }
 
 /** A job whose worktree could not be made ends here, with what is left of the worktree removed. */

@@ -162,7 +162,7 @@ describe.each(['codex', 'claude', 'gemini'])('%s, the real CLI, through agent-as
     const id = startAgent(spool, agent, ['--policy', 'auto-edit', '--cwd', repo, '--isolation', 'worktree', 'run the tool']);
     const state = await finished(spool, id);
     expect(state.result.final_message).toBe('Tool done.');
-    expect(state.changes.files.map((file: { path: string }) => file.path)).toEqual(['fake_tool_output.txt']);
+    expect(state.changes.files.map((file: { path: string }) => file.path), fs.readFileSync(path.join(spool.home, 'jobs', id, 'output.log'), 'utf8').slice(-3000)).toEqual(['fake_tool_output.txt']);
     expect(git(repo, 'show', `agent-async/${id}:fake_tool_output.txt`)).toBe('fake-tool-ran');
     // nowhere else: not in the user's files, index or refs, and no ref but the job's holds it
     expect(await fingerprint(repo)).toEqual(before);
