@@ -201,7 +201,7 @@ async function isolated() {
   const spool = makeSpool();
   const repo = benchRepository(spool.base);
   const server = await mcp(spool);
-  await isolatedRound(server, repo, 1); // the runner and a supervisor are up
+  await isolatedRound(server, repo, 4); // the runner and four supervisors are up, as in steady use
   const alone = [];
   const four = [];
   for (let round = 0; round < rounds; round += 1) {
