@@ -275,8 +275,8 @@ describe('uninstall', () => {
 // ── what each level pre-approves, in every client ────────────────────────────────────────
 
 const TOOLS = allTools().map((tool) => ({ name: tool.name, readOnly: tool.annotations.readOnlyHint }));
-const READ_TOOLS = ['codex_wait', 'cursor_wait', 'gemini_wait', 'claude_wait', 'job_wait', 'codex_await_any', 'job_await_any', 'job_list', 'queue_status', 'job_output'];
-const AGENT_TOOLS = [...READ_TOOLS, 'codex_start', 'claude_start', 'gemini_start', 'cursor_start', 'gemini_confluence_start', 'gemini_pr_start', 'job_continue', 'job_cancel', 'agent_notify_done'];
+const READ_TOOLS = ['codex_wait', 'cursor_wait', 'gemini_wait', 'claude_wait', 'job_wait', 'codex_await_any', 'job_await_any', 'job_list', 'queue_status', 'job_output', 'job_diff'];
+const AGENT_TOOLS = [...READ_TOOLS, 'codex_start', 'claude_start', 'gemini_start', 'cursor_start', 'gemini_confluence_start', 'gemini_pr_start', 'job_continue', 'job_cancel', 'agent_notify_done', 'job_apply', 'job_discard'];
 const sorted = (names: string[]): string[] => [...names].sort();
 
 describe('tool permission levels', () => {
