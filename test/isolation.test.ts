@@ -136,7 +136,7 @@ describe('isolation "worktree"', () => {
     expect(`refs/heads/main ${git(repo, 'rev-parse', 'HEAD')}`).toBe(before.refs!.split('\n').find((line) => line.startsWith('refs/heads/main')));
   }, 300_000);
 
-  it('keeps the partial work of a cancelled and a timed-out job, pages, discards, and refuses what cannot be done', async () => {
+  it('keeps the partial work of a cancelled and a timed-out job, pages, discards, applies on done when asked, and refuses what cannot be done', async () => {
     const spool = makeSpool();
     const repo = userRepo();
     const sub = path.join(repo, 'sub');
@@ -181,6 +181,12 @@ describe('isolation "worktree"', () => {
     const afterDiscard = cli(spool, ['apply', cancelled]);
     expect(afterDiscard.code).toBe(3);
     expect(afterDiscard.stderr).toMatch(/job_id .*discarded/);
+
+    // apply: true: a job that ends done is applied before its end is written
+    const auto = isolated(spool, sub, 'echo auto > auto.txt', ['--apply']);
+    const autoEnd = waitJob(spool, auto, '120s');
+    expect(autoEnd.changes.applied).toMatchObject({ into: fs.realpathSync(repo), files: ['sub/auto.txt'] });
+    expect(read(repo, 'sub/auto.txt')).toBe('auto\n');
 
     const plain = startJob(spool, ['true'], ['--cwd', repo]);
     expect(waitJob(spool, plain).status).toBe('done');
