@@ -7,7 +7,7 @@ import { JOB_FILES, jobDir, jobFile, type SpoolPaths } from '../spool/layout.js'
 import type { JobChanges, JobError, JobRequest, JobState } from '../spool/state.js';
 import { readState } from '../spool/store.js';
 import {
-  SetupFailedError, applyChanges, createWorktree, finishWorktree, listJobStates, recreateWorktree, removeJobs, sweepWorktreeFolders,
+  SetupFailedError, applyChanges, createWorktree, finishWorktree, listJobStates, listWorktreeFolders, recreateWorktree, removeJobs, sweepWorktreeFolders,
   worktreesDir, type WorktreeContext,
 } from '../worktree/index.js';
 
@@ -166,7 +166,9 @@ export async function collectWorktrees(paths: SpoolPaths, options: { branches: b
     report.kept_branches.push(...removed.kept_branches);
   }
   if (!options.dryRun) {
-    const live = new Set([...fs.readdirSync(paths.jobs), ...(inUse ?? worktreesInUse(paths))]);
+    // a job being submitted has a temp index and no folder yet
+    const young = (await listWorktreeFolders(ctx)).filter((id) => !isJobId(id) || Date.now() - jobIdTime(id).getTime() < YOUNG_REFS_MS);
+    const live = new Set([...fs.readdirSync(paths.jobs), ...(inUse ?? worktreesInUse(paths)), ...young]);
     report.swept = await sweepWorktreeFolders(ctx, live);
   }
   return report;
