@@ -321,7 +321,7 @@ describe('add-agent codex: what `codex exec` needs to call the tools', () => {
     fs.mkdirSync(path.dirname(file));
     fs.writeFileSync(file, CODEX_TOML);
     const first = addClient('codex', spool, env, { server, tools: TOOLS });
-    expect(first.notes?.join('\n')).toMatch(/19 tools pre-approved .*full-auto is refused/);
+    expect(first.notes?.join('\n')).toMatch(/22 tools pre-approved .*full-auto is refused/);
     const text = fs.readFileSync(file, 'utf8');
     expect(text.startsWith(CODEX_TOML)).toBe(true);
     expect(entry(file)).toMatchObject({ ...server, required: true, startup_timeout_sec: 30, tool_timeout_sec: 120, env: { AGENT_ASYNC_MCP_MAX_POLICY: 'auto-edit' } });
