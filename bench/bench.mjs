@@ -1,5 +1,5 @@
 // npm run bench [-- --quick] [-- --only=name,name]   (BENCH_NO_INSTALL=1: never apt-get tsp/nq)
-// Scenarios: start, wake, exitwake, coldstart, bill, parallel, throughput, breakdown, scale, waiters, output, failover; and trace, only when named.
+// Scenarios: start, wake, exitwake, coldstart, bill, parallel, isolated, worktree, throughput, breakdown, scale, waiters, output, failover; and trace, only when named.
 // Measures agent-async against the targets of SPEC section 10 and writes a Markdown table and a
 // JSON file (with the machine's facts) to bench/results/. Timings are noisy on shared machines:
 // each figure is taken over many samples and compared as a ratio inside one run.
@@ -13,6 +13,7 @@ import { addToIndex } from '../dist/spool/index.js';
 import { spoolPaths, ensureSpool } from '../dist/spool/layout.js';
 import { newJobState, transition } from '../dist/spool/state.js';
 import { publishJob } from '../dist/spool/store.js';
+import { worktreeBench, worktreeTable } from './worktree.mjs';
 import {
   CLI, ROOT, cleanup, cpuBetween, cpuSnapshot, folderCreateMs, inotifyWatches, killSpool, lines, machineFacts, makeSpool, mcp, mcpOver, now, peakRssMb, readJson, rssMb, runChild, scratchDir, sleep, stats, which,
 } from './lib.mjs';
@@ -240,8 +241,7 @@ async function parallel() {
     let open = ids;
     while (open.length > 0) {
       const answer = await server.call('job_await_any', { job_ids: open, timeout_seconds: 30 });
-      const ended = new Set(answer.completed.map((c) => c.job_id));
-      open = open.filter((id) => !ended.has(id));
+      open = answer.pending_job_ids;
     }
     walls.push((now() - t0) / 1000);
     await server.close();
@@ -249,6 +249,66 @@ async function parallel() {
   }
   results.parallel = { rounds, ...stats(walls) };
   log(`4 × sleep 1, default concurrency: all ended p50 ${results.parallel.p50.toFixed(2)} s, max ${results.parallel.max.toFixed(2)} s after the first submit`);
+}
+
+// ── 2e. isolated: 4 isolated 2-second jobs in one repository, against one alone ─────────────
+/** A small repository with uncommitted work, as an orchestrator's user would have. */
+function benchRepository(base) {
+  const repo = fs.mkdtempSync(path.join(base, 'repo'));
+  const git = (...gitArgs) => {
+    const run = spawnSync('git', gitArgs, { cwd: repo, encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`git ${gitArgs.join(' ')}: ${run.stderr}`);
+  };
+  git('init', '-q');
+  for (let i = 0; i < 200; i += 1) fs.writeFileSync(path.join(repo, `file${i}.txt`), `file ${i}\n`.repeat(50));
+  git('add', '-A');
+  git('-c', 'user.name=bench', '-c', 'user.email=bench@localhost', 'commit', '-qm', 'initial');
+  fs.writeFileSync(path.join(repo, 'file0.txt'), 'uncommitted\n');
+  return repo;
+}
+
+/** Seconds from the first submit until every one of `count` isolated `sleep 2` jobs has ended (and its changes are recorded). */
+async function isolatedRound(server, repo, count) {
+  const t0 = now();
+  const ids = [];
+  for (let i = 0; i < count; i += 1) {
+    ids.push((await server.call('agent_start', { agent: 'exec', argv: ['sh', '-c', `sleep 2; echo ${i} > out${i}.txt`], cwd: repo, isolation: 'worktree' })).job_id);
+  }
+  let open = ids;
+  while (open.length > 0) {
+    const answer = await server.call('job_await_any', { job_ids: open, timeout_seconds: 30 });
+    // the first ended job is answered at the top level, the others in completed
+    const ended = [...(answer.job_id ? [answer] : []), ...answer.completed];
+    for (const job of ended) if (job.status !== 'done' || job.changes?.files_changed !== 1) throw new Error(`isolated job ${job.job_id}: ${JSON.stringify(job.error ?? job.changes)}`);
+    open = answer.pending_job_ids;
+  }
+  return (now() - t0) / 1000;
+}
+
+async function isolated() {
+  const rounds = quick ? 2 : 4;
+  const spool = makeSpool();
+  const repo = benchRepository(spool.base);
+  const server = await mcp(spool);
+  await isolatedRound(server, repo, 4); // the runner and four supervisors are up, as in steady use
+  const alone = [];
+  const four = [];
+  for (let round = 0; round < rounds; round += 1) {
+    alone.push(await isolatedRound(server, repo, 1));
+    four.push(await isolatedRound(server, repo, 4));
+  }
+  await server.close();
+  killSpool(spool);
+  const one = stats(alone);
+  const all = stats(four);
+  results.isolated = { rounds, alone: one, four: all, ratio: all.p50 / one.p50, load: os.loadavg()[0] };
+  log(`4 isolated × sleep 2 in one repository: p50 ${all.p50.toFixed(2)} s; one alone p50 ${one.p50.toFixed(2)} s (×${results.isolated.ratio.toFixed(2)})`);
+}
+
+// ── 2f. worktree: snapshot and worktree creation on a generated repository of 10,000 files ──
+async function worktree() {
+  results.worktree = await worktreeBench({ runs: quick ? 1 : 3 });
+  log(worktreeTable(results.worktree));
 }
 
 // ── 3. throughput: 500 trivial jobs through MCP vs task-spooler and nq ──────────────────────
@@ -432,7 +492,7 @@ async function scale() {
     const submits = [];
     for (let i = 0; i < 20; i += 1) {
       const s = now();
-      jobs.submit(library, { agent: 'exec', argv: ['true'], cwd });
+      await jobs.submit(library, { agent: 'exec', argv: ['true'], cwd });
       submits.push(now() - s);
     }
     const server = await mcp(spool);
@@ -535,8 +595,8 @@ async function failover() {
     const spool = makeSpool({ concurrency: 1 });
     const ledger = path.join(spool.base, 'ledger');
     const library = jobs.openContext({ home: spool.home, env: spool.env });
-    const first = jobs.submit(library, { agent: 'exec', argv: ['sh', '-c', `echo ran >> ${ledger}; sleep 3`], cwd: spool.base }).job_id;
-    const second = jobs.submit(library, { agent: 'exec', argv: ['sh', '-c', `echo ran >> ${ledger}`], cwd: spool.base }).job_id;
+    const first = (await jobs.submit(library, { agent: 'exec', argv: ['sh', '-c', `echo ran >> ${ledger}; sleep 3`], cwd: spool.base })).job_id;
+    const second = (await jobs.submit(library, { agent: 'exec', argv: ['sh', '-c', `echo ran >> ${ledger}`], cwd: spool.base })).job_id;
     while (readJson(path.join(spool.home, 'jobs', first, 'state.json')).worker === null) await sleep(5);
     await sleep(300 + Math.random() * 700);
     const old = readJson(path.join(spool.home, 'runner.json'));
@@ -622,6 +682,10 @@ function report(facts) {
     rows.push(["the orchestrator's bill: one codex job awaited with 50 s waits for 10 minutes (start, 12 timeouts, the final answer)", 'final message + ≤ 3 KB', `${c.total} B = final message ${c.final_message} B + ${c.overhead} B (start ${c.start}, timeout ≤ ${c.timeout_each} each as at 10 minutes, final ${c.final}); verbose: true ${r.bill.verbose.total} B; worker output ${Math.round(c.output_log / 1024)} KiB`, verdict(c.overhead <= 3072)]);
   }
   if (r.parallel) rows.push(['4 jobs of `sleep 1`, default concurrency', 'all ended ≤ 1.2 s after submission', `p50 ${r.parallel.p50.toFixed(2)} s, max ${r.parallel.max.toFixed(2)} s over ${r.parallel.rounds} rounds`, verdict(r.parallel.max <= 1.2)]);
+  if (r.isolated) {
+    const i = r.isolated;
+    rows.push(['4 isolated jobs of `sleep 2` in one repository (each in its own worktree, changes recorded)', '≤ 1.3× one such job alone', `p50 ${i.four.p50.toFixed(2)} s vs ${i.alone.p50.toFixed(2)} s alone (×${i.ratio.toFixed(2)}), ${i.rounds} rounds, load average ${i.load.toFixed(1)}`, verdict(i.ratio <= 1.3)]);
+  }
   if (r.throughput) {
     const t = r.throughput;
     const c1 = t.tsp_c1 ? `${t.ours_c1.toFixed(2)} s vs tsp ${t.tsp_c1.toFixed(2)} s (×${t.ratio_c1.toFixed(2)}), nq ${t.nq_c1.toFixed(2)} s` : `${t.ours_c1.toFixed(2)} s (tsp not available)`;
@@ -659,11 +723,12 @@ function report(facts) {
     const lines = r.trace.rows.map((row) => `| ${row.what} | ${ms(row.p50)} | ${ms(row.mean)} |`);
     table += `\n\nWhere one job's time goes (${r.trace.jobs} \`true\` jobs through MCP, concurrency 1, AGENT_ASYNC_TRACE=1):\n\n| step | p50 ms | mean ms |\n|---|---|---|\n${lines.join('\n')}`;
   }
+  if (r.worktree) table += `\n\n${worktreeTable(r.worktree)}`;
   const machine = `${facts.cpu}, ${facts.cores} cores, ${facts.memory_gib} GiB, ${facts.os}, Node ${facts.node}, spool on ${facts.filesystem}`;
   return `# agent-async benchmarks\n\nRun ${facts.date}${quick ? ' (--quick)' : ''} on ${machine}.\n\n${table}\n`;
 }
 
-const scenarios = { start: startRoundTrip, wake: wakeLatency, exitwake: exitWake, coldstart: coldStart, bill, parallel, throughput, breakdown, scale, waiters: manyWaiters, output: bigOutput, failover, trace };
+const scenarios = { start: startRoundTrip, wake: wakeLatency, exitwake: exitWake, coldstart: coldStart, bill, parallel, isolated, worktree, throughput, breakdown, scale, waiters: manyWaiters, output: bigOutput, failover, trace };
 try {
   for (const [name, run] of Object.entries(scenarios)) {
     if (only ? !only.includes(name) : name === 'trace') continue;

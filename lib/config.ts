@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { UserError } from './errors.js';
 import { readJsonFile } from './spool/fsx.js';
 import type { SpoolPaths } from './spool/layout.js';
+import { ISOLATIONS } from './spool/state.js';
 
 /**
  * `config.json` in the spool root, every key optional. Environment variables override it
@@ -57,14 +58,31 @@ export const customAgentConfigSchema = z.strictObject({
 });
 export type CustomAgentConfig = z.infer<typeof customAgentConfigSchema>;
 
+/** Settings of isolation "worktree" (docs/WORKTREES.md). */
+export const worktreeConfigSchema = z.strictObject({
+  setup: z.array(z.string().min(1)).min(1).nullable().default(null)
+    .describe('argv run without a shell in each new worktree before the worker, e.g. ["npm", "ci"]; its failure ends the job setup_failed'),
+  setup_timeout_seconds: z.number().positive().max(86_400).default(1800)
+    .describe('longest time worktree.setup may take'),
+  copy: z.array(z.union([z.string().min(1), z.strictObject({ path: z.string().min(1), mode: z.enum(['copy', 'link']).default('copy') })])).default([])
+    .describe('ignored paths copied (or linked, mode "link") from the work tree into each worktree: .env, node_modules, …; never committed'),
+  submodules: z.enum(['refuse', 'empty']).default('refuse')
+    .describe('a work tree with submodules: refuse (the default) or accept them as empty folders in the worktree'),
+});
+export type WorktreeConfig = z.infer<typeof worktreeConfigSchema>;
+
 /** user:password@ in the authority, or a password= parameter: never accepted in config. */
 const URL_WITH_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^@/?#]*:[^@/?#]*@|[?&]password=/i;
 
 export const configSchema = z.object({
-  concurrency: z.number().int().min(1).max(64).default(1)
+  concurrency: z.number().int().min(1).max(64).default(4)
     .describe('jobs that may run at once'),
   exclusive_cwd: z.boolean().default(true)
-    .describe('never run two jobs with the same cwd side by side'),
+    .describe('never run two jobs without isolation in the same git work tree (or, outside git, the same cwd) side by side'),
+  isolation: z.enum(ISOLATIONS).default('none')
+    .describe('isolation of jobs that do not name one: none (the job runs in cwd) or worktree (its own git worktree)'),
+  worktree: worktreeConfigSchema.default(worktreeConfigSchema.parse({}))
+    .describe('isolation "worktree": what each new worktree gets before the worker starts'),
   runner_idle_seconds: z.number().min(1).max(86_400).default(60)
     .describe('the runner exits after this long with no pending or running job'),
   job_timeout_seconds: z.number().positive().max(7 * 86_400).default(3 * 3600)
@@ -130,7 +148,8 @@ export function configEnvName(key: string): string {
 function fromEnvironment(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const values: Record<string, unknown> = {};
   for (const key of Object.keys(configSchema.shape)) {
-    if (key === 'agents') continue;
+    // AGENT_ASYNC_WORKTREE is the worktree path a worker is given, not this setting
+    if (key === 'agents' || key === 'worktree') continue;
     const raw = env[configEnvName(key)];
     if (raw === undefined || raw === '') continue;
     if (key === 'mcp_tools') {

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { POLICIES } from './config.js';
 import { UserError, quoteInput } from './errors.js';
 import { JOB_ID_LENGTH, isJobId } from './spool/ids.js';
-import { JOB_STATUSES } from './spool/state.js';
+import { ISOLATIONS, JOB_STATUSES } from './spool/state.js';
 
 /**
  * Every rule for input from outside, one schema per operation of `lib/jobs.ts`. The MCP server
@@ -93,6 +93,15 @@ export function wholeNumber(min: number, max: number, said = `a whole number fro
   return z.number().int({ error }).min(min, { error }).max(max, { error });
 }
 
+/** none: the job runs in cwd; worktree: in its own git worktree, its work coming back as a branch. */
+export const isolation = z.enum(ISOLATIONS, { error: (issue) => `${quoteInput(issue.input)} is not an isolation; allowed: ${ISOLATIONS.join(', ')}` });
+
+/** isolation worktree: the committed ref to start from instead of the work tree as it is. */
+export const base = z.string().superRefine((value, ctx) => {
+  if (value.trim() === '') fail(ctx, 'must be a branch, tag or commit of the repository (e.g. "main", "HEAD~1"); omit it to start from the work tree as it is');
+  else if (value.length > 1024 || /[\0\n\r]/.test(value) || value.startsWith('-')) fail(ctx, `${quoteInput(value)} is not a ref name; expected a branch, tag or commit (e.g. "main", "v1.2", "HEAD~1")`);
+});
+
 const text = (max: number) => z.string().max(max, { error: (issue) => `is ${(issue.input as string).length} characters; at most ${max} are allowed` });
 
 // ── one schema per operation ──────────────────────────────────────────────────────────────
@@ -108,6 +117,9 @@ export const submitInput = z.strictObject({
   context_files: contextFiles.optional(),
   timeout_seconds: positiveLimit.optional(),
   stall_seconds: positiveLimit.optional(),
+  isolation: isolation.optional(),
+  base: base.optional(),
+  apply: z.boolean().optional(),
 });
 
 /** A new job that resumes an ended job's worker session with a follow-up prompt. */
@@ -155,6 +167,17 @@ export const gcInput = z.strictObject({
   keep: wholeNumber(0, Number.MAX_SAFE_INTEGER, 'a whole number, 0 or more').optional(),
   dry_run: z.boolean().optional().default(false),
   reindex: z.boolean().optional().default(false),
+  branches: z.boolean().optional().default(false),
+});
+
+export const PATCH_PAGE_DEFAULT = 64 * 1024;
+export const PATCH_PAGE_MAX = 1024 * 1024;
+
+/** A page of an isolated job's changes.patch. */
+export const diffInput = z.strictObject({
+  job_id: jobId,
+  offset: wholeNumber(0, Number.MAX_SAFE_INTEGER, 'a whole number of bytes from 0 (the next_offset of the previous page)').optional().default(0),
+  max_bytes: wholeNumber(1, PATCH_PAGE_MAX, `from 1 to ${PATCH_PAGE_MAX}`).optional().default(PATCH_PAGE_DEFAULT),
 });
 
 export const queueInput = z.strictObject({});

@@ -33,7 +33,8 @@ import { newJobId } from './spool/ids.js';
 import { walkIndex } from './spool/index.js';
 import { gcJobs, type GcReport } from './spool/gc.js';
 import { JOB_FILES, type SpoolPaths } from './spool/layout.js';
-import { isTerminal, newJobState, type JobRequest, type JobState } from './spool/state.js';
+import { changesOf, isTerminal, newJobState, type JobRequest, type JobState } from './spool/state.js';
+import { checkIsolationInput, dropSnapshot, snapshotForJob, workTreeOf } from './isolation.js';
 import {
   listActive,
   publishJob,
@@ -44,6 +45,8 @@ import {
 import { awaitAnySettled, waitForJob } from './spool/watch.js';
 
 export * from './read-model.js';
+export { applyJob, diffJob, discardJobChanges, type ApplyAnswer } from './isolation.js';
+export { collectWorktrees, type WorktreeGcReport } from './runner/workspace.js';
 export * as inputs from './inputs.js';
 export { parseInput, WAIT_DEFAULT_SECONDS, LIST_MAX } from './inputs.js';
 
@@ -94,6 +97,8 @@ export interface PreparedJob {
   task: string | null;
   files: ContextFile[];
   notices: string[];
+  /** isolation worktree: the committed ref to snapshot instead of the work tree. */
+  base?: string;
 }
 
 /** A job's own limit above the configured maximum is clamped, and that is said. */
@@ -127,6 +132,8 @@ export function prepareJob(ctx: JobsContext, raw: SubmitInput, options: { templa
   const timeout = clampLimit(input.timeout_seconds, max, 'timeout_seconds');
   const stall = clampLimit(input.stall_seconds, max, 'stall_seconds');
   const notices = [timeout.notice, stall.notice].filter((notice) => notice !== null);
+  const isolation = input.isolation ?? ctx.config.isolation;
+  checkIsolationInput({ isolation, base: input.base, apply: input.apply });
   // the costly check last: it reads the files
   const files = isExec ? [] : readContextFiles(input.cwd, input.context_files ?? [], {
     fileMaxBytes: ctx.config.context_file_max_bytes,
@@ -147,10 +154,15 @@ export function prepareJob(ctx: JobsContext, raw: SubmitInput, options: { templa
       resume_session: null,
       context_files: files.map((file) => file.path),
       template: options.template ?? null,
+      isolation,
+      work_tree: workTreeOf(input.cwd),
+      worktree: null,
+      apply: input.apply ?? false,
     },
     task: isExec ? null : input.prompt!,
     files,
     notices,
+    base: input.base,
   };
 }
 
@@ -167,17 +179,27 @@ function checkPolicyCeiling(ctx: JobsContext, policy: string | null, asked: bool
   throw badInput('approval_policy', `${policy}${asked ? '' : ' (the default)'} is above this server's mcp_max_policy (${ceiling}); allowed: ${allowed.join(', ')}. add-agent sets it where a client may start workers without asking; \`agent-async add-agent <client> --allow-exec-tools\` registers the client without it`);
 }
 
-/** Publishes a prepared job (its prompt.txt included) and makes sure a runner will run it. */
-export function publishPrepared(ctx: JobsContext, prepared: PreparedJob): SubmitResult {
+/**
+ * Publishes a prepared job (its prompt.txt included) and makes sure a runner will run it. An
+ * isolated job's snapshot is taken first: a refusal (not a git work tree, an unknown base)
+ * queues nothing.
+ */
+export async function publishPrepared(ctx: JobsContext, prepared: PreparedJob): Promise<SubmitResult> {
   const id = newJobId();
-  const state = newJobState(id, prepared.request);
+  const request = await snapshotForJob(ctx, id, prepared.request, prepared.base);
+  const state = newJobState(id, request);
   const files: Record<string, string> = prepared.task === null ? {} : { [JOB_FILES.prompt]: assemblePrompt(id, prepared.task, prepared.files) };
-  publishJob(ctx.paths, state, files);
+  try {
+    publishJob(ctx.paths, state, files);
+  } catch (error) {
+    await dropSnapshot(ctx, id, request);
+    throw error;
+  }
   const runner = ensureRunner(ctx.paths, ctx.env);
   return { job_id: id, state, notices: prepared.notices, runner };
 }
 
-export function submit(ctx: JobsContext, input: SubmitInput): SubmitResult {
+export function submit(ctx: JobsContext, input: SubmitInput): Promise<SubmitResult> {
   return publishPrepared(ctx, prepareJob(ctx, input));
 }
 
@@ -185,13 +207,13 @@ export function submit(ctx: JobsContext, input: SubmitInput): SubmitResult {
 type TemplateJobOptions = Omit<SubmitInput, 'agent' | 'argv' | 'prompt'>;
 
 /** A Gemini job that drafts (and may publish) a Confluence page from `confluence-page.md`. */
-export function submitConfluencePage(ctx: JobsContext, page: z.input<typeof confluenceInput>, job: TemplateJobOptions): SubmitResult {
+export function submitConfluencePage(ctx: JobsContext, page: z.input<typeof confluenceInput>, job: TemplateJobOptions): Promise<SubmitResult> {
   const prompt = confluencePrompt(parseInput(confluenceInput, page));
   return publishPrepared(ctx, prepareJob(ctx, { ...job, agent: 'gemini', prompt }, { template: 'confluence' }));
 }
 
 /** A Gemini job that prepares (and may open) a pull request. */
-export function submitPullRequest(ctx: JobsContext, pr: z.input<typeof pullRequestInput>, job: TemplateJobOptions): SubmitResult {
+export function submitPullRequest(ctx: JobsContext, pr: z.input<typeof pullRequestInput>, job: TemplateJobOptions): Promise<SubmitResult> {
   const prompt = pullRequestPrompt(parseInput(pullRequestInput, pr));
   return publishPrepared(ctx, prepareJob(ctx, { ...job, agent: 'gemini', prompt }, { template: 'pr' }));
 }
@@ -215,24 +237,30 @@ export function currentActivity(ctx: JobsContext, state: JobState): string | nul
   return lastActivity(ctx.paths, state.id, reader);
 }
 
-/** A new job with the same request (and the same prompt) as an earlier one. */
-export function retry(ctx: JobsContext, input: z.input<typeof jobRef>): SubmitResult {
+/**
+ * A new job with the same request (and the same prompt) as an earlier one. An isolated job
+ * starts from a new snapshot of the work tree as it is now (or from the same base ref).
+ */
+export function retry(ctx: JobsContext, input: z.input<typeof jobRef>): Promise<SubmitResult> {
   const original = requireState(ctx, parseInput(jobRef, input).job_id);
   getAdapter(original.request.agent, ctx.config); // an agent removed from config since is said now, not at start
+  const snapshot = original.request.worktree;
   checkPolicyCeiling(ctx, original.request.policy, true);
   return publishPrepared(ctx, {
-    request: { ...original.request, retry_of: original.id, env_path: ctx.env.PATH ?? original.request.env_path },
+    request: { ...original.request, retry_of: original.id, env_path: ctx.env.PATH ?? original.request.env_path, worktree: null },
     task: originalTask(ctx, original),
     files: [],
     notices: [],
+    base: snapshot?.from === 'ref' ? snapshot.ref ?? undefined : undefined,
   });
 }
 
 /**
  * A new job that resumes the worker's own session of an earlier job (same agent, same cwd,
- * its session id), with a new prompt.
+ * its session id), with a new prompt. An isolated job's worktree is made again from its
+ * branch, so the session finds its own files.
  */
-export function continueJob(ctx: JobsContext, raw: z.input<typeof continueInput>): SubmitResult {
+export function continueJob(ctx: JobsContext, raw: z.input<typeof continueInput>): Promise<SubmitResult> {
   const input = parseInput(continueInput, raw);
   const parent = requireState(ctx, input.job_id);
   if (parent.request.argv !== null) {
@@ -246,6 +274,9 @@ export function continueJob(ctx: JobsContext, raw: z.input<typeof continueInput>
   }
   if (!getAdapter(parent.request.agent, ctx.config).canResume) {
     throw new UserError('conflict', `job_id ${parent.id}: agent ${parent.request.agent} cannot continue a session (give it resume_args in config.json); start a new job instead`, 'job_id');
+  }
+  if (changesOf(parent)?.discarded_at) {
+    throw new UserError('conflict', `job_id ${parent.id}: its changes were discarded, so its worktree cannot be made again; start a new job instead`, 'job_id');
   }
   const timeout = clampLimit(input.timeout_seconds, ctx.config.max_job_timeout_seconds, 'timeout_seconds');
   const policy = input.approval_policy ?? parent.request.policy;

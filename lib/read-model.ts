@@ -15,7 +15,7 @@ import { watchJobFolders, type WatchMode } from './spool/watch.js';
  * in a job folder (the MCP server's task.json). `lib/jobs.ts` re-exports all of it.
  */
 
-export { JOB_STATUSES, isTerminal, type JobState, type JobStatus } from './spool/state.js';
+export { JOB_STATUSES, changesOf, isTerminal, type JobChanges, type JobState, type JobStatus } from './spool/state.js';
 export { isJobId } from './spool/ids.js';
 export type { JobSnapshot } from './spool/store.js';
 export type { SpoolPaths } from './spool/layout.js';

@@ -53,7 +53,7 @@ function lastRecord(spool: StubSpool, name: string): Record_ {
   return JSON.parse(fs.readFileSync(newest, 'utf8'));
 }
 
-const start = startAgentJob;
+
 
 function promptOf(spool: TestSpool, id: string): string {
   return fs.readFileSync(path.join(spool.home, 'jobs', id, 'prompt.txt'), 'utf8');
@@ -100,7 +100,7 @@ describe('a runner starts each agent with the documented argv, in its cwd, and r
   for (const [agent, policy] of WIRED) {
     it(`${agent} ${policy}`, async () => {
       const cwd = fs.mkdtempSync(path.join(spool.work, `${agent}-`));
-      const id = start(spool, [agent, '--policy', policy, '--cwd', cwd, 'fix', 'the', 'bug']);
+      const id = await startAgentJob(spool, [agent, '--policy', policy, '--cwd', cwd, 'fix', 'the', 'bug']);
       const state = await waitJob(spool, id);
       expect(state).toMatchObject({ status: 'done', request: { policy, agent }, result: { final_message: ANSWER[agent] } });
       assertSchemaValid(state);
@@ -122,10 +122,10 @@ describe('a runner starts each agent with the documented argv, in its cwd, and r
   }
 
   it('the default policy comes from config (shipped as auto-edit)', async () => {
-    const id = start(spool, ['claude', 'hi']);
+    const id = await startAgentJob(spool, ['claude', 'hi']);
     expect((await waitJob(spool, id)).request.policy).toBe('auto-edit');
     setConfig(spool, { default_policy: 'suggest' });
-    const next = start(spool, ['claude', 'hi']);
+    const next = await startAgentJob(spool, ['claude', 'hi']);
     expect((await waitJob(spool, next)).request.policy).toBe('suggest');
     expect(lastRecord(spool, 'claude').argv).toContain('plan');
     setConfig(spool, { default_policy: 'auto-edit' });
@@ -152,7 +152,7 @@ describe('prompt delivery works for any prompt', () => {
   const spool = stubSpool({ concurrency: 4 });
 
   it('codex: a dash-leading prompt stays one argument', async () => {
-    const id = start(spool, ['codex', '--', '-rf --help is not a flag here']);
+    const id = await startAgentJob(spool, ['codex', '--', '-rf --help is not a flag here']);
     expect((await waitJob(spool, id)).status).toBe('done');
     const record = lastRecord(spool, BINARY.codex!);
     expectPromptArg('codex', record.argv, promptOf(spool, id));
@@ -162,7 +162,7 @@ describe('prompt delivery works for any prompt', () => {
   it('claude: a 1 MiB prompt goes through stdin, which is then closed', async () => {
     const file = path.join(spool.work, 'big-claude.txt');
     fs.writeFileSync(file, `${'x'.repeat(1024)}\n`.repeat(1024));
-    const id = start(spool, ['claude', '--prompt-file', file]);
+    const id = await startAgentJob(spool, ['claude', '--prompt-file', file]);
     expect((await waitJob(spool, id)).status).toBe('done');
     const record = lastRecord(spool, BINARY.claude!);
     const prompt = promptOf(spool, id);
@@ -180,7 +180,7 @@ describe('agent settings, continuing, context files, custom agents, failures', (
     fs.symlinkSync(STUB, renamed);
     const transcript = path.join(FIXTURES, 'transcripts/codex_exec_json_ok.jsonl');
     setConfig(spool, { agents: { codex: { binary: renamed, extra_args: ['-c', 'model_reasoning_effort="high"'], env: { CUSTOM_FLAG: 'on', STUB_TRANSCRIPT: transcript } } } });
-    const id = start(spool, ['codex', '--model', 'gpt-6.1-sol', 'hi']);
+    const id = await startAgentJob(spool, ['codex', '--model', 'gpt-6.1-sol', 'hi']);
     expect((await waitJob(spool, id)).status).toBe('done');
     const record = lastRecord(spool, 'my-codex');
     expect(record.argv).toEqual(['exec', '--json', '--skip-git-repo-check', '-C', spool.work, '-m', 'gpt-6.1-sol', '-s', 'workspace-write',
@@ -195,7 +195,7 @@ describe('agent settings, continuing, context files, custom agents, failures', (
       claude: (s, p) => ['-p', '--output-format', 'stream-json', '--verbose', '--permission-mode', 'acceptEdits', '--resume', s, '--', p],
     };
     for (const [agent, argvFor] of Object.entries(expectations)) {
-      const first = start(spool, [agent, 'first task']);
+      const first = await startAgentJob(spool, [agent, 'first task']);
       const parent = await waitJob(spool, first);
       expect(parent.session_id).toBeTruthy();
       const cont = cli(spool, ['continue', first, 'and', 'now', 'the', 'tests', '--json']);
@@ -211,7 +211,7 @@ describe('agent settings, continuing, context files, custom agents, failures', (
 
   it('codex usage is cumulative per thread: a continued job stores its own turn', async () => {
     const spool = stubSpool();
-    const first = start(spool, ['codex', 'one']);
+    const first = await startAgentJob(spool, ['codex', 'one']);
     expect((await waitJob(spool, first)).usage).toMatchObject({ input_tokens: 42, output_tokens: 5, cached_input_tokens: 7 });
     setConfig(spool, { agents: { codex: { env: { STUB_TRANSCRIPT: path.join(FIXTURES, 'transcripts/codex_exec_resume_json_ok.jsonl') } } } });
     const cont = JSON.parse(cli(spool, ['continue', first, 'two', '--json']).stdout).job_id;
@@ -222,16 +222,16 @@ describe('agent settings, continuing, context files, custom agents, failures', (
 
   it('continue is refused for exec jobs, running jobs and jobs without a session', async () => {
     const spool = stubSpool();
-    const exec = start(spool, ['exec', '--', 'true']);
+    const exec = await startAgentJob(spool, ['exec', '--', 'true']);
     await waitJob(spool, exec);
     expect(cli(spool, ['continue', exec, 'more']).stderr).toMatch(/exec jobs have no conversation to continue/);
     // runs until cancelled, so the refusal cannot race its end on a loaded machine
     setConfig(spool, { agents: { claude: { env: { STUB_SLEEP_MS: '600000' } } } });
-    const slow = start(spool, ['claude', 'slow']);
+    const slow = await startAgentJob(spool, ['claude', 'slow']);
     expect(cli(spool, ['continue', slow, 'more']).stderr).toMatch(/still (pending|running); wait for it to end/);
     expect(cli(spool, ['cancel', slow]).code).toBe(0);
     setConfig(spool, { agents: { claude: { env: { STUB_TRANSCRIPT: '/dev/null' } } } });
-    const silent = start(spool, ['claude', 'hi']);
+    const silent = await startAgentJob(spool, ['claude', 'hi']);
     expect((await waitJob(spool, silent)).status).toBe('error');
     expect(cli(spool, ['continue', silent, 'more']).stderr).toMatch(/reported no session id/);
   });
@@ -245,7 +245,7 @@ describe('agent settings, continuing, context files, custom agents, failures', (
     fs.writeFileSync(path.join(spool.work, 'secret.txt'), 'secret');
     fs.symlinkSync(path.join(spool.work, 'secret.txt'), path.join(repo, 'link.txt'));
 
-    const id = start(spool, ['claude', '--cwd', repo, '--context-file', 'src/a.ts', '--context-file', 'notes.md', 'review these']);
+    const id = await startAgentJob(spool, ['claude', '--cwd', repo, '--context-file', 'src/a.ts', '--context-file', 'notes.md', 'review these']);
     expect((await waitJob(spool, id)).request.context_files).toEqual(['src/a.ts', 'notes.md']);
     // how files are inlined is checked as a pure function (adapter-argv.test.ts); here, that the worker gets it
     const files = readContextFiles(repo, ['src/a.ts', 'notes.md'], { fileMaxBytes: 1 << 20, totalMaxBytes: 1 << 20 });
@@ -295,19 +295,19 @@ describe('agent settings, continuing, context files, custom agents, failures', (
         texty: { command: ['aider', '--stdin-mode'], prompt_via: 'stdin', env: { STUB_TRANSCRIPT: path.join(FIXTURES, 'cursor/README.md') } },
       },
     });
-    const id = start(spool, ['aider', '--policy', 'full-auto', 'refactor it']);
+    const id = await startAgentJob(spool, ['aider', '--policy', 'full-auto', 'refactor it']);
     const state = await waitJob(spool, id);
     expect(state).toMatchObject({ status: 'done', session_id: 'sess-42', result: { final_message: 'custom answer' }, usage: { input_tokens: 11, output_tokens: 3 } });
     expect(lastRecord(spool, 'aider').argv).toEqual(['--yes-always', '--message', promptOf(spool, id), '--dir', spool.work]);
 
-    const withModel = start(spool, ['aider', '--model', 'sonnet', 'x']);
+    const withModel = await startAgentJob(spool, ['aider', '--model', 'sonnet', 'x']);
     await waitJob(spool, withModel);
     expect(lastRecord(spool, 'aider').argv).toEqual(['--message', promptOf(spool, withModel), '--model', 'sonnet', '--dir', spool.work]);
     const cont = JSON.parse(cli(spool, ['continue', id, 'more', '--json']).stdout).job_id;
     await waitJob(spool, cont);
     expect(lastRecord(spool, 'aider').argv.slice(0, 3)).toEqual(['--yes-always', '--restore', 'sess-42']);
 
-    const text = start(spool, ['texty', 'via stdin']);
+    const text = await startAgentJob(spool, ['texty', 'via stdin']);
     const textState = await waitJob(spool, text);
     expect(textState.result.final_message).toBe(fs.readFileSync(path.join(FIXTURES, 'cursor/README.md'), 'utf8').trim());
     const record = lastRecord(spool, 'aider');
@@ -364,7 +364,7 @@ describe('agent settings, continuing, context files, custom agents, failures', (
     });
     const odd = path.join(spool.work, 'a{prompt}b{model}');
     fs.mkdirSync(odd);
-    const id = start(spool, ['aider', '--cwd', odd, 'do it']);
+    const id = await startAgentJob(spool, ['aider', '--cwd', odd, 'do it']);
     expect(await waitJob(spool, id)).toMatchObject({ status: 'done', session_id: 'sess-7' });
     expect(lastRecord(spool, 'aider').argv).toEqual(['--dir', odd, '--message', promptOf(spool, id)]);
     const refused = cli(spool, ['continue', id, 'more']);
@@ -375,11 +375,11 @@ describe('agent settings, continuing, context files, custom agents, failures', (
   it('failures get actionable hints: not installed, not logged in', async () => {
     const spool = stubSpool();
     setConfig(spool, { agents: { gemini: { binary: 'gemini-not-installed' } } });
-    const missing = await waitJob(spool, start(spool, ['gemini', 'hi']));
+    const missing = await waitJob(spool, await startAgentJob(spool, ['gemini', 'hi']));
     expect(missing).toMatchObject({ status: 'error', error: { code: 'agent_not_found', hint: 'install it: npm install -g @google/gemini-cli' } });
 
     setConfig(spool, { agents: { codex: { env: { STUB_TRANSCRIPT: path.join(FIXTURES, 'transcripts/codex_exec_json_http401.jsonl'), STUB_EXIT: '1' } } } });
-    const auth = await waitJob(spool, start(spool, ['codex', 'hi']));
+    const auth = await waitJob(spool, await startAgentJob(spool, ['codex', 'hi']));
     expect(auth).toMatchObject({
       status: 'error',
       exit_code: 1,
@@ -404,7 +404,7 @@ describe('agent settings, continuing, context files, custom agents, failures', (
 
   it('states of agent jobs match the schema, and show/ls describe them', async () => {
     const spool = stubSpool();
-    const id = start(spool, ['gemini', '--model', 'gemini-2.5-flash', 'hi']);
+    const id = await startAgentJob(spool, ['gemini', '--model', 'gemini-2.5-flash', 'hi']);
     const state = await waitJob(spool, id);
     assertSchemaValid(state);
     expect(jobState(spool, id).usage).toMatchObject({ input_tokens: 42, output_tokens: 5, cached_input_tokens: 7 });

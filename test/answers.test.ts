@@ -10,7 +10,7 @@ import { closestFlag, flagsUsed, strayWordsMessage, unknownFlagMessage } from '.
 import { runDoctor } from '../lib/cli/doctor-checks.js';
 import { verdict, type Check } from '../lib/cli/doctor.js';
 import { lastLinesStart } from '../lib/cli/logs.js';
-import { changedFiles } from '../lib/mcp/results.js';
+import { changesAnswer } from '../lib/mcp/results.js';
 import type { JobState } from '../lib/jobs.js';
 import { stubbedSpool } from './helpers/mcp.js';
 import { cleanupSpools } from './helpers/spool.js';
@@ -118,10 +118,13 @@ describe('doctor', () => {
 
 describe('compact answers', () => {
   it('list an isolated job\'s changed files in one string each, at most 20', () => {
-    const files = Array.from({ length: 22 }, (_, i) => ({ path: `f${i}.ts`, status: 'modified', insertions: i, deletions: 1 }));
-    const state = { changes: { branch: 'agent-async/x', files, applied: null } } as unknown as JobState;
-    expect(changedFiles(state)).toEqual({ files: expect.arrayContaining(['M f0.ts +0 -1', 'M f19.ts +19 -1']), more: 2, branch: 'agent-async/x', applied: false });
-    expect(changedFiles(state)!.files).toHaveLength(20);
-    expect(changedFiles({} as JobState)).toBeNull();
+    const files = Array.from({ length: 22 }, (_, i) => ({ path: `f${i}.ts`, old_path: null, status: 'modified', insertions: i, deletions: 1 }));
+    const changes = { branch: 'agent-async/x', base_commit: 'a', head_commit: 'b', files, patch_bytes: 10, applied: null, discarded_at: null };
+    const isolated = { status: 'done', request: { isolation: 'worktree' }, changes } as unknown as JobState;
+    const answer = changesAnswer(isolated).changes!;
+    expect(answer).toMatchObject({ branch: 'agent-async/x', files_changed: 22, files_not_listed: 2, applied: false, discarded: false });
+    expect(answer.files).toHaveLength(20);
+    expect(answer.files).toEqual(expect.arrayContaining(['M f0.ts +0 -1', 'M f19.ts +19 -1']));
+    expect(changesAnswer({ status: 'done', request: { isolation: 'none' } } as unknown as JobState)).toEqual({});
   });
 });

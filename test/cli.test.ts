@@ -18,9 +18,9 @@ import {
 
 afterAll(cleanupSpools);
 
-describe('CLI: bad input gets a clear error naming the field and changes nothing', () => {
+describe('CLI: bad input gets a clear error naming the field and changes nothing', async () => {
   const spool = makeSpool();
-  const existing = startJob(spool, ['true']);
+  const existing = await startJob(spool, ['true']);
   beforeAll(async () => {
     await waitJob(spool, existing);
   });
@@ -115,7 +115,7 @@ describe('CLI: the job life cycle', () => {
     expect(failing.code).toBe(1);
     expect(failing.stdout).toMatch(/error exit_nonzero: the worker exited with code 7/);
 
-    const slow = startJob(spool, ['sleep', '30']);
+    const slow = await startJob(spool, ['sleep', '30']);
     await until(() => jobState(spool, slow).status === 'running', 20_000, 'the job to start');
     const waited = cli(spool, ['wait', slow, '--timeout', '1s']);
     expect(waited.code).toBe(124);
@@ -127,7 +127,7 @@ describe('CLI: the job life cycle', () => {
 
   it('ls filters by status and limit; newest first', async () => {
     const spool = makeSpool();
-    const ids = [startJob(spool, ['true']), startJob(spool, ['false']), startJob(spool, ['true'])];
+    const ids = [await startJob(spool, ['true']), await startJob(spool, ['false']), await startJob(spool, ['true'])];
     for (const id of ids) await waitJob(spool, id);
     const newest = JSON.parse(cli(spool, ['ls', '--json', '--limit', '2']).stdout).map((s: any) => s.id);
     expect(newest).toEqual([ids[2], ids[1]]);
@@ -138,7 +138,7 @@ describe('CLI: the job life cycle', () => {
   it('retry queues a new job with the same request', async () => {
     const spool = makeSpool();
     const ledger = path.join(spool.work, 'ledger');
-    const first = startJob(spool, ['sh', '-c', `echo run >> ${ledger}`]);
+    const first = await startJob(spool, ['sh', '-c', `echo run >> ${ledger}`]);
     await waitJob(spool, first);
     const retried = cli(spool, ['retry', first, '--json']);
     const second = JSON.parse(retried.stdout).job_id;
@@ -152,7 +152,7 @@ describe('CLI: the job life cycle', () => {
 
   it('notify-done ends a running job as done with its summary', async () => {
     const spool = makeSpool();
-    const id = startJob(spool, ['sleep', '300']);
+    const id = await startJob(spool, ['sleep', '300']);
     expect(cli(spool, ['wait', id, '--timeout', '1s']).code).toBe(124);
     // a pending job cannot be done yet (it is refused): wait until it runs
     await until(() => jobState(spool, id).status === 'running', 20_000, 'the job to run');
@@ -165,10 +165,10 @@ describe('CLI: the job life cycle', () => {
 
   it('gc removes finished jobs by age or count, never pending or running ones', async () => {
     const spool = makeSpool({ concurrency: 1 });
-    const finished = [startJob(spool, ['true']), startJob(spool, ['true']), startJob(spool, ['true'])];
+    const finished = [await startJob(spool, ['true']), await startJob(spool, ['true']), await startJob(spool, ['true'])];
     for (const id of finished) await waitJob(spool, id);
-    const running = startJob(spool, ['sleep', '300']);
-    const pending = startJob(spool, ['true']);
+    const running = await startJob(spool, ['sleep', '300']);
+    const pending = await startJob(spool, ['true']);
     await until(() => jobState(spool, running).status === 'running', 20_000, 'the job to start');
 
     // keep the newest 3 jobs: pending, running, and the newest finished one
@@ -193,15 +193,15 @@ describe('CLI: the job life cycle', () => {
 
   it('every state written along the way matches the shipped schema: pending, running, done, error, cancelled', async () => {
     const spool = makeSpool({ concurrency: 1 });
-    const blocker = gateJob(spool);
-    const queued = startJob(spool, ['true']);
-    const cancelled = startJob(spool, ['true']);
+    const blocker = await gateJob(spool);
+    const queued = await startJob(spool, ['true']);
+    const cancelled = await startJob(spool, ['true']);
     await until(() => jobState(spool, blocker.id).worker !== null, 20_000, 'the worker to be recorded');
     const seen = [jobState(spool, blocker.id), jobState(spool, queued)];
     expect(seen.map((state) => state.status)).toEqual(['running', 'pending']);
     expect(cli(spool, ['cancel', cancelled]).code).toBe(0);
     blocker.release();
-    for (const argv of [['false'], ['no-such-binary-here']]) await waitJob(spool, startJob(spool, argv));
+    for (const argv of [['false'], ['no-such-binary-here']]) await waitJob(spool, await startJob(spool, argv));
     await waitJob(spool, queued);
     const states = [...seen, ...allStates(spool)];
     expect(new Set(states.map((state) => state.status))).toEqual(new Set(['pending', 'running', 'done', 'error', 'cancelled']));
@@ -226,7 +226,7 @@ describe('CLI: the job life cycle', () => {
 
   it('logs --tail counts lines and --json prints JSON lines; gc --dry-run lists the ids; config says where each value comes from', async () => {
     const spool = makeSpool({ concurrency: 2 });
-    const id = startJob(spool, ['sh', '-c', 'printf "one\\ntwo\\nthree\\nfour\\n"']);
+    const id = await startJob(spool, ['sh', '-c', 'printf "one\\ntwo\\nthree\\nfour\\n"']);
     await waitJob(spool, id);
     expect(cli(spool, ['logs', id, '--tail', '3']).stdout).toBe('two\nthree\nfour\n');
     const pages = cli(spool, ['logs', id, '--json']).stdout.trim().split('\n').map((line) => JSON.parse(line));
@@ -246,7 +246,7 @@ describe('CLI: the job life cycle', () => {
 
   it('spool folders are 0700 and files 0600', async () => {
     const spool = makeSpool();
-    const id = startJob(spool, ['sh', '-c', 'echo hi']);
+    const id = await startJob(spool, ['sh', '-c', 'echo hi']);
     await waitJob(spool, id);
     const check = (file: string, mode: number): void => {
       expect((fs.statSync(file).mode & 0o777).toString(8), file).toBe(mode.toString(8));

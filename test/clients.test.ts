@@ -275,8 +275,8 @@ describe('uninstall', () => {
 // ── what each level pre-approves, in every client ────────────────────────────────────────
 
 const TOOLS = allTools().map((tool) => ({ name: tool.name, readOnly: tool.annotations.readOnlyHint }));
-const READ_TOOLS = ['codex_wait', 'cursor_wait', 'gemini_wait', 'claude_wait', 'job_wait', 'codex_await_any', 'job_await_any', 'job_list', 'queue_status', 'job_output'];
-const AGENT_TOOLS = [...READ_TOOLS, 'codex_start', 'claude_start', 'gemini_start', 'cursor_start', 'gemini_confluence_start', 'gemini_pr_start', 'job_continue', 'job_cancel', 'agent_notify_done'];
+const READ_TOOLS = ['codex_wait', 'cursor_wait', 'gemini_wait', 'claude_wait', 'job_wait', 'codex_await_any', 'job_await_any', 'job_list', 'queue_status', 'job_output', 'job_diff'];
+const AGENT_TOOLS = [...READ_TOOLS, 'codex_start', 'claude_start', 'gemini_start', 'cursor_start', 'gemini_confluence_start', 'gemini_pr_start', 'job_continue', 'job_cancel', 'agent_notify_done', 'job_apply', 'job_discard'];
 const sorted = (names: string[]): string[] => [...names].sort();
 
 describe('tool permission levels', () => {
@@ -321,7 +321,7 @@ describe('add-agent codex: what `codex exec` needs to call the tools', () => {
     fs.mkdirSync(path.dirname(file));
     fs.writeFileSync(file, CODEX_TOML);
     const first = addClient('codex', spool, env, { server, tools: TOOLS });
-    expect(first.notes?.join('\n')).toMatch(/19 tools pre-approved .*full-auto is refused/);
+    expect(first.notes?.join('\n')).toMatch(/22 tools pre-approved .*full-auto is refused/);
     const text = fs.readFileSync(file, 'utf8');
     expect(text.startsWith(CODEX_TOML)).toBe(true);
     expect(entry(file)).toMatchObject({ ...server, required: true, startup_timeout_sec: 30, tool_timeout_sec: 120, env: { AGENT_ASYNC_MCP_MAX_POLICY: 'auto-edit' } });

@@ -48,7 +48,7 @@ describe('a full disk', () => {
     const started = cli(spool, ['start', 'shell', '--cwd', spool.work, `while [ ! -e ${gate} ]; do sleep 0.05; done; cat /dev/zero > filler; echo disk filled; exit 3`]);
     expect(started.code, started.stderr).toBe(0);
     const filler = started.stdout.trim();
-    const queued = startJob(spool, ['sh', '-c', 'echo queued'], ['--cwd', spool.work]);
+    const queued = await startJob(spool, ['sh', '-c', 'echo queued'], ['--cwd', spool.work]);
     const running = await until(() => {
       const state = jobState(spool, filler);
       return state.worker ? state : undefined;
@@ -102,7 +102,7 @@ describe('a full disk', () => {
     expect(JSON.parse(fs.readFileSync(path.join(spool.home, 'jobs', filler, 'exit.json'), 'utf8'))).toMatchObject({ exit_code: 3, reason: 'exited' });
     // the job queued behind it was given back while nothing could be written, and runs now, once
     expect(await waitJob(spool, queued)).toMatchObject({ status: 'done', attempt: 1 });
-    const later = startJob(spool, ['sh', '-c', 'echo later'], ['--cwd', spool.work]);
+    const later = await startJob(spool, ['sh', '-c', 'echo later'], ['--cwd', spool.work]);
     expect(await waitJob(spool, later)).toMatchObject({ status: 'done' });
   }, 300_000);
 });

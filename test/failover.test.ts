@@ -32,8 +32,8 @@ describe('when the runner dies', () => {
     const ledger = path.join(spool.work, 'ledger');
     // the first job runs until the test lets it end, so the runner surely dies mid-job
     const gate = path.join(spool.work, 'gate');
-    const first = startJob(spool, ['sh', '-c', `echo first >> ${ledger}; while [ ! -e '${gate}' ]; do sleep 0.05; done; exit 3`]);
-    const second = startJob(spool, ['sh', '-c', `echo second >> ${ledger}`]);
+    const first = await startJob(spool, ['sh', '-c', `echo first >> ${ledger}; while [ ! -e '${gate}' ]; do sleep 0.05; done; exit 3`]);
+    const second = await startJob(spool, ['sh', '-c', `echo second >> ${ledger}`]);
     await until(() => jobState(spool, first).worker !== null, 10_000, 'the first job to run');
     // the runner that leads now (on a loaded machine runner.json may still name one that lost the race and left)
     const dead = await until(() => {
@@ -73,7 +73,7 @@ describe('when the runner dies', () => {
   it('a job whose supervisor dies too is finalized as runner_lost, its worker stopped, never re-run', async () => {
     const spool = makeSpool({ concurrency: 1 });
     const ledger = path.join(spool.work, 'ledger');
-    const id = startJob(spool, ['sh', '-c', `echo ran >> ${ledger}; sleep 300`]);
+    const id = await startJob(spool, ['sh', '-c', `echo ran >> ${ledger}; sleep 300`]);
     const running = await until(() => {
       const state = jobState(spool, id);
       return state.worker ? state : undefined;
@@ -158,8 +158,8 @@ describe('when the runner dies', () => {
     const spool = makeSpool({ concurrency: 2 });
     const cwdA = fs.mkdtempSync(path.join(spool.work, 'a'));
     const cwdB = fs.mkdtempSync(path.join(spool.work, 'b'));
-    const toCancel = startJob(spool, ['sleep', '300'], ['--cwd', cwdA]);
-    const toFinish = startJob(spool, ['sleep', '300'], ['--cwd', cwdB]);
+    const toCancel = await startJob(spool, ['sleep', '300'], ['--cwd', cwdA]);
+    const toFinish = await startJob(spool, ['sleep', '300'], ['--cwd', cwdB]);
     const states = await until(() => {
       const pair = [jobState(spool, toCancel), jobState(spool, toFinish)];
       return pair.every((s) => s.worker) ? pair : undefined;
@@ -176,8 +176,8 @@ describe('when the runner dies', () => {
 
   it('a job its done report ended, whose supervisor dies in the worker\'s grace: the worker is stopped and the slot freed', async () => {
     const spool = makeSpool({ concurrency: 1, done_grace_seconds: 300 });
-    const notified = startJob(spool, ['sh', '-c', 'echo "all done" > "$AGENT_ASYNC_JOB_DIR/done"; sleep 300']);
-    const next = startJob(spool, ['true']);
+    const notified = await startJob(spool, ['sh', '-c', 'echo "all done" > "$AGENT_ASYNC_JOB_DIR/done"; sleep 300']);
+    const next = await startJob(spool, ['true']);
     const ended = await waitJob(spool, notified);
     expect(ended).toMatchObject({ status: 'done', notified: { summary: 'all done' }, exit_code: null });
     expect(jobState(spool, next).status).toBe('pending');
@@ -191,8 +191,8 @@ describe('when the runner dies', () => {
   it('a pending job claimed by a supervisor that died before starting it is claimed again and runs once', async () => {
     const spool = makeSpool();
     const ledger = path.join(spool.work, 'ledger');
-    const blocker = gateJob(spool);
-    const id = startJob(spool, ['sh', '-c', `echo ran >> ${ledger}`]);
+    const blocker = await gateJob(spool);
+    const id = await startJob(spool, ['sh', '-c', `echo ran >> ${ledger}`]);
     // a claim whose owner is a process that is gone
     const claim = path.join(spool.home, 'jobs', id, 'claim.1');
     fs.mkdirSync(claim);

@@ -43,18 +43,18 @@ function occurrences(text: string, pattern: RegExp): number {
 describe('special files a person puts in the spool', () => {
   it('in the folders of pending jobs: each job gets what it deserves, no reader blocks, the queue goes on', async () => {
     const spool = makeSpool({ concurrency: 1, runner_idle_seconds: 120, agents: { shell: SHELL_AGENT } });
-    const blocker = gateJob(spool);
+    const blocker = await gateJob(spool);
     const jobDir = (id: string): string => path.join(spool.home, 'jobs', id);
     const start = (args: string[]): string => {
       const result = cli(spool, ['start', ...args]);
       if (result.code !== 0) throw new Error(result.stderr);
       return result.stdout.trim();
     };
-    const pipedState = startJob(spool, ['true']);
+    const pipedState = await startJob(spool, ['true']);
     const pipedPrompt = start(['shell', 'echo never']);
-    const pipedOutput = startJob(spool, ['sh', '-c', 'echo never']);
+    const pipedOutput = await startJob(spool, ['sh', '-c', 'echo never']);
     const ledger = path.join(spool.work, 'ledger');
-    const pipedClaim = startJob(spool, ['sh', '-c', `echo ran >> ${ledger}`]);
+    const pipedClaim = await startJob(spool, ['sh', '-c', `echo ran >> ${ledger}`]);
     mkfifo(path.join(jobDir(pipedState), 'state.json'));
     mkfifo(path.join(jobDir(pipedPrompt), 'prompt.txt'));
     mkfifo(path.join(jobDir(pipedOutput), 'output.log'));
@@ -110,7 +110,7 @@ describe('special files a person puts in the spool', () => {
 describe('odd entries in active/', () => {
   it('a folder, a file of no job and a folder named after an ended job never stop dispatch, and are logged once', async () => {
     const spool = makeSpool({ runner_idle_seconds: 30 });
-    const ended = startJob(spool, ['true']);
+    const ended = await startJob(spool, ['true']);
     expect((await waitJob(spool, ended)).status).toBe('done');
     const active = path.join(spool.home, 'active');
     // its marker goes just after the terminal write that woke the wait
@@ -172,7 +172,7 @@ describe('the spool root', () => {
 describe('a reader that goes away', () => {
   it('ends every command quietly: no EPIPE, no stack trace, exit 0', async () => {
     const spool = makeSpool();
-    const id = startJob(spool, ['sh', '-c', 'i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done']);
+    const id = await startJob(spool, ['sh', '-c', 'i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done']);
     expect((await waitJob(spool, id)).status).toBe('done');
     for (const args of [['config'], ['list-agents'], ['ls'], ['logs', id], ['logs', id, '-f'], ['show', id, '--json'], ['--help']]) {
       const rc = path.join(spool.work, 'rc');
@@ -192,8 +192,8 @@ describe('a reader that goes away', () => {
 describe('uninstall', () => {
   it('stops the runner and its supervisors first: a running job is cancelled with its tree, a pending one stays queued, nothing is left running', async () => {
     const spool = makeSpool({ concurrency: 1, runner_idle_seconds: 60 });
-    const running = startJob(spool, ['sh', '-c', 'sleep 300 & sleep 300']);
-    const pending = startJob(spool, ['true']);
+    const running = await startJob(spool, ['sh', '-c', 'sleep 300 & sleep 300']);
+    const pending = await startJob(spool, ['true']);
     const state = await until(() => {
       const current = jobState(spool, running);
       return current.worker ? current : undefined;

@@ -135,8 +135,8 @@ describe('a worker that rewrites or deletes its own state.json', () => {
   it('is overwritten with the truth at its end, with the fault and the real exit status; never run twice', async () => {
     const spool = hostileSpool();
     const ledger = path.join(spool.work, 'ledger');
-    const deletes = startJob(spool, ['sh', '-c', `echo deletes >> ${ledger}; rm "$AGENT_ASYNC_JOB_DIR/state.json"; exit 3`], ['--cwd', dirIn(spool, 'a')]);
-    const garbles = startJob(spool, ['sh', '-c', `echo garbles >> ${ledger}; echo '{"status": "do' > "$AGENT_ASYNC_JOB_DIR/state.json"; exit 0`], ['--cwd', dirIn(spool, 'b')]);
+    const deletes = await startJob(spool, ['sh', '-c', `echo deletes >> ${ledger}; rm "$AGENT_ASYNC_JOB_DIR/state.json"; exit 3`], ['--cwd', dirIn(spool, 'a')]);
+    const garbles = await startJob(spool, ['sh', '-c', `echo garbles >> ${ledger}; echo '{"status": "do' > "$AGENT_ASYNC_JOB_DIR/state.json"; exit 0`], ['--cwd', dirIn(spool, 'b')]);
     // a forged pending state with the attempt it ran as, then the runner killed: the new runner
     // must not take the job for an unstarted one while its supervisor still runs it
     const forge = [
@@ -146,8 +146,8 @@ describe('a worker that rewrites or deletes its own state.json', () => {
       'sleep 3',
       'exit 0',
     ].join('; ');
-    const forges = startJob(spool, ['sh', '-c', forge], ['--cwd', dirIn(spool, 'c')]);
-    const claims = startJob(spool, ['sh', '-c', `echo claims-done >> ${ledger}; node -e 'const fs = require("fs"); const f = process.env.AGENT_ASYNC_JOB_DIR + "/state.json"; const s = JSON.parse(fs.readFileSync(f, "utf8")); fs.writeFileSync(f, JSON.stringify({ ...s, status: "done", result: { final_message: "all good", cumulative_usage: null } }));'; exit 5`], ['--cwd', dirIn(spool, 'd')]);
+    const forges = await startJob(spool, ['sh', '-c', forge], ['--cwd', dirIn(spool, 'c')]);
+    const claims = await startJob(spool, ['sh', '-c', `echo claims-done >> ${ledger}; node -e 'const fs = require("fs"); const f = process.env.AGENT_ASYNC_JOB_DIR + "/state.json"; const s = JSON.parse(fs.readFileSync(f, "utf8")); fs.writeFileSync(f, JSON.stringify({ ...s, status: "done", result: { final_message: "all good", cumulative_usage: null } }));'; exit 5`], ['--cwd', dirIn(spool, 'd')]);
 
     expect(await endState(spool, deletes)).toMatchObject({ status: 'error', exit_code: 3, error: { code: 'bad_job_file', message: expect.stringContaining('state.json was deleted while the job ran') } });
     expect(await endState(spool, garbles)).toMatchObject({ status: 'error', exit_code: 0, error: { code: 'bad_job_file', message: expect.stringContaining('state.json was rewritten (not valid JSON)') } });
@@ -183,9 +183,9 @@ describe('a worker that leaves processes behind', () => {
   it('a setsid daemon, or one that forked twice, is stopped once the worker exits normally: a job leaves nothing behind', async () => {
     const spool = hostileSpool();
     const pids = path.join(spool.work, 'pids');
-    const daemon = startJob(spool, ['sh', '-c', `setsid sleep 120 & echo $! >> ${pids}; exit 0`], ['--cwd', dirIn(spool, 'a')]);
+    const daemon = await startJob(spool, ['sh', '-c', `setsid sleep 120 & echo $! >> ${pids}; exit 0`], ['--cwd', dirIn(spool, 'a')]);
     // the grandchild leads no group and has left the tree: only its environment names the job
-    const doubleFork = startJob(spool, ['sh', '-c', `setsid sh -c 'sleep 120 & echo $! >> ${pids}' ; exit 0`], ['--cwd', dirIn(spool, 'b')]);
+    const doubleFork = await startJob(spool, ['sh', '-c', `setsid sh -c 'sleep 120 & echo $! >> ${pids}' ; exit 0`], ['--cwd', dirIn(spool, 'b')]);
     const agent = startShellAgent(spool, `setsid sleep 120 & echo $! >> ${pids}; echo answer`, dirIn(spool, 'c'));
     for (const id of [daemon, doubleFork, agent]) {
       expect(await waitJob(spool, id)).toMatchObject({ status: 'done', exit_code: 0 });
@@ -202,8 +202,8 @@ describe('a worker that leaves processes behind', () => {
     const spool = hostileSpool({ kill_grace_seconds: 1 });
     const pids = path.join(spool.work, 'pids');
     const stubborn = `trap '' TERM; sh -c "trap '' TERM; sleep 120" & echo $! >> ${pids}; while :; do sleep 1; done`;
-    const limited = startJob(spool, ['sh', '-c', stubborn], ['--timeout', '1s', '--cwd', dirIn(spool, 'a')]);
-    const cancelled = startJob(spool, ['sh', '-c', stubborn], ['--cwd', dirIn(spool, 'b')]);
+    const limited = await startJob(spool, ['sh', '-c', stubborn], ['--timeout', '1s', '--cwd', dirIn(spool, 'a')]);
+    const cancelled = await startJob(spool, ['sh', '-c', stubborn], ['--cwd', dirIn(spool, 'b')]);
     await until(() => jobState(spool, cancelled).worker !== null, 30_000, 'the second worker to run');
     expect(cli(spool, ['cancel', cancelled]).code).toBe(0);
     expect(await waitJob(spool, limited)).toMatchObject({ status: 'error', error: { code: 'timed_out' }, signal: 'SIGKILL' });
@@ -221,7 +221,7 @@ describe('a worker with odd output', () => {
   it('closes stdout and stderr early and keeps running: the job ends when it exits, with its status', async () => {
     const spool = hostileSpool();
     const script = 'echo before; exec >&- 2>&-; sleep 1; exit 4';
-    const exec = startJob(spool, ['sh', '-c', script], ['--cwd', dirIn(spool, 'a')]);
+    const exec = await startJob(spool, ['sh', '-c', script], ['--cwd', dirIn(spool, 'a')]);
     const agent = startShellAgent(spool, script, dirIn(spool, 'b'));
     for (const id of [exec, agent]) {
       expect(await waitJob(spool, id)).toMatchObject({ status: 'error', exit_code: 4, error: { code: 'exit_nonzero' } });
@@ -233,7 +233,7 @@ describe('a worker with odd output', () => {
   it('prints invalid UTF-8: its bytes are kept in output.log, and every answer is valid text and JSON', async () => {
     const spool = hostileSpool();
     const script = String.raw`printf 'ok \377\376 \303( \355\240\200 end\n'`;
-    const exec = startJob(spool, ['sh', '-c', script], ['--cwd', dirIn(spool, 'a')]);
+    const exec = await startJob(spool, ['sh', '-c', script], ['--cwd', dirIn(spool, 'a')]);
     const agent = startShellAgent(spool, script, dirIn(spool, 'b'));
     const mcp = await server(spool);
     for (const id of [exec, agent]) {

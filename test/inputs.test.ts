@@ -75,7 +75,7 @@ describe('operation schemas', () => {
     expect(parseInput(waitInput, { job_id: ID })).toEqual({ job_id: ID, timeout_seconds: 50 });
     expect(parseInput(listInput, {})).toEqual({ limit: 20 });
     expect(parseInput(outputInput, { job_id: ID })).toEqual({ job_id: ID, offset: 0, max_bytes: 32768 });
-    expect(parseInput(gcInput, {})).toEqual({ dry_run: false, reindex: false });
+    expect(parseInput(gcInput, {})).toEqual({ dry_run: false, reindex: false, branches: false });
     expect(parseInput(submitInput, { agent: 'exec', argv: ['true'], cwd: `${dir}/./` }).cwd).toBe(`${dir}/`);
   });
 });

@@ -18,10 +18,10 @@ describe('awaitAny', () => {
   it('reports every completion exactly once, together or one by one, never only the last', async () => {
     const t = makeSpool({ concurrency: 4 });
     const spool = open(t.home, t.env);
-    const ids = [0.2, 0.2, 0.2, 0.6, 1.0].map((s, i) => {
+    const ids = await Promise.all([0.2, 0.2, 0.2, 0.6, 1.0].map(async (s, i) => {
       const cwd = fs.mkdtempSync(path.join(t.work, `w${i}`));
-      return jobs.submit(spool, { agent: 'exec', argv: ['sleep', String(s)], cwd }).job_id;
-    });
+      return (await jobs.submit(spool, { agent: 'exec', argv: ['sleep', String(s)], cwd })).job_id;
+    }));
     const reported: string[] = [];
     const batches: number[] = [];
     let open_ = ids;
@@ -42,9 +42,9 @@ describe('awaitAny', () => {
   it('returns at once a job that finished before the call', async () => {
     const t = makeSpool();
     const spool = open(t.home, t.env);
-    const done = startJob(t, ['true']);
+    const done = await startJob(t, ['true']);
     await waitJob(t, done);
-    const running = startJob(t, ['sleep', '30']);
+    const running = await startJob(t, ['sleep', '30']);
     const answer = await jobs.awaitAny(spool, { job_ids: [running, done], timeout_seconds: 20 });
     expect(answer.timed_out).toBe(false);
     expect(answer.finished.map((s) => s.id)).toEqual([done]);
@@ -58,7 +58,7 @@ describe('awaitAny', () => {
     const empty = await jobs.awaitAny(spool, { timeout_seconds: 5 });
     expect(empty.finished).toEqual([]);
     expect(empty.notices).toContain('no jobs to wait for: none is pending or running');
-    const id = startJob(t, ['sleep', '0.3']);
+    const id = await startJob(t, ['sleep', '0.3']);
     const answer = await jobs.awaitAny(spool, { job_ids: [], timeout_seconds: 20 });
     expect(answer.finished.map((s) => s.id)).toEqual([id]);
   });
@@ -68,7 +68,7 @@ describe('wait', () => {
   it('clamps timeouts to 0..wait_max_seconds and says so; refuses what is not a number', async () => {
     const t = makeSpool({ wait_max_seconds: 3 });
     const spool = open(t.home, t.env);
-    const id = startJob(t, ['sleep', '30']);
+    const id = await startJob(t, ['sleep', '30']);
     const huge = await jobs.wait(spool, { job_id: id, timeout_seconds: 1e9 });
     expect(huge.timed_out).toBe(true);
     expect(huge.notices).toEqual(['timeout_seconds 1000000000 is above the maximum of 3; used 3']);
@@ -84,7 +84,7 @@ describe('wait', () => {
   it('ends early when the caller aborts; the job keeps running', async () => {
     const t = makeSpool();
     const spool = open(t.home, t.env);
-    const id = startJob(t, ['sleep', '30']);
+    const id = await startJob(t, ['sleep', '30']);
     await until(() => readJson(path.join(t.home, 'jobs', id, 'state.json')).worker, 20_000, 'the job to start');
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 300);
@@ -100,7 +100,7 @@ describe('wait', () => {
   it('works without any watcher (watch_mode poll, for network filesystems)', async () => {
     const t = makeSpool({ watch_mode: 'poll', poll_seconds: 0.2 });
     const spool = open(t.home, t.env);
-    const id = startJob(t, ['sleep', '0.5']);
+    const id = await startJob(t, ['sleep', '0.5']);
     const answer = await jobs.wait(spool, { job_id: id, timeout_seconds: 20 });
     expect(answer.snapshot).toMatchObject({ kind: 'ok', state: { status: 'done' } });
     expect(answer.timed_out).toBe(false);
@@ -123,7 +123,7 @@ describe('output pages', () => {
     const t = makeSpool();
     const spool = open(t.home, t.env);
     const text = 'héllo wörld ✓ '.repeat(500);
-    const id = startJob(t, ['printf', '%s', text]);
+    const id = await startJob(t, ['printf', '%s', text]);
     await waitJob(t, id);
     let offset = 0;
     let joined = '';
@@ -146,9 +146,9 @@ describe('output pages', () => {
     expect(tail.size).toBe(Buffer.byteLength(text));
   });
 
-  it('logs -f follows a running job to its end', () => {
+  it('logs -f follows a running job to its end', async () => {
     const t = makeSpool();
-    const id = startJob(t, ['sh', '-c', 'for i in 1 2 3; do echo "tick $i"; sleep 0.3; done']);
+    const id = await startJob(t, ['sh', '-c', 'for i in 1 2 3; do echo "tick $i"; sleep 0.3; done']);
     const followed = cli(t, ['logs', id, '-f']);
     expect(followed.stdout).toBe('tick 1\ntick 2\ntick 3\n');
   });
@@ -179,7 +179,7 @@ describe('scale: listing and submitting never read every job', () => {
     const ls = cli(t, ['ls', '--json', '--limit', '20']);
     expect(ls.code).toBe(0);
     expect(JSON.parse(ls.stdout).map((s: any) => s.id)).toEqual([...newest].reverse());
-    const id = startJob(t, ['echo', 'still fast']);
+    const id = await startJob(t, ['echo', 'still fast']);
     expect((await waitJob(t, id)).status).toBe('done');
     expect(JSON.parse(cli(t, ['ls', '--json', '--limit', '1']).stdout)[0].id).toBe(id);
     expect(fs.readFileSync(path.join(t.home, 'runner.log'), 'utf8')).not.toMatch(/unreadable/);

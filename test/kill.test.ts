@@ -25,7 +25,7 @@ describe('cancel', () => {
       'echo "partial output before the cancel"',
       'wait',
     ].join('\n');
-    const id = startJob(spool, ['sh', '-c', script]);
+    const id = await startJob(spool, ['sh', '-c', script]);
     const recorded = await until(() => {
       const lines = fs.existsSync(pids) ? fs.readFileSync(pids, 'utf8').trim().split('\n') : [];
       return lines.length === 4 ? Object.fromEntries(lines.map((l) => l.split(' ')).map(([k, v]) => [k, Number(v)])) : undefined;
@@ -55,24 +55,24 @@ describe('cancel', () => {
     expect(cli(spool, ['logs', id]).stdout).toContain('partial output before the cancel');
   });
 
-  it('of a pending job means it never starts', () => {
+  it('of a pending job means it never starts', async () => {
     const spool = makeSpool({ concurrency: 1 });
     const marker = path.join(spool.work, 'ran');
-    const blocker = gateJob(spool);
-    const queued = startJob(spool, ['touch', marker]);
+    const blocker = await gateJob(spool);
+    const queued = await startJob(spool, ['touch', marker]);
     const cancel = cli(spool, ['cancel', queued, '--json']);
     expect(JSON.parse(cancel.stdout)).toMatchObject({ result: 'cancelled', job: { status: 'cancelled', started_at: null } });
     blocker.release();
     expect(cli(spool, ['wait', blocker.id]).code).toBe(0);
-    const after = startJob(spool, ['true']);
+    const after = await startJob(spool, ['true']);
     expect(cli(spool, ['wait', after]).code).toBe(0);
     expect(fs.existsSync(marker)).toBe(false);
     expect(fs.readdirSync(path.join(spool.home, 'jobs', queued))).toContain('claim.1');
   });
 
-  it('of a finished job changes nothing and says so', () => {
+  it('of a finished job changes nothing and says so', async () => {
     const spool = makeSpool();
-    const id = startJob(spool, ['true']);
+    const id = await startJob(spool, ['true']);
     expect(cli(spool, ['wait', id]).code).toBe(0);
     const before = fs.readFileSync(path.join(spool.home, 'jobs', id, 'state.json'), 'utf8');
     const cancel = cli(spool, ['cancel', id]);

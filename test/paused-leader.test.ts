@@ -57,8 +57,8 @@ function signalAll(pids: number[], signal: NodeJS.Signals): void {
   }
 }
 
-function ledgerJob(spool: TestSpool, ledger: string, cwd: string, extra = ''): string {
-  return startJob(spool, ['sh', '-c', `echo "$AGENT_ASYNC_JOB_ID" >> ${ledger}${extra}`], ['--cwd', cwd]);
+async function ledgerJob(spool: TestSpool, ledger: string, cwd: string, extra = ''): Promise<string> {
+  return await startJob(spool, ['sh', '-c', `echo "$AGENT_ASYNC_JOB_ID" >> ${ledger}${extra}`], ['--cwd', cwd]);
 }
 
 async function pausedLeaderExperiment(withTree: boolean): Promise<void> {
@@ -67,7 +67,7 @@ async function pausedLeaderExperiment(withTree: boolean): Promise<void> {
   const cwdA = fs.mkdtempSync(path.join(spool.work, 'a'));
   const cwdB = fs.mkdtempSync(path.join(spool.work, 'b'));
   const ids: string[] = [];
-  const first = ledgerJob(spool, ledger, cwdB);
+  const first = await ledgerJob(spool, ledger, cwdB);
   ids.push(first);
   expect((await waitJob(spool, first)).status).toBe('done');
   const old = readJson(path.join(spool.home, 'runner.json'));
@@ -77,7 +77,7 @@ async function pausedLeaderExperiment(withTree: boolean): Promise<void> {
   if (withTree) {
     // a job in flight: its supervisor and worker are paused with the runner
     const gate = path.join(spool.work, 'gate');
-    long = ledgerJob(spool, ledger, cwdA, `; while [ ! -e ${gate} ]; do sleep 0.05; done`);
+    long = await ledgerJob(spool, ledger, cwdA, `; while [ ! -e ${gate} ]; do sleep 0.05; done`);
     ids.push(long);
     await until(() => jobState(spool, long!).worker !== null, 30_000, 'the long job to run');
     paused = spoolProcesses(spool.home);
@@ -91,7 +91,8 @@ async function pausedLeaderExperiment(withTree: boolean): Promise<void> {
 
   try {
     // a waiter keeps asking for a runner: one starts once the paused runner's lock is stale
-    const during = [1, 2, 3].map(() => ledgerJob(spool, ledger, cwdB));
+    const during: string[] = [];
+    for (let i = 0; i < 3; i += 1) during.push(await ledgerJob(spool, ledger, cwdB));
     ids.push(...during);
     const waited = await cliAsync(spool, ['wait', ...during, '--timeout', '120s', '--json']);
     expect(JSON.parse(waited.stdout).open).toEqual([]);

@@ -56,12 +56,12 @@ describe('runner scheduling', () => {
     const gate = path.join(spool.work, 'gate');
     const library = jobs.openContext({ home: spool.home, env: spool.env });
     // submitted together (in-process, ~1 ms each), so the queue really holds six
-    const ids = Array.from({ length: 6 }, (_, i) =>
-      jobs.submit(library, { agent: 'exec', argv: gatedLedgerJob(ledger, gate), cwd: dirIn(spool, `d${i}`) }).job_id);
+    const ids = await Promise.all(Array.from({ length: 6 }, async (_, i) =>
+      (await jobs.submit(library, { agent: 'exec', argv: gatedLedgerJob(ledger, gate), cwd: dirIn(spool, `d${i}`) })).job_id));
     await until(() => starts(ledger).length === 2, 30_000, 'two jobs to start');
     // A fact instead of a pause: a job queued last with a cancel request is cancelled by the
     // runner's next full pass over the queue, the same pass that would hand out a third job.
-    const probe = jobs.submit(library, { agent: 'exec', argv: ['true'], cwd: dirIn(spool, 'probe') }).job_id;
+    const probe = (await jobs.submit(library, { agent: 'exec', argv: ['true'], cwd: dirIn(spool, 'probe') })).job_id;
     requestCancel(library.paths, probe, 'test');
     const cancelledLine = `job ${probe}: cancelled before it started`;
     await until(() => fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8').includes(cancelledLine), 30_000, 'the runner to pass over the queue');
@@ -84,10 +84,10 @@ describe('runner scheduling', () => {
     const shared = dirIn(spool, 'shared');
     const otherStarted = path.join(spool.work, 'other-started');
     const library = jobs.openContext({ home: spool.home, env: spool.env });
-    const submit = (argv: string[], cwd: string): string => jobs.submit(library, { agent: 'exec', argv, cwd }).job_id;
+    const submit = async (argv: string[], cwd: string): Promise<string> => (await jobs.submit(library, { agent: 'exec', argv, cwd })).job_id;
     // each same-cwd job lasts until the other-cwd job has started: the two must overlap
-    const same = [0, 1, 2].map(() => submit(['sh', '-c', `echo "start $AGENT_ASYNC_JOB_ID" >> ${ledger}; while [ ! -e ${otherStarted} ]; do sleep 0.05; done; sleep 0.3; echo "end $AGENT_ASYNC_JOB_ID" >> ${ledger}`], shared));
-    const other = submit(['sh', '-c', `echo "start other" >> ${ledger}; touch ${otherStarted}; sleep 0.5; echo "end other" >> ${ledger}`], dirIn(spool, 'other-dir'));
+    const same = await Promise.all([0, 1, 2].map(() => submit(['sh', '-c', `echo "start $AGENT_ASYNC_JOB_ID" >> ${ledger}; while [ ! -e ${otherStarted} ]; do sleep 0.05; done; sleep 0.3; echo "end $AGENT_ASYNC_JOB_ID" >> ${ledger}`], shared)));
+    const other = await submit(['sh', '-c', `echo "start other" >> ${ledger}; touch ${otherStarted}; sleep 0.5; echo "end other" >> ${ledger}`], dirIn(spool, 'other-dir'));
     for (const id of [...same, other]) expect((await waitJob(spool, id)).status).toBe('done');
     const events = fs.readFileSync(ledger, 'utf8').trim().split('\n');
     const sameOnly = events.filter((l) => !l.endsWith(' other'));
@@ -109,7 +109,7 @@ describe('runner scheduling', () => {
 
   it('sleeps while idle: no busy loop between jobs', async () => {
     const spool = makeSpool({ runner_idle_seconds: 30 });
-    await waitJob(spool, startJob(spool, ['true']));
+    await waitJob(spool, await startJob(spool, ['true']));
     const pid = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8')).pid;
     const cpuTicks = (): number => {
       const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -123,12 +123,12 @@ describe('runner scheduling', () => {
 
   it('exits after its idle time and is started again by the next submit', async () => {
     const spool = makeSpool({ runner_idle_seconds: 1 });
-    await waitJob(spool, startJob(spool, ['true']));
+    await waitJob(spool, await startJob(spool, ['true']));
     const info = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8'));
     await until(() => !pidAlive(info.pid), 10_000, 'the idle runner to exit');
     expect(JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8')).state).toBe('stopped');
     expect(fs.existsSync(path.join(spool.home, 'runner.lock'))).toBe(false);
-    expect((await waitJob(spool, startJob(spool, ['true']))).status).toBe('done');
+    expect((await waitJob(spool, await startJob(spool, ['true']))).status).toBe('done');
     const next = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8'));
     expect(next.epoch).toBe(info.epoch + 1);
   });
@@ -139,21 +139,21 @@ describe('runner scheduling', () => {
     const editConfig = (change: Record<string, unknown>): void =>
       fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), ...change }));
     const library = jobs.openContext({ home: spool.home, env: spool.env }); // opened while the config is good
-    await waitJob(spool, startJob(spool, ['true']));
+    await waitJob(spool, await startJob(spool, ['true']));
     const runnerPid = JSON.parse(fs.readFileSync(path.join(spool.home, 'runner.json'), 'utf8')).pid;
     fs.writeFileSync(configFile, '{"concurrency": "lots"}');
     const runnerLog = path.join(spool.home, 'runner.log');
     await until(() => fs.readFileSync(runnerLog, 'utf8').includes('keeping the last good config'), 10_000, 'the runner to report the broken config');
     // a job still runs under the last good config: its supervisor gets it from the runner
-    const during = jobs.submit(library, { agent: 'exec', argv: ['true'], cwd: spool.work }).job_id;
+    const during = (await jobs.submit(library, { agent: 'exec', argv: ['true'], cwd: spool.work })).job_id;
     await until(() => ['done', 'error'].includes(jobState(spool, during).status), 20_000, 'the job to end'); // the CLI refuses a broken config
     expect(jobState(spool, during).status).toBe('done');
     editConfig({ concurrency: 3, runner_idle_seconds: 60 });
     await until(() => fs.readFileSync(runnerLog, 'utf8').includes('config.json changed: concurrency'), 10_000, 'the runner to take the new config');
     const ledger = path.join(spool.work, 'ledger');
     const gate = path.join(spool.work, 'gate');
-    const ids = Array.from({ length: 3 }, (_, i) =>
-      jobs.submit(library, { agent: 'exec', argv: gatedLedgerJob(ledger, gate), cwd: dirIn(spool, `c${i}`) }).job_id);
+    const ids = await Promise.all(Array.from({ length: 3 }, async (_, i) =>
+      (await jobs.submit(library, { agent: 'exec', argv: gatedLedgerJob(ledger, gate), cwd: dirIn(spool, `c${i}`) })).job_id));
     await until(() => starts(ledger).length === 3, 30_000, 'all three jobs to run at once');
     fs.writeFileSync(gate, '');
     for (const id of ids) expect((await waitJob(spool, id)).status).toBe('done');
@@ -187,9 +187,9 @@ describe('a reused supervisor', () => {
 describe('a full runner', () => {
   it('does not wake for a job queued while every slot is taken, and starts it as soon as a slot frees, not at the next poll', async () => {
     const spool = makeSpool({ concurrency: 1, poll_seconds: 60 });
-    const blocker = gateJob(spool);
+    const blocker = await gateJob(spool);
     await until(() => jobState(spool, blocker.id).status === 'running', 20_000, 'the first job to run');
-    const queued = startJob(spool, ['true']);
+    const queued = await startJob(spool, ['true']);
     blocker.release();
     // the 60 s poll would come too late for this 30 s wait
     expect((await waitJob(spool, queued, '30s')).status).toBe('done');
@@ -200,7 +200,7 @@ describe('tracing', () => {
   it('with AGENT_ASYNC_TRACE=1 the runner and the supervisor log every step of a job, in order', async () => {
     const spool = makeSpool();
     spool.env.AGENT_ASYNC_TRACE = '1';
-    const id = startJob(spool, ['true']);
+    const id = await startJob(spool, ['true']);
     await waitJob(spool, id);
     const runnerLog = path.join(spool.home, 'runner.log');
     const traced = (): Array<{ at: number; step: string }> => fs.readFileSync(runnerLog, 'utf8').split('\n')
@@ -218,7 +218,7 @@ describe('tracing', () => {
 
   it('is off by default: nothing is logged', async () => {
     const spool = makeSpool();
-    await waitJob(spool, startJob(spool, ['true']));
+    await waitJob(spool, await startJob(spool, ['true']));
     expect(fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8')).not.toMatch(/^trace /m);
   });
 });
@@ -226,10 +226,10 @@ describe('tracing', () => {
 describe('workers', () => {
   it('get their job id and folder in the environment, a closed stdin and no shell', async () => {
     const spool = makeSpool();
-    const id = startJob(spool, ['sh', '-c', 'echo "$AGENT_ASYNC_JOB_ID $AGENT_ASYNC_JOB_DIR"; cat; echo "stdin closed"']);
+    const id = await startJob(spool, ['sh', '-c', 'echo "$AGENT_ASYNC_JOB_ID $AGENT_ASYNC_JOB_DIR"; cat; echo "stdin closed"']);
     expect((await waitJob(spool, id)).status).toBe('done');
     expect(cli(spool, ['logs', id]).stdout).toBe(`${id} ${path.join(spool.home, 'jobs', id)}\nstdin closed\n`);
-    const literal = startJob(spool, ['echo', '$HOME', '`id`', ';', '|', '*']);
+    const literal = await startJob(spool, ['echo', '$HOME', '`id`', ';', '|', '*']);
     // a worker this quick is gone before it could be recorded as running; its end records it
     expect((await waitJob(spool, literal)).worker).toMatchObject({ pid: expect.any(Number), argv: ['echo', '$HOME', '`id`', ';', '|', '*'] });
     expect(cli(spool, ['logs', literal]).stdout).toBe('$HOME `id` ; | *\n');
@@ -238,7 +238,7 @@ describe('workers', () => {
   it('run in their own process group, and what they leave behind is stopped when they exit', async () => {
     const spool = makeSpool();
     const pidFile = path.join(spool.work, 'bg.pid');
-    const id = startJob(spool, ['sh', '-c', `sleep 300 & echo $! > ${pidFile}; echo started`]);
+    const id = await startJob(spool, ['sh', '-c', `sleep 300 & echo $! > ${pidFile}; echo started`]);
     const state = await waitJob(spool, id);
     expect(state.status).toBe('done');
     expect(state.worker.pgid).toBe(state.worker.pid);
@@ -249,8 +249,8 @@ describe('workers', () => {
 
   it('a wall-clock limit ends the job as timed_out, a silent one as stalled', async () => {
     const spool = makeSpool({ concurrency: 2 });
-    const slow = startJob(spool, ['sleep', '30'], ['--timeout', '1s', '--cwd', dirIn(spool, 'a')]);
-    const silent = startJob(spool, ['sh', '-c', 'echo hi; sleep 30'], ['--stall-timeout', '1s', '--cwd', dirIn(spool, 'b')]);
+    const slow = await startJob(spool, ['sleep', '30'], ['--timeout', '1s', '--cwd', dirIn(spool, 'a')]);
+    const silent = await startJob(spool, ['sh', '-c', 'echo hi; sleep 30'], ['--stall-timeout', '1s', '--cwd', dirIn(spool, 'b')]);
     const timedOut = await waitJob(spool, slow);
     expect(timedOut).toMatchObject({ status: 'error', error: { code: 'timed_out' }, signal: 'SIGTERM' });
     const stalled = await waitJob(spool, silent);
@@ -264,9 +264,9 @@ describe('workers', () => {
     const ledger = path.join(spool.work, 'ledger');
     const gate = (name: string): string => path.join(spool.work, `gate-${name}`);
     const runUntil = (name: string): string => `while [ ! -e '${gate(name)}' ]; do sleep 0.05; done`;
-    const byFile = startJob(spool, ['sh', '-c', `echo before; echo "refactor finished" > "$AGENT_ASYNC_JOB_DIR/done"; ${runUntil('file')}; echo after; echo first-exits >> ${ledger}; exit 7`]);
+    const byFile = await startJob(spool, ['sh', '-c', `echo before; echo "refactor finished" > "$AGENT_ASYNC_JOB_DIR/done"; ${runUntil('file')}; echo after; echo first-exits >> ${ledger}; exit 7`]);
     // one slot: this one waits behind the first until its worker is gone
-    const byCli = startJob(spool, ['sh', '-c', `echo second-starts >> ${ledger}; ${runUntil('cli')}`]);
+    const byCli = await startJob(spool, ['sh', '-c', `echo second-starts >> ${ledger}; ${runUntil('cli')}`]);
 
     const first = JSON.parse((await cliAsync(spool, ['wait', byFile, '--timeout', '120s', '--json'])).stdout).finished[0];
     expect(first).toMatchObject({ status: 'done', notified: { summary: 'refactor finished' }, exit_code: null, signal: null });
@@ -294,7 +294,7 @@ describe('workers', () => {
 
   it('a worker still running when its done grace ends is stopped, and its exit added', async () => {
     const spool = makeSpool({ done_grace_seconds: 1 });
-    const id = startJob(spool, ['sh', '-c', 'echo "refactor finished" > "$AGENT_ASYNC_JOB_DIR/done"; sleep 300']);
+    const id = await startJob(spool, ['sh', '-c', 'echo "refactor finished" > "$AGENT_ASYNC_JOB_DIR/done"; sleep 300']);
     expect(await waitJob(spool, id)).toMatchObject({ status: 'done', notified: { summary: 'refactor finished' } });
     await until(() => jobState(spool, id).signal === 'SIGTERM', 60_000, 'the worker to be stopped');
     expect(readJson(path.join(spool.home, 'jobs', id, 'exit.json')).reason).toBe('done_grace');
@@ -303,7 +303,7 @@ describe('workers', () => {
 
   it('output.log holds every line in order (the memory side is measured by the 1 GiB bench)', async () => {
     const spool = makeSpool();
-    const id = startJob(spool, ['sh', '-c', 'i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done']);
+    const id = await startJob(spool, ['sh', '-c', 'i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done']);
     expect((await waitJob(spool, id)).status).toBe('done');
     const lines = fs.readFileSync(path.join(spool.home, 'jobs', id, 'output.log'), 'utf8').trim().split('\n');
     expect(lines).toEqual(Array.from({ length: 20_000 }, (_, i) => `line ${i}`));
@@ -316,14 +316,14 @@ describe('spawn failures end the job with a precise code, and the queue moves on
     const noExec = path.join(spool.work, 'script.sh');
     fs.writeFileSync(noExec, 'echo hi\n', { mode: 0o644 });
     const doomed = dirIn(spool, 'doomed');
-    const blocker = gateJob(spool);
-    const missing = startJob(spool, ['no-such-binary-anywhere']);
-    const denied = startJob(spool, [noExec]);
-    const gone = startJob(spool, ['true'], ['--cwd', doomed]);
+    const blocker = await gateJob(spool);
+    const missing = await startJob(spool, ['no-such-binary-anywhere']);
+    const denied = await startJob(spool, [noExec]);
+    const gone = await startJob(spool, ['true'], ['--cwd', doomed]);
     fs.rmdirSync(doomed);
     const spool2 = jobs.openContext({ home: spool.home, env: spool.env });
-    const tooLong = jobs.submit(spool2, { agent: 'exec', argv: ['echo', 'x'.repeat(200_000)], cwd: spool.work }).job_id;
-    const after = startJob(spool, ['sh', '-c', 'echo still going']);
+    const tooLong = (await jobs.submit(spool2, { agent: 'exec', argv: ['echo', 'x'.repeat(200_000)], cwd: spool.work })).job_id;
+    const after = await startJob(spool, ['sh', '-c', 'echo still going']);
     blocker.release();
 
     expect((await waitJob(spool, blocker.id)).status).toBe('done');
@@ -343,10 +343,10 @@ describe('spawn failures end the job with a precise code, and the queue moves on
 describe('a corrupt state.json written by hand', () => {
   it('is reported for that job and crashes neither the runner nor ls, nor keeps the runner up', async () => {
     const spool = makeSpool({ concurrency: 1, runner_idle_seconds: 30 });
-    const blocker = gateJob(spool);
-    const victim = startJob(spool, ['true']);
+    const blocker = await gateJob(spool);
+    const victim = await startJob(spool, ['true']);
     fs.writeFileSync(path.join(spool.home, 'jobs', victim, 'state.json'), '{"status": "pend');
-    const after = startJob(spool, ['true']);
+    const after = await startJob(spool, ['true']);
     blocker.release();
     expect((await waitJob(spool, blocker.id)).status).toBe('done');
     expect((await waitJob(spool, after)).status).toBe('done');

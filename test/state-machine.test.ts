@@ -34,6 +34,10 @@ const examples: Record<Transition['name'], Transition> = {
     worker: { pid: 456, pgid: 456, argv: ['true'], start_time: null },
   },
   record_exit: { name: 'record_exit', exit_code: 0, signal: null },
+  record_changes: {
+    name: 'record_changes',
+    changes: { branch: 'agent-async/x', base_commit: 'a', head_commit: 'b', files: [], patch_bytes: 0, applied: null, discarded_at: '2026-01-01T00:00:00.000Z' },
+  },
 };
 
 /**
@@ -49,6 +53,7 @@ const TABLE: Array<[Transition['name'], Record<JobState['status'], JobState['sta
   ['runner_lost', { pending: '-', running: 'error', done: '-', error: '-', cancelled: '-' }],
   ['notify_done', { pending: '-', running: 'done', done: '-', error: '-', cancelled: '-' }],
   ['record_exit', { pending: '-', running: '-', done: 'done', error: '-', cancelled: '-' }],
+  ['record_changes', { pending: '-', running: '-', done: 'done', error: 'error', cancelled: 'cancelled' }],
 ];
 
 /** A valid state of each status, reached through the transitions themselves. */
@@ -100,9 +105,11 @@ describe('job state machine', () => {
     expect(state.worker?.pid).toBe(456);
     state = transition(state, examples.finish, new Date(Date.parse(state.started_at!) + 1500));
     expect(state).toMatchObject({ status: 'done', exit_code: 0, duration_ms: 1500 });
-    for (const change of Object.values(examples)) {
+    // an ended job's only change is to its isolated work's record (applied, discarded)
+    for (const change of Object.values(examples).filter((each) => each.name !== 'record_changes')) {
       expect(() => transition(state, change)).toThrow(IllegalTransition);
     }
+    expect(transition(state, examples.record_changes)).toMatchObject({ status: 'done', exit_code: 0, changes: { discarded_at: expect.any(String) } });
   });
 
   it('a done report ends the job at once; the exit is added once, and only to such a job', () => {

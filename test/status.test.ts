@@ -20,8 +20,8 @@ function screen(): string {
 describe('agent-async status', () => {
   it('shows running, pending and recent jobs; selecting shows output; c cancels; q quits and restores the terminal', async () => {
     const spool = makeSpool({ concurrency: 1 });
-    const ticking = startJob(spool, ['sh', '-c', 'i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.3; done']);
-    const queued = startJob(spool, ['sh', '-c', 'echo queued job ran']);
+    const ticking = await startJob(spool, ['sh', '-c', 'i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.3; done']);
+    const queued = await startJob(spool, ['sh', '-c', 'echo queued job ran']);
     const env = Object.entries(spool.env).filter(([k]) => k.startsWith('AGENT_ASYNC') || k === 'PATH').map(([k, v]) => `${k}=${v}`);
     // the monitor's exit status goes through a shell: tmux 3.3 sometimes leaves an exited pane process unreaped
     const exitFile = path.join(spool.work, 'status.exit');
@@ -58,13 +58,13 @@ describe('agent-async status', () => {
 
   it('--once prints one frame and --json prints it as data', async () => {
     const spool = makeSpool();
-    const id = startJob(spool, ['echo', 'hello']);
+    const id = await startJob(spool, ['echo', 'hello']);
     await waitJob(spool, id);
     const once = cli(spool, ['status', '--once']);
     expect(once.code).toBe(0);
     expect(once.stdout).toMatch(new RegExp(`RECENT\\n  ${id}  done\\s+exec`));
     const json = JSON.parse(cli(spool, ['status', '--json']).stdout);
-    expect(json).toMatchObject({ running: [], pending: [], recent: [{ job_id: id, status: 'done' }], concurrency: 1 });
+    expect(json).toMatchObject({ running: [], pending: [], recent: [{ job_id: id, status: 'done' }], concurrency: 4 });
     expect(path.isAbsolute(json.recent[0].cwd)).toBe(true);
   });
 });

@@ -54,7 +54,7 @@ describe('temp sweep', () => {
     fs.writeFileSync(leaked, '{"half');
     const old = new Date(Date.now() - 3 * 3600_000);
     fs.utimesSync(leaked, old, old);
-    await waitJob(spool, startJob(spool, ['true']));
+    await waitJob(spool, await startJob(spool, ['true']));
     expect(fs.existsSync(leaked)).toBe(false);
     expect(fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8')).toMatch(/swept 1 stale temp files/);
   });

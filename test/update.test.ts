@@ -49,7 +49,7 @@ esac
 describe('doctor and retention', () => {
   it('doctor exits non-zero and says what to fix when something is wrong', async () => {
     const spool = makeSpool();
-    await waitJob(spool, startJob(spool, ['true']));
+    await waitJob(spool, await startJob(spool, ['true']));
     const good = cli(spool, ['doctor']);
     expect(good.code).toBe(0);
     expect(good.stdout).toMatch(/✓ spool permissions/);
@@ -62,7 +62,8 @@ describe('doctor and retention', () => {
 
   it('the runner removes finished jobs beyond the configured count once its queue is empty', async () => {
     const spool = makeSpool({ retention_max_jobs: 2, concurrency: 1, runner_idle_seconds: 1 });
-    const finished = ['a', 'b', 'c'].map((word) => startJob(spool, ['echo', word]));
+    const finished: string[] = [];
+    for (const word of ['a', 'b', 'c']) finished.push(await startJob(spool, ['echo', word]));
     // the first runner may already apply retention when its queue runs empty: a job is ended or gone
     const endedOrGone = (id: string): boolean => {
       try {
@@ -76,8 +77,8 @@ describe('doctor and retention', () => {
     await until(() => !pidAlive(first.pid), 20_000, 'the idle runner to exit');
     // the next runner applies retention once its queue is empty and keeps the newest 2 jobs
     // (that gc never removes a pending or running job is tested with `gc --keep 0`)
-    const running = startJob(spool, ['sleep', '30'], ['--cwd', fs.mkdtempSync(path.join(spool.work, 'r'))]);
-    const quick = startJob(spool, ['true']);
+    const running = await startJob(spool, ['sleep', '30'], ['--cwd', fs.mkdtempSync(path.join(spool.work, 'r'))]);
+    const quick = await startJob(spool, ['true']);
     await until(() => jobState(spool, running).status === 'running', 20_000, 'the long job to run');
     cli(spool, ['cancel', running]);
     await waitJob(spool, quick);

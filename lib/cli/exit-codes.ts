@@ -9,6 +9,8 @@ export const EXIT = {
   notFound: 3,
   jobCancelled: 4,
   unreadable: 5,
+  /** apply: the job's changes conflict with the work tree; nothing was changed. */
+  applyConflict: 6,
   noSpace: 74,
   internal: 70,
   config: 78,

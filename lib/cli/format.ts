@@ -1,4 +1,4 @@
-import type { JobState } from '../jobs.js';
+import { changesOf, type JobState } from '../jobs.js';
 import type { JobSnapshot } from '../jobs.js';
 
 /** Human-readable renderings for the CLI (the `--json` output is the data itself). */
@@ -99,6 +99,11 @@ export function stateDetails(state: JobState): string {
     ['usage', state.usage ? formatUsage(state.usage) : null],
     ['answer', state.result?.final_message ? firstLine(state.result.final_message) : null],
     ['retry of', state.request.retry_of],
+    ['continues', state.request.continue_of],
+    ['isolation', state.request.isolation === 'worktree' ? `worktree from ${state.request.worktree?.from === 'ref' ? state.request.worktree.ref : 'the work tree'} (${state.request.worktree?.base_commit.slice(0, 12) ?? '?'})` : null],
+    ['branch', worktreeLabel(state)],
+    ['applied', changesOf(state)?.applied ? `${changesOf(state)!.applied!.at} into ${changesOf(state)!.applied!.into}` : changesOf(state)?.apply_error ?? null],
+    ['discarded', changesOf(state)?.discarded_at ?? null],
   ];
   const width = Math.max(...rows.map(([key]) => key.length));
   return rows
@@ -130,12 +135,23 @@ export function table(columns: Column[], rows: string[][], width: number | undef
   return [line(columns.map((c) => c.title)), ...rows.map(line)].join('\n');
 }
 
+/** An isolated job's branch and how many files it changed (`agent-async/<id>, 3 files`); null without isolation. */
+export function worktreeLabel(state: JobState): string | null {
+  if (state.request.isolation !== 'worktree') return null;
+  const branch = `agent-async/${state.request.worktree?.id ?? state.id}`;
+  const changes = changesOf(state);
+  if (!changes) return branch;
+  const count = `${changes.files.length} file${changes.files.length === 1 ? '' : 's'}`;
+  return `${branch}, ${count}${changes.applied ? ', applied' : changes.discarded_at ? ', discarded' : ''}`;
+}
+
 export function jobRows(snaps: JobSnapshot[], now = Date.now()): string[][] {
   return snaps.map((snap) => {
     if (snap.kind !== 'ok') return [snap.id, snap.kind === 'corrupt' ? 'UNREADABLE' : 'missing', '-', '-', '-', snap.kind === 'corrupt' ? snap.reason : ''];
     const s = snap.state;
     const detail = s.status === 'error' && s.error ? `[${s.error.code}] ${describeCommand(s)}` : describeCommand(s);
-    return [s.id, s.status, s.request.agent, formatAge(s.created_at, now), formatDuration(elapsed(s, now)), `${s.request.cwd}  ${detail}`];
+    const branch = worktreeLabel(s);
+    return [s.id, s.status, s.request.agent, formatAge(s.created_at, now), formatDuration(elapsed(s, now)), `${s.request.cwd}${branch ? ` [${branch}]` : ''}  ${detail}`];
   });
 }
 

@@ -17,6 +17,7 @@ import { doctorCommand } from './doctor.js';
 import { installCommands } from './install.js';
 import { registerCommands } from './register.js';
 import { statusCommand } from './status.js';
+import { worktreeCommands } from './worktree.js';
 
 /**
  * `agent-async`: the command-line face over `lib/jobs.ts`. Each command maps its flags onto
@@ -54,6 +55,9 @@ interface StartArgs extends Common {
   timeout?: string;
   stallTimeout?: string;
   wait?: boolean;
+  isolation?: string;
+  base?: string;
+  apply?: boolean;
 }
 
 /** The prompt of an agent job: --prompt-file (- = stdin), or the words after the agent. */
@@ -119,6 +123,9 @@ function startCommand(y: Argv, rawArgs: string[]): Argv {
         .option('cwd', { type: 'string', describe: 'working directory (default: the current one)' })
         .option('context-file', { type: 'string', describe: 'agents: a file (relative to cwd) to inline into the prompt; repeat the option for more' })
         .option('stall-timeout', { type: 'string', describe: 'stop the job after this long without output' })
+        .option('isolation', { type: 'string', describe: 'worktree: run in its own git worktree made from what the work tree holds now, the work coming back as a branch (see apply, diff, discard); none: in cwd itself (default: config isolation)' })
+        .option('base', { type: 'string', describe: 'isolation worktree: start from this committed branch, tag or commit instead of the work tree' })
+        .option('apply', { type: 'boolean', describe: 'isolation worktree: apply the changes to cwd when the job ends done' })
         .example('$0 start exec -- npm test', 'run the test suite in the background')
         .example('$0 start codex "add input validation to src/api.ts" --policy auto-edit', 'hand a task to Codex')
         .example('$0 start claude --prompt-file task.md --context-file src/app.ts --wait', 'a prompt from a file, waiting for the answer'),
@@ -139,8 +146,11 @@ function startCommand(y: Argv, rawArgs: string[]): Argv {
         context_files: args.contextFile === undefined ? undefined : [args.contextFile].flat(),
         timeout_seconds: optionalDuration(args.timeout, 'timeout'),
         stall_seconds: optionalDuration(args.stallTimeout, 'stall-timeout'),
+        isolation: args.isolation as jobs.SubmitInput['isolation'],
+        base: args.base,
+        apply: args.apply,
       }, JOB_FLAGS);
-      return reportStarted(ctx, args, jobs.submit(ctx, input));
+      return reportStarted(ctx, args, await jobs.submit(ctx, input));
     }),
   );
 }
@@ -172,7 +182,7 @@ function continueCommand(y: Argv): Argv {
         model: args.model,
         timeout_seconds: optionalDuration(args.timeout, 'timeout'),
       }, JOB_FLAGS);
-      return reportStarted(ctx, args, jobs.continueJob(ctx, input));
+      return reportStarted(ctx, args, await jobs.continueJob(ctx, input));
     }),
   );
 }
@@ -302,7 +312,7 @@ function retryCommand(y: Argv): Argv {
         .option('wait', { type: 'boolean', default: false, describe: 'wait for the new job to end' }),
     action(async (args) => {
       const ctx = openContext(args);
-      return reportStarted(ctx, args, jobs.retry(ctx, jobs.parseInput(inputs.jobRef, { job_id: args.id }, ID)));
+      return reportStarted(ctx, args, await jobs.retry(ctx, jobs.parseInput(inputs.jobRef, { job_id: args.id }, ID)));
     }),
   );
 }
@@ -360,6 +370,7 @@ interface GcArgs extends Common {
   keep?: number;
   dryRun?: boolean;
   reindex?: boolean;
+  branches?: boolean;
 }
 
 function gcCommand(y: Argv): Argv {
@@ -371,22 +382,28 @@ function gcCommand(y: Argv): Argv {
         .option('older-than', { type: 'string', describe: 'remove jobs that finished longer ago than this, e.g. 7d (default 7d when --keep is not given)' })
         .option('keep', { type: 'number', describe: 'keep only the newest N jobs (pending and running ones are never removed)' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'only say what would be removed' })
-        .option('reindex', { type: 'boolean', default: false, describe: 'rebuild index/ from jobs/ first' }),
-    action((args) => {
+        .option('reindex', { type: 'boolean', default: false, describe: 'rebuild index/ from jobs/ first' })
+        .option('branches', { type: 'boolean', default: false, describe: 'also delete the branches of removed isolated jobs whose changes were neither applied nor discarded' }),
+    action(async (args) => {
       const flags = { names: { older_than_seconds: 'older-than', dry_run: 'dry-run' } };
       const input = jobs.parseInput(inputs.gcInput, {
         older_than_seconds: optionalDuration(args.olderThan, 'older-than'),
         keep: args.keep,
         dry_run: args.dryRun,
         reindex: args.reindex,
+        branches: args.branches,
       }, flags);
-      const report = jobs.gc(openContext(args), input);
-      if (args.json) printJson(report);
+      const ctx = openContext(args);
+      const report = jobs.gc(ctx, input);
+      const worktrees = await jobs.collectWorktrees(ctx.paths, { branches: input.branches, dryRun: input.dry_run });
+      if (args.json) printJson({ ...report, worktrees });
       else {
         const verb = args.dryRun ? 'would remove' : 'removed';
         print(`${verb} ${report.removed.length} finished jobs; kept ${report.kept}; ${report.skipped_active} pending or running untouched`);
         for (const id of report.removed) print(`  ${id}`);
         if (report.unreadable.length > 0) print(`unreadable state.json, left alone: ${report.unreadable.join(', ')}`);
+        if (worktrees.removed.length > 0) print(`${verb} the branches and refs of ${worktrees.removed.length} isolated jobs`);
+        if (worktrees.kept_branches.length > 0) print(`kept ${worktrees.kept_branches.length} branches with changes nobody applied or discarded (gc --branches removes them): ${worktrees.kept_branches.map((id) => `agent-async/${id}`).join(', ')}`);
       }
     }),
   );
@@ -460,7 +477,7 @@ export function buildCli(argv: string[]): Argv {
     .version(packageVersion())
     .help()
     .alias('h', 'help')
-    .epilogue('Exit codes: 0 ok/done, 1 job error, 2 bad input, 3 no such job, 4 cancelled, 5 unreadable state, 124 timed out, 70 internal error, 74 spool not writable (disk full, read-only), 78 bad config or spool root.')
+    .epilogue('Exit codes: 0 ok/done, 1 job error, 2 bad input, 3 no such job, 4 cancelled, 5 unreadable state, 6 apply conflict (nothing changed), 124 timed out, 70 internal error, 74 spool not writable (disk full, read-only), 78 bad config or spool root.')
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((message, error) => {
       if (error) throw error;
@@ -473,6 +490,7 @@ export function buildCli(argv: string[]): Argv {
   const commands = [
     startCommand, continueCommand, waitCommand, lsCommand, showCommand, logsCommand, cancelCommand, retryCommand, notifyCommand,
     serveCommand, runnerCommand, gcCommand, configCommand, registerCommands, installCommands, doctorCommand, statusCommand,
+    worktreeCommands,
   ];
   recordingCommands(cli, parsed);
   for (const add of commands) {

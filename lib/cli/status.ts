@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import * as jobs from '../jobs.js';
 import { isTerminal, type JobState } from '../jobs.js';
 import { EXIT } from './exit-codes.js';
-import { describeCommand, formatAge, formatDuration, formatUsage } from './format.js';
+import { describeCommand, formatAge, formatDuration, formatUsage, worktreeLabel } from './format.js';
 import { action, print, printJson, type Common } from './output.js';
 
 /**
@@ -20,6 +20,8 @@ export interface FrameJob {
   agent: string;
   status: string;
   cwd: string;
+  /** An isolated job's branch and number of changed files. */
+  worktree: string | null;
   command: string;
   elapsed_ms: number | null;
   last_line: string;
@@ -44,6 +46,7 @@ function frameJob(ctx: jobs.JobsContext, state: JobState, withTail: boolean): Fr
     agent: state.request.agent,
     status: state.status,
     cwd: state.request.cwd,
+    worktree: worktreeLabel(state),
     command: describeCommand(state),
     elapsed_ms: elapsed,
     last_line: withTail ? jobs.lastOutputLine(ctx.paths, state.id) : '',
@@ -51,6 +54,10 @@ function frameJob(ctx: jobs.JobsContext, state: JobState, withTail: boolean): Fr
     error_code: state.error?.code ?? null,
     tokens: state.usage ? formatUsage(state.usage) : null,
   };
+}
+
+function placeOf(job: FrameJob): string {
+  return job.worktree ? `${job.cwd} [${job.worktree}]` : job.cwd;
 }
 
 export function buildFrame(ctx: jobs.JobsContext, recentCount = 8): Frame {
@@ -115,13 +122,13 @@ export function renderFrame(frame: Frame, width: number, options: { selected?: n
   lines.push(paint(bold, 'RUNNING'));
   if (frame.running.length === 0) lines.push(paint(dim, '  (none)'));
   for (const job of frame.running) {
-    row(job, `${job.job_id}  ${job.status}  ${job.agent.padEnd(7)} ${formatDuration(job.elapsed_ms).padStart(7)}  ${job.cwd}  ${job.command}`);
+    row(job, `${job.job_id}  ${job.status}  ${job.agent.padEnd(7)} ${formatDuration(job.elapsed_ms).padStart(7)}  ${placeOf(job)}  ${job.command}`);
     lines.push(paint(dim, fit(`      ${job.last_line || '(no output yet)'}`, width)));
   }
   lines.push('');
   lines.push(paint(bold, 'PENDING'));
   if (frame.pending.length === 0) lines.push(paint(dim, '  (none)'));
-  for (const job of frame.pending) row(job, `${job.job_id}  ${job.status}  ${job.agent.padEnd(7)} ${formatAge(job.created_at).padStart(7)}  ${job.cwd}  ${job.command}`);
+  for (const job of frame.pending) row(job, `${job.job_id}  ${job.status}  ${job.agent.padEnd(7)} ${formatAge(job.created_at).padStart(7)}  ${placeOf(job)}  ${job.command}`);
   lines.push('');
   lines.push(paint(bold, 'RECENT'));
   if (frame.recent.length === 0) lines.push(paint(dim, '  (none)'));

@@ -20,10 +20,13 @@ import { UserError, quoteInput } from '../errors.js';
 export const ALLOW_LEVELS = ['none', 'read', 'agents', 'exec'] as const;
 export type AllowLevel = (typeof ALLOW_LEVELS)[number];
 
-/** Start or steer agent workers (within the policy ceiling); none of them runs a command of the caller's choosing. */
+/**
+ * Start or steer agent workers (within the policy ceiling), or bring an isolated worker's
+ * finished work back or drop it; none of them runs a command of the caller's choosing.
+ */
 export const AGENT_TOOLS: readonly string[] = [
   'codex_start', 'claude_start', 'gemini_start', 'cursor_start', 'gemini_confluence_start', 'gemini_pr_start',
-  'job_continue', 'job_cancel', 'agent_notify_done',
+  'job_continue', 'job_cancel', 'agent_notify_done', 'job_apply', 'job_discard',
 ];
 
 /** The variable (the `mcp_max_policy` config key) a registration sets to cap approval_policy. */

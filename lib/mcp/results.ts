@@ -56,7 +56,6 @@ function elapsedMs(state: JobState): number | null {
 
 export const EXEC_TAIL_LINES = 15;
 export const EXEC_TAIL_BYTES = 1024;
-const CHANGED_FILES_MAX = 20;
 
 /** The last lines of an exec job's output (at most 15 lines and 1 KiB): what a terminal would have shown last. */
 export function execTail(ctx: JobsContext, id: string): string {
@@ -64,22 +63,6 @@ export function execTail(ctx: JobsContext, id: string): string {
   const lines = data.data.trimEnd().split('\n');
   if (data.offset > 0) lines.shift();
   return lines.slice(-EXEC_TAIL_LINES).join('\n');
-}
-
-const FILE_MARK: Record<string, string> = { added: 'A', modified: 'M', deleted: 'D', renamed: 'R', copied: 'C', type_changed: 'T' };
-
-/** An isolated job's changed files, one short string each ("M src/a.ts +3 -1"); null when the job has no `changes`. */
-export function changedFiles(state: JobState): { files: string[]; more: number; branch: string | null; applied: boolean } | null {
-  const changes = (state as { changes?: unknown }).changes;
-  if (!changes || typeof changes !== 'object') return null;
-  const { files, branch, applied } = changes as { files?: unknown; branch?: unknown; applied?: unknown };
-  const list = Array.isArray(files) ? files.filter((file): file is { path: string; status?: string; insertions?: number | null; deletions?: number | null } =>
-    Boolean(file) && typeof (file as { path?: unknown }).path === 'string') : [];
-  const shown = list.slice(0, CHANGED_FILES_MAX).map((file) => {
-    const counts = typeof file.insertions === 'number' ? ` +${file.insertions} -${file.deletions ?? 0}` : '';
-    return `${FILE_MARK[file.status ?? ''] ?? '?'} ${file.path}${counts}`;
-  });
-  return { files: shown, more: list.length - shown.length, branch: typeof branch === 'string' ? branch : null, applied: Boolean(applied) };
 }
 
 /**
@@ -106,7 +89,6 @@ export function compactAnswer(ctx: JobsContext, state: JobState, waitTool = 'job
   }
   const final = capText(state.result?.final_message ?? null, FINAL_MESSAGE_MAX);
   const exec = state.request.argv !== null;
-  const changes = changedFiles(state);
   return {
     job_id: state.id,
     status: state.status,
@@ -123,7 +105,7 @@ export function compactAnswer(ctx: JobsContext, state: JobState, waitTool = 'job
     error: state.error,
     token_usage: tokenUsage(state),
     usage: null,
-    ...(changes ? { changes } : {}),
+    ...changesAnswer(state),
     message: endMessage(state, true),
   };
 }
@@ -131,6 +113,33 @@ export function compactAnswer(ctx: JobsContext, state: JobState, waitTool = 'job
 function endMessage(state: JobState, short = false): string {
   const what = short ? 'Ended' : `Job ${state.id} (${state.request.agent}) ended`;
   return `${what}: ${state.status}${state.error ? ` — ${state.error.code}: ${state.error.message}` : ''}.`;
+}
+
+const CHANGED_FILES_LISTED = 20;
+const STATUS_LETTERS: Record<string, string> = { added: 'A', modified: 'M', deleted: 'D', renamed: 'R', copied: 'C', type_changed: 'T' };
+
+/**
+ * An isolated job's changes, compactly: its branch and one line per file (`M src/a.ts +3 -1`),
+ * the first 20; job_diff has the patch. Absent for a job without isolation.
+ */
+export function changesAnswer(state: JobState) {
+  const changes = jobs.changesOf(state);
+  if (!changes) return state.request.isolation === 'worktree' ? { changes: null } : {};
+  const files = changes.files.slice(0, CHANGED_FILES_LISTED).map((file) => {
+    const counts = file.insertions === null ? ' (binary)' : ` +${file.insertions} -${file.deletions ?? 0}`;
+    return `${STATUS_LETTERS[file.status] ?? '?'} ${file.old_path ? `${file.old_path} -> ` : ''}${file.path}${counts}`;
+  });
+  return {
+    changes: {
+      branch: changes.branch,
+      files_changed: changes.files.length,
+      files,
+      ...(changes.files.length > files.length ? { files_not_listed: changes.files.length - files.length } : {}),
+      applied: changes.applied !== null,
+      ...(changes.apply_error ? { apply_error: changes.apply_error } : {}),
+      discarded: changes.discarded_at !== null,
+    },
+  };
 }
 
 /** The full answer about one job (verbose: true): for a finished job its result, else its progress so far. */
@@ -161,7 +170,7 @@ export function jobAnswer(ctx: JobsContext, state: JobState, waitTool = 'job_wai
     usage: state.usage,
     token_usage: tokenUsage(state),
     error: state.error,
-    changes: (state as { changes?: unknown }).changes ?? null,
+    changes: jobs.changesOf(state),
     ...outputTail(ctx, state.id),
     message,
   };
@@ -205,5 +214,6 @@ export function listItem(ctx: JobsContext, snap: JobSnapshot) {
     error_code: state.error?.code ?? null,
     summary: state.notified?.summary ?? null,
     token_usage: tokenUsage(state),
+    ...(state.request.isolation === 'worktree' ? { branch: `agent-async/${state.request.worktree?.id ?? state.id}`, files_changed: jobs.changesOf(state)?.files.length ?? null } : {}),
   };
 }

@@ -5,6 +5,7 @@ import * as inputs from '../inputs.js';
 import type { JobSnapshot, SubmitInput, SubmitResult } from '../jobs.js';
 import { jobs } from './lazy-jobs.js';
 import { listItem, snapshotAnswer } from './results.js';
+import { worktreeTools } from './worktree-tools.js';
 
 /**
  * The MCP tools: the 13 of the Python original (same names, parameters, defaults and result
@@ -50,7 +51,7 @@ export interface ToolDefinition {
 type Answer = Record<string, unknown> | Promise<Record<string, unknown>>;
 
 /** A tool whose handler sees its arguments typed by its own input schema. */
-function defineTool<S extends z.ZodObject>(
+export function defineTool<S extends z.ZodObject>(
   definition: Omit<ToolDefinition, 'input' | 'handler'> & { input: S; handler: (args: z.output<S>, ctx: ToolContext) => Answer },
 ): ToolDefinition {
   return { ...definition, handler: async (args, ctx) => definition.handler(args as z.output<S>, ctx) };
@@ -74,15 +75,22 @@ const waitSeconds = inputs.waitInput.shape.timeout_seconds
 
 const verbose = z.boolean().default(false)
   .describe('Answer everything (cwd, times, the whole prompt preview, usage, the raw output tail, the full changes). Default: a compact answer with what you need to decide.');
+const isolation = inputs.isolation.optional()
+  .describe('"worktree": the job runs in its own git worktree, made from what cwd\'s work tree holds now (uncommitted edits included), so several jobs can work on one repository at once without touching your files; its work comes back as a branch: see job_diff, job_apply, job_discard. "none" (default, from config): it runs in cwd itself.');
+const base = inputs.base.optional().describe('isolation "worktree" only: start from this committed branch, tag or commit instead of the work tree.');
+const apply = z.boolean().optional().describe('isolation "worktree" only: apply the changes to cwd when the job ends done (a conflict changes nothing and is reported in the result).');
 
 /** The options every job-starting tool takes besides its task. */
-const jobOptions = { approval_policy: approvalPolicy, context_files: contextFiles, model, timeout_minutes: timeoutMinutes };
+const jobOptions = { approval_policy: approvalPolicy, context_files: contextFiles, model, timeout_minutes: timeoutMinutes, isolation, base, apply };
 const startShape = { prompt, cwd, ...jobOptions };
 
 /** The submit operation's job options, from a start tool's (minutes become seconds). */
-function submitOptions(args: { cwd: string; approval_policy?: string; context_files?: string[]; model?: string; timeout_minutes?: number }) {
+function submitOptions(args: { cwd: string; approval_policy?: string; context_files?: string[]; model?: string; timeout_minutes?: number; isolation?: 'none' | 'worktree'; base?: string; apply?: boolean }) {
   return {
     cwd: args.cwd,
+    isolation: args.isolation,
+    base: args.base,
+    apply: args.apply,
     approval_policy: args.approval_policy as SubmitInput['approval_policy'],
     context_files: args.context_files,
     model: args.model,
@@ -153,7 +161,8 @@ function startMessage(waitTool: string): string {
   return `Queued. Call ${waitTool} with this job_id until status is not "timeout".`;
 }
 
-function started(ctx: ToolContext, result: SubmitResult, waitTool: string) {
+async function started(ctx: ToolContext, submitted: Promise<SubmitResult>, waitTool: string) {
+  const result = await submitted;
   ctx.session.started.add(result.job_id);
   const answer = {
     job_id: result.job_id,
@@ -239,7 +248,7 @@ function agentStartTool(name: string, agent: string, group: ToolGroup, label: st
     name,
     group,
     title: `Start a job for ${label}`,
-    description: `Queue a task for ${label} and return a job_id at once (never blocks). Then call ${waitName}(job_id) in a loop: each call blocks up to ${WAIT_SECONDS} s and answers status "timeout" while the job runs. Jobs run one after another (or as configured) and survive restarts.`,
+    description: `Queue a task for ${label} and return a job_id at once (never blocks). Then call ${waitName}(job_id) in a loop: each call blocks up to ${WAIT_SECONDS} s and answers status "timeout" while the job runs. Jobs run side by side (up to the configured concurrency; never two without isolation in one work tree) and survive restarts. Several tasks on one repository: start each with isolation "worktree", take each result with job_await_any, then job_diff / job_apply it.`,
     input: z.strictObject(startShape),
     output: startOutput,
     annotations: START_ANNOTATIONS,
@@ -441,7 +450,7 @@ export function allTools(): ToolDefinition[] {
       name: 'job_continue',
       group: 'generic',
       title: "Continue a job's conversation",
-      description: "Queue a new job that resumes the worker's own session of an ended job (same agent, same cwd) with a follow-up prompt; the worker remembers the earlier turn. Returns a job_id at once; then call job_wait in a loop.",
+      description: "Queue a new job that resumes the worker's own session of an ended job (same agent, same cwd) with a follow-up prompt; the worker remembers the earlier turn. An isolated job's worktree is made again from its branch, so the worker finds its own files and the new job's changes hold all the work since the first start. Returns a job_id at once; then call job_wait in a loop.",
       input: z.strictObject({ job_id: jobId, prompt, approval_policy: approvalPolicy, model, timeout_minutes: timeoutMinutes }),
       output: startOutput,
       annotations: START_ANNOTATIONS,
@@ -462,6 +471,7 @@ export function allTools(): ToolDefinition[] {
       taskCapable: true,
       handler: (args, ctx) => started(ctx, jobs.retry(ctx.jobs, args), 'job_wait'),
     }),
+    ...worktreeTools(),
   ];
 }
 

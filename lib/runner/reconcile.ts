@@ -9,7 +9,8 @@ import type { ClaimStatus } from './core/schedule.js';
 import { applyTransition, auditJobFolder, claimJob, readClaims, readExitRecord, removeFromActive, type ClaimInfo, type ClaimOwner } from '../spool/store.js';
 import { sweepTempsOf } from '../spool/sweep.js';
 import { jobLimits } from './core/outcome.js';
-import { recordEnd } from './record-end.js';
+import { decideEnd, recordEnd } from './record-end.js';
+import { finishWorkspace } from './workspace.js';
 import { groupMembers, jobGroupLeaders, jobProcesses, liveness, terminateJobProcesses } from './processes.js';
 import { LineSplitter } from './worker-io.js';
 
@@ -153,7 +154,9 @@ async function finalizeRunnerLost(paths: SpoolPaths, state: JobState, config: Co
   const record = readExitRecord(paths, state.id);
   const exit = record?.attempt === state.attempt ? record : null;
   const stream = exit ? await reparse(paths, state, config) : null;
-  return recordEnd(paths, state, { exit, adapter: stream?.adapter ?? null, parsed: stream?.parsed ?? null, limits: jobLimits(state.request, config), faults }, log);
+  const end = { exit, adapter: stream?.adapter ?? null, parsed: stream?.parsed ?? null, limits: jobLimits(state.request, config), faults };
+  const changes = await finishWorkspace(paths, state, log, () => decideEnd(paths, state, end).status === 'done');
+  return recordEnd(paths, state, { ...end, changes }, log);
 }
 
 /** Stops the worker of a job whose supervisor died, and whatever else carries its job id. */

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { emptyParse, type AgentAdapter, type ParsedStream } from '../agents/types.js';
 import { readTextCapped, writeFileAtomic } from '../spool/fsx.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
-import { IllegalTransition, type JobState, type Transition, type Usage, type WorkerInfo } from '../spool/state.js';
+import { IllegalTransition, type JobChanges, type JobState, type Outcome, type Transition, type Usage, type WorkerInfo } from '../spool/state.js';
 import { applyTransition, cancelRequested, readState, type ExitRecord } from '../spool/store.js';
 import { decideOutcome, type DoneReport, type EndFacts, type JobLimits } from './core/outcome.js';
 
@@ -39,6 +39,8 @@ export interface JobEnd {
   worker?: WorkerInfo;
   faults?: readonly string[];
   diskNote?: string | null;
+  /** An isolated job's work, recorded with its end. */
+  changes?: JobChanges | null;
   /** Writes the terminal transition; by default it is applied to the state on disk. */
   commit?: (change: Transition) => JobState;
 }
@@ -50,16 +52,9 @@ export interface JobEnd {
  * Returns undefined when the job had already ended otherwise.
  */
 export function recordEnd(paths: SpoolPaths, state: JobState, end: JobEnd, log: (message: string) => void): JobState | undefined {
-  const outcome = decideOutcome(endFacts(paths, state, end));
+  const outcome = decideEnd(paths, state, end);
+  if (end.changes) outcome.changes = end.changes;
   const lost = outcome.error?.code === 'runner_lost';
-  if (lost) {
-    const supervisor = state.supervisor ? `pid ${state.supervisor.pid}` : 'unknown';
-    outcome.error = {
-      code: 'runner_lost',
-      message: `the job's supervisor (${supervisor}) died before the worker's exit was recorded; the job was not re-run`,
-      hint: `start it again with: agent-async retry ${state.id}`,
-    };
-  }
   if (outcome.result?.final_message) writeResultFile(paths, state.id, outcome.result.final_message, log);
   const commit = end.commit ?? ((change: Transition) => applyTransition(paths, state.id, change));
   try {
@@ -69,6 +64,20 @@ export function recordEnd(paths: SpoolPaths, state: JobState, end: JobEnd, log: 
     log(`job ${state.id}: not recorded, the job was already ${error.from}`);
     return undefined;
   }
+}
+
+/** How a running job ends, from what the spool and the worker say (recordEnd writes it). */
+export function decideEnd(paths: SpoolPaths, state: JobState, end: Omit<JobEnd, 'commit'>): Outcome {
+  const outcome = decideOutcome(endFacts(paths, state, end));
+  if (outcome.error?.code === 'runner_lost') {
+    const supervisor = state.supervisor ? `pid ${state.supervisor.pid}` : 'unknown';
+    outcome.error = {
+      code: 'runner_lost',
+      message: `the job's supervisor (${supervisor}) died before the worker's exit was recorded; the job was not re-run`,
+      hint: `start it again with: agent-async retry ${state.id}`,
+    };
+  }
+  return outcome;
 }
 
 /** What the spool says about a job's end, gathered for `decideOutcome`. */

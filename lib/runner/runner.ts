@@ -15,10 +15,11 @@ import { SPOOL_UNWRITABLE, SUPERVISOR_DID_NOT_START, type SupervisorReply } from
 import { SupervisorPool } from './supervisor-pool.js';
 import { traceStep } from './trace.js';
 import { exclusionKey, planTick, type ActiveJob, type OwnJob } from './core/schedule.js';
+import { collectWorktrees } from './workspace.js';
 
 /**
  * The elected runner: claims pending jobs in FIFO order up to the concurrency limit (never
- * two in one cwd), hands each to a supervisor process, adopts the running jobs of a runner
+ * two without isolation in one work tree, see exclusionKey), hands each to a supervisor process, adopts the running jobs of a runner
  * that died and finalizes those whose supervisor is gone, sweeps temp files, and exits
  * after an idle time. Its work list is `active/`; it never scans `jobs/`.
  */
@@ -301,8 +302,19 @@ export class Runner {
         limit: batch,
       });
       if (report.removed.length > 0) this.log(`retention: removed ${report.removed.length} finished jobs`);
+      if (report.removed.length > 0) void this.collectWorktrees();
     } catch (error) {
       this.log(`retention failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** The refs and worktrees of isolated jobs that retention removed (their branches with unapplied work stay). */
+  private async collectWorktrees(): Promise<void> {
+    try {
+      const report = await collectWorktrees(this.paths, { branches: false });
+      if (report.removed.length > 0) this.log(`retention: removed the refs of ${report.removed.length} isolated jobs`);
+    } catch (error) {
+      this.log(`retention of worktrees failed: ${(error as Error).message}`);
     }
   }
 

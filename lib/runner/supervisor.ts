@@ -20,11 +20,12 @@ import {
 import { JOB_FOLDER_HINT, jobLimits } from './core/outcome.js';
 import { selfIdentity } from './processes.js';
 import { cancelClaimedJob } from './reconcile.js';
-import { notifiedEnd, recordEnd } from './record-end.js';
+import { decideEnd, notifiedEnd, recordEnd } from './record-end.js';
 import { traceStep } from './trace.js';
 import { resolveExecutable } from '../which.js';
 import { JobNotes, checkCwd, openOutputLog } from './worker-io.js';
 import { runWorker } from './worker/run.js';
+import { finishWorkspace, prepareWorkspace } from './workspace.js';
 
 /**
  * A supervisor runs one job at a time in its own process, apart from the runner: it claims
@@ -74,11 +75,17 @@ export async function superviseJob(paths: SpoolPaths, message: RunJobMessage, co
   const finished = (status: TerminalStatus | 'unknown'): void => reply({ type: 'finished', jobId: id, status });
   const started = claimAndStart(paths, message, config, reply, log);
   if (!started) return;
-  const { writer, prepared, outputFd } = started;
+  const { writer, outputFd } = started;
+  const place = await placeWorker(paths, started, config);
+  if ('code' in place) return finished(await endBeforeWorker(paths, writer, place, outputFd, log));
+  const { prepared, workspaceEnv } = place;
+  const isolated = prepared.request.isolation === 'worktree';
   const limits = jobLimits(prepared.request, config);
   const parser = prepared.adapter.createParser();
   // a `done` report ends the job at once; the worker keeps its grace to exit
+  // (an isolated job's work is its branch, complete only when its worker is gone: it ends then)
   const endOnNotify = (worker: WorkerInfo): void => {
+    if (isolated) return;
     try {
       writer.checkDisk();
       const faults = [...writer.faults, ...auditJobFolder(paths, id)];
@@ -98,7 +105,7 @@ export async function superviseJob(paths: SpoolPaths, message: RunJobMessage, co
     file: prepared.file,
     invocation: prepared.invocation,
     cwd: prepared.cwd,
-    env: prepared.env,
+    env: { ...prepared.env, ...workspaceEnv },
     outputFd,
     onLine: parser ? (line, stream) => parser.line(line, stream) : undefined,
     onExited: () => reply({ type: 'exited', jobId: id }),
@@ -111,15 +118,13 @@ export async function superviseJob(paths: SpoolPaths, message: RunJobMessage, co
   });
   // what the worker did to its folder, seen before anything of ours is written into it again
   const faults = auditFolder(paths, writer);
+  const endFacts = { exit: end.exit, adapter: prepared.adapter, parsed: parser?.result() ?? null, limits, worker: end.unrecordedWorker, faults };
+  const changes = writer.state.status === 'done' ? null : await finishWorkspace(paths, writer.state, log, () => decideEnd(paths, writer.state, endFacts).status === 'done');
   const ended = writer.state.status === 'done'
     ? await recordExitAfterNotify(paths, writer, end.exit, log)
     : await recordEndDurably(paths, id, end.exit, log, (diskNote) => recordEnd(paths, writer.state, {
-      exit: end.exit,
-      adapter: prepared.adapter,
-      parsed: parser?.result() ?? null,
-      limits,
-      worker: end.unrecordedWorker,
-      faults,
+      ...endFacts,
+      changes,
       diskNote: diskNote ?? end.outputLoss ?? lowSpaceNote(paths, end.exit),
       commit: (change) => writer.apply(change),
     }, log));
@@ -210,6 +215,38 @@ function claimAndStart(paths: SpoolPaths, message: RunJobMessage, config: Config
   }
   traceStep('started', id);
   return { writer, prepared, outputFd };
+}
+
+/**
+ * Where the worker runs: an isolated job's worktree is made now (the job is running, so a
+ * runner that dies meanwhile finds it), and its command, which names its folder (codex -C,
+ * cursor --workspace, {cwd}), is built for the worktree.
+ */
+async function placeWorker(paths: SpoolPaths, started: StartedJob, config: Config): Promise<{ prepared: PreparedWorker; workspaceEnv: Record<string, string> } | JobError> {
+  const { writer, prepared, outputFd } = started;
+  const workspace = await prepareWorkspace(paths, writer.state, config, (chunk) => appendOutput(outputFd, chunk));
+  if (workspace.kind === 'failed') return workspace.error;
+  if (workspace.cwd === prepared.cwd) return { prepared, workspaceEnv: workspace.env };
+  const inWorktree = prepareWorker(paths, writer.state.id, { ...prepared.request, cwd: workspace.cwd }, config);
+  return 'code' in inWorktree ? inWorktree : { prepared: inWorktree, workspaceEnv: workspace.env };
+}
+
+/** A job whose worktree could not be made ends here, with what is left of the worktree removed. */
+async function endBeforeWorker(paths: SpoolPaths, writer: JobStateWriter, error: JobError, outputFd: number, log: Log): Promise<TerminalStatus | 'unknown'> {
+  closeFd(outputFd);
+  new JobNotes(jobFile(paths, writer.state.id, JOB_FILES.notes)).note(error.message.split('\n')[0]!);
+  const changes = await finishWorkspace(paths, writer.state, log, () => false);
+  const outcome = { status: 'error' as const, error, exit_code: null, signal: null, notified: null, result: null, session_id: null, usage: null, changes };
+  const state = applyUnlessMoved(() => writer.apply({ name: 'finish', outcome }), writer.state.id, log);
+  return state && isTerminal(state.status) ? state.status : 'unknown';
+}
+
+function appendOutput(fd: number, chunk: Buffer): void {
+  try {
+    fs.writeSync(fd, chunk);
+  } catch {
+    // output.log is the job's log, not its record: a full disk loses setup's output only
+  }
 }
 
 function badJobFile(fault: string): JobError {

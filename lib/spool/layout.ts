@@ -53,6 +53,8 @@ export const JOB_FILES = {
   exit: 'exit.json',
   done: 'done',
   cancel: 'cancel',
+  /** isolated jobs: the patch of the job's changes, written at its end */
+  patch: 'changes.patch',
   /** present when the job was started as an MCP task */
   task: 'task.json',
 } as const;

@@ -4,7 +4,8 @@ import { z } from 'zod';
  * The job state machine, in one place. `state.json` holds a `JobState`; every change to it
  * goes through `transition()`, which knows the named transitions below and refuses any other.
  * Terminal states never change again, but for `record_exit`: it adds the exit status, once, to a
- * job a `done` report ended while its worker still ran.
+ * job a `done` report ended while its worker still ran; and for an isolated job's `changes`
+ * (applied, discarded).
  *
  *   submit ──▶ pending ──start──▶ running ──finish──▶ done | error | cancelled
  *                 │                  │ ▲
@@ -17,7 +18,11 @@ import { z } from 'zod';
  *                 done ──record_exit──▶ done  (adds only that worker's exit status, once)
  */
 
-export const SCHEMA_VERSION = 1;
+/**
+ * 2: worktree isolation (`request.isolation`, `request.worktree`, `changes`, error code
+ * `setup_failed`); a reader of version 1 would refuse such a state. States of version 1 still read.
+ */
+export const SCHEMA_VERSION = 2;
 
 export const JOB_STATUSES = ['pending', 'running', 'done', 'error', 'cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
@@ -38,11 +43,58 @@ export const ERROR_CODES = [
   'runner_lost',
   'internal_error',
   'bad_job_file',
+  'setup_failed',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 const isoTime = z.string().datetime({ offset: true });
 const nonNegativeInt = z.number().int().min(0);
+
+export const ISOLATIONS = ['none', 'worktree'] as const;
+export type Isolation = (typeof ISOLATIONS)[number];
+
+/** What an isolated job starts from: the snapshot taken at submit (lib/worktree's Snapshot). */
+const worktreeRequest = z.object({
+  id: z.string().regex(/^[0-9a-z]{1,64}$/).describe('whose worktree, branch and refs: this job, or the job it continues'),
+  repo_root: z.string().min(1).describe('top of the user\'s work tree the snapshot was taken from'),
+  prefix: z.string().describe('cwd relative to repo_root: the worker runs there in the worktree'),
+  base_commit: z.string().describe('the snapshot (refs/agent-async/<id>/base)'),
+  from: z.enum(['work_tree', 'ref']).describe('work_tree: what the user saw at submit; ref: the committed base given'),
+  ref: z.string().nullable().describe('the base given, or the branch HEAD was on'),
+  head: z.string().nullable().describe('HEAD at submit (null in an empty repository)'),
+  submodules: z.array(z.string()).describe('gitlink paths, empty folders in the worktree'),
+});
+export type WorktreeRequest = z.infer<typeof worktreeRequest>;
+
+const changedFile = z.object({
+  path: z.string(),
+  status: z.enum(['added', 'modified', 'deleted', 'renamed', 'copied', 'type_changed']),
+  old_path: z.string().optional(),
+  insertions: nonNegativeInt.nullable().describe('null for a binary file'),
+  deletions: nonNegativeInt.nullable(),
+});
+
+const appliedRecord = z.object({
+  at: isoTime,
+  into: z.string().describe('the work tree the changes were written to'),
+  base_commit: z.string(),
+  head_commit: z.string(),
+  files: z.array(z.string()),
+});
+
+/** An isolated job's work: its branch, what changed from its start, and what became of it. */
+const jobChanges = z.object({
+  branch: z.string(),
+  base_commit: z.string().describe('what the worker started from'),
+  head_commit: z.string(),
+  files: z.array(changedFile),
+  patch_bytes: nonNegativeInt.describe('size of changes.patch in the job folder'),
+  applied: appliedRecord.nullable().describe('set by job_apply (or apply: true)'),
+  apply_error: z.string().nullable().optional().describe('apply: true found a conflict or failed; nothing was changed'),
+  discarded_at: isoTime.nullable().describe('set by job_discard: the branch and refs are gone'),
+  warnings: z.array(z.string()).optional(),
+});
+export type JobChanges = z.infer<typeof jobChanges>;
 
 export const jobRequestSchema = z.object({
   agent: z.string().min(1),
@@ -58,6 +110,10 @@ export const jobRequestSchema = z.object({
   resume_session: z.string().nullable().describe("the worker CLI's session id to resume"),
   context_files: z.array(z.string()).describe('files inlined into prompt.txt, relative to cwd'),
   template: z.string().nullable().describe('prompt template used (confluence, pr), if any'),
+  isolation: z.enum(ISOLATIONS).optional().describe('worktree: the job runs in its own git worktree (absent in version 1: none)'),
+  work_tree: z.string().nullable().optional().describe('top of the git work tree holding cwd, found at submit (null outside one): jobs without isolation never run two at once in one'),
+  worktree: worktreeRequest.nullable().optional().describe('isolation worktree: the snapshot taken at submit'),
+  apply: z.boolean().optional().describe('apply the changes to cwd when the job ends done'),
 });
 export type JobRequest = z.infer<typeof jobRequestSchema>;
 
@@ -100,7 +156,7 @@ const workerResult = z.object({
 
 /** Every status has these; a status's own fields come below. */
 const common = {
-  schema_version: z.literal(SCHEMA_VERSION),
+  schema_version: z.union([z.literal(1), z.literal(SCHEMA_VERSION)]).describe('2 since worktree isolation; version 1 states still read'),
   id: z.string().regex(/^[0-9a-z]{23}$/).describe('time-sortable job id (11 chars of creation time, 12 random)'),
   seq: nonNegativeInt.describe('incremented on every write'),
   request: jobRequestSchema,
@@ -135,6 +191,7 @@ const ended = {
   session_id: z.string().nullable(),
   usage: usage.nullable(),
   duration_ms: nonNegativeInt.nullable(),
+  changes: jobChanges.nullable().optional().describe('isolated jobs: the work on the job\'s branch, recorded before the end is written'),
 };
 
 const pendingState = z.object({
@@ -187,6 +244,12 @@ export type JobState = z.infer<typeof jobStateSchema>;
 export type PendingState = z.infer<typeof pendingState>;
 export type RunningState = z.infer<typeof runningState>;
 type DoneState = z.infer<typeof doneState>;
+export type EndedState = Extract<JobState, { status: TerminalStatus }>;
+
+/** An ended isolated job's changes (null for any other job). */
+export function changesOf(state: JobState): JobChanges | null {
+  return isTerminal(state.status) ? (state as EndedState).changes ?? null : null;
+}
 /** What the worker reported at its end (state.json's `result`). */
 export type WorkerResult = z.infer<typeof workerResult>;
 
@@ -229,6 +292,7 @@ interface OutcomeFields {
   result: WorkerResult | null;
   session_id: string | null;
   usage: Usage | null;
+  changes?: JobChanges | null;
 }
 
 /** What a job ended with; `finish` and `runner_lost` write it. Only `error` carries an error. */
@@ -248,7 +312,9 @@ export type Transition =
   /** A `done` report ends the job before its worker has exited: `outcome` has no exit status yet. */
   | { name: 'notify_done'; outcome: Outcome & { status: 'done' }; worker: WorkerInfo }
   /** The exit of the worker of a job that `notify_done` ended. */
-  | { name: 'record_exit'; exit_code: number | null; signal: string | null };
+  | { name: 'record_exit'; exit_code: number | null; signal: string | null }
+  /** An ended isolated job's changes were applied or discarded. */
+  | { name: 'record_changes'; changes: JobChanges };
 
 export const TRANSITION_SOURCES: Record<Transition['name'], readonly JobStatus[]> = {
   start: ['pending'],
@@ -259,6 +325,7 @@ export const TRANSITION_SOURCES: Record<Transition['name'], readonly JobStatus[]
   runner_lost: ['running'],
   notify_done: ['running'],
   record_exit: ['done'],
+  record_changes: ['done', 'error', 'cancelled'],
 };
 
 /** A job that a `done` report ended while its worker ran, whose worker's exit is not recorded yet. */
@@ -339,6 +406,8 @@ export function transition(state: JobState, change: Transition, now: Date = new 
       return { ...kept, ...endedBeforeStart(change.attempt, at), status: 'error', error: change.error };
     case 'cancel_pending':
       return { ...kept, ...endedBeforeStart(change.attempt, at), status: 'cancelled' };
+    case 'record_changes':
+      return { ...(state as EndedState), ...kept, changes: change.changes };
   }
 }
 

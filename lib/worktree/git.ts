@@ -20,6 +20,8 @@ export interface WorktreeContext {
   git?: string;
   /** Longest time one git call may take; default 10 minutes. */
   timeoutMs?: number;
+  /** Added to every git call's environment (a job's id, so that the git it starts is found as the job's). */
+  env?: Record<string, string>;
 }
 
 /** git 2.38 brought `merge-tree --write-tree`, which the apply-back recipe needs. */
@@ -122,7 +124,7 @@ function gitErrorMessage(args: readonly string[], cwd: string, failure: GitFailu
 
 /** Runs git with `args` (no shell) and collects its output; throws GitError on failure. */
 export function runGit(ctx: WorktreeContext, args: readonly string[], call: GitCall): Promise<GitResult> {
-  const env = gitEnvironment({ ...(call.identity ? IDENTITY : {}), ...call.env });
+  const env = gitEnvironment({ ...ctx.env, ...(call.identity ? IDENTITY : {}), ...call.env });
   return new Promise((resolve, reject) => {
     const child = spawn(ctx.git ?? 'git', args, {
       cwd: call.cwd,

@@ -17,5 +17,5 @@ export {
   discardJob, removeJobs, pruneWorktrees, listJobStates, hasUnappliedWork, listWorktreeFolders, sweepWorktreeFolders,
   type DiscardReport, type RemoveReport, type JobGitState,
 } from './gc.js';
-export { branchName, jobRefs, readRecord, worktreePath, type WorktreeRecord } from './layout.js';
+export { branchName, jobRefs, readRecord, worktreePath, worktreesDir, type WorktreeRecord } from './layout.js';
 export type { ChangedFile, FileStatus } from './parse.js';

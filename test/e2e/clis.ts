@@ -50,9 +50,20 @@ export function ensureAgentClis(): string {
     const target = path.join(folder, 'node_modules', '.bin', cli.bin);
     if (!fs.existsSync(target)) throw new Error(`the ${cli.bin} CLI is missing from ${target} after npm install`);
     const link = path.join(bin, cli.bin);
-    if (!fs.existsSync(link)) fs.symlinkSync(target, link);
+    if (!fs.existsSync(link)) replaceLink(target, link);
   }
   return bin;
+}
+
+/** A link that is missing or dangling (the shared cache was filled from a worktree since removed) is made again. */
+function replaceLink(target: string, link: string): void {
+  fs.rmSync(link, { force: true });
+  try {
+    fs.symlinkSync(target, link);
+  } catch (error) {
+    // another test run made it meanwhile
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
 }
 
 export const INSPECTOR = { pkg: '@modelcontextprotocol/inspector', version: '1.0.3' } as const;

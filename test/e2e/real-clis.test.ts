@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fingerprint, git } from '../helpers/git-repo.js';
 import { assertSchemaValid, cleanupSpools, cli, cliAsync, makeSpool, type TestSpool } from '../helpers/spool.js';
 import { ensureAgentClis } from './clis.js';
 import { startFakeModelServer, type FakeModelServer } from './fake-model-server.js';
@@ -145,6 +146,28 @@ describe.each(['codex', 'claude', 'gemini'])('%s, the real CLI, through agent-as
       }
     }
     expect(results).toEqual({ 'auto-edit': true, suggest: false });
+    server.mode = 'ok';
+  }, 240_000);
+
+  it.runIf(agent === 'codex')("isolated: the file its tool call writes is on the job's branch and nowhere else", async () => {
+    server.mode = 'tool';
+    server.reply = 'Tool done.';
+    const repo = fs.mkdtempSync(path.join(spool.work, 'repo-'));
+    git(repo, 'init', '-q');
+    fs.writeFileSync(path.join(repo, 'README.md'), 'hello\n');
+    git(repo, 'add', '-A');
+    git(repo, '-c', 'user.name=t', '-c', 'user.email=t@x', 'commit', '-qm', 'initial');
+    fs.writeFileSync(path.join(repo, 'README.md'), 'hello, uncommitted\n');
+    const before = await fingerprint(repo);
+    const id = startAgent(spool, agent, ['--policy', 'auto-edit', '--cwd', repo, '--isolation', 'worktree', 'run the tool']);
+    const state = await finished(spool, id);
+    expect(state.result.final_message).toBe('Tool done.');
+    expect(state.changes.files.map((file: { path: string }) => file.path), fs.readFileSync(path.join(spool.home, 'jobs', id, 'output.log'), 'utf8').slice(-3000)).toEqual(['fake_tool_output.txt']);
+    expect(git(repo, 'show', `agent-async/${id}:fake_tool_output.txt`)).toBe('fake-tool-ran');
+    // nowhere else: not in the user's files, index or refs, and no ref but the job's holds it
+    expect(await fingerprint(repo)).toEqual(before);
+    expect(git(repo, 'for-each-ref', '--format=%(refname)', '--contains', state.changes.head_commit)).toBe(`refs/heads/agent-async/${id}`);
+    expect(fs.existsSync(path.join(spool.home, 'worktrees', id))).toBe(false);
     server.mode = 'ok';
   }, 240_000);
 });

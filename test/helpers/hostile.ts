@@ -15,7 +15,7 @@ export const SHELL_AGENT = {
 
 /** A later job still runs and ends `done`. */
 export async function queueGoesOn(spool: TestSpool, cwd?: string): Promise<void> {
-  const later = startJob(spool, ['sh', '-c', 'echo later'], cwd === undefined ? [] : ['--cwd', cwd]);
+  const later = await startJob(spool, ['sh', '-c', 'echo later'], cwd === undefined ? [] : ['--cwd', cwd]);
   expect(await waitJob(spool, later)).toMatchObject({ status: 'done', exit_code: 0 });
 }
 

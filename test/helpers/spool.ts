@@ -122,21 +122,21 @@ function startInput(spool: TestSpool, agent: string, flagsAndWords: string[], ar
  * same submit the CLI makes (which starts the runner), without a CLI process per job (its
  * start-up costs more CPU than most jobs). cli.test.ts tests the CLI's own `start`.
  */
-export function startAgentJob(spool: TestSpool, args: string[]): string {
+export async function startAgentJob(spool: TestSpool, args: string[]): Promise<string> {
   const input = startInput(spool, args[0]!, args.slice(1));
   if (input === undefined) {
     const result = cli(spool, ['start', ...args]);
     if (result.code !== 0) throw new Error(`start failed (${result.code}): ${result.stderr}`);
     return result.stdout.trim();
   }
-  return jobs.submit(spoolContext(spool), input).job_id;
+  return (await jobs.submit(spoolContext(spool), input)).job_id;
 }
 
 /** Queues an exec job as `start exec [flags] -- argv` would, in this process (see startAgentJob). */
-export function startJob(spool: TestSpool, argv: string[], flags: string[] = []): string {
+export async function startJob(spool: TestSpool, argv: string[], flags: string[] = []): Promise<string> {
   const input = startInput(spool, 'exec', flags, argv);
   if (input === undefined) return startJobByCli(spool, argv, flags);
-  return jobs.submit(spoolContext(spool), input).job_id;
+  return (await jobs.submit(spoolContext(spool), input)).job_id;
 }
 
 /** The context the CLI would open for this spool (config.json read anew, as each CLI run does). */
@@ -148,9 +148,9 @@ export function spoolContext(spool: TestSpool): jobs.JobsContext {
  * A job that holds the queue (concurrency 1) until `release()` is called, so a test can set
  * things up behind it without racing the runner.
  */
-export function gateJob(spool: TestSpool): { id: string; release: () => void } {
+export async function gateJob(spool: TestSpool): Promise<{ id: string; release: () => void }> {
   const gate = path.join(spool.work, `gate-${Math.random().toString(36).slice(2)}`);
-  const id = startJob(spool, ['sh', '-c', `while [ ! -e '${gate}' ]; do sleep 0.05; done`]);
+  const id = await startJob(spool, ['sh', '-c', `while [ ! -e '${gate}' ]; do sleep 0.05; done`]);
   return { id, release: () => fs.writeFileSync(gate, '') };
 }
 

@@ -9,7 +9,7 @@ const spool = jobs.openContext();
 for (let i = 0; i < Number(count); i += 1) {
   const cwd = path.join(cwdBase, `c${i % 8}`);
   fs.mkdirSync(cwd, { recursive: true });
-  const { job_id } = jobs.submit(spool, {
+  const { job_id } = await jobs.submit(spool, {
     agent: 'exec',
     argv: ['sh', '-c', `echo "$AGENT_ASYNC_JOB_ID" >> ${ledger}; sleep 0.02`],
     cwd,

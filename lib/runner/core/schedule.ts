@@ -8,9 +8,14 @@ import type { JobRequest } from '../../spool/state.js';
  * reads the spool, calls `planTick`, and acts on the plan.
  */
 
-/** Jobs with the same key never run side by side; null: the job excludes nothing. */
+/**
+ * Jobs with the same key never run side by side; null: the job excludes nothing. Jobs without
+ * isolation are kept apart by the work tree they run in (the repository's, found at submit, else
+ * the cwd); an isolated job has its own, but the jobs continuing one share its worktree.
+ */
 export function exclusionKey(request: JobRequest, config: Pick<Config, 'exclusive_cwd'>): string | null {
-  return config.exclusive_cwd ? request.cwd : null;
+  if (request.isolation === 'worktree') return request.continue_of && request.worktree ? `worktree:${request.worktree.id}` : null;
+  return config.exclusive_cwd ? request.work_tree ?? request.cwd : null;
 }
 
 /** Whether a pending job may be claimed, and under which attempt number (reconcile.ts judges it). */

@@ -1,0 +1,130 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { z } from 'zod';
+import { UserError } from './errors.js';
+import { diffInput, jobRef, parseInput, type Naming } from './inputs.js';
+import { noteRepository, worktreeContext } from './runner/workspace.js';
+import { JOB_FILES, jobFile, type SpoolPaths } from './spool/layout.js';
+import { changesOf, isTerminal, type JobChanges, type JobRequest, type JobState } from './spool/state.js';
+import { applyTransition, readState } from './spool/store.js';
+import { applyChanges, discardJob, readPatchPage, snapshot, type ApplyResult, type PatchPage } from './worktree/index.js';
+
+/**
+ * Worktree isolation at the level of jobs: the snapshot a job starts from (taken at submit),
+ * and what can be done with an ended job's work: apply it to the work tree, read its patch,
+ * discard it (gc is lib/runner/workspace.ts's collectWorktrees). The git layer is
+ * lib/worktree; the runner's side (the worktree around the worker) is lib/runner/workspace.ts.
+ */
+
+interface IsolationContext {
+  paths: SpoolPaths;
+  config: { worktree: { submodules: 'refuse' | 'empty' } };
+}
+
+/** The top of the work tree holding `dir` (the nearest folder with a `.git`), or null outside one. No git is run. */
+export function workTreeOf(dir: string): string | null {
+  let at: string;
+  try {
+    at = fs.realpathSync(dir);
+  } catch {
+    return null;
+  }
+  for (;;) {
+    if (fs.existsSync(path.join(at, '.git'))) return at;
+    const parent = path.dirname(at);
+    if (parent === at) return null;
+    at = parent;
+  }
+}
+
+/** Refuses what only an isolated job can take; the request's fields are set by the caller. */
+export function checkIsolationInput(input: { isolation: string; base?: string; apply?: boolean }): void {
+  if (input.isolation === 'worktree') return;
+  const given = input.base !== undefined ? 'base' : input.apply ? 'apply' : null;
+  if (given) throw new UserError('bad_input', `${given}: applies only to a job with isolation "worktree" (this one runs in cwd itself, so there is nothing to ${given === 'base' ? 'start from' : 'apply'}); add isolation "worktree" or leave ${given} out`, given);
+}
+
+/**
+ * An isolated job's snapshot of its cwd's work tree (or of `base`), taken before the job is
+ * published so that a refusal queues nothing. A request that has one already (a job that
+ * continues another) is returned as it is.
+ */
+export async function snapshotForJob(ctx: IsolationContext, id: string, request: JobRequest, base: string | undefined): Promise<JobRequest> {
+  if (request.isolation !== 'worktree' || request.worktree) return request;
+  const taken = await snapshot(worktreeContext(ctx.paths), request.cwd, id, { base, submodules: ctx.config.worktree.submodules });
+  noteRepository(ctx.paths, taken.repo_root);
+  const { repo_root, prefix, base_commit, from, ref, head, submodules } = taken;
+  return { ...request, worktree: { id, repo_root, prefix, base_commit, from, ref, head, submodules } };
+}
+
+/** The snapshot of a job that could not be published goes again. */
+export async function dropSnapshot(ctx: IsolationContext, id: string, request: JobRequest): Promise<void> {
+  if (request.worktree?.id === id) await discardJob(worktreeContext(ctx.paths), request.worktree.repo_root, id).catch(() => undefined);
+}
+
+// ── an ended job's work ───────────────────────────────────────────────────────────────────
+
+/** An ended isolated job, and its changes; every other case is an error naming job_id. */
+function endedChanges(state: JobState, action: string): { changes: JobChanges; request: JobRequest & { worktree: NonNullable<JobRequest['worktree']> } } {
+  const { request } = state;
+  if (request.isolation !== 'worktree' || !request.worktree) {
+    throw new UserError('bad_input', `job_id ${state.id}: the job ran without isolation, in ${request.cwd} itself, so there are no changes to ${action}; only jobs started with isolation "worktree" have them`, 'job_id');
+  }
+  if (!isTerminal(state.status)) {
+    throw new UserError('conflict', `job_id ${state.id}: the job is still ${state.status}; ${action} its changes once it has ended (wait for it)`, 'job_id');
+  }
+  const changes = changesOf(state);
+  if (!changes) {
+    throw new UserError('not_found', `job_id ${state.id}: the job's changes were not recorded (see its output.log); its branch, if any, is agent-async/${request.worktree.id}`, 'job_id');
+  }
+  if (changes.discarded_at) {
+    throw new UserError('not_found', `job_id ${state.id}: the job's changes were discarded at ${changes.discarded_at}; there is nothing to ${action}`, 'job_id');
+  }
+  return { changes, request: request as JobRequest & { worktree: NonNullable<JobRequest['worktree']> } };
+}
+
+function readEnded(paths: SpoolPaths, id: string): JobState {
+  const read = readState(paths, id);
+  if (read.kind === 'ok') return read.state;
+  if (read.kind === 'missing') throw new UserError('not_found', `job_id ${JSON.stringify(id)}: no such job in ${paths.jobs}`, 'job_id');
+  throw new UserError('corrupt_state', `job_id ${id}: state.json is unreadable (${read.reason})`, 'job_id');
+}
+
+export interface ApplyAnswer {
+  state: JobState;
+  result: ApplyResult;
+}
+
+/**
+ * job_apply: the job's changes are merged into its cwd's work tree, unstaged and uncommitted.
+ * A conflict changes nothing and answers the files; applying twice is refused.
+ */
+export async function applyJob(ctx: IsolationContext, raw: z.input<typeof jobRef>, naming: Naming = {}): Promise<ApplyAnswer> {
+  const state = readEnded(ctx.paths, parseInput(jobRef, raw, naming).job_id);
+  const { changes, request } = endedChanges(state, 'apply');
+  if (changes.applied) {
+    throw new UserError('conflict', `job_id ${state.id}: its changes were already applied to ${changes.applied.into} at ${changes.applied.at}; applying twice is refused`, 'job_id');
+  }
+  const result = await applyChanges(worktreeContext(ctx.paths), { id: request.worktree.id, repo_root: request.worktree.repo_root }, request.cwd);
+  if (result.kind === 'conflict') return { state, result };
+  const recorded = applyTransition(ctx.paths, state.id, { name: 'record_changes', changes: { ...changes, applied: result.applied, apply_error: null } });
+  return { state: recorded, result };
+}
+
+/** job_diff: a page of the job's changes.patch. */
+export async function diffJob(ctx: IsolationContext, raw: z.input<typeof diffInput>, naming: Naming = {}): Promise<PatchPage & { job_id: string; files: JobChanges['files'] }> {
+  const input = parseInput(diffInput, raw, naming);
+  const state = readEnded(ctx.paths, input.job_id);
+  const { changes } = endedChanges(state, 'show');
+  const page = await readPatchPage(jobFile(ctx.paths, state.id, JOB_FILES.patch), input.offset, input.max_bytes);
+  return { job_id: state.id, files: changes.files, ...page };
+}
+
+/** job_discard: the job's branch, refs and worktree go; recorded in its changes. */
+export async function discardJobChanges(ctx: IsolationContext, raw: z.input<typeof jobRef>, naming: Naming = {}): Promise<{ state: JobState; removed: string[] }> {
+  const state = readEnded(ctx.paths, parseInput(jobRef, raw, naming).job_id);
+  const { changes, request } = endedChanges(state, 'discard');
+  const report = await discardJob(worktreeContext(ctx.paths), request.worktree.repo_root, request.worktree.id);
+  const recorded = applyTransition(ctx.paths, state.id, { name: 'record_changes', changes: { ...changes, discarded_at: new Date().toISOString() } });
+  return { state: recorded, removed: report.removed };
+}

@@ -1,0 +1,186 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../config.js';
+import { errnoCode } from '../errors.js';
+import { isJobId, jobIdTime } from '../spool/ids.js';
+import { JOB_FILES, jobDir, jobFile, type SpoolPaths } from '../spool/layout.js';
+import type { JobChanges, JobError, JobRequest, JobState } from '../spool/state.js';
+import { readState } from '../spool/store.js';
+import {
+  SetupFailedError, applyChanges, createWorktree, finishWorktree, listJobStates, listWorktreeFolders, recreateWorktree, removeJobs, sweepWorktreeFolders,
+  worktreesDir, type WorktreeContext,
+} from '../worktree/index.js';
+
+/**
+ * Where a job's worker runs, and what becomes of its work: the runner side of worktree
+ * isolation. Before the worker, an isolated job's worktree is made (or, for a job that
+ * continues another, made again from its branch); after it, at every end, what the worker
+ * left is committed onto the job's branch and described as `changes`, before the end is
+ * written. A job without isolation runs in its cwd and has no changes. And gc: what jobs
+ * that are gone left in the repositories they were isolated in.
+ */
+
+/** The git layer's context for the spool; with a job id, the git it starts carries that id (reconcile stops it). */
+export function worktreeContext(paths: SpoolPaths, jobId?: string): WorktreeContext {
+  return { home: paths.home, ...(jobId === undefined ? {} : { env: { AGENT_ASYNC_JOB_ID: jobId } }) };
+}
+
+export type Workspace =
+  | { kind: 'ready'; cwd: string; env: Record<string, string> }
+  | { kind: 'failed'; error: JobError };
+
+const SETUP_OUTPUT_IN_MESSAGE = 2048;
+
+/**
+ * The worker's folder and the environment it gets besides the usual. For an isolated job the
+ * worktree is made now (with `worktree.copy` and `worktree.setup`; setup's output goes to
+ * `onOutput`); a failure is the job's `setup_failed` error.
+ */
+export async function prepareWorkspace(paths: SpoolPaths, state: JobState, config: Config, onOutput: (chunk: Buffer) => void): Promise<Workspace> {
+  const { request } = state;
+  const snapshot = request.worktree;
+  if (request.isolation !== 'worktree' || !snapshot) return { kind: 'ready', cwd: request.cwd, env: {} };
+  const make = snapshot.id === state.id ? createWorktree : recreateWorktree;
+  try {
+    const record = await make(worktreeContext(paths, state.id), snapshot, {
+      copy: config.worktree.copy,
+      setup: config.worktree.setup ?? undefined,
+      setupTimeoutMs: config.worktree.setup_timeout_seconds * 1000,
+      setupEnv: { ...process.env, AGENT_ASYNC_JOB_ID: state.id },
+      onSetupOutput: onOutput,
+    });
+    return { kind: 'ready', cwd: record.workdir, env: { AGENT_ASYNC_WORKTREE: record.path } };
+  } catch (error) {
+    return { kind: 'failed', error: setupError(error) };
+  }
+}
+
+function setupError(error: unknown): JobError {
+  if (error instanceof SetupFailedError) {
+    const tail = error.output.length > SETUP_OUTPUT_IN_MESSAGE ? `…${error.output.slice(-SETUP_OUTPUT_IN_MESSAGE)}` : error.output;
+    return {
+      code: 'setup_failed',
+      message: `${error.message}${tail.trim() ? `; its output ended with:\n${tail.trimEnd()}` : ' without output'}`,
+      hint: 'fix worktree.setup in config.json (its whole output is in output.log), then retry the job',
+    };
+  }
+  return {
+    code: 'setup_failed',
+    message: `the job's worktree could not be made: ${(error as Error).message}`,
+    hint: 'retry the job; `agent-async discard <id>` removes what is left of it',
+  };
+}
+
+/**
+ * At the end of an isolated job, whatever the end: commits what the worker left onto the job's
+ * branch, writes `changes.patch` and removes the worktree; with `apply: true` and a job that
+ * ends done (`endsDone`), applies the changes to its cwd. Null for a job without isolation,
+ * or when git failed (said through `log`; the job's end is written all the same).
+ */
+export async function finishWorkspace(paths: SpoolPaths, state: JobState, log: (message: string) => void, endsDone: () => boolean): Promise<JobChanges | null> {
+  const snapshot = state.request.worktree;
+  if (state.request.isolation !== 'worktree' || !snapshot) return null;
+  let changes: JobChanges;
+  try {
+    const finished = await finishWorktree(worktreeContext(paths, state.id), snapshot, jobFile(paths, state.id, JOB_FILES.patch));
+    for (const warning of finished.warnings) log(`job ${state.id}: ${warning}`);
+    changes = { ...finished.changes, applied: null, discarded_at: null, ...(finished.warnings.length > 0 ? { warnings: finished.warnings } : {}) };
+  } catch (error) {
+    log(`job ${state.id}: its changes could not be recorded: ${(error as Error).message}`);
+    return null;
+  }
+  return state.request.apply && endsDone() ? applyOnDone(paths, state.request, changes) : changes;
+}
+
+/** `apply: true`: the changes go to the job's cwd; a conflict changes nothing and is recorded. */
+async function applyOnDone(paths: SpoolPaths, request: JobRequest, changes: JobChanges): Promise<JobChanges> {
+  const snapshot = request.worktree!;
+  try {
+    const result = await applyChanges(worktreeContext(paths), { id: snapshot.id, repo_root: snapshot.repo_root }, request.cwd);
+    if (result.kind === 'applied') return { ...changes, applied: result.applied };
+    return { ...changes, apply_error: `not applied, nothing was changed: these files conflict with the work tree: ${result.files.join(', ')}` };
+  } catch (error) {
+    return { ...changes, apply_error: `not applied, nothing was changed: ${(error as Error).message}` };
+  }
+}
+
+// ── the repositories jobs were isolated in, and gc ──────────────────────────────────────
+
+function repositoriesFile(paths: SpoolPaths): string {
+  // a name that is no job id: sweepWorktreeFolders takes those for worktree leftovers
+  return path.join(worktreesDir(worktreeContext(paths)), '.repositories');
+}
+
+/** Every repository a snapshot was taken in, so that gc finds the refs of jobs long removed. */
+export function noteRepository(paths: SpoolPaths, root: string): void {
+  if (knownRepositories(paths).includes(root)) return;
+  fs.mkdirSync(path.dirname(repositoriesFile(paths)), { recursive: true, mode: 0o700 });
+  // one short line with O_APPEND: concurrent submits never lose one another's
+  fs.appendFileSync(repositoriesFile(paths), `${root}\n`, { mode: 0o600 });
+}
+
+function knownRepositories(paths: SpoolPaths): string[] {
+  try {
+    return [...new Set(fs.readFileSync(repositoriesFile(paths), 'utf8').split('\n').filter(Boolean))];
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return [];
+    throw error;
+  }
+}
+
+/** A snapshot is taken just before its job is published: refs this young may belong to one. */
+const YOUNG_REFS_MS = 10 * 60_000;
+
+export interface WorktreeGcReport {
+  /** Job ids whose branch, refs and worktree were removed. */
+  removed: string[];
+  /** Job ids whose branch holds work nobody applied or discarded: kept (gc --branches removes them). */
+  kept_branches: string[];
+  /** Worktree folders of jobs that are gone, removed from the spool. */
+  swept: string[];
+}
+
+/**
+ * What jobs that no longer exist left in the repositories: their refs and worktrees (`git
+ * worktree prune`), and their branches when they hold nothing unapplied, or with `branches`.
+ */
+export async function collectWorktrees(paths: SpoolPaths, options: { branches: boolean; dryRun?: boolean }): Promise<WorktreeGcReport> {
+  const ctx = worktreeContext(paths);
+  const report: WorktreeGcReport = { removed: [], kept_branches: [], swept: [] };
+  let inUse: Set<string> | null = null;
+  const gone = (id: string): boolean => {
+    if (!isJobId(id) || Date.now() - jobIdTime(id).getTime() < YOUNG_REFS_MS || fs.existsSync(jobDir(paths, id))) return false;
+    inUse ??= worktreesInUse(paths);
+    return !inUse.has(id);
+  };
+  for (const root of knownRepositories(paths)) {
+    if (!fs.existsSync(root)) continue;
+    const ids = (await listJobStates(ctx, root)).map((state) => state.id).filter(gone);
+    if (ids.length === 0) continue;
+    if (options.dryRun) {
+      report.removed.push(...ids);
+      continue;
+    }
+    const removed = await removeJobs(ctx, root, ids, { branches: options.branches });
+    report.removed.push(...removed.removed);
+    report.kept_branches.push(...removed.kept_branches);
+  }
+  if (!options.dryRun) {
+    // a job being submitted has a temp index and no folder yet
+    const young = (await listWorktreeFolders(ctx)).filter((id) => !isJobId(id) || Date.now() - jobIdTime(id).getTime() < YOUNG_REFS_MS);
+    const live = new Set([...fs.readdirSync(paths.jobs), ...(inUse ?? worktreesInUse(paths)), ...young]);
+    report.swept = await sweepWorktreeFolders(ctx, live);
+  }
+  return report;
+}
+
+/** Worktree ids that jobs in the spool name: a job that continues another works on that job's branch. */
+function worktreesInUse(paths: SpoolPaths): Set<string> {
+  const ids = new Set<string>();
+  for (const id of fs.readdirSync(paths.jobs)) {
+    if (!isJobId(id)) continue;
+    const read = readState(paths, id);
+    if (read.kind === 'ok' && read.state.request.worktree) ids.add(read.state.request.worktree.id);
+  }
+  return ids;
+}
