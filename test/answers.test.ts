@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claudeActivity } from '../lib/agents/claude.js';
 import { codexActivity } from '../lib/agents/codex.js';
 import { cursorActivity } from '../lib/agents/cursor.js';
@@ -10,6 +10,7 @@ import { closestFlag, flagsUsed, strayWordsMessage, unknownFlagMessage } from '.
 import { runDoctor } from '../lib/cli/doctor-checks.js';
 import { verdict, type Check } from '../lib/cli/doctor.js';
 import { lastLinesStart } from '../lib/cli/logs.js';
+import { loadJobs } from '../lib/mcp/lazy-jobs.js';
 import { changesAnswer } from '../lib/mcp/results.js';
 import type { JobState } from '../lib/jobs.js';
 import { stubbedSpool } from './helpers/mcp.js';
@@ -117,6 +118,8 @@ describe('doctor', () => {
 });
 
 describe('compact answers', () => {
+  beforeAll(loadJobs);
+
   it('list an isolated job\'s changed files in one string each, at most 20', () => {
     const files = Array.from({ length: 22 }, (_, i) => ({ path: `f${i}.ts`, old_path: null, status: 'modified', insertions: i, deletions: 1 }));
     const changes = { branch: 'agent-async/x', base_commit: 'a', head_commit: 'b', files, patch_bytes: 10, applied: null, discarded_at: null };

@@ -180,13 +180,29 @@ export function groupMembers(pgid: number): number[] {
 }
 
 function environHolds(pid: number, entry: Buffer): boolean {
-  let environ: Buffer;
-  try {
-    environ = fs.readFileSync(`/proc/${pid}/environ`);
-  } catch {
-    return false; // gone, or another user's
+  for (let look = 0; ; look += 1) {
+    let environ: Buffer;
+    try {
+      environ = fs.readFileSync(`/proc/${pid}/environ`);
+    } catch {
+      return false; // gone, or another user's
+    }
+    if (environ.length > 0 || look === EMPTY_ENVIRON_LOOKS || !inExec(pid)) {
+      return environ.subarray(0, entry.length - 1).equals(entry.subarray(1)) || environ.includes(entry);
+    }
+    // a process in the middle of execve shows no environment for a moment: look again
+    Atomics.wait(SLEEPER, 0, 0, EMPTY_ENVIRON_WAIT_MS);
   }
-  return environ.subarray(0, entry.length - 1).equals(entry.subarray(1)) || environ.includes(entry);
+}
+
+const EMPTY_ENVIRON_LOOKS = 3;
+const EMPTY_ENVIRON_WAIT_MS = 5;
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+
+/** A living user process with an empty environment: one between two programs (kernel threads have none for good). */
+function inExec(pid: number): boolean {
+  const stat = livingProcStat(pid);
+  return stat !== undefined && stat.ppid !== 2 && pid !== 2;
 }
 
 function jobEnvironEntry(jobId: string): Buffer {
