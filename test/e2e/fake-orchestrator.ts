@@ -39,7 +39,8 @@ export function orchestration(script: Script): Orchestration {
 export interface Answer {
   job_id: string;
   status: string;
-  final_message?: string | null;
+  /** The final message (compact answers carry it in the seed's `output`). */
+  output?: string | null;
   [key: string]: unknown;
 }
 
@@ -113,7 +114,7 @@ export function nextStep(o: Orchestration, offered: string[], results: ToolResul
       o.openGate();
     }
     if (['done', 'error', 'cancelled'].includes(answer.status)) {
-      step = { kind: 'text', text: `orchestrator: job ${answer.job_id} ended ${answer.status}: ${String(answer.final_message ?? '')}` };
+      step = { kind: 'text', text: `orchestrator: job ${answer.job_id} ended ${answer.status}: ${String(answer.output ?? '')}` };
     } else if (!wait) {
       step = { kind: 'text', text: `orchestrator: ${o.waitTool} was not offered` };
     } else {
