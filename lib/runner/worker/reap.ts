@@ -36,6 +36,9 @@ export async function stopLeftovers(
   beforeStopping(places.join(' and '), elsewhere);
   const targets = [...(inGroup ? [workerPid] : []), ...elsewhere.filter((pid) => pid !== workerPid)];
   const stopped = await Promise.all(targets.map((pid) => terminateJobProcesses({ pid, pgid: pid }, LEFTOVER_GRACE_MS)));
+  // one that left the group between the look and the kill (its setsid) is found again by its job id
+  const escaped = jobProcesses(jobId, quick ? workerPid : undefined);
+  stopped.push(...await Promise.all(escaped.map((pid) => terminateJobProcesses({ pid, pgid: pid }, LEFTOVER_GRACE_MS))));
   return stopped.flat();
 }
 
