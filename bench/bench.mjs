@@ -1,5 +1,5 @@
 // npm run bench [-- --quick] [-- --only=name,name]   (BENCH_NO_INSTALL=1: never apt-get tsp/nq)
-// Scenarios: start, wake, exitwake, coldstart, bill, parallel, isolated, worktree, throughput, breakdown, scale, waiters, output, failover; and trace, only when named.
+// Scenarios: start, wake, exitwake, notifywake, coldstart, bill, parallel, isolated, worktree, throughput, breakdown, scale, waiters, output, failover; and trace, only when named.
 // Measures agent-async against the targets of SPEC section 10 and writes a Markdown table and a
 // JSON file (with the machine's facts) to bench/results/. Timings are noisy on shared machines:
 // each figure is taken over many samples and compared as a ratio inside one run.
@@ -101,6 +101,40 @@ async function exitWake() {
   killSpool(spool);
   results.exitwake = { ...stats(latencies), misses };
   log(`worker exit → wait answer: p50 ${ms(results.exitwake.p50)} ms, p99 ${ms(results.exitwake.p99)} ms, misses ${misses}/${n}`);
+}
+
+// ── 2d. a done report wakes a waiter in another process (issue 13: the notify ends the job at once)
+// Server A waits on a job whose worker keeps running; server B, another process on the same
+// spool, calls agent_notify_done. Measured: B's call sent → A's wait answered (done, with the
+// summary), the worker still alive at that moment.
+async function notifyWake() {
+  const spool = makeSpool({ concurrency: 4, poll_seconds: 1, done_grace_seconds: 0 });
+  const [a, b] = await Promise.all([mcp(spool), mcp(spool)]);
+  const cwd = fs.mkdtempSync(path.join(spool.base, 'n'));
+  const n = quick ? 20 : 100;
+  const latencies = [];
+  const callAnswered = [];
+  let misses = 0;
+  for (let i = 0; i < n + 3; i += 1) {
+    const { job_id: id } = await a.call('agent_start', { agent: 'exec', argv: ['sleep', '60'], cwd });
+    while ((await b.call('job_status', { job_id: id })).status !== 'running') await sleep(5);
+    const waiting = a.call('job_wait', { job_id: id, timeout_seconds: 20 }).then((answer) => ({ answer, at: now() }));
+    await sleep(40); // the wait is in flight in A
+    const sent = now();
+    await b.call('agent_notify_done', { job_id: id, summary: `bench ${i}` });
+    const notified = now();
+    const { answer, at } = await waiting;
+    if (i < 3) continue; // warm-up
+    if (answer.status !== 'done') misses += 1;
+    else {
+      latencies.push(at - sent);
+      callAnswered.push(notified - sent);
+    }
+  }
+  await Promise.all([a.close(), b.close()]);
+  killSpool(spool);
+  results.notifywake = { ...stats(latencies), misses, notify_call: stats(callAnswered) };
+  log(`notify in B → wait answered in A: p50 ${ms(results.notifywake.p50)} ms, p99 ${ms(results.notifywake.p99)} ms, misses ${misses}/${n} (B's notify call itself: p50 ${ms(results.notifywake.notify_call.p50)} ms)`);
 }
 
 // ── 2c. cold start: `serve` launched → initialize / tools/list answered, against a bare SDK server
@@ -673,6 +707,7 @@ function report(facts) {
   if (r.start) rows.push(['`*_start` answered (MCP round trip, job durable on disk)', 'p50 ≤ 5 ms, p99 ≤ 20 ms', `p50 ${ms(r.start.p50)} ms, p99 ${ms(r.start.p99)} ms (durable: ${r.start.durable_on_answer})`, verdict(r.start.p50 <= 5 && r.start.p99 <= 20)]);
   if (r.wake) rows.push(['terminal write → `*_wait` returns, in another process', 'p50 ≤ 5 ms, p99 ≤ 50 ms; never missed', `p50 ${ms(r.wake.p50)} ms, p99 ${ms(r.wake.p99)} ms, ${r.wake.misses} missed of ${r.wake.n + r.wake.misses}`, verdict(r.wake.p50 <= 5 && r.wake.p99 <= 50 && r.wake.misses === 0)]);
   if (r.exitwake) rows.push(["worker's exit → `*_wait` returns, in another process", 'p50 ≤ 4 ms, p99 ≤ 15 ms; never missed', `p50 ${ms(r.exitwake.p50)} ms, p99 ${ms(r.exitwake.p99)} ms, ${r.exitwake.misses} missed of ${r.exitwake.n + r.exitwake.misses}`, verdict(r.exitwake.p50 <= 4 && r.exitwake.p99 <= 15 && r.exitwake.misses === 0)]);
+  if (r.notifywake) rows.push(['a done report (`agent_notify_done` in server B) → `*_wait` returns in server A, worker still running', 'p50 ≤ 4 ms, p99 ≤ 15 ms; never missed', `p50 ${ms(r.notifywake.p50)} ms, p99 ${ms(r.notifywake.p99)} ms, ${r.notifywake.misses} missed of ${r.notifywake.n + r.notifywake.misses}`, verdict(r.notifywake.p50 <= 4 && r.notifywake.p99 <= 15 && r.notifywake.misses === 0)]);
   if (r.coldstart) {
     const c = r.coldstart;
     rows.push(['`serve` launched → `initialize` / `tools/list` answered', '≤ 1.25× a bare SDK server, same run', `initialize p50 ${ms(c.ours_initialize.p50)} ms vs ${ms(c.bare_initialize.p50)} ms (×${c.ratio_initialize.toFixed(2)}); tools/list p50 ${ms(c.ours_tools_list.p50)} ms vs ${ms(c.bare_tools_list.p50)} ms (×${c.ratio_tools_list.toFixed(2)}), ${c.runs} runs each`, verdict(c.ratio_initialize <= 1.25 && c.ratio_tools_list <= 1.25)]);
@@ -728,7 +763,7 @@ function report(facts) {
   return `# agent-async benchmarks\n\nRun ${facts.date}${quick ? ' (--quick)' : ''} on ${machine}.\n\n${table}\n`;
 }
 
-const scenarios = { start: startRoundTrip, wake: wakeLatency, exitwake: exitWake, coldstart: coldStart, bill, parallel, isolated, worktree, throughput, breakdown, scale, waiters: manyWaiters, output: bigOutput, failover, trace };
+const scenarios = { start: startRoundTrip, wake: wakeLatency, exitwake: exitWake, notifywake: notifyWake, coldstart: coldStart, bill, parallel, isolated, worktree, throughput, breakdown, scale, waiters: manyWaiters, output: bigOutput, failover, trace };
 try {
   for (const [name, run] of Object.entries(scenarios)) {
     if (only ? !only.includes(name) : name === 'trace') continue;

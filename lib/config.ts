@@ -77,6 +77,8 @@ const URL_WITH_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^@/?#]*:[^@/?#]*@|[?&]passwor
 export const configSchema = z.object({
   concurrency: z.number().int().min(1).max(64).default(4)
     .describe('jobs that may run at once'),
+  warm_supervisors: z.number().int().min(0).max(64).nullable().default(null)
+    .describe('supervisors kept started and idle while the runner has work, so jobs submitted together start at once (each is a Node process of ~50 MB); null = concurrency'),
   exclusive_cwd: z.boolean().default(true)
     .describe('never run two jobs without isolation in the same git work tree (or, outside git, the same cwd) side by side'),
   isolation: z.enum(ISOLATIONS).default('none')

@@ -15,6 +15,7 @@ import {
   makeSpool,
   pidAlive,
   readJson,
+  spoolProcesses,
   startJob,
   until,
   waitJob,
@@ -181,6 +182,24 @@ describe('a reused supervisor', () => {
     expect([await say(), await say()]).toEqual(['after', 'after']);
     // a supervisor that was sent the old config ran a job after the edit
     expect(supervisorOf.slice(2).some((pid) => supervisorOf.slice(0, 2).includes(pid))).toBe(true);
+  });
+});
+
+describe('warm supervisors', () => {
+  it('once the runner has work it starts warm_supervisors of them, and jobs submitted together then run on those, side by side', async () => {
+    const spool = makeSpool({ concurrency: 3, warm_supervisors: 3, exclusive_cwd: false, runner_idle_seconds: 60 });
+    const first = await startJob(spool, ['true']);
+    const firstState = await waitJob(spool, first);
+    expect(firstState.status).toBe('done');
+    const supervisors = (): number[] => spoolProcesses(spool.home).filter((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('supervisor-main'));
+    await until(() => supervisors().length === 3, 30_000, 'three supervisors to be started');
+    const ready = new Set(supervisors());
+    const gates = await Promise.all([gateJob(spool), gateJob(spool), gateJob(spool)]);
+    await until(() => gates.every((gate) => jobState(spool, gate.id).status === 'running'), 30_000, 'the three jobs to run side by side');
+    // no Node start-up was needed for them: each runs on a supervisor started before it came
+    for (const gate of gates) expect(ready.has(jobState(spool, gate.id).supervisor.pid)).toBe(true);
+    for (const gate of gates) gate.release();
+    for (const gate of gates) expect((await waitJob(spool, gate.id)).status).toBe('done');
   });
 });
 

@@ -287,6 +287,7 @@ export class Runner {
     this.saturated = plan.saturated;
     // one spare: the next job can start while the last one's end is still being recorded
     this.pool!.trim(config.concurrency + 1);
+    if (this.own.size > 0) this.pool!.warm(Math.min(config.warm_supervisors ?? config.concurrency, config.concurrency + 1));
     await this.checkIdle(this.workable(activeIds).length === 0 && this.own.size === 0);
   }
 

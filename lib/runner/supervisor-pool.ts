@@ -14,6 +14,8 @@ import { NO_CONFIG, SUPERVISOR_DID_NOT_START, type RunJobMessage, type Superviso
  * supervisor makes needless.
  */
 
+const SPAWN_FAILURE_PAUSE_MS = 10_000;
+
 interface Supervisor {
   process: ChildProcess;
   /** It said 'ready': its handlers are set up. */
@@ -38,6 +40,7 @@ export class SupervisorPool {
   private readonly supervisors = new Set<Supervisor>();
   /** Dispatched jobs no supervisor has taken yet, oldest first. */
   private readonly queue: RunJobMessage[] = [];
+  private spawnFailedAt = 0;
 
   constructor(
     private readonly paths: SpoolPaths,
@@ -61,6 +64,7 @@ export class SupervisorPool {
         execArgv: ['--max-semi-space-size=2', '--expose-gc'],
       });
     } catch (error) {
+      this.spawnFailedAt = Date.now();
       this.events.log(`could not start a supervisor: ${(error as Error).message}`);
       this.returnUnstaffed((error as Error).message);
       return;
@@ -84,12 +88,18 @@ export class SupervisorPool {
         supervisor.jobId = null;
         this.events.onLost(jobId);
       }
-      if (!supervisor.ready) this.returnUnstaffed('it exited while starting up');
+      if (!supervisor.ready) {
+        this.spawnFailedAt = Date.now();
+        this.returnUnstaffed('it exited while starting up');
+      }
     });
     child.on('error', (error) => {
       this.events.log(`supervisor pid ${child.pid ?? '(none)'}: ${error.message}`);
       // a process that could not be started at all (ENOENT, EAGAIN, …) never emits 'exit'
-      if (child.pid === undefined && this.supervisors.delete(supervisor)) this.returnUnstaffed(error.message);
+      if (child.pid === undefined && this.supervisors.delete(supervisor)) {
+        this.spawnFailedAt = Date.now();
+        this.returnUnstaffed(error.message);
+      }
     });
     this.supervisors.add(supervisor);
   }
@@ -138,6 +148,17 @@ export class SupervisorPool {
       const message = this.queue.pop()!;
       this.events.onReply(message.jobId, { type: 'claim_failed', jobId: message.jobId, reason });
     }
+  }
+
+  /**
+   * Starts supervisors until `count` exist (busy, idle or starting), so the next jobs need no
+   * Node start-up. Not for a while after a start failed: that would only fail again.
+   */
+  warm(count: number): void {
+    if (Date.now() - this.spawnFailedAt < SPAWN_FAILURE_PAUSE_MS) return;
+    let existing = 0;
+    for (const supervisor of this.supervisors) if (supervisor.process.connected) existing += 1;
+    for (; existing < count; existing += 1) this.spawnSupervisor();
   }
 
   /** Trims idle supervisors down to `keep`. */

@@ -32,6 +32,8 @@ export const FAST_CONFIG = {
   kill_grace_seconds: 1,
   done_grace_seconds: 1,
   poll_seconds: 0.25,
+  // each spare supervisor is a Node start; the tests that need them say so
+  warm_supervisors: 0,
 };
 
 const created: TestSpool[] = [];
