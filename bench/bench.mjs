@@ -117,7 +117,7 @@ async function notifyWake() {
   let misses = 0;
   for (let i = 0; i < n + 3; i += 1) {
     const { job_id: id } = await a.call('agent_start', { agent: 'exec', argv: ['sleep', '60'], cwd });
-    while ((await b.call('job_status', { job_id: id })).status !== 'running') await sleep(5);
+    while (readJson(path.join(spool.home, 'jobs', id, 'state.json'))?.status !== 'running') await sleep(5);
     const waiting = a.call('job_wait', { job_id: id, timeout_seconds: 20 }).then((answer) => ({ answer, at: now() }));
     await sleep(40); // the wait is in flight in A
     const sent = now();
