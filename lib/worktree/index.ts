@@ -19,3 +19,6 @@ export {
 } from './gc.js';
 export { branchName, jobRefs, readRecord, worktreePath, worktreesDir, type WorktreeRecord } from './layout.js';
 export type { ChangedFile, FileStatus } from './parse.js';
+export {
+  cacheRepository, checkRemoteName, checkRemoteUrl, deleteRemoteRefs, fetchBase, fetchResult, pushBase, pushResult, remoteRefs, remoteUrl,
+} from './remote.js';
