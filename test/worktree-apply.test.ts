@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  applyChanges, createWorktree, discardJob, finishWorktree, listJobStates, listWorktreeFolders, removeJobs, snapshot, sweepWorktreeFolders,
+  applyChanges, createWorktree, discardJob, finishWorktree, hasUnappliedWork, listJobStates, listWorktreeFolders, recreateWorktree, removeJobs, snapshot,
+  sweepWorktreeFolders,
   type WorktreeContext,
 } from '../lib/worktree/index.js';
 import { fingerprint, git, isolateGitConfig, lines, makeRepo, read, removeScratch, scratch, write } from './helpers/git-repo.js';
@@ -181,6 +182,26 @@ describe('applyChanges', () => {
 
     await discardJob(ctx, repo, 'elsewhere1');
     await expect(applyChanges(ctx, { id: 'elsewhere1', repo_root: repo }, repo)).rejects.toMatchObject({ code: 'not_found', field: 'job_id' });
+  });
+
+  it('applies the work a continued job added after the first apply, and gc keeps it until then', async () => {
+    const { repo, ctx } = userRepo();
+    await job(ctx, repo, 'cont1', (wt) => write(wt, 'other.txt', 'first round\n'));
+    expect((await applyChanges(ctx, { id: 'cont1', repo_root: repo }, repo)).kind).toBe('applied');
+    write(repo, 'other.txt', 'first round, then the user\n');
+    // job_continue: the worktree again from the branch, more work on it
+    const again = await recreateWorktree(ctx, { id: 'cont1', repo_root: repo, prefix: '' });
+    write(again.path, 'second.txt', 'second round\n');
+    await finishWorktree(ctx, { id: 'cont1', repo_root: repo }, path.join(ctx.home, 'cont1.patch'));
+    const [state] = await listJobStates(ctx, repo);
+    expect(hasUnappliedWork(state!)).toBe(true);
+    expect(await removeJobs(ctx, repo, ['cont1'])).toMatchObject({ removed: [], kept_branches: ['cont1'] });
+    const second = await applyChanges(ctx, { id: 'cont1', repo_root: repo }, repo);
+    expect(second).toMatchObject({ kind: 'applied', applied: { files: ['second.txt'] } });
+    expect(read(repo, 'second.txt')).toBe('second round\n');
+    expect(read(repo, 'other.txt')).toBe('first round, then the user\n');
+    await expect(applyChanges(ctx, { id: 'cont1', repo_root: repo }, repo)).rejects.toMatchObject({ code: 'conflict', message: expect.stringContaining('applying twice is refused') });
+    expect(await removeJobs(ctx, repo, ['cont1'])).toMatchObject({ removed: ['cont1'], kept_branches: [] });
   });
 
   it('applies after the user committed, switched branch and edited again since the snapshot', async () => {

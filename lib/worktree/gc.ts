@@ -51,9 +51,12 @@ export async function listJobStates(ctx: WorktreeContext, root: string): Promise
   return [...states.values()];
 }
 
-/** The branch holds work beyond the job's start and nobody applied it. */
+/**
+ * The branch holds work beyond what was applied (or, never applied, beyond the job's start):
+ * a job continued after an apply adds work the applied ref does not cover.
+ */
 export function hasUnappliedWork(state: JobGitState): boolean {
-  return state.branch !== null && state.applied === null && state.branch !== (state.start ?? state.base);
+  return state.branch !== null && state.branch !== (state.applied ?? state.start ?? state.base);
 }
 
 export interface DiscardReport {
