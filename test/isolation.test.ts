@@ -281,6 +281,38 @@ describe('isolation "worktree"', () => {
     })).toBe(false);
   }, 300_000);
 
+  it('refuses to discard a job\'s work while a job that continues it is pending or running', async () => {
+    const gate = path.join(scratch().base, 'gate');
+    const agent = {
+      // the continued session ($SESSION set) waits for the test's gate
+      command: ['env', 'sh', '-c', `if [ -n "$SESSION" ]; then while [ ! -e ${gate} ]; do sleep 0.05; done; fi; echo "$1" | head -n 1 >> work.txt; echo '{"session":"s-1","text":"ok"}'`, 'shelly', '{prompt}'],
+      output: 'jsonl',
+      jsonl: { session_id: 'session', final_message: 'text' },
+      resume_args: ['SESSION={session_id}'],
+    };
+    const spool = makeSpool({ agents: { shelly: agent } });
+    const repo = userRepo();
+    const server = await connect(spool);
+    try {
+      const first = await ok(server, 'agent_start', { agent: 'shelly', prompt: 'first', cwd: repo, isolation: 'worktree' });
+      expect((await ok(server, 'job_wait', { job_id: first.job_id, timeout_seconds: 50 })).status).toBe('done');
+      const second = await ok(server, 'job_continue', { job_id: first.job_id, prompt: 'second' });
+      const worktree = path.join(spool.home, 'worktrees', first.job_id);
+      await until(() => fs.existsSync(path.join(worktree, 'work.txt')), 60_000, 'the continued job to run in its worktree');
+      const refused = await call(server, 'job_discard', { job_id: first.job_id });
+      expect(refused.isError).toBe(true);
+      expect(errorText(refused)).toContain(`job_id ${first.job_id}: job ${second.job_id} continues its work`);
+      expect(fs.existsSync(path.join(worktree, 'work.txt'))).toBe(true);
+      fs.writeFileSync(gate, '');
+      const secondEnd = await ok(server, 'job_wait', { job_id: second.job_id, timeout_seconds: 50 });
+      expect(secondEnd.status, JSON.stringify(secondEnd.error)).toBe('done');
+      expect(git(repo, 'show', `agent-async/${first.job_id}:work.txt`)).toBe('first\nsecond');
+      expect((await ok(server, 'job_discard', { job_id: first.job_id })).removed).toContain(`refs/heads/agent-async/${first.job_id}`);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('continues a job in its worktree made again from its branch, and gc removes what old jobs left', async () => {
     const agent = {
       // resume args go right after the program: env takes the session as a variable
