@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -285,5 +286,17 @@ describe('readPatchPage', () => {
     await expect(readPatchPage(file, 0, 10 * 1024 * 1024)).rejects.toMatchObject({ field: 'max_bytes' });
     await expect(readPatchPage(path.join(base, 'none.patch'))).rejects.toMatchObject({ code: 'not_found' });
     expect(await readPatchPage(file, 4, 10)).toEqual({ text: '', offset: 4, next_offset: null, total_bytes: 4 });
+  });
+
+  it('reads only a regular file: a pipe or a link put in its place is refused, without blocking', async () => {
+    const { base } = scratch();
+    const secret = path.join(base, 'secret.txt');
+    fs.writeFileSync(secret, 'not for the orchestrator\n');
+    const link = path.join(base, 'link.patch');
+    fs.symlinkSync(secret, link);
+    await expect(readPatchPage(link)).rejects.toMatchObject({ code: 'corrupt_state', field: 'job_id', message: expect.stringContaining('symbolic link') });
+    const fifo = path.join(base, 'fifo.patch');
+    execFileSync('mkfifo', [fifo]);
+    await expect(readPatchPage(fifo)).rejects.toMatchObject({ code: 'corrupt_state', field: 'job_id', message: expect.stringContaining('named pipe') });
   });
 });
