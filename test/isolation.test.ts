@@ -370,6 +370,9 @@ describe('isolation "worktree"', () => {
       git(repo, 'update-ref', `refs/heads/agent-async/${id}`, tip);
     }
     const ownRefs = (): string => git(repo, 'for-each-ref', '--format=%(refname)', 'refs/agent-async/', 'refs/heads/agent-async/');
+    const dry = JSON.parse(cli(spool, ['gc', '--dry-run', '--json']).stdout);
+    expect(dry.worktrees).toMatchObject({ removed: [emptyJob], kept_branches: [workJob] });
+    expect(ownRefs()).toContain(emptyJob);
     const gc = JSON.parse(cli(spool, ['gc', '--keep', '0', '--json']).stdout);
     expect(gc.removed).toHaveLength(3);
     expect(gc.worktrees).toMatchObject({ removed: [emptyJob], kept_branches: [workJob] });
