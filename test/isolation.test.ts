@@ -281,6 +281,26 @@ describe('isolation "worktree"', () => {
     })).toBe(false);
   }, 300_000);
 
+  it('cancels a job while its worktree.setup runs: setup is stopped and the job ends cancelled', async () => {
+    const setupMark = path.join(scratch().base, 'setup-running');
+    const spool = makeSpool({ worktree: { setup: ['sh', '-c', `touch ${setupMark}; sleep 600`] } });
+    const repo = userRepo();
+    const id = await isolated(spool, repo, 'echo never > never.txt');
+    await until(() => fs.existsSync(setupMark), 120_000, 'worktree.setup to run');
+    expect(cli(spool, ['cancel', id]).code).toBe(0);
+    const ended = await waitJob(spool, id, '60s');
+    expect(ended.status).toBe('cancelled');
+    expect(ended.changes.files).toEqual([]);
+    expect(fs.existsSync(path.join(spool.home, 'worktrees', id))).toBe(false);
+    expect(fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).some((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/environ`, 'latin1').includes(`AGENT_ASYNC_JOB_ID=${id}`);
+      } catch {
+        return false;
+      }
+    })).toBe(false);
+  }, 300_000);
+
   it('refuses to discard a job\'s work while a job that continues it is pending or running', async () => {
     const gate = path.join(scratch().base, 'gate');
     const agent = {

@@ -7,7 +7,7 @@ import { JOB_FILES, jobDir, jobFile, type SpoolPaths } from '../spool/layout.js'
 import type { JobChanges, JobError, JobRequest, JobState } from '../spool/state.js';
 import { readState } from '../spool/store.js';
 import {
-  SetupFailedError, applyChanges, createWorktree, finishWorktree, hasUnappliedWork, listJobStates, listWorktreeFolders, recreateWorktree, removeJobs, sweepWorktreeFolders,
+  SetupCancelledError, SetupFailedError, applyChanges, createWorktree, finishWorktree, hasUnappliedWork, listJobStates, listWorktreeFolders, recreateWorktree, removeJobs, sweepWorktreeFolders,
   worktreesDir, type WorktreeContext,
 } from '../worktree/index.js';
 
@@ -27,7 +27,9 @@ export function worktreeContext(paths: SpoolPaths, jobId?: string): WorktreeCont
 
 export type Workspace =
   | { kind: 'ready'; cwd: string; env: Record<string, string> }
-  | { kind: 'failed'; error: JobError };
+  | { kind: 'failed'; error: JobError }
+  /** The job was cancelled while `worktree.setup` ran (`cancelled` aborted); setup was stopped. */
+  | { kind: 'cancelled' };
 
 const SETUP_OUTPUT_IN_MESSAGE = 2048;
 
@@ -36,7 +38,7 @@ const SETUP_OUTPUT_IN_MESSAGE = 2048;
  * worktree is made now (with `worktree.copy` and `worktree.setup`; setup's output goes to
  * `onOutput`); a failure is the job's `setup_failed` error.
  */
-export async function prepareWorkspace(paths: SpoolPaths, state: JobState, config: Config, onOutput: (chunk: Buffer) => void): Promise<Workspace> {
+export async function prepareWorkspace(paths: SpoolPaths, state: JobState, config: Config, onOutput: (chunk: Buffer) => void, cancelled?: AbortSignal): Promise<Workspace> {
   const { request } = state;
   const snapshot = request.worktree;
   if (request.isolation !== 'worktree' || !snapshot) return { kind: 'ready', cwd: request.cwd, env: {} };
@@ -48,9 +50,11 @@ export async function prepareWorkspace(paths: SpoolPaths, state: JobState, confi
       setupTimeoutMs: config.worktree.setup_timeout_seconds * 1000,
       setupEnv: { ...process.env, AGENT_ASYNC_JOB_ID: state.id },
       onSetupOutput: onOutput,
+      signal: cancelled,
     });
     return { kind: 'ready', cwd: record.workdir, env: { AGENT_ASYNC_WORKTREE: record.path } };
   } catch (error) {
+    if (error instanceof SetupCancelledError) return { kind: 'cancelled' };
     return { kind: 'failed', error: setupError(error) };
   }
 }

@@ -38,6 +38,8 @@ export interface WorktreeOptions {
   onSetupOutput?: (chunk: Buffer) => void;
   /** Run the repository's hooks (post-checkout) on `worktree add`; off by default. */
   hooks?: boolean;
+  /** Aborted when the job is cancelled: setup is stopped (its group TERM, then KILL) and SetupCancelledError thrown. */
+  signal?: AbortSignal;
 }
 
 /** What a worktree is made for: the job id, the user's repository and the cwd's subdirectory. */
@@ -65,6 +67,14 @@ export class SetupFailedError extends Error {
     const how = timedOut ? 'took too long and was stopped' : exitCode !== null ? `exited with ${exitCode}` : signal ? `was killed by ${signal}` : 'could not be started';
     super(`worktree.setup ${JSON.stringify(argv[0])} ${how}`);
     this.name = 'SetupFailedError';
+  }
+}
+
+/** The job was cancelled while `worktree.setup` ran; setup was stopped. */
+export class SetupCancelledError extends Error {
+  constructor(readonly argv: readonly string[]) {
+    super(`worktree.setup ${JSON.stringify(argv[0])} was stopped: the job was cancelled`);
+    this.name = 'SetupCancelledError';
   }
 }
 
@@ -213,6 +223,7 @@ async function exists(file: string): Promise<boolean> {
  * timeout); its output is kept (the last 64 KiB) for the error and passed to onSetupOutput.
  */
 async function runSetup(argv: readonly string[], cwd: string, env: NodeJS.ProcessEnv, options: WorktreeOptions): Promise<void> {
+  if (options.signal?.aborted) throw new SetupCancelledError(argv);
   const kept = new TailBuffer(SETUP_OUTPUT_KEPT);
   const child = spawn(argv[0]!, argv.slice(1), { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const onData = (chunk: Buffer): void => {
@@ -221,19 +232,26 @@ async function runSetup(argv: readonly string[], cwd: string, env: NodeJS.Proces
   };
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
-  let timedOut = false;
+  let stoppedFor: 'timeout' | 'cancel' | null = null;
   let killTimer: NodeJS.Timeout | undefined;
-  const timer = setTimeout(() => {
-    timedOut = true;
+  const stop = (why: 'timeout' | 'cancel'): void => {
+    if (stoppedFor) return;
+    stoppedFor = why;
     signalGroup(child.pid, 'SIGTERM');
     killTimer = setTimeout(() => signalGroup(child.pid, 'SIGKILL'), SETUP_KILL_GRACE_MS);
-  }, options.setupTimeoutMs ?? DEFAULT_SETUP_TIMEOUT_MS);
+  };
+  const timer = setTimeout(() => stop('timeout'), options.setupTimeoutMs ?? DEFAULT_SETUP_TIMEOUT_MS);
+  const onCancel = (): void => stop('cancel');
+  options.signal?.addEventListener('abort', onCancel, { once: true });
   const ended = await new Promise<{ code: number | null; signal: string | null; error?: Error }>((resolve) => {
     child.once('error', (error) => resolve({ code: null, signal: null, error }));
     child.once('close', (code, signal) => resolve({ code, signal }));
   });
   clearTimeout(timer);
   clearTimeout(killTimer);
+  options.signal?.removeEventListener('abort', onCancel);
+  if (stoppedFor === 'cancel') throw new SetupCancelledError(argv);
+  const timedOut = stoppedFor === 'timeout';
   if (ended.error) kept.push(Buffer.from(`cannot start ${argv[0]}: ${ended.error.message}\n`));
   if (ended.code !== 0 || timedOut) throw new SetupFailedError(argv, ended.code, ended.signal, timedOut, kept.text());
 }
