@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -302,6 +303,17 @@ describe('discard and gc', () => {
     await removeJobs(ctx, repo, ['gcrunning', 'gcorphan']);
     expect(git(repo, 'worktree', 'list', '--porcelain')).not.toContain('prunable');
     expect(git(repo, 'for-each-ref', 'refs/agent-async/', 'refs/heads/agent-async/')).toBe('');
+  });
+});
+
+describe('sweeping worktree folders', () => {
+  it('reads only a regular .git file in a leftover folder: a pipe there (the worker could make one) does not block the sweep', async () => {
+    const { ctx } = userRepo();
+    const leftover = path.join(ctx.home, 'worktrees', 'pipe1');
+    fs.mkdirSync(leftover, { recursive: true });
+    execFileSync('mkfifo', [path.join(leftover, '.git')]);
+    expect(await sweepWorktreeFolders(ctx, new Set())).toEqual(['pipe1']);
+    expect(fs.existsSync(leftover)).toBe(false);
   });
 });
 
