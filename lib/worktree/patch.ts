@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { UserError, errnoCode, quoteInput } from '../errors.js';
-import { parseField, wholeNumber } from '../inputs.js';
+import { PATCH_PAGE_DEFAULT, PATCH_PAGE_MAX, parseField, wholeNumber } from '../inputs.js';
 import { entryKindOf } from '../spool/fsx.js';
 
 /**
@@ -10,8 +10,8 @@ import { entryKindOf } from '../spool/fsx.js';
  * never cut inside a UTF-8 character; `next_offset` continues exactly there.
  */
 
-export const DEFAULT_PAGE_BYTES = 64 * 1024;
-export const MAX_PAGE_BYTES = 1024 * 1024;
+export const DEFAULT_PAGE_BYTES = PATCH_PAGE_DEFAULT;
+export const MAX_PAGE_BYTES = PATCH_PAGE_MAX;
 
 export interface PatchPage {
   text: string;
