@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../lib/errors.js';
 import {
-  SetupFailedError, createWorktree, finishWorktree, readPatchPage, readRecord, recreateWorktree, snapshot, type WorktreeContext,
+  SetupCancelledError, SetupFailedError, createWorktree, finishWorktree, readPatchPage, readRecord, recreateWorktree, snapshot, type WorktreeContext,
 } from '../lib/worktree/index.js';
 import { fingerprint, git, isolateGitConfig, lines, makeRepo, read, removeScratch, scratch, write } from './helpers/git-repo.js';
 
@@ -14,6 +14,23 @@ beforeAll(() => {
   isolateGitConfig();
 });
 afterAll(removeScratch);
+
+/** Polls `probe` until it holds (at most 20 s: the facts waited for here come at once). */
+async function until(probe: () => boolean, what: string): Promise<void> {
+  for (const deadline = Date.now() + 20_000; !probe();) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** A process that lives (a zombie does not count). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) [ZX]/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   return promise.then(() => {
@@ -127,6 +144,21 @@ describe('createWorktree', () => {
     const missing = await rejection(createWorktree(ctx, await snapshot(ctx, repo, 'setupmissing1'), { setup: ['/no/such/program'] }));
     expect(missing).toMatchObject({ code: 'setup_failed', exitCode: null });
     expect((missing as SetupFailedError).output).toContain('ENOENT');
+  });
+
+  it('stops a setup that is cancelled, and whatever of its group outlived it', async () => {
+    const { base, repo, ctx } = setupRepo();
+    const pidFile = path.join(base, 'left.pid');
+    const controller = new AbortController();
+    // the leader dies on TERM; its child ignores TERM and holds none of setup's pipes
+    const setup = ['sh', '-c', `(trap "" TERM; exec sleep 600) >/dev/null 2>&1 </dev/null & echo $! > ${pidFile}; wait`];
+    const made = createWorktree(ctx, await snapshot(ctx, repo, 'setupcancel1'), { setup, signal: controller.signal });
+    await until(() => fs.existsSync(pidFile) && read(base, 'left.pid').trim() !== '', 'setup to start its child');
+    const left = Number(read(base, 'left.pid'));
+    controller.abort();
+    expect(await rejection(made)).toBeInstanceOf(SetupCancelledError);
+    expect(readRecord(ctx, 'setupcancel1')).toBeNull();
+    await until(() => !alive(left), 'the child setup left to be gone');
   });
 
   it('refuses when the snapshot is gone, or when the branch already holds work', async () => {

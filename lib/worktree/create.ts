@@ -249,6 +249,8 @@ async function runSetup(argv: readonly string[], cwd: string, env: NodeJS.Proces
   });
   clearTimeout(timer);
   clearTimeout(killTimer);
+  // a stopped setup's group members that outlived its leader (and let go of its pipes) go too
+  if (stoppedFor) signalGroup(child.pid, 'SIGKILL');
   options.signal?.removeEventListener('abort', onCancel);
   if (stoppedFor === 'cancel') throw new SetupCancelledError(argv);
   const timedOut = stoppedFor === 'timeout';
