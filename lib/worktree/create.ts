@@ -36,8 +36,6 @@ export interface WorktreeOptions {
   /** The setup command's environment (default: this process's); AGENT_ASYNC_WORKTREE is added. */
   setupEnv?: NodeJS.ProcessEnv;
   onSetupOutput?: (chunk: Buffer) => void;
-  /** Run the repository's hooks (post-checkout) on `worktree add`; off by default. */
-  hooks?: boolean;
   /** Aborted when the job is cancelled: setup is stopped (its group TERM, then KILL) and SetupCancelledError thrown. */
   signal?: AbortSignal;
 }
@@ -103,7 +101,7 @@ async function prepareWorktree(ctx: WorktreeContext, target: WorktreeTarget, opt
     throw new UserError('not_found', `job_id: job ${id} has no branch ${branchName(id)} in ${root} (it was discarded)`, 'job_id');
   }
   const wt = worktreePath(ctx, id);
-  await addWorktree(ctx, root, wt, id, options.hooks === true);
+  await addWorktree(ctx, root, wt, id);
   const workdir = path.join(wt, target.prefix);
   await fsp.mkdir(workdir, { recursive: true });
   const copied = await placeCopies(root, wt, copies);
@@ -149,12 +147,11 @@ async function putBranchAtBase(ctx: WorktreeContext, root: string, id: string, b
   throw new UserError('conflict', `job_id: branch ${branchName(id)} in ${root} already holds work beyond the snapshot; continue the job (recreate its worktree) or discard it`, 'job_id');
 }
 
-async function addWorktree(ctx: WorktreeContext, root: string, wt: string, id: string, hooks: boolean): Promise<void> {
+async function addWorktree(ctx: WorktreeContext, root: string, wt: string, id: string): Promise<void> {
   await ensureWorktreesDir(ctx);
-  // hooks off: a post-checkout hook could rewrite files or fail the add (WORKTREE-NOTES §4)
-  const config = hooks ? [] : ['-c', 'core.hooksPath=/dev/null'];
   try {
-    await runGit(ctx, [...config, 'worktree', 'add', '-q', wt, branchName(id)], { cwd: root });
+    // hooks off: the repository's post-checkout hook could rewrite files or fail the add
+    await runGit(ctx, ['-c', 'core.hooksPath=/dev/null', 'worktree', 'add', '-q', wt, branchName(id)], { cwd: root });
   } catch (error) {
     const elsewhere = checkedOutAt(error);
     if (elsewhere !== null) throw checkedOutError(branchName(id), elsewhere);
