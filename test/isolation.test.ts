@@ -40,6 +40,17 @@ function jobFile(spool: TestSpool, id: string, name: string): string {
   return path.join(spool.home, 'jobs', id, name);
 }
 
+/** The living processes whose environment holds the job's id. */
+function carriesJobId(id: string): string[] {
+  return fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/environ`, 'latin1').includes(`AGENT_ASYNC_JOB_ID=${id}`) && !/^\d+ \(.*\) [ZX]/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  });
+}
+
 function changedPaths(state: { changes: { files: Array<{ path: string }> } }): string[] {
   return state.changes.files.map((file) => file.path).sort();
 }
@@ -272,13 +283,7 @@ describe('isolation "worktree"', () => {
     expect(changedPaths(after)).toEqual(['after.txt']);
     expect(git(repo, 'worktree', 'list', '--porcelain').match(/^worktree /gm)).toHaveLength(1);
     // setup's process group went with the job: nothing carries its id
-    expect(fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).some((pid) => {
-      try {
-        return fs.readFileSync(`/proc/${pid}/environ`, 'latin1').includes(`AGENT_ASYNC_JOB_ID=${held}`);
-      } catch {
-        return false;
-      }
-    })).toBe(false);
+    expect(carriesJobId(held)).toEqual([]);
   }, 300_000);
 
   it('cancels a job while its worktree.setup runs: setup is stopped and the job ends cancelled', async () => {
@@ -292,13 +297,16 @@ describe('isolation "worktree"', () => {
     expect(ended.status).toBe('cancelled');
     expect(ended.changes.files).toEqual([]);
     expect(fs.existsSync(path.join(spool.home, 'worktrees', id))).toBe(false);
-    expect(fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).some((pid) => {
-      try {
-        return fs.readFileSync(`/proc/${pid}/environ`, 'latin1').includes(`AGENT_ASYNC_JOB_ID=${id}`);
-      } catch {
-        return false;
-      }
-    })).toBe(false);
+    expect(carriesJobId(id)).toEqual([]);
+  }, 300_000);
+
+  it('leaves nothing running that worktree.setup started, however short the job', async () => {
+    const spool = makeSpool({ worktree: { setup: ['sh', '-c', 'setsid sleep 600 >/dev/null 2>&1 </dev/null &'] } });
+    const repo = userRepo();
+    const id = await isolated(spool, repo, 'echo quick > quick.txt');
+    const ended = await waitJob(spool, id, '120s');
+    expect(ended.status).toBe('done');
+    expect(carriesJobId(id)).toEqual([]);
   }, 300_000);
 
   it('refuses to discard a job\'s work while a job that continues it is pending or running', async () => {

@@ -107,6 +107,7 @@ export async function superviseJob(paths: SpoolPaths, message: RunJobMessage, co
     invocation: prepared.invocation,
     cwd: prepared.cwd,
     env: { ...prepared.env, ...workspaceEnv },
+    startedBefore: isolated && config.worktree.setup !== null,
     outputFd,
     onLine: parser ? (line, stream) => parser.line(line, stream) : undefined,
     onExited: () => reply({ type: 'exited', jobId: id }),
