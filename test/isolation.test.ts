@@ -301,12 +301,17 @@ describe('isolation "worktree"', () => {
   }, 300_000);
 
   it('leaves nothing running that worktree.setup started, however short the job', async () => {
-    const spool = makeSpool({ worktree: { setup: ['sh', '-c', 'setsid sleep 600 >/dev/null 2>&1 </dev/null &'] } });
+    const spool = makeSpool({ worktree: { setup: ['sh', '-c', 'setsid sleep 600 >/dev/null 2>&1 </dev/null & if [ -e fail-setup ]; then exit 3; fi'] } });
     const repo = userRepo();
     const id = await isolated(spool, repo, 'echo quick > quick.txt');
     const ended = await waitJob(spool, id, '120s');
     expect(ended.status).toBe('done');
     expect(carriesJobId(id)).toEqual([]);
+    // and when setup fails, so that no worker runs
+    write(repo, 'fail-setup', '');
+    const failing = await isolated(spool, repo, 'echo never > never.txt');
+    expect((await waitJob(spool, failing, '120s')).error.code).toBe('setup_failed');
+    expect(carriesJobId(failing)).toEqual([]);
   }, 300_000);
 
   it('refuses to discard a job\'s work while a job that continues it is pending or running', async () => {

@@ -18,7 +18,7 @@ import {
   type ExitRecord,
 } from '../spool/store.js';
 import { JOB_FOLDER_HINT, jobLimits } from './core/outcome.js';
-import { selfIdentity } from './processes.js';
+import { jobProcesses, selfIdentity, terminateJobProcesses } from './processes.js';
 import { cancelClaimedJob } from './reconcile.js';
 import { decideEnd, notifiedEnd, recordEnd } from './record-end.js';
 import { traceStep } from './trace.js';
@@ -78,7 +78,7 @@ export async function superviseJob(paths: SpoolPaths, message: RunJobMessage, co
   if (!started) return;
   const { writer, outputFd } = started;
   const place = await placeWorker(paths, started, config);
-  if (place === 'cancelled' || 'code' in place) return finished(await endBeforeWorker(paths, writer, place, outputFd, log));
+  if (place === 'cancelled' || 'code' in place) return finished(await endBeforeWorker(paths, writer, place, outputFd, config, log));
   const { prepared, workspaceEnv } = place;
   const isolated = prepared.request.isolation === 'worktree';
   const limits = jobLimits(prepared.request, config);
@@ -245,15 +245,24 @@ async function placeWorker(paths: SpoolPaths, started: StartedJob, config: Confi
  * A job whose worktree could not be made (`error`), or that was cancelled while it was made,
  * ends here, with what is left of the worktree removed.
  */
-async function endBeforeWorker(paths: SpoolPaths, writer: JobStateWriter, error: JobError | 'cancelled', outputFd: number, log: Log): Promise<TerminalStatus | 'unknown'> {
+async function endBeforeWorker(paths: SpoolPaths, writer: JobStateWriter, error: JobError | 'cancelled', outputFd: number, config: Config, log: Log): Promise<TerminalStatus | 'unknown'> {
   closeFd(outputFd);
   const cancelled = error === 'cancelled';
   new JobNotes(jobFile(paths, writer.state.id, JOB_FILES.notes)).note(cancelled ? 'cancelled while its worktree was being made; worktree.setup was stopped' : error.message.split('\n')[0]!);
+  await stopSetupLeftovers(writer.state.id, config, log);
   const changes = await finishWorkspace(paths, writer.state, log, () => false);
   const ending = cancelled ? { status: 'cancelled' as const, error: null } : { status: 'error' as const, error };
   const outcome = { ...ending, exit_code: null, signal: null, notified: null, result: null, session_id: null, usage: null, changes };
   const state = applyUnlessMoved(() => writer.apply({ name: 'finish', outcome }), writer.state.id, log);
   return state && isTerminal(state.status) ? state.status : 'unknown';
+}
+
+/** What worktree.setup left running (a daemon it started) goes with the job, found by the job id. */
+async function stopSetupLeftovers(id: string, config: Config, log: Log): Promise<void> {
+  const left = jobProcesses(id);
+  if (left.length === 0) return;
+  log(`job ${id}: stopping ${left.length} process(es) its worktree.setup left: ${left.join(', ')}`);
+  await Promise.all(left.map((pid) => terminateJobProcesses({ pid, pgid: pid }, config.kill_grace_seconds * 1000)));
 }
 
 function appendOutput(fd: number, chunk: Buffer): void {
