@@ -40,6 +40,19 @@ function jobFile(spool: TestSpool, id: string, name: string): string {
   return path.join(spool.home, 'jobs', id, name);
 }
 
+/**
+ * A custom agent that runs `script` (its prompt in $1) and reports session s-1; a continued
+ * session has $SESSION set (resume args go right after the program: env takes them as a variable).
+ */
+function sessionAgent(script: string): Record<string, unknown> {
+  return {
+    command: ['env', 'sh', '-c', `${script}; echo '{"session":"s-1","text":"ok"}'`, 'shelly', '{prompt}'],
+    output: 'jsonl',
+    jsonl: { session_id: 'session', final_message: 'text' },
+    resume_args: ['SESSION={session_id}'],
+  };
+}
+
 /** The living processes whose environment holds the job's id. */
 function carriesJobId(id: string): string[] {
   return fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).filter((pid) => {
@@ -316,14 +329,8 @@ describe('isolation "worktree"', () => {
 
   it('refuses to discard a job\'s work while a job that continues it is pending or running', async () => {
     const gate = path.join(scratch().base, 'gate');
-    const agent = {
-      // the continued session ($SESSION set) waits for the test's gate
-      command: ['env', 'sh', '-c', `if [ -n "$SESSION" ]; then while [ ! -e ${gate} ]; do sleep 0.05; done; fi; echo "$1" | head -n 1 >> work.txt; echo '{"session":"s-1","text":"ok"}'`, 'shelly', '{prompt}'],
-      output: 'jsonl',
-      jsonl: { session_id: 'session', final_message: 'text' },
-      resume_args: ['SESSION={session_id}'],
-    };
-    const spool = makeSpool({ agents: { shelly: agent } });
+    // the continued session ($SESSION set) waits for the test's gate
+    const spool = makeSpool({ agents: { shelly: sessionAgent(`if [ -n "$SESSION" ]; then while [ ! -e ${gate} ]; do sleep 0.05; done; fi; echo "$1" | head -n 1 >> work.txt`) } });
     const repo = userRepo();
     const server = await connect(spool);
     try {
@@ -347,14 +354,7 @@ describe('isolation "worktree"', () => {
   });
 
   it('continues a job in its worktree made again from its branch, and gc removes what old jobs left', async () => {
-    const agent = {
-      // resume args go right after the program: env takes the session as a variable
-      command: ['env', 'sh', '-c', 'if [ -f work.txt ]; then cp work.txt seen.txt; fi; echo "$1" | head -n 1 >> work.txt; echo \'{"session":"s-1","text":"ok"}\'', 'shelly', '{prompt}'],
-      output: 'jsonl',
-      jsonl: { session_id: 'session', final_message: 'text' },
-      resume_args: ['SESSION={session_id}'],
-    };
-    const spool = makeSpool({ agents: { shelly: agent } });
+    const spool = makeSpool({ agents: { shelly: sessionAgent('if [ -f work.txt ]; then cp work.txt seen.txt; fi; echo "$1" | head -n 1 >> work.txt') } });
     const repo = userRepo();
     const server = await connect(spool);
     let kept: string | undefined;
