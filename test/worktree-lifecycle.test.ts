@@ -238,6 +238,20 @@ describe('finishWorktree', () => {
     expect(warnings.join('\n')).toContain('detached');
   });
 
+  it('commits the leftovers of a worker that checked out a branch of the user\'s onto the job\'s branch, not onto that branch', async () => {
+    const { repo, ctx } = setupRepo();
+    git(repo, 'branch', 'side');
+    const side = git(repo, 'rev-parse', 'side');
+    const record = await createWorktree(ctx, await snapshot(ctx, repo, 'checkout1'));
+    git(record.path, 'checkout', '-q', 'side');
+    write(record.path, 'left.txt', 'left over\n');
+    const { changes, warnings } = await finishWorktree(ctx, { id: 'checkout1', repo_root: repo }, path.join(ctx.home, 'k.patch'));
+    expect(git(repo, 'rev-parse', 'side')).toBe(side);
+    expect(git(repo, 'rev-parse', 'agent-async/checkout1')).toBe(changes.head_commit);
+    expect(git(repo, 'show', `${changes.head_commit}:left.txt`)).toBe('left over');
+    expect(warnings.join('\n')).toContain('on refs/heads/side');
+  });
+
   it('answers empty changes when nothing changed, and finishes again after the folder is gone', async () => {
     const { repo, ctx } = setupRepo();
     const taken = await snapshot(ctx, repo, 'nothing1');
