@@ -1,6 +1,8 @@
 import { ConfigSource, type Config } from './config.js';
 import { defaultHome, ensureSpool, spoolPaths, type SpoolPaths } from './spool/layout.js';
 
+export { spoolSpaceError } from './spool/fsx.js';
+
 /**
  * The context every operation of `lib/jobs.ts` works in, opened without loading the
  * operations: the MCP server answers `initialize` and `tools/list` with this alone, and loads

@@ -6,7 +6,7 @@ import { diffInput, jobRef, parseInput, type Naming } from './inputs.js';
 import { noteRepository, worktreeContext } from './runner/workspace.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from './spool/layout.js';
 import { changesOf, isTerminal, type JobChanges, type JobRequest, type JobState } from './spool/state.js';
-import { applyTransition, readState } from './spool/store.js';
+import { applyTransition, listActive, readState } from './spool/store.js';
 import { applyChanges, discardJob, readPatchPage, snapshot, type ApplyResult, type PatchPage } from './worktree/index.js';
 
 /**
@@ -120,10 +120,23 @@ export async function diffJob(ctx: IsolationContext, raw: z.input<typeof diffInp
   return { job_id: state.id, files: changes.files, ...page };
 }
 
-/** job_discard: the job's branch, refs and worktree go; recorded in its changes. */
+/** A pending or running job that works on the branch of worktree `worktreeId` (a job continuing it). */
+function liveJobOnBranch(paths: SpoolPaths, worktreeId: string): JobState | null {
+  for (const id of listActive(paths)) {
+    const read = readState(paths, id);
+    if (read.kind === 'ok' && !isTerminal(read.state.status) && read.state.request.worktree?.id === worktreeId) return read.state;
+  }
+  return null;
+}
+
+/** job_discard: the job's branch, refs and worktree go; recorded in its changes. Refused while a job continuing it is live. */
 export async function discardJobChanges(ctx: IsolationContext, raw: z.input<typeof jobRef>, naming: Naming = {}): Promise<{ state: JobState; removed: string[] }> {
   const state = readEnded(ctx.paths, parseInput(jobRef, raw, naming).job_id);
   const { changes, request } = endedChanges(state, 'discard');
+  const continuing = liveJobOnBranch(ctx.paths, request.worktree.id);
+  if (continuing) {
+    throw new UserError('conflict', `job_id ${state.id}: job ${continuing.id} continues its work on branch agent-async/${request.worktree.id} and is ${continuing.status}; cancel that job or wait for it to end, then discard`, 'job_id');
+  }
   const report = await discardJob(worktreeContext(ctx.paths), request.worktree.repo_root, request.worktree.id);
   const recorded = applyTransition(ctx.paths, state.id, { name: 'record_changes', changes: { ...changes, discarded_at: new Date().toISOString() } });
   return { state: recorded, removed: report.removed };

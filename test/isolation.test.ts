@@ -40,6 +40,30 @@ function jobFile(spool: TestSpool, id: string, name: string): string {
   return path.join(spool.home, 'jobs', id, name);
 }
 
+/**
+ * A custom agent that runs `script` (its prompt in $1) and reports session s-1; a continued
+ * session has $SESSION set (resume args go right after the program: env takes them as a variable).
+ */
+function sessionAgent(script: string): Record<string, unknown> {
+  return {
+    command: ['env', 'sh', '-c', `${script}; echo '{"session":"s-1","text":"ok"}'`, 'shelly', '{prompt}'],
+    output: 'jsonl',
+    jsonl: { session_id: 'session', final_message: 'text' },
+    resume_args: ['SESSION={session_id}'],
+  };
+}
+
+/** The living processes whose environment holds the job's id. */
+function carriesJobId(id: string): string[] {
+  return fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/environ`, 'latin1').includes(`AGENT_ASYNC_JOB_ID=${id}`) && !/^\d+ \(.*\) [ZX]/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  });
+}
+
 function changedPaths(state: { changes: { files: Array<{ path: string }> } }): string[] {
   return state.changes.files.map((file) => file.path).sort();
 }
@@ -272,24 +296,65 @@ describe('isolation "worktree"', () => {
     expect(changedPaths(after)).toEqual(['after.txt']);
     expect(git(repo, 'worktree', 'list', '--porcelain').match(/^worktree /gm)).toHaveLength(1);
     // setup's process group went with the job: nothing carries its id
-    expect(fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).some((pid) => {
-      try {
-        return fs.readFileSync(`/proc/${pid}/environ`, 'latin1').includes(`AGENT_ASYNC_JOB_ID=${held}`);
-      } catch {
-        return false;
-      }
-    })).toBe(false);
+    expect(carriesJobId(held)).toEqual([]);
   }, 300_000);
 
+  it('cancels a job while its worktree.setup runs: setup is stopped and the job ends cancelled', async () => {
+    const setupMark = path.join(scratch().base, 'setup-running');
+    const spool = makeSpool({ worktree: { setup: ['sh', '-c', `touch ${setupMark}; sleep 600`] } });
+    const repo = userRepo();
+    const id = await isolated(spool, repo, 'echo never > never.txt');
+    await until(() => fs.existsSync(setupMark), 120_000, 'worktree.setup to run');
+    expect(cli(spool, ['cancel', id]).code).toBe(0);
+    const ended = await waitJob(spool, id, '60s');
+    expect(ended.status).toBe('cancelled');
+    expect(ended.changes.files).toEqual([]);
+    expect(fs.existsSync(path.join(spool.home, 'worktrees', id))).toBe(false);
+    expect(carriesJobId(id)).toEqual([]);
+  }, 300_000);
+
+  it('leaves nothing running that worktree.setup started, however short the job', async () => {
+    const spool = makeSpool({ worktree: { setup: ['sh', '-c', 'setsid sleep 600 >/dev/null 2>&1 </dev/null & if [ -e fail-setup ]; then exit 3; fi'] } });
+    const repo = userRepo();
+    const id = await isolated(spool, repo, 'echo quick > quick.txt');
+    const ended = await waitJob(spool, id, '120s');
+    expect(ended.status).toBe('done');
+    expect(carriesJobId(id)).toEqual([]);
+    // and when setup fails, so that no worker runs
+    write(repo, 'fail-setup', '');
+    const failing = await isolated(spool, repo, 'echo never > never.txt');
+    expect((await waitJob(spool, failing, '120s')).error.code).toBe('setup_failed');
+    expect(carriesJobId(failing)).toEqual([]);
+  }, 300_000);
+
+  it('refuses to discard a job\'s work while a job that continues it is pending or running', async () => {
+    const gate = path.join(scratch().base, 'gate');
+    // the continued session ($SESSION set) waits for the test's gate
+    const spool = makeSpool({ agents: { shelly: sessionAgent(`if [ -n "$SESSION" ]; then while [ ! -e ${gate} ]; do sleep 0.05; done; fi; echo "$1" | head -n 1 >> work.txt`) } });
+    const repo = userRepo();
+    const server = await connect(spool);
+    try {
+      const first = await ok(server, 'agent_start', { agent: 'shelly', prompt: 'first', cwd: repo, isolation: 'worktree' });
+      expect((await ok(server, 'job_wait', { job_id: first.job_id, timeout_seconds: 50 })).status).toBe('done');
+      const second = await ok(server, 'job_continue', { job_id: first.job_id, prompt: 'second' });
+      const worktree = path.join(spool.home, 'worktrees', first.job_id);
+      await until(() => fs.existsSync(path.join(worktree, 'work.txt')), 60_000, 'the continued job to run in its worktree');
+      const refused = await call(server, 'job_discard', { job_id: first.job_id });
+      expect(refused.isError).toBe(true);
+      expect(errorText(refused)).toContain(`job_id ${first.job_id}: job ${second.job_id} continues its work`);
+      expect(fs.existsSync(path.join(worktree, 'work.txt'))).toBe(true);
+      fs.writeFileSync(gate, '');
+      const secondEnd = await ok(server, 'job_wait', { job_id: second.job_id, timeout_seconds: 50 });
+      expect(secondEnd.status, JSON.stringify(secondEnd.error)).toBe('done');
+      expect(git(repo, 'show', `agent-async/${first.job_id}:work.txt`)).toBe('first\nsecond');
+      expect((await ok(server, 'job_discard', { job_id: first.job_id })).removed).toContain(`refs/heads/agent-async/${first.job_id}`);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('continues a job in its worktree made again from its branch, and gc removes what old jobs left', async () => {
-    const agent = {
-      // resume args go right after the program: env takes the session as a variable
-      command: ['env', 'sh', '-c', 'if [ -f work.txt ]; then cp work.txt seen.txt; fi; echo "$1" | head -n 1 >> work.txt; echo \'{"session":"s-1","text":"ok"}\'', 'shelly', '{prompt}'],
-      output: 'jsonl',
-      jsonl: { session_id: 'session', final_message: 'text' },
-      resume_args: ['SESSION={session_id}'],
-    };
-    const spool = makeSpool({ agents: { shelly: agent } });
+    const spool = makeSpool({ agents: { shelly: sessionAgent('if [ -f work.txt ]; then cp work.txt seen.txt; fi; echo "$1" | head -n 1 >> work.txt') } });
     const repo = userRepo();
     const server = await connect(spool);
     let kept: string | undefined;
@@ -338,6 +403,9 @@ describe('isolation "worktree"', () => {
       git(repo, 'update-ref', `refs/heads/agent-async/${id}`, tip);
     }
     const ownRefs = (): string => git(repo, 'for-each-ref', '--format=%(refname)', 'refs/agent-async/', 'refs/heads/agent-async/');
+    const dry = JSON.parse(cli(spool, ['gc', '--dry-run', '--json']).stdout);
+    expect(dry.worktrees).toMatchObject({ removed: [emptyJob], kept_branches: [workJob] });
+    expect(ownRefs()).toContain(emptyJob);
     const gc = JSON.parse(cli(spool, ['gc', '--keep', '0', '--json']).stdout);
     expect(gc.removed).toHaveLength(3);
     expect(gc.worktrees).toMatchObject({ removed: [emptyJob], kept_branches: [workJob] });

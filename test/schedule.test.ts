@@ -26,6 +26,7 @@ const TABLE: Array<[string, Case]> = [
   ['FIFO up to the concurrency', { concurrency: 2, active: [pending('a'), pending('b'), pending('c')], expected: { dispatched: ['a', 'b'], saturated: true }, asked: ['a', 'b'] }],
   ['slots taken by our own supervisors count', { concurrency: 2, own: [own(null)], active: [pending('a'), pending('b')], expected: { dispatched: ['a'], saturated: true } }],
   ['an own job whose worker is gone frees its slot', { concurrency: 1, own: [own('/w', true)], active: [pending('a', '/w')], expected: { dispatched: ['a'] } }],
+  ['an own isolated job whose worker is gone keeps its worktree\'s key while its end commits and removes the worktree', { concurrency: 2, own: [own('worktree:w1', true)], active: [pending('a', 'worktree:w1'), pending('b', '/x')], expected: { dispatched: ['b'] } }],
   ['a running job holds a slot', { concurrency: 1, active: [running('r'), pending('a')], expected: { dispatched: [], saturated: true }, asked: [] }],
   ['nothing to do', { concurrency: 4, active: [], expected: { dispatched: [], cancel: [], finalize: [], saturated: false } }],
   ['one key never runs twice side by side; other keys go on', { concurrency: 4, active: [pending('a', '/w'), pending('b', '/w'), pending('c', '/x')], expected: { dispatched: ['a', 'c'], saturated: false } }],

@@ -1,8 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  applyChanges, createWorktree, discardJob, finishWorktree, listJobStates, listWorktreeFolders, removeJobs, snapshot, sweepWorktreeFolders,
+  applyChanges, createWorktree, discardJob, finishWorktree, hasUnappliedWork, listJobStates, listWorktreeFolders, recreateWorktree, removeJobs, snapshot,
+  sweepWorktreeFolders,
   type WorktreeContext,
 } from '../lib/worktree/index.js';
 import { fingerprint, git, isolateGitConfig, lines, makeRepo, read, removeScratch, scratch, write } from './helpers/git-repo.js';
@@ -183,6 +185,26 @@ describe('applyChanges', () => {
     await expect(applyChanges(ctx, { id: 'elsewhere1', repo_root: repo }, repo)).rejects.toMatchObject({ code: 'not_found', field: 'job_id' });
   });
 
+  it('applies the work a continued job added after the first apply, and gc keeps it until then', async () => {
+    const { repo, ctx } = userRepo();
+    await job(ctx, repo, 'cont1', (wt) => write(wt, 'other.txt', 'first round\n'));
+    expect((await applyChanges(ctx, { id: 'cont1', repo_root: repo }, repo)).kind).toBe('applied');
+    write(repo, 'other.txt', 'first round, then the user\n');
+    // job_continue: the worktree again from the branch, more work on it
+    const again = await recreateWorktree(ctx, { id: 'cont1', repo_root: repo, prefix: '' });
+    write(again.path, 'second.txt', 'second round\n');
+    await finishWorktree(ctx, { id: 'cont1', repo_root: repo }, path.join(ctx.home, 'cont1.patch'));
+    const [state] = await listJobStates(ctx, repo);
+    expect(hasUnappliedWork(state!)).toBe(true);
+    expect(await removeJobs(ctx, repo, ['cont1'])).toMatchObject({ removed: [], kept_branches: ['cont1'] });
+    const second = await applyChanges(ctx, { id: 'cont1', repo_root: repo }, repo);
+    expect(second).toMatchObject({ kind: 'applied', applied: { files: ['second.txt'] } });
+    expect(read(repo, 'second.txt')).toBe('second round\n');
+    expect(read(repo, 'other.txt')).toBe('first round, then the user\n');
+    await expect(applyChanges(ctx, { id: 'cont1', repo_root: repo }, repo)).rejects.toMatchObject({ code: 'conflict', message: expect.stringContaining('applying twice is refused') });
+    expect(await removeJobs(ctx, repo, ['cont1'])).toMatchObject({ removed: ['cont1'], kept_branches: [] });
+  });
+
   it('applies after the user committed, switched branch and edited again since the snapshot', async () => {
     const { repo, ctx } = userRepo();
     write(repo, 'notes.txt', editLine(NOTES, 'notes line 1\n', 'uncommitted at snapshot\n'));
@@ -281,6 +303,17 @@ describe('discard and gc', () => {
     await removeJobs(ctx, repo, ['gcrunning', 'gcorphan']);
     expect(git(repo, 'worktree', 'list', '--porcelain')).not.toContain('prunable');
     expect(git(repo, 'for-each-ref', 'refs/agent-async/', 'refs/heads/agent-async/')).toBe('');
+  });
+});
+
+describe('sweeping worktree folders', () => {
+  it('reads only a regular .git file in a leftover folder: a pipe there (the worker could make one) does not block the sweep', async () => {
+    const { ctx } = userRepo();
+    const leftover = path.join(ctx.home, 'worktrees', 'pipe1');
+    fs.mkdirSync(leftover, { recursive: true });
+    execFileSync('mkfifo', [path.join(leftover, '.git')]);
+    expect(await sweepWorktreeFolders(ctx, new Set())).toEqual(['pipe1']);
+    expect(fs.existsSync(leftover)).toBe(false);
   });
 });
 

@@ -1,9 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../lib/errors.js';
 import {
-  SetupFailedError, createWorktree, finishWorktree, readPatchPage, readRecord, recreateWorktree, snapshot, type WorktreeContext,
+  SetupCancelledError, SetupFailedError, createWorktree, finishWorktree, readPatchPage, readRecord, recreateWorktree, snapshot, type WorktreeContext,
 } from '../lib/worktree/index.js';
 import { fingerprint, git, isolateGitConfig, lines, makeRepo, read, removeScratch, scratch, write } from './helpers/git-repo.js';
 
@@ -13,6 +14,23 @@ beforeAll(() => {
   isolateGitConfig();
 });
 afterAll(removeScratch);
+
+/** Polls `probe` until it holds (at most 20 s: the facts waited for here come at once). */
+async function until(probe: () => boolean, what: string): Promise<void> {
+  for (const deadline = Date.now() + 20_000; !probe();) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** A process that lives (a zombie does not count). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) [ZX]/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   return promise.then(() => {
@@ -128,6 +146,21 @@ describe('createWorktree', () => {
     expect((missing as SetupFailedError).output).toContain('ENOENT');
   });
 
+  it('stops a setup that is cancelled, and whatever of its group outlived it', async () => {
+    const { base, repo, ctx } = setupRepo();
+    const pidFile = path.join(base, 'left.pid');
+    const controller = new AbortController();
+    // the leader dies on TERM; its child ignores TERM and holds none of setup's pipes
+    const setup = ['sh', '-c', `(trap "" TERM; exec sleep 600) >/dev/null 2>&1 </dev/null & echo $! > ${pidFile}; wait`];
+    const made = createWorktree(ctx, await snapshot(ctx, repo, 'setupcancel1'), { setup, signal: controller.signal });
+    await until(() => fs.existsSync(pidFile) && read(base, 'left.pid').trim() !== '', 'setup to start its child');
+    const left = Number(read(base, 'left.pid'));
+    controller.abort();
+    expect(await rejection(made)).toBeInstanceOf(SetupCancelledError);
+    expect(readRecord(ctx, 'setupcancel1')).toBeNull();
+    await until(() => !alive(left), 'the child setup left to be gone');
+  });
+
   it('refuses when the snapshot is gone, or when the branch already holds work', async () => {
     const { repo, ctx } = setupRepo();
     const gone = await rejection(createWorktree(ctx, { id: 'nosnap1', repo_root: repo, prefix: '' }));
@@ -203,6 +236,20 @@ describe('finishWorktree', () => {
     expect(git(repo, 'rev-parse', `${changes.head_commit}^`)).toBe(workerCommit);
     expect(warnings.join('\n')).toContain('stale');
     expect(warnings.join('\n')).toContain('detached');
+  });
+
+  it('commits the leftovers of a worker that checked out a branch of the user\'s onto the job\'s branch, not onto that branch', async () => {
+    const { repo, ctx } = setupRepo();
+    git(repo, 'branch', 'side');
+    const side = git(repo, 'rev-parse', 'side');
+    const record = await createWorktree(ctx, await snapshot(ctx, repo, 'checkout1'));
+    git(record.path, 'checkout', '-q', 'side');
+    write(record.path, 'left.txt', 'left over\n');
+    const { changes, warnings } = await finishWorktree(ctx, { id: 'checkout1', repo_root: repo }, path.join(ctx.home, 'k.patch'));
+    expect(git(repo, 'rev-parse', 'side')).toBe(side);
+    expect(git(repo, 'rev-parse', 'agent-async/checkout1')).toBe(changes.head_commit);
+    expect(git(repo, 'show', `${changes.head_commit}:left.txt`)).toBe('left over');
+    expect(warnings.join('\n')).toContain('on refs/heads/side');
   });
 
   it('answers empty changes when nothing changed, and finishes again after the folder is gone', async () => {
@@ -285,5 +332,17 @@ describe('readPatchPage', () => {
     await expect(readPatchPage(file, 0, 10 * 1024 * 1024)).rejects.toMatchObject({ field: 'max_bytes' });
     await expect(readPatchPage(path.join(base, 'none.patch'))).rejects.toMatchObject({ code: 'not_found' });
     expect(await readPatchPage(file, 4, 10)).toEqual({ text: '', offset: 4, next_offset: null, total_bytes: 4 });
+  });
+
+  it('reads only a regular file: a pipe or a link put in its place is refused, without blocking', async () => {
+    const { base } = scratch();
+    const secret = path.join(base, 'secret.txt');
+    fs.writeFileSync(secret, 'not for the orchestrator\n');
+    const link = path.join(base, 'link.patch');
+    fs.symlinkSync(secret, link);
+    await expect(readPatchPage(link)).rejects.toMatchObject({ code: 'corrupt_state', field: 'job_id', message: expect.stringContaining('symbolic link') });
+    const fifo = path.join(base, 'fifo.patch');
+    execFileSync('mkfifo', [fifo]);
+    await expect(readPatchPage(fifo)).rejects.toMatchObject({ code: 'corrupt_state', field: 'job_id', message: expect.stringContaining('named pipe') });
   });
 });

@@ -14,10 +14,9 @@ import {
   type ServerNotification,
   type ServerRequest,
 } from '@modelcontextprotocol/sdk/types.js';
-import { openContext, spoolHome, type JobsContext } from '../context.js';
+import { openContext, spoolHome, spoolSpaceError, type JobsContext } from '../context.js';
 import { isUserError } from '../errors.js';
 import { WAIT_DEFAULT_SECONDS, describeIssue } from '../inputs.js';
-import { spoolSpaceError } from '../spool/fsx.js';
 import { packageVersion } from '../version.js';
 import { jobs, loadJobs } from './lazy-jobs.js';
 import { readToolList } from './tool-list.js';

@@ -18,14 +18,15 @@ import {
   type ExitRecord,
 } from '../spool/store.js';
 import { JOB_FOLDER_HINT, jobLimits } from './core/outcome.js';
-import { selfIdentity } from './processes.js';
+import { jobProcesses, selfIdentity, terminateJobProcesses } from './processes.js';
 import { cancelClaimedJob } from './reconcile.js';
 import { decideEnd, notifiedEnd, recordEnd } from './record-end.js';
 import { traceStep } from './trace.js';
 import { resolveExecutable } from '../which.js';
 import { JobNotes, checkCwd, openOutputLog } from './worker-io.js';
+import { cancelSignal } from './worker/limits.js';
 import { runWorker } from './worker/run.js';
-import { finishWorkspace, prepareWorkspace } from './workspace.js';
+import { finishWorkspace, prepareWorkspace, type Workspace } from './workspace.js';
 
 /**
  * A supervisor runs one job at a time in its own process, apart from the runner: it claims
@@ -77,7 +78,7 @@ export async function superviseJob(paths: SpoolPaths, message: RunJobMessage, co
   if (!started) return;
   const { writer, outputFd } = started;
   const place = await placeWorker(paths, started, config);
-  if ('code' in place) return finished(await endBeforeWorker(paths, writer, place, outputFd, log));
+  if (place === 'cancelled' || 'code' in place) return finished(await endBeforeWorker(paths, writer, place, outputFd, config, log));
   const { prepared, workspaceEnv } = place;
   const isolated = prepared.request.isolation === 'worktree';
   const limits = jobLimits(prepared.request, config);
@@ -106,6 +107,7 @@ export async function superviseJob(paths: SpoolPaths, message: RunJobMessage, co
     invocation: prepared.invocation,
     cwd: prepared.cwd,
     env: { ...prepared.env, ...workspaceEnv },
+    startedBefore: isolated && config.worktree.setup !== null,
     outputFd,
     onLine: parser ? (line, stream) => parser.line(line, stream) : undefined,
     onExited: () => reply({ type: 'exited', jobId: id }),
@@ -222,23 +224,45 @@ function claimAndStart(paths: SpoolPaths, message: RunJobMessage, config: Config
  * runner that dies meanwhile finds it), and its command, which names its folder (codex -C,
  * cursor --workspace, {cwd}), is built for the worktree.
  */
-async function placeWorker(paths: SpoolPaths, started: StartedJob, config: Config): Promise<{ prepared: PreparedWorker; workspaceEnv: Record<string, string> } | JobError> {
+async function placeWorker(paths: SpoolPaths, started: StartedJob, config: Config): Promise<{ prepared: PreparedWorker; workspaceEnv: Record<string, string> } | JobError | 'cancelled'> {
   const { writer, prepared, outputFd } = started;
-  const workspace = await prepareWorkspace(paths, writer.state, config, (chunk) => appendOutput(outputFd, chunk));
+  // a cancel while the worktree is made stops its setup (which can take long: `npm ci`)
+  const cancel = cancelSignal(paths, writer.state.id, config.poll_seconds * 1000);
+  let workspace: Workspace;
+  try {
+    workspace = await prepareWorkspace(paths, writer.state, config, (chunk) => appendOutput(outputFd, chunk), cancel.signal);
+  } finally {
+    cancel.close();
+  }
+  if (workspace.kind === 'cancelled') return 'cancelled';
   if (workspace.kind === 'failed') return workspace.error;
   if (workspace.cwd === prepared.cwd) return { prepared, workspaceEnv: workspace.env };
   const inWorktree = prepareWorker(paths, writer.state.id, { ...prepared.request, cwd: workspace.cwd }, config);
   return 'code' in inWorktree ? inWorktree : { prepared: inWorktree, workspaceEnv: workspace.env };
 }
 
-/** A job whose worktree could not be made ends here, with what is left of the worktree removed. */
-async function endBeforeWorker(paths: SpoolPaths, writer: JobStateWriter, error: JobError, outputFd: number, log: Log): Promise<TerminalStatus | 'unknown'> {
+/**
+ * A job whose worktree could not be made (`error`), or that was cancelled while it was made,
+ * ends here, with what is left of the worktree removed.
+ */
+async function endBeforeWorker(paths: SpoolPaths, writer: JobStateWriter, error: JobError | 'cancelled', outputFd: number, config: Config, log: Log): Promise<TerminalStatus | 'unknown'> {
   closeFd(outputFd);
-  new JobNotes(jobFile(paths, writer.state.id, JOB_FILES.notes)).note(error.message.split('\n')[0]!);
+  const cancelled = error === 'cancelled';
+  new JobNotes(jobFile(paths, writer.state.id, JOB_FILES.notes)).note(cancelled ? 'cancelled while its worktree was being made; worktree.setup was stopped' : error.message.split('\n')[0]!);
+  await stopSetupLeftovers(writer.state.id, config, log);
   const changes = await finishWorkspace(paths, writer.state, log, () => false);
-  const outcome = { status: 'error' as const, error, exit_code: null, signal: null, notified: null, result: null, session_id: null, usage: null, changes };
+  const ending = cancelled ? { status: 'cancelled' as const, error: null } : { status: 'error' as const, error };
+  const outcome = { ...ending, exit_code: null, signal: null, notified: null, result: null, session_id: null, usage: null, changes };
   const state = applyUnlessMoved(() => writer.apply({ name: 'finish', outcome }), writer.state.id, log);
   return state && isTerminal(state.status) ? state.status : 'unknown';
+}
+
+/** What worktree.setup left running (a daemon it started) goes with the job, found by the job id. */
+async function stopSetupLeftovers(id: string, config: Config, log: Log): Promise<void> {
+  const left = jobProcesses(id);
+  if (left.length === 0) return;
+  log(`job ${id}: stopping ${left.length} process(es) its worktree.setup left: ${left.join(', ')}`);
+  await Promise.all(left.map((pid) => terminateJobProcesses({ pid, pgid: pid }, config.kill_grace_seconds * 1000)));
 }
 
 function appendOutput(fd: number, chunk: Buffer): void {

@@ -7,7 +7,7 @@ import { JOB_FILES, jobDir, jobFile, type SpoolPaths } from '../spool/layout.js'
 import type { JobChanges, JobError, JobRequest, JobState } from '../spool/state.js';
 import { readState } from '../spool/store.js';
 import {
-  SetupFailedError, applyChanges, createWorktree, finishWorktree, listJobStates, listWorktreeFolders, recreateWorktree, removeJobs, sweepWorktreeFolders,
+  SetupCancelledError, SetupFailedError, applyChanges, createWorktree, finishWorktree, hasUnappliedWork, listJobStates, listWorktreeFolders, recreateWorktree, removeJobs, sweepWorktreeFolders,
   worktreesDir, type WorktreeContext,
 } from '../worktree/index.js';
 
@@ -27,7 +27,9 @@ export function worktreeContext(paths: SpoolPaths, jobId?: string): WorktreeCont
 
 export type Workspace =
   | { kind: 'ready'; cwd: string; env: Record<string, string> }
-  | { kind: 'failed'; error: JobError };
+  | { kind: 'failed'; error: JobError }
+  /** The job was cancelled while `worktree.setup` ran (`cancelled` aborted); setup was stopped. */
+  | { kind: 'cancelled' };
 
 const SETUP_OUTPUT_IN_MESSAGE = 2048;
 
@@ -36,7 +38,7 @@ const SETUP_OUTPUT_IN_MESSAGE = 2048;
  * worktree is made now (with `worktree.copy` and `worktree.setup`; setup's output goes to
  * `onOutput`); a failure is the job's `setup_failed` error.
  */
-export async function prepareWorkspace(paths: SpoolPaths, state: JobState, config: Config, onOutput: (chunk: Buffer) => void): Promise<Workspace> {
+export async function prepareWorkspace(paths: SpoolPaths, state: JobState, config: Config, onOutput: (chunk: Buffer) => void, cancelled?: AbortSignal): Promise<Workspace> {
   const { request } = state;
   const snapshot = request.worktree;
   if (request.isolation !== 'worktree' || !snapshot) return { kind: 'ready', cwd: request.cwd, env: {} };
@@ -48,9 +50,11 @@ export async function prepareWorkspace(paths: SpoolPaths, state: JobState, confi
       setupTimeoutMs: config.worktree.setup_timeout_seconds * 1000,
       setupEnv: { ...process.env, AGENT_ASYNC_JOB_ID: state.id },
       onSetupOutput: onOutput,
+      signal: cancelled,
     });
     return { kind: 'ready', cwd: record.workdir, env: { AGENT_ASYNC_WORKTREE: record.path } };
   } catch (error) {
+    if (error instanceof SetupCancelledError) return { kind: 'cancelled' };
     return { kind: 'failed', error: setupError(error) };
   }
 }
@@ -136,6 +140,8 @@ export interface WorktreeGcReport {
   removed: string[];
   /** Job ids whose branch holds work nobody applied or discarded: kept (gc --branches removes them). */
   kept_branches: string[];
+  /** Job ids left alone, and why (the user has the branch checked out). */
+  skipped: { id: string; reason: string }[];
   /** Worktree folders of jobs that are gone, removed from the spool. */
   swept: string[];
 }
@@ -146,7 +152,7 @@ export interface WorktreeGcReport {
  */
 export async function collectWorktrees(paths: SpoolPaths, options: { branches: boolean; dryRun?: boolean }): Promise<WorktreeGcReport> {
   const ctx = worktreeContext(paths);
-  const report: WorktreeGcReport = { removed: [], kept_branches: [], swept: [] };
+  const report: WorktreeGcReport = { removed: [], kept_branches: [], skipped: [], swept: [] };
   let inUse: Set<string> | null = null;
   const gone = (id: string): boolean => {
     if (!isJobId(id) || Date.now() - jobIdTime(id).getTime() < YOUNG_REFS_MS || fs.existsSync(jobDir(paths, id))) return false;
@@ -155,15 +161,17 @@ export async function collectWorktrees(paths: SpoolPaths, options: { branches: b
   };
   for (const root of knownRepositories(paths)) {
     if (!fs.existsSync(root)) continue;
-    const ids = (await listJobStates(ctx, root)).map((state) => state.id).filter(gone);
-    if (ids.length === 0) continue;
+    const states = (await listJobStates(ctx, root)).filter((state) => gone(state.id));
+    if (states.length === 0) continue;
     if (options.dryRun) {
-      report.removed.push(...ids);
+      // what removeJobs would do: a branch with unapplied work stays unless `branches`
+      for (const state of states) (hasUnappliedWork(state) && !options.branches ? report.kept_branches : report.removed).push(state.id);
       continue;
     }
-    const removed = await removeJobs(ctx, root, ids, { branches: options.branches });
+    const removed = await removeJobs(ctx, root, states.map((state) => state.id), { branches: options.branches });
     report.removed.push(...removed.removed);
     report.kept_branches.push(...removed.kept_branches);
+    report.skipped.push(...removed.skipped);
   }
   if (!options.dryRun) {
     // a job being submitted has a temp index and no folder yet

@@ -51,15 +51,18 @@ export async function applyChanges(ctx: WorktreeContext, target: ApplyTarget, cw
   if (readRecord(ctx, id) && isDirectory(worktreePath(ctx, id))) {
     throw new UserError('conflict', `job_id: job ${id} still has its worktree (is it still running?); apply its changes once it has ended`, 'job_id');
   }
-  const start = (await readRef(ctx, probe.root, refs.start)) ?? (await readRef(ctx, probe.root, refs.base));
+  const firstStart = (await readRef(ctx, probe.root, refs.start)) ?? (await readRef(ctx, probe.root, refs.base));
   const head = await readRef(ctx, probe.root, refs.branch);
-  if (start === null || head === null) {
+  if (firstStart === null || head === null) {
     throw new UserError('not_found', `job_id: job ${id} has no changes to apply in ${probe.root} (its branch or snapshot ref is gone: discarded)`, 'job_id');
   }
-  if ((await readRef(ctx, probe.root, refs.applied)) !== null) throw alreadyApplied(id, `(${refs.applied} exists)`);
+  const applied = await readRef(ctx, probe.root, refs.applied);
+  if (applied === head) throw alreadyApplied(id, `(${refs.applied} is at the branch's tip)`);
+  // a job continued after an apply: only the work since the applied commit is brought back
+  const start = applied !== null && (await isAncestor(ctx, probe.root, applied, head)) ? applied : firstStart;
   let lastFailure: ApplyResult | null = null;
   for (let attempt = 0; attempt < ATTEMPTS; attempt += 1) {
-    const outcome = await tryApply(ctx, probe, id, start, head);
+    const outcome = await tryApply(ctx, probe, id, { start, head, applied });
     if (outcome.kind !== 'moved') return outcome.result;
     lastFailure = outcome.result;
   }
@@ -68,7 +71,15 @@ export async function applyChanges(ctx: WorktreeContext, target: ApplyTarget, cw
 
 type Attempt = { kind: 'done'; result: ApplyResult } | { kind: 'moved'; result: ApplyResult };
 
-async function tryApply(ctx: WorktreeContext, probe: RepoProbe, id: string, start: string, head: string): Promise<Attempt> {
+/** What one apply brings back: start..head; `applied` is the applied ref as it was read (null: none). */
+interface ApplyRange {
+  start: string;
+  head: string;
+  applied: string | null;
+}
+
+async function tryApply(ctx: WorktreeContext, probe: RepoProbe, id: string, range: ApplyRange): Promise<Attempt> {
+  const { start, head } = range;
   const refs = jobRefs(id);
   const current = await treeOfWorkTree(ctx, probe, id);
   const userNow = await commitTree(ctx, probe.root, current, [start], `agent-async ${id}: the work tree at apply time`);
@@ -90,7 +101,7 @@ async function tryApply(ctx: WorktreeContext, probe: RepoProbe, id: string, star
   }
   // Marked after the files are written: a crash in between leaves it unmarked, and applying
   // again then merges changes the tree already has, which writes nothing.
-  const marked = await updateRef(ctx, probe.root, refs.applied, head, null);
+  const marked = await updateRef(ctx, probe.root, refs.applied, head, range.applied);
   if (!marked && patch.length === 0) throw alreadyApplied(id, `(${refs.applied} was just written by another apply)`);
   return { kind: 'done', result: { kind: 'applied', applied: { at: new Date().toISOString(), into: probe.root, base_commit: start, head_commit: head, files: written } } };
 }
@@ -101,6 +112,10 @@ async function treeOfWorkTree(ctx: WorktreeContext, probe: RepoProbe, id: string
     await addEverything(ctx, probe.root, env, []);
     return gitText(ctx, ['write-tree'], { cwd: probe.root, env });
   });
+}
+
+async function isAncestor(ctx: WorktreeContext, root: string, older: string, newer: string): Promise<boolean> {
+  return (await runGit(ctx, ['merge-base', '--is-ancestor', older, newer], { cwd: root, okCodes: [1] })).code === 0;
 }
 
 /** `error: f.txt: already exists in working directory` → f.txt. */

@@ -36,8 +36,8 @@ export interface WorktreeOptions {
   /** The setup command's environment (default: this process's); AGENT_ASYNC_WORKTREE is added. */
   setupEnv?: NodeJS.ProcessEnv;
   onSetupOutput?: (chunk: Buffer) => void;
-  /** Run the repository's hooks (post-checkout) on `worktree add`; off by default. */
-  hooks?: boolean;
+  /** Aborted when the job is cancelled: setup is stopped (its group TERM, then KILL) and SetupCancelledError thrown. */
+  signal?: AbortSignal;
 }
 
 /** What a worktree is made for: the job id, the user's repository and the cwd's subdirectory. */
@@ -68,6 +68,14 @@ export class SetupFailedError extends Error {
   }
 }
 
+/** The job was cancelled while `worktree.setup` ran; setup was stopped. */
+export class SetupCancelledError extends Error {
+  constructor(readonly argv: readonly string[]) {
+    super(`worktree.setup ${JSON.stringify(argv[0])} was stopped: the job was cancelled`);
+    this.name = 'SetupCancelledError';
+  }
+}
+
 export function createWorktree(ctx: WorktreeContext, target: WorktreeTarget, options: WorktreeOptions = {}): Promise<WorktreeRecord> {
   return prepareWorktree(ctx, target, options, 'create');
 }
@@ -93,7 +101,7 @@ async function prepareWorktree(ctx: WorktreeContext, target: WorktreeTarget, opt
     throw new UserError('not_found', `job_id: job ${id} has no branch ${branchName(id)} in ${root} (it was discarded)`, 'job_id');
   }
   const wt = worktreePath(ctx, id);
-  await addWorktree(ctx, root, wt, id, options.hooks === true);
+  await addWorktree(ctx, root, wt, id);
   const workdir = path.join(wt, target.prefix);
   await fsp.mkdir(workdir, { recursive: true });
   const copied = await placeCopies(root, wt, copies);
@@ -139,12 +147,11 @@ async function putBranchAtBase(ctx: WorktreeContext, root: string, id: string, b
   throw new UserError('conflict', `job_id: branch ${branchName(id)} in ${root} already holds work beyond the snapshot; continue the job (recreate its worktree) or discard it`, 'job_id');
 }
 
-async function addWorktree(ctx: WorktreeContext, root: string, wt: string, id: string, hooks: boolean): Promise<void> {
+async function addWorktree(ctx: WorktreeContext, root: string, wt: string, id: string): Promise<void> {
   await ensureWorktreesDir(ctx);
-  // hooks off: a post-checkout hook could rewrite files or fail the add (WORKTREE-NOTES §4)
-  const config = hooks ? [] : ['-c', 'core.hooksPath=/dev/null'];
   try {
-    await runGit(ctx, [...config, 'worktree', 'add', '-q', wt, branchName(id)], { cwd: root });
+    // hooks off: the repository's post-checkout hook could rewrite files or fail the add
+    await runGit(ctx, ['-c', 'core.hooksPath=/dev/null', 'worktree', 'add', '-q', wt, branchName(id)], { cwd: root });
   } catch (error) {
     const elsewhere = checkedOutAt(error);
     if (elsewhere !== null) throw checkedOutError(branchName(id), elsewhere);
@@ -213,6 +220,7 @@ async function exists(file: string): Promise<boolean> {
  * timeout); its output is kept (the last 64 KiB) for the error and passed to onSetupOutput.
  */
 async function runSetup(argv: readonly string[], cwd: string, env: NodeJS.ProcessEnv, options: WorktreeOptions): Promise<void> {
+  if (options.signal?.aborted) throw new SetupCancelledError(argv);
   const kept = new TailBuffer(SETUP_OUTPUT_KEPT);
   const child = spawn(argv[0]!, argv.slice(1), { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const onData = (chunk: Buffer): void => {
@@ -221,19 +229,28 @@ async function runSetup(argv: readonly string[], cwd: string, env: NodeJS.Proces
   };
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
-  let timedOut = false;
+  let stoppedFor: 'timeout' | 'cancel' | null = null;
   let killTimer: NodeJS.Timeout | undefined;
-  const timer = setTimeout(() => {
-    timedOut = true;
+  const stop = (why: 'timeout' | 'cancel'): void => {
+    if (stoppedFor) return;
+    stoppedFor = why;
     signalGroup(child.pid, 'SIGTERM');
     killTimer = setTimeout(() => signalGroup(child.pid, 'SIGKILL'), SETUP_KILL_GRACE_MS);
-  }, options.setupTimeoutMs ?? DEFAULT_SETUP_TIMEOUT_MS);
+  };
+  const timer = setTimeout(() => stop('timeout'), options.setupTimeoutMs ?? DEFAULT_SETUP_TIMEOUT_MS);
+  const onCancel = (): void => stop('cancel');
+  options.signal?.addEventListener('abort', onCancel, { once: true });
   const ended = await new Promise<{ code: number | null; signal: string | null; error?: Error }>((resolve) => {
     child.once('error', (error) => resolve({ code: null, signal: null, error }));
     child.once('close', (code, signal) => resolve({ code, signal }));
   });
   clearTimeout(timer);
   clearTimeout(killTimer);
+  // a stopped setup's group members that outlived its leader (and let go of its pipes) go too
+  if (stoppedFor) signalGroup(child.pid, 'SIGKILL');
+  options.signal?.removeEventListener('abort', onCancel);
+  if (stoppedFor === 'cancel') throw new SetupCancelledError(argv);
+  const timedOut = stoppedFor === 'timeout';
   if (ended.error) kept.push(Buffer.from(`cannot start ${argv[0]}: ${ended.error.message}\n`));
   if (ended.code !== 0 || timedOut) throw new SetupFailedError(argv, ended.code, ended.signal, timedOut, kept.text());
 }

@@ -70,8 +70,9 @@ export async function finishWorktree(ctx: WorktreeContext, target: FinishTarget,
 /**
  * Commits what the worker left (new, changed, deleted files; ignored ones and `worktree.copy`
  * paths excepted) with plumbing: no hooks, no signing, no commit template, whatever the
- * user's config says. The commit goes where the worktree's HEAD is; if the worker moved
- * HEAD off the job's branch, the branch is moved to it.
+ * user's config says. The commit goes on top of the worktree's HEAD; if the worker moved
+ * HEAD off the job's branch, the job's branch is moved to that commit (a branch of the user's
+ * the worker checked out is left where the worker left it).
  */
 async function commitLeftovers(ctx: WorktreeContext, root: string, wt: string, id: string, copied: readonly string[], warnings: string[]): Promise<void> {
   const env = worktreeGitEnv(wt);
@@ -84,14 +85,17 @@ async function commitLeftovers(ctx: WorktreeContext, root: string, wt: string, i
   await addEverything(ctx, wt, env, copied);
   const tree = await gitText(ctx, ['write-tree'], { cwd: wt, env });
   const head = await resolveCommit(ctx, wt, 'HEAD');
-  let commit = head;
-  if (head === null || tree !== (await gitText(ctx, ['rev-parse', `${head}^{tree}`], { cwd: wt, env }))) {
-    commit = await commitTree(ctx, wt, tree, head ? [head] : [], `agent-async ${id}: uncommitted changes at the end of the job`);
-    await runGit(ctx, ['update-ref', '-m', 'agent-async', 'HEAD', commit, head ?? ''], { cwd: wt, env });
-  }
   const refs = jobRefs(id);
   const symbolic = await runGit(ctx, ['symbolic-ref', '-q', 'HEAD'], { cwd: wt, env, okCodes: [1] });
   const headRef = symbolic.code === 0 ? symbolic.stdout.toString('utf8').trim() : null;
+  let commit = head;
+  if (head === null || tree !== (await gitText(ctx, ['rev-parse', `${head}^{tree}`], { cwd: wt, env }))) {
+    commit = await commitTree(ctx, wt, tree, head ? [head] : [], `agent-async ${id}: uncommitted changes at the end of the job`);
+    // on a branch other than the job's (one of the user's the worker checked out), HEAD is
+    // detached rather than that branch moved: the commit goes onto the job's branch below
+    const noDeref = headRef === refs.branch ? [] : ['--no-deref'];
+    await runGit(ctx, ['update-ref', '-m', 'agent-async', ...noDeref, 'HEAD', commit, head ?? ''], { cwd: wt, env });
+  }
   if (headRef === refs.branch || commit === null) return;
   const tip = await readRef(ctx, root, refs.branch);
   if (tip !== commit && (await updateRef(ctx, root, refs.branch, commit, tip))) {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode } from '../errors.js';
+import { readTextCapped } from '../spool/fsx.js';
 import { deleteRef, runGit, type WorktreeContext } from './git.js';
 import {
   BRANCH_PREFIX, REF_ROOT, TEMP_INDEX_PATTERN, branchName, checkId, jobRefs, readRecord, recordPath, removeRecord,
@@ -51,9 +52,12 @@ export async function listJobStates(ctx: WorktreeContext, root: string): Promise
   return [...states.values()];
 }
 
-/** The branch holds work beyond the job's start and nobody applied it. */
+/**
+ * The branch holds work beyond what was applied (or, never applied, beyond the job's start):
+ * a job continued after an apply adds work the applied ref does not cover.
+ */
 export function hasUnappliedWork(state: JobGitState): boolean {
-  return state.branch !== null && state.applied === null && state.branch !== (state.start ?? state.base);
+  return state.branch !== null && state.branch !== (state.applied ?? state.start ?? state.base);
 }
 
 export interface DiscardReport {
@@ -166,12 +170,12 @@ export async function sweepWorktreeFolders(ctx: WorktreeContext, keep: ReadonlyS
 function repositoryOf(ctx: WorktreeContext, id: string): string | null {
   const record = readRecord(ctx, id);
   if (record && fs.existsSync(record.repo_root)) return record.repo_root;
-  try {
-    const pointer = fs.readFileSync(path.join(worktreePath(ctx, id), '.git'), 'utf8');
-    // gitdir: <common dir>/worktrees/<name>; git runs fine from the common dir itself
-    const commonDir = path.dirname(path.dirname(pointer.replace(/^gitdir: /, '').trim()));
-    return fs.existsSync(commonDir) ? commonDir : null;
-  } catch {
-    return null;
-  }
+  // the worker could have put anything there: only a small regular file is read, never blocking
+  const pointer = readTextCapped(path.join(worktreePath(ctx, id), '.git'), GIT_POINTER_MAX_BYTES);
+  if (pointer === undefined || !pointer.startsWith('gitdir: ')) return null;
+  // gitdir: <common dir>/worktrees/<name>; git runs fine from the common dir itself
+  const commonDir = path.dirname(path.dirname(pointer.slice('gitdir: '.length).trim()));
+  return fs.existsSync(commonDir) ? commonDir : null;
 }
+
+const GIT_POINTER_MAX_BYTES = 4096;

@@ -7,7 +7,7 @@ export { IDENTITY, MIN_GIT_VERSION, GitError, requireGit, type WorktreeContext }
 export { probeRepository, type RepoProbe } from './probe.js';
 export { snapshot, type Snapshot, type SnapshotOptions, type SubmodulePolicy } from './snapshot.js';
 export {
-  createWorktree, recreateWorktree, normalizeCopyEntries, SetupFailedError,
+  createWorktree, recreateWorktree, normalizeCopyEntries, SetupCancelledError, SetupFailedError,
   type CopyEntry, type CopyMode, type WorktreeOptions, type WorktreeTarget,
 } from './create.js';
 export { finishWorktree, type Changes, type FinishResult, type FinishTarget } from './finish.js';

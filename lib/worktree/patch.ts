@@ -1,6 +1,8 @@
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { UserError, errnoCode, quoteInput } from '../errors.js';
-import { parseField, wholeNumber } from '../inputs.js';
+import { PATCH_PAGE_DEFAULT, PATCH_PAGE_MAX, parseField, wholeNumber } from '../inputs.js';
+import { entryKindOf } from '../spool/fsx.js';
 
 /**
  * Pages of a job's `changes.patch` (`job_diff`): a byte offset and a size limit. A page ends
@@ -8,8 +10,8 @@ import { parseField, wholeNumber } from '../inputs.js';
  * never cut inside a UTF-8 character; `next_offset` continues exactly there.
  */
 
-export const DEFAULT_PAGE_BYTES = 64 * 1024;
-export const MAX_PAGE_BYTES = 1024 * 1024;
+export const DEFAULT_PAGE_BYTES = PATCH_PAGE_DEFAULT;
+export const MAX_PAGE_BYTES = PATCH_PAGE_MAX;
 
 export interface PatchPage {
   text: string;
@@ -22,13 +24,7 @@ export interface PatchPage {
 export async function readPatchPage(file: string, offset: unknown = 0, maxBytes: unknown = DEFAULT_PAGE_BYTES): Promise<PatchPage> {
   const start = validateOffset(offset);
   const limit = parseField(wholeNumber(1, MAX_PAGE_BYTES), maxBytes ?? DEFAULT_PAGE_BYTES, 'max_bytes');
-  let handle: fsp.FileHandle;
-  try {
-    handle = await fsp.open(file, 'r');
-  } catch (error) {
-    if (errnoCode(error) === 'ENOENT') throw new UserError('not_found', 'job_id: this job has no patch (it was not isolated, has not ended yet, or its changes were discarded)', 'job_id');
-    throw error;
-  }
+  const handle = await openPatch(file);
   try {
     const total = (await handle.stat()).size;
     if (start > total) throw new UserError('bad_input', `offset: ${start} is beyond the end of the patch (${total} bytes)`, 'offset');
@@ -41,6 +37,31 @@ export async function readPatchPage(file: string, offset: unknown = 0, maxBytes:
   } finally {
     await handle.close();
   }
+}
+
+const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+
+/**
+ * The patch, opened only if it is a regular file (it lies in the job folder, which the worker
+ * could write): looked at without following a link first, so a device is never opened;
+ * O_NOFOLLOW and O_NONBLOCK cover a swap in between, and what was opened is checked again.
+ */
+async function openPatch(file: string): Promise<fsp.FileHandle> {
+  const refuse = (kind: string): UserError => new UserError('corrupt_state', `job_id: the job's changes.patch is a ${kind}, not a regular file, so it is not read (${file})`, 'job_id');
+  let handle: fsp.FileHandle;
+  try {
+    const seen = await fsp.lstat(file);
+    if (!seen.isFile()) throw refuse(entryKindOf(seen));
+    handle = await fsp.open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') throw new UserError('not_found', 'job_id: this job has no patch (it was not isolated, has not ended yet, or its changes were discarded)', 'job_id');
+    if (errnoCode(error) === 'ELOOP') throw refuse('symbolic link');
+    throw error;
+  }
+  const opened = await handle.stat();
+  if (opened.isFile()) return handle;
+  await handle.close();
+  throw refuse(entryKindOf(opened));
 }
 
 /**

@@ -1,6 +1,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { UserError, errnoCode, quoteInput } from '../errors.js';
+import { base as baseInput, parseField } from '../inputs.js';
 import { configEnv, gitText, resolveCommit, runGit, updateRef, type WorktreeContext } from './git.js';
 import { ensureWorktreesDir, jobRefs, tempIndexPath } from './layout.js';
 import { parseGitlinks } from './parse.js';
@@ -45,7 +46,7 @@ export interface Snapshot {
 
 export async function snapshot(ctx: WorktreeContext, cwd: string, id: string, options: SnapshotOptions = {}): Promise<Snapshot> {
   const refs = jobRefs(id);
-  if (options.base !== undefined) checkBaseInput(options.base);
+  if (options.base !== undefined) parseField(baseInput, options.base, 'base');
   const probe = await probeRepository(ctx, cwd);
   const taken = options.base === undefined
     ? await commitWorkTree(ctx, probe, id)
@@ -147,16 +148,6 @@ async function withoutIgnored(ctx: WorktreeContext, cwd: string, env: Record<str
 export async function commitTree(ctx: WorktreeContext, cwd: string, tree: string, parents: readonly string[], message: string): Promise<string> {
   const args = ['commit-tree', '--no-gpg-sign', tree, ...parents.flatMap((parent) => ['-p', parent]), '-m', message];
   return gitText(ctx, args, { cwd, identity: true });
-}
-
-const MAX_BASE_LENGTH = 1024;
-
-function checkBaseInput(base: unknown): void {
-  const allowed = 'a branch, tag or commit of the repository (e.g. "main", "v1.2", "HEAD~1", a commit hash)';
-  if (typeof base !== 'string' || base.trim() === '') throw new UserError('bad_input', `base: must be ${allowed}`, 'base');
-  if (base.length > MAX_BASE_LENGTH || /[\0\n\r]/.test(base) || base.startsWith('-')) {
-    throw new UserError('bad_input', `base: ${quoteInput(base)} is not a ref name; expected ${allowed}`, 'base');
-  }
 }
 
 async function resolveBase(ctx: WorktreeContext, probe: RepoProbe, base: string): Promise<Taken> {

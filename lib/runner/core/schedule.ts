@@ -14,8 +14,19 @@ import type { JobRequest } from '../../spool/state.js';
  * the cwd); an isolated job has its own, but the jobs continuing one share its worktree.
  */
 export function exclusionKey(request: JobRequest, config: Pick<Config, 'exclusive_cwd'>): string | null {
-  if (request.isolation === 'worktree') return request.continue_of && request.worktree ? `worktree:${request.worktree.id}` : null;
+  if (request.isolation === 'worktree') return request.continue_of && request.worktree ? `${WORKTREE_KEY}${request.worktree.id}` : null;
   return config.exclusive_cwd ? request.work_tree ?? request.cwd : null;
+}
+
+const WORKTREE_KEY = 'worktree:';
+
+/**
+ * A job whose worker is gone frees its slot while its end is recorded, and its key with it,
+ * except a worktree's: that end commits what is left in the worktree and removes it, so a job
+ * continuing the same worktree waits for it.
+ */
+function keyHeldAfterWorker(key: string | null): key is string {
+  return key !== null && key.startsWith(WORKTREE_KEY);
 }
 
 /** Whether a pending job may be claimed, and under which attempt number (reconcile.ts judges it). */
@@ -64,7 +75,10 @@ export function planTick(input: TickInput, facts: PendingFacts): TickPlan {
     occupied += 1;
     if (key !== null) busyKeys.add(key);
   };
-  for (const job of input.own) if (!job.slotFree) take(job.key);
+  for (const job of input.own) {
+    if (!job.slotFree) take(job.key);
+    else if (keyHeldAfterWorker(job.key)) busyKeys.add(job.key);
+  }
   for (const job of input.active) {
     if (!job.holdsSlot) continue;
     take(job.key);

@@ -73,3 +73,24 @@ export function enforceLimits(spec: LimitSpec): Limits {
     },
   };
 }
+
+/**
+ * An abort signal for the job's cancel request, for the time before its worker runs (the
+ * worktree's `worktree.setup`): seen through a folder watch at once, and by a poll.
+ */
+export function cancelSignal(paths: SpoolPaths, id: string, pollMs: number): { signal: AbortSignal; close(): void } {
+  const controller = new AbortController();
+  const check = (): void => {
+    if (!controller.signal.aborted && entryExists(jobFile(paths, id, JOB_FILES.cancel))) controller.abort();
+  };
+  const timer = setInterval(check, pollMs);
+  const closeWatch = watchFoldersNative(paths, [id], check, [JOB_FILES.cancel]);
+  check();
+  return {
+    signal: controller.signal,
+    close: () => {
+      clearInterval(timer);
+      closeWatch();
+    },
+  };
+}

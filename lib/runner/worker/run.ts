@@ -36,6 +36,11 @@ export interface WorkerRun {
   outputFd: number;
   /** Complete output lines, for a stream parser; undefined: the output goes straight to output.log. */
   onLine: ((line: string, stream: 'stdout' | 'stderr') => void) | undefined;
+  /**
+   * Processes of the job were started before the worker (an isolated job's worktree.setup):
+   * leftovers are looked for among all processes, not only those started since the worker.
+   */
+  startedBefore?: boolean;
   /** The worker and its group are gone: its slot is free while its end is recorded. */
   onExited: () => void;
   /** A `done` report arrived while the worker runs (the worker is recorded before). */
@@ -118,7 +123,8 @@ export async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
   limits.close();
   const stopped = limits.stopped;
   const survivors = stopped ? await stopped.survivors : [];
-  survivors.push(...await stopLeftovers(id, worker.pid, Date.now() - Date.parse(startedAt) < QUICK_JOB_MS, (where, elsewhere) => {
+  const quick = !run.startedBefore && Date.now() - Date.parse(startedAt) < QUICK_JOB_MS;
+  survivors.push(...await stopLeftovers(id, worker.pid, quick, (where, elsewhere) => {
     recordWorker();
     run.notes.note(`the worker exited but left processes ${where}; stopping them`);
     if (elsewhere.length > 0) run.log(`job ${id}: stopping ${elsewhere.length} process(es) its worker left: ${elsewhere.join(', ')}`);
