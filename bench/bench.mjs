@@ -215,7 +215,7 @@ async function billOnce(spool, server, verbose) {
   for (let i = 0; i < BILL_TIMEOUTS; i += 1) {
     const waited = await call('codex_wait', { job_id: id, timeout_seconds: 1, ...(verbose ? { verbose } : {}) });
     if (waited.answer.status !== 'timeout') throw new Error(`bill: the job ended early: ${JSON.stringify(waited.answer)}`);
-    activity = waited.answer.activity;
+    activity = verbose ? waited.answer.activity : waited.answer.output;
     if (process.env.BILL_SHOW && i === 0) log(JSON.stringify(waited.answer));
     timeouts.push(waited.bytes + Math.max(0, String(600_000).length - String(waited.answer.duration_ms).length));
   }

@@ -114,8 +114,8 @@ describe('MCP server over stdio, with the SDK Client', () => {
     await until(() => fs.readFileSync(path.join(spool.home, 'jobs', start.job_id, 'output.log'), 'utf8').includes('first'), 10_000, 'output');
     // a timeout answer is short: what the worker does now, no output tail, no prompt
     const running = await ok(mcp, 'codex_wait', { job_id: start.job_id, timeout_seconds: 0 });
-    expect(running).toMatchObject({ status: 'timeout', activity: 'first line' });
-    expect(Object.keys(running).sort()).toEqual(['activity', 'duration_ms', 'job_id', 'job_status', 'message', 'status']);
+    expect(running).toMatchObject({ status: 'timeout', output: 'first line' });
+    expect(Object.keys(running).sort()).toEqual(['duration_ms', 'job_id', 'job_status', 'message', 'output', 'status']);
     expect((await ok(mcp, 'codex_wait', { job_id: start.job_id, timeout_seconds: 0, verbose: true })).output).toContain('first line');
     expect(waited.message).toMatch(/Call gemini_wait again/);
     const cancelled = await ok(mcp, 'job_cancel', { job_id: start.job_id });

@@ -68,12 +68,11 @@ export function execTail(ctx: JobsContext, id: string): string {
 /**
  * What a wait answers by default: only what the orchestrator needs to decide, since every byte
  * stays in its context for the rest of the conversation. While the job runs: its id, status,
- * elapsed time and one line of what the worker is doing. When it ended: the final message
- * (exec: the last lines) in `output`, the error, token_usage, the changed files, and the
- * seed's cwd, started_at, finished_at and a prompt preview (to tell it from other jobs). The
- * seed's keys keep their meaning; `usage`
- * (the same counts as token_usage) and `final_message` (the same text as output) come with
- * verbose only.
+ * elapsed time and, in the seed's `output`, one line of what the worker is doing. When it
+ * ended: the final message (exec: the last lines) in `output`, the error, token_usage, the
+ * changed files, and the seed's cwd, started_at, finished_at and a prompt preview (to tell it
+ * from other jobs). `usage` (the same counts as token_usage), `activity` and `final_message`
+ * (the same text as output) come with verbose only.
  */
 export function compactAnswer(ctx: JobsContext, state: JobState, waitTool = 'job_wait') {
   const elapsed = elapsedMs(state);
@@ -83,7 +82,8 @@ export function compactAnswer(ctx: JobsContext, state: JobState, waitTool = 'job
       status: 'timeout' as const,
       job_status: state.status,
       duration_ms: elapsed,
-      activity: state.status === 'running' ? jobs.currentActivity(ctx, state) : null,
+      // the seed's key, short: one line of what the worker is doing now ('' when nothing says)
+      output: (state.status === 'running' ? jobs.currentActivity(ctx, state) : null) ?? '',
       message: `Call ${waitTool} again.`,
     };
   }
