@@ -95,6 +95,8 @@ const START_FLAGS: Record<string, (input: jobs.SubmitInput, value: string, spool
   '--policy': (input, value) => (input.approval_policy = value as jobs.SubmitInput['approval_policy']),
   '--model': (input, value) => (input.model = value),
   '--context-file': (input, value) => (input.context_files = [...(input.context_files ?? []), value]),
+  '--isolation': (input, value) => (input.isolation = value as jobs.SubmitInput['isolation']),
+  '--base': (input, value) => (input.base = value),
 };
 
 /**
