@@ -13,6 +13,7 @@ import {
   makeSpool,
   pidAlive,
   readJson,
+  startAgentJob,
   startJob,
   until,
   waitJob,
@@ -41,10 +42,8 @@ function dirIn(spool: TestSpool, name: string): string {
   return dir;
 }
 
-function startShellAgent(spool: TestSpool, script: string, cwd: string): string {
-  const result = cli(spool, ['start', 'shell', '--cwd', cwd, script]);
-  if (result.code !== 0) throw new Error(`start failed (${result.code}): ${result.stderr}`);
-  return result.stdout.trim();
+function startShellAgent(spool: TestSpool, script: string, cwd: string): Promise<string> {
+  return startAgentJob(spool, ['shell', '--cwd', cwd, script]);
 }
 
 /**
@@ -186,7 +185,7 @@ describe('a worker that leaves processes behind', () => {
     const daemon = await startJob(spool, ['sh', '-c', `setsid sleep 120 & echo $! >> ${pids}; exit 0`], ['--cwd', dirIn(spool, 'a')]);
     // the grandchild leads no group and has left the tree: only its environment names the job
     const doubleFork = await startJob(spool, ['sh', '-c', `setsid sh -c 'sleep 120 & echo $! >> ${pids}' ; exit 0`], ['--cwd', dirIn(spool, 'b')]);
-    const agent = startShellAgent(spool, `setsid sleep 120 & echo $! >> ${pids}; echo answer`, dirIn(spool, 'c'));
+    const agent = await startShellAgent(spool, `setsid sleep 120 & echo $! >> ${pids}; echo answer`, dirIn(spool, 'c'));
     for (const id of [daemon, doubleFork, agent]) {
       expect(await waitJob(spool, id)).toMatchObject({ status: 'done', exit_code: 0 });
       expect(processesOfJob(id)).toEqual([]);
@@ -223,7 +222,7 @@ describe('a worker with odd output', () => {
     const spool = hostileSpool();
     const script = 'echo before; exec >&- 2>&-; sleep 1; exit 4';
     const exec = await startJob(spool, ['sh', '-c', script], ['--cwd', dirIn(spool, 'a')]);
-    const agent = startShellAgent(spool, script, dirIn(spool, 'b'));
+    const agent = await startShellAgent(spool, script, dirIn(spool, 'b'));
     for (const id of [exec, agent]) {
       expect(await waitJob(spool, id)).toMatchObject({ status: 'error', exit_code: 4, error: { code: 'exit_nonzero' } });
       expect(cli(spool, ['logs', id]).stdout).toMatch(/^before\n/);
@@ -235,7 +234,7 @@ describe('a worker with odd output', () => {
     const spool = hostileSpool();
     const script = String.raw`printf 'ok \377\376 \303( \355\240\200 end\n'`;
     const exec = await startJob(spool, ['sh', '-c', script], ['--cwd', dirIn(spool, 'a')]);
-    const agent = startShellAgent(spool, script, dirIn(spool, 'b'));
+    const agent = await startShellAgent(spool, script, dirIn(spool, 'b'));
     const mcp = await server(spool);
     for (const id of [exec, agent]) {
       expect(await waitJob(spool, id)).toMatchObject({ status: 'done' });
@@ -251,13 +250,13 @@ describe('a worker with odd output', () => {
 
   it('prints a 200 MB line with no newline: the supervisor stays within 20 MB of what it used before', async () => {
     const spool = hostileSpool({ concurrency: 1, runner_idle_seconds: 120 });
-    const first = startShellAgent(spool, 'echo warm', spool.work);
+    const first = await startShellAgent(spool, 'echo warm', spool.work);
     const warm = await waitJob(spool, first);
     expect(warm.status).toBe('done');
     const supervisor: number = warm.supervisor.pid;
     const peakKiB = (): number => Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${supervisor}/status`, 'utf8'))![1]);
     const before = peakKiB();
-    const id = startShellAgent(spool, 'head -c 209715200 /dev/zero | tr "\\0" x; echo; echo the end', spool.work);
+    const id = await startShellAgent(spool, 'head -c 209715200 /dev/zero | tr "\\0" x; echo; echo the end', spool.work);
     const state = await endState(spool, id, 500_000);
     expect(state).toMatchObject({ status: 'done', exit_code: 0, result: { final_message: expect.stringMatching(/the end$/) } });
     // the same supervisor ran it (an idle one is reused), so its peak tells what the line cost

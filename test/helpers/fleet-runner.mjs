@@ -104,8 +104,20 @@ async function reap() {
 }
 
 let queueHadWork = false;
+/** A look is under way: on a loaded machine one can outlast the 250 ms interval, and two would both stop the lease (the second throws). */
+let looking = false;
 
 async function finishIfIdle() {
+  if (looking) return;
+  looking = true;
+  try {
+    await lookIfIdle();
+  } finally {
+    looking = false;
+  }
+}
+
+async function lookIfIdle() {
   if (lost && running.size === 0) {
     await queue.close();
     process.exit(3);

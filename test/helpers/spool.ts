@@ -2,9 +2,11 @@ import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:chi
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import Ajv2020 from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
+import type { ValidateFunction } from 'ajv';
+import type Ajv2020Module from 'ajv/dist/2020.js';
+import type addFormatsModule from 'ajv-formats';
 import { optionalDuration } from '../../lib/cli/duration.js';
 import { snapshotJson } from '../../lib/cli/output.js';
 import * as jobs from '../../lib/jobs.js';
@@ -95,6 +97,8 @@ const START_FLAGS: Record<string, (input: jobs.SubmitInput, value: string, spool
   '--policy': (input, value) => (input.approval_policy = value as jobs.SubmitInput['approval_policy']),
   '--model': (input, value) => (input.model = value),
   '--context-file': (input, value) => (input.context_files = [...(input.context_files ?? []), value]),
+  '--isolation': (input, value) => (input.isolation = value as jobs.SubmitInput['isolation']),
+  '--base': (input, value) => (input.base = value),
 };
 
 /**
@@ -183,14 +187,29 @@ export function waitJobByCli(spool: TestSpool, id: string, timeout = '60s'): any
   return parsed.finished[0] ?? parsed.open[0];
 }
 
-const ajv = new Ajv2020.default({ allErrors: true, strict: true });
-addFormats.default(ajv);
-const validateSchema = ajv.compile(readJson(path.join(ROOT, 'schema', 'state.schema.json')));
+let schema: { validate: ValidateFunction; errorsText: (errors: ValidateFunction['errors']) => string } | undefined;
+
+/**
+ * The shipped schema, compiled on first use: loading ajv and compiling cost ~0.8 s of CPU, which
+ * most files that import these helpers never need.
+ */
+function stateSchema(): NonNullable<typeof schema> {
+  if (schema === undefined) {
+    const require = createRequire(import.meta.url);
+    const { default: Ajv2020 } = require('ajv/dist/2020.js') as typeof Ajv2020Module;
+    const { default: addFormats } = require('ajv-formats') as typeof addFormatsModule;
+    const ajv = new Ajv2020({ allErrors: true, strict: true });
+    addFormats(ajv);
+    schema = { validate: ajv.compile(readJson(path.join(ROOT, 'schema', 'state.schema.json'))), errorsText: (errors) => ajv.errorsText(errors) };
+  }
+  return schema;
+}
 
 /** Validates a state against the shipped JSON Schema; throws with the schema's complaint. */
 export function assertSchemaValid(state: unknown): void {
-  if (!validateSchema(state)) {
-    throw new Error(`state does not match schema/state.schema.json: ${ajv.errorsText(validateSchema.errors)}\n${JSON.stringify(state)}`);
+  const { validate, errorsText } = stateSchema();
+  if (!validate(state)) {
+    throw new Error(`state does not match schema/state.schema.json: ${errorsText(validate.errors)}\n${JSON.stringify(state)}`);
   }
 }
 
