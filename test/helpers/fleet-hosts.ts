@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FleetQueue, getJob, submitJob, type FleetJob } from '../../lib/fleet/index.js';
+import type { FleetQueue} from '../../lib/fleet/index.js';
+import { getJob, submitJob, type FleetJob } from '../../lib/fleet/index.js';
 import { newJobId } from '../../lib/spool/ids.js';
 import { isTerminal, newJobState } from '../../lib/spool/state.js';
 import { jobRequest } from './job-request.mjs';
@@ -68,7 +69,7 @@ export class Hosts {
     const argv = [...(options.prefix ?? []), process.execPath, CLI, 'runner'];
     const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let text = '';
-    child.stderr!.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
     const host: Host = {
       name,
       home,
