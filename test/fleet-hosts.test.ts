@@ -19,7 +19,9 @@ beforeAll(() => {
   if (pg.cluster) process.env.PGPASSFILE = pg.cluster.pgpassFile;
 });
 
-afterEach(() => {
+afterEach((context) => {
+  // what each runner said, when a test failed
+  if (context.task.result?.state === 'fail') for (const host of hosts?.all ?? []) process.stderr.write(`--- ${host.name} (pid ${host.child.pid})\n${host.log()}`);
   hosts?.cleanup();
   hosts = undefined;
 });
@@ -94,5 +96,62 @@ describe.skipIf(!pg.cluster)(`fleet hosts: runners on three hosts share one queu
     expect((await readOutput(queue.db, cancelled, 0, 1000)).data.toString('utf8')).toBe('holding\n');
     expect(hosts.starts(cancelled)).toHaveLength(1);
     expect(hosts.starts(finished)).toHaveLength(1);
+  });
+
+  it('a SIGKILLed runner: its running jobs end runner_lost once its lease is reaped, never re-run; its restart runs what waited', async () => {
+    const { queue, hosts } = await setup('killed');
+    const [, , h3] = ['h1', 'h2', 'h3'].map((name) => hosts.start(name));
+    await registered(queue, ['h1', 'h2', 'h3']);
+    const held = await Promise.all([1, 2].map(() => submitWorkerJob(queue, hosts, { mode: 'hold', host: 'h3' })));
+    await until(async () => ((await Promise.all(held.map((id) => getJob(queue.db, id)))).every((job) => job?.state.worker) ? true : undefined));
+    const waiting = await submitWorkerJob(queue, hosts, { mode: 'quick', host: 'h3' }); // h3 is full (concurrency 2)
+    h3!.child.kill('SIGKILL');
+    await h3!.exited;
+    // h1 or h2 reaps the lease once it has expired by the database clock
+    for (const id of held) {
+      const job = await terminal(queue, id);
+      expect(job.state.status).toBe('error');
+      expect(job.state.error?.code).toBe('runner_lost');
+    }
+    expect((await getJob(queue.db, waiting))?.state.status).toBe('pending');
+    // back on h3: its old jobs are stopped there (the queue gave them up), the waiting one runs
+    const restarted = h3!.restart();
+    expect((await terminal(queue, waiting)).state.status).toBe('done');
+    for (const id of held) {
+      await until(() => {
+        const state = JSON.parse(fs.readFileSync(path.join(restarted.home, 'jobs', id, 'state.json'), 'utf8'));
+        return state.status === 'cancelled' ? true : undefined;
+      });
+      expect(hosts.starts(id)).toHaveLength(1);
+      expect((await getJob(queue.db, id))?.state.error?.code).toBe('runner_lost');
+    }
+    expect([...(await startsInEvents(queue, [...held, waiting])).values()]).toEqual([1, 1, 1]);
+  });
+
+  it('a runner SIGKILLed and restarted before anyone reaped it adopts its running job, which ends once', async () => {
+    const { queue, hosts } = await setup('adopted');
+    const [h1, h2, h3] = ['h1', 'h2', 'h3'].map((name) => hosts.start(name));
+    await registered(queue, ['h1', 'h2', 'h3']);
+    const id = await submitWorkerJob(queue, hosts, { mode: 'sleep', args: ['2000', '2'], host: 'h1' });
+    await until(async () => ((await getJob(queue.db, id))?.state.worker ? true : undefined));
+    // nobody may reap h1 meanwhile, whatever the machine's speed: the other runners are frozen
+    h2!.child.kill('SIGSTOP');
+    h3!.child.kill('SIGSTOP');
+    try {
+      h1!.child.kill('SIGKILL');
+      await h1!.exited;
+      const restarted = h1!.restart();
+      const job = await terminal(queue, id);
+      expect(job.state.status).toBe('done');
+      expect(job.runnerHost).toBe('h1');
+      expect(restarted.log()).toMatch(/adopted 1 jobs/);
+    } finally {
+      h2!.child.kill('SIGCONT');
+      h3!.child.kill('SIGCONT');
+    }
+    expect(hosts.starts(id)).toHaveLength(1);
+    expect((await readOutput(queue.db, id, 0, 1000)).data.toString('utf8')).toBe(`line 0 of ${id}\nline 1 of ${id}\nend\n`);
+    const adopted = await queue.db.query("SELECT 1 FROM agent_async.events WHERE job_id = $1 AND kind = 'adopted'", [id]);
+    expect(adopted.rowCount).toBe(1);
   });
 });

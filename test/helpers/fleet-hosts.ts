@@ -14,7 +14,8 @@ import { CLI, FAST_CONFIG, ROOT } from './spool.js';
  * Runner hosts for the fleet tests: each an `agent-async runner` process (from dist/) with its
  * own HOME and spool, its host name, and the queue URL through the environment (the password
  * from the cluster's pgpass file). Jobs are exec jobs of test/helpers/fleet-worker.mjs, which
- * appends each start to a per-job ledger file.
+ * appends each start to a per-job ledger file. They all run in one cwd (the temp folder), so
+ * the hosts do not keep jobs of one cwd apart (exclusive_cwd false).
  */
 export const WORKER = path.join(ROOT, 'test', 'helpers', 'fleet-worker.mjs');
 
@@ -53,7 +54,7 @@ export class Hosts {
     const home = path.join(this.base, name, 'spool');
     if (!fs.existsSync(home)) {
       fs.mkdirSync(home, { recursive: true, mode: 0o700 });
-      fs.writeFileSync(path.join(home, 'config.json'), JSON.stringify({ ...FAST_CONFIG, concurrency: options.concurrency ?? 2 }));
+      fs.writeFileSync(path.join(home, 'config.json'), JSON.stringify({ ...FAST_CONFIG, concurrency: options.concurrency ?? 2, exclusive_cwd: false }));
     }
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const key of Object.keys(env)) if (key.startsWith('AGENT_ASYNC_')) delete env[key];
