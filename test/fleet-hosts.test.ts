@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FleetQueue, getJob, readOutput, requestCancel, requestDone } from '../lib/fleet/index.js';
 import { Hosts, registered, submitWorkerJob, terminal, until } from './helpers/fleet-hosts.js';
+import { makeNetns, netnsUnavailable, relayPgpass, type Netns } from './helpers/netns.js';
 import { need, useTestCluster } from './helpers/pg-cluster.js';
 
 /**
@@ -14,6 +15,8 @@ import { need, useTestCluster } from './helpers/pg-cluster.js';
 const pg = await useTestCluster();
 const queues: FleetQueue[] = [];
 let hosts: Hosts | undefined;
+const netnsSkip = netnsUnavailable();
+let netns: Netns | undefined;
 
 beforeAll(() => {
   if (pg.cluster) process.env.PGPASSFILE = pg.cluster.pgpassFile;
@@ -27,6 +30,7 @@ afterEach((context) => {
 });
 
 afterAll(async () => {
+  await netns?.destroy();
   await Promise.all(queues.map((queue) => queue.close()));
 });
 
@@ -153,5 +157,81 @@ describe.skipIf(!pg.cluster)(`fleet hosts: runners on three hosts share one queu
     expect((await readOutput(queue.db, id, 0, 1000)).data.toString('utf8')).toBe(`line 0 of ${id}\nline 1 of ${id}\nend\n`);
     const adopted = await queue.db.query("SELECT 1 FROM agent_async.events WHERE job_id = $1 AND kind = 'adopted'", [id]);
     expect(adopted.rowCount).toBe(1);
+  });
+});
+
+/** Files of a host's write-ahead buffer: waiting entries, or those the queue refused. */
+function outboxFiles(home: string, rejected = false): string[] {
+  const dir = path.join(home, 'fleet', 'outbox', ...(rejected ? ['rejected'] : []));
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((name) => name.endsWith('.json')) : [];
+}
+
+function localStatus(home: string, id: string): string | undefined {
+  const file = path.join(home, 'jobs', id, 'state.json');
+  return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as { status: string }).status : undefined;
+}
+
+describe.skipIf(!pg.cluster || netnsSkip)(`fleet hosts: a host in its own network namespace cut off from the database ${pg.skip ?? netnsSkip ?? ''}`, () => {
+  /** A host whose only way to the queue is the veth pair of its namespace. */
+  async function partitionedHost(hosts: Hosts, name: string): Promise<ReturnType<Hosts['start']>> {
+    const cluster = need(pg);
+    netns ??= await makeNetns(cluster.port);
+    const pgpass = relayPgpass(path.join(hosts.base, `${name}.pgpass`), netns.gateway, netns.relayPort, cluster.role, cluster.password);
+    return hosts.start(name, { prefix: netns.exec, url: `postgres://${cluster.role}@${netns.gateway}:${netns.relayPort}/${hosts.database}`, pgpassFile: pgpass });
+  }
+
+  it('an end that happens while the host is cut off is delivered from its outbox, output first, when it is back', async () => {
+    const { queue, hosts } = await setup('netns_back');
+    const far = await partitionedHost(hosts, 'far');
+    await registered(queue, ['far']);
+    const id = await submitWorkerJob(queue, hosts, { mode: 'sleep', args: ['1500', '400'], host: 'far' });
+    await until(async () => ((await getJob(queue.db, id))?.state.worker ? true : undefined));
+    netns!.cut();
+    try {
+      // no other runner is up, so nobody reaps the lease meanwhile: the end waits in the outbox
+      await until(() => (localStatus(far.home, id) === 'done' && outboxFiles(far.home).length > 0 ? true : undefined));
+      expect((await getJob(queue.db, id))?.state.status).toBe('running');
+    } finally {
+      netns!.restore();
+    }
+    const job = await terminal(queue, id);
+    expect(job.state.status).toBe('done');
+    expect(job.runnerHost).toBe('far');
+    const lines = Array.from({ length: 400 }, (_, i) => `line ${i} of ${id}\n`).join('');
+    expect((await readOutput(queue.db, id, 0, 1 << 20)).data.toString('utf8')).toBe(`${lines}end\n`);
+    await until(() => (outboxFiles(far.home).length === 0 ? true : undefined));
+    expect(outboxFiles(far.home, true)).toEqual([]);
+    expect(hosts.starts(id)).toHaveLength(1);
+  });
+
+  it('when its lease was reaped meanwhile, the job stays runner_lost, its late end goes to rejected/, and the host registers again', async () => {
+    const { queue, hosts } = await setup('netns_reaped');
+    const far = await partitionedHost(hosts, 'far');
+    hosts.start('near');
+    await registered(queue, ['far', 'near']);
+    const id = await submitWorkerJob(queue, hosts, { mode: 'sleep', args: ['3000', '2'], host: 'far' });
+    await until(async () => ((await getJob(queue.db, id))?.state.worker ? true : undefined));
+    const epochBefore = (await queue.db.query<{ epoch: string }>("SELECT epoch FROM agent_async.runners WHERE host = 'far'")).rows[0]!.epoch;
+    netns!.cut();
+    try {
+      const lost = await terminal(queue, id); // near reaps far's lease once it expired by the database clock
+      expect(lost.state.error?.code).toBe('runner_lost');
+      await until(() => (localStatus(far.home, id) === 'done' ? true : undefined));
+    } finally {
+      netns!.restore();
+    }
+    await until(() => (outboxFiles(far.home, true).length > 0 ? true : undefined));
+    const rejected = JSON.parse(fs.readFileSync(path.join(far.home, 'fleet', 'outbox', 'rejected', outboxFiles(far.home, true)[0]!), 'utf8'));
+    expect(rejected.job_id).toBe(id);
+    expect(rejected.rejected.reason).toMatch(/fenced/);
+    expect((await getJob(queue.db, id))?.state.error?.code).toBe('runner_lost');
+    // the host is back under a new epoch and takes work again
+    await until(async () => {
+      const row = (await queue.db.query<{ epoch: string; state: string }>("SELECT epoch, state FROM agent_async.runners WHERE host = 'far'")).rows[0];
+      return row && row.state === 'active' && row.epoch !== epochBefore ? true : undefined;
+    });
+    const next = await submitWorkerJob(queue, hosts, { mode: 'quick', host: 'far' });
+    expect((await terminal(queue, next)).state.status).toBe('done');
+    expect(hosts.starts(id)).toHaveLength(1);
   });
 });

@@ -25,8 +25,9 @@ export interface HostOptions {
   labels?: string[];
   /** Wraps the command, e.g. ['ip', 'netns', 'exec', 'ns1'] (argv, never a shell). */
   prefix?: string[];
-  /** The queue URL this host uses (default the cluster's on 127.0.0.1). */
+  /** The queue URL this host uses (default the cluster's on 127.0.0.1), and its pgpass file. */
   url?: string;
+  pgpassFile?: string;
 }
 
 export interface Host {
@@ -62,7 +63,7 @@ export class Hosts {
       HOME: path.join(this.base, name),
       AGENT_ASYNC_HOME: home,
       AGENT_ASYNC_QUEUE_URL: options.url ?? this.cluster.url(this.database),
-      PGPASSFILE: this.cluster.pgpassFile,
+      PGPASSFILE: options.pgpassFile ?? this.cluster.pgpassFile,
       AGENT_ASYNC_HOST_NAME: name,
       AGENT_ASYNC_LEASE_SECONDS: String(options.leaseSeconds ?? 2),
       AGENT_ASYNC_LABELS: (options.labels ?? []).join(','),
