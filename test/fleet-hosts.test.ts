@@ -102,15 +102,15 @@ describe.skipIf(!pg.cluster)(`fleet hosts: runners on three hosts share one queu
     expect(hosts.starts(finished)).toHaveLength(1);
   });
 
-  it('a SIGKILLed runner: its running jobs end runner_lost once its lease is reaped, never re-run; its restart runs what waited', async () => {
+  it('a host SIGKILLed whole (runner, supervisors, workers): its running jobs end runner_lost once its lease is reaped, never re-run; its restart runs what waited', async () => {
     const { queue, hosts } = await setup('killed');
     const [, , h3] = ['h1', 'h2', 'h3'].map((name) => hosts.start(name));
     await registered(queue, ['h1', 'h2', 'h3']);
     const held = await Promise.all([1, 2].map(() => submitWorkerJob(queue, hosts, { mode: 'hold', host: 'h3' })));
     await until(async () => ((await Promise.all(held.map((id) => getJob(queue.db, id)))).every((job) => job?.state.worker) ? true : undefined));
+    await until(() => (held.every((id) => hosts.starts(id).length === 1) ? true : undefined));
     const waiting = await submitWorkerJob(queue, hosts, { mode: 'quick', host: 'h3' }); // h3 is full (concurrency 2)
-    h3!.child.kill('SIGKILL');
-    await h3!.exited;
+    await hosts.killHost(h3!);
     // h1 or h2 reaps the lease once it has expired by the database clock
     for (const id of held) {
       const job = await terminal(queue, id);
@@ -118,14 +118,11 @@ describe.skipIf(!pg.cluster)(`fleet hosts: runners on three hosts share one queu
       expect(job.state.error?.code).toBe('runner_lost');
     }
     expect((await getJob(queue.db, waiting))?.state.status).toBe('pending');
-    // back on h3: its old jobs are stopped there (the queue gave them up), the waiting one runs
-    const restarted = h3!.restart();
+    // back on h3: the job that waited runs; the local copies of the lost ones are ended there too
+    const restarted = await hosts.restartUntilLeading(h3!);
     expect((await terminal(queue, waiting)).state.status).toBe('done');
     for (const id of held) {
-      await until(() => {
-        const state = JSON.parse(fs.readFileSync(path.join(restarted.home, 'jobs', id, 'state.json'), 'utf8'));
-        return state.status === 'cancelled' ? true : undefined;
-      });
+      await until(() => (['error', 'cancelled'].includes(localStatus(restarted.home, id) ?? '') ? true : undefined));
       expect(hosts.starts(id)).toHaveLength(1);
       expect((await getJob(queue.db, id))?.state.error?.code).toBe('runner_lost');
     }
@@ -136,25 +133,29 @@ describe.skipIf(!pg.cluster)(`fleet hosts: runners on three hosts share one queu
     const { queue, hosts } = await setup('adopted');
     const [h1, h2, h3] = ['h1', 'h2', 'h3'].map((name) => hosts.start(name));
     await registered(queue, ['h1', 'h2', 'h3']);
-    const id = await submitWorkerJob(queue, hosts, { mode: 'sleep', args: ['2000', '2'], host: 'h1' });
+    const id = await submitWorkerJob(queue, hosts, { mode: 'hold', host: 'h1' });
     await until(async () => ((await getJob(queue.db, id))?.state.worker ? true : undefined));
     // nobody may reap h1 meanwhile, whatever the machine's speed: the other runners are frozen
     h2!.child.kill('SIGSTOP');
     h3!.child.kill('SIGSTOP');
     try {
+      // the runner alone dies: the job's supervisor starts a runner again at once, or the test does
       h1!.child.kill('SIGKILL');
       await h1!.exited;
-      const restarted = h1!.restart();
+      await hosts.restartUntilLeading(h1!);
+      await until(() => (/adopted 1 jobs/.test(hosts.logOf(h1!)) ? true : undefined));
+      // the adopted job is this runner's again: a done report reaches it, its end is mirrored
+      await requestDone(queue.db, id, 'finished after the restart');
       const job = await terminal(queue, id);
       expect(job.state.status).toBe('done');
+      expect(job.state.notified?.summary).toBe('finished after the restart');
       expect(job.runnerHost).toBe('h1');
-      expect(restarted.log()).toMatch(/adopted 1 jobs/);
     } finally {
       h2!.child.kill('SIGCONT');
       h3!.child.kill('SIGCONT');
     }
     expect(hosts.starts(id)).toHaveLength(1);
-    expect((await readOutput(queue.db, id, 0, 1000)).data.toString('utf8')).toBe(`line 0 of ${id}\nline 1 of ${id}\nend\n`);
+    expect((await readOutput(queue.db, id, 0, 1000)).data.toString('utf8')).toBe('holding\n');
     const adopted = await queue.db.query("SELECT 1 FROM agent_async.events WHERE job_id = $1 AND kind = 'adopted'", [id]);
     expect(adopted.rowCount).toBe(1);
   });
@@ -251,7 +252,7 @@ function seeded(seed: number): () => number {
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe.skipIf(!pg.cluster)(`fleet hosts: the chaos ledger ${pg.skip ?? ''}`, () => {
-  it('2 submitters x 50 jobs on 3 hosts, runners SIGKILLed and restarted, PostgreSQL restarted, a host partitioned: every job ends once, with its reason and its output', async () => {
+  it('2 submitters x 50 jobs on 3 hosts, runners and whole hosts SIGKILLed and restarted, PostgreSQL restarted, a host partitioned: every job ends once, with its reason and its output', async () => {
     const cluster = need(pg);
     const { queue, hosts } = await setup('chaos');
     const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000);
@@ -286,12 +287,15 @@ describe.skipIf(!pg.cluster)(`fleet hosts: the chaos ledger ${pg.skip ?? ''}`, (
     const kill = async (): Promise<void> => {
       const name = pick();
       const host = current.get(name)!;
-      host.child.kill('SIGKILL');
+      // the runner alone (its supervisors carry on and start a runner again), or the whole host
+      const whole = random() < 0.5;
+      if (whole) await hosts.killHost(host);
+      else host.child.kill('SIGKILL');
       await host.exited;
       const down = Math.floor(random() * 3000);
-      log.push(`SIGKILL ${name}, restart after ${down} ms`);
+      log.push(`SIGKILL ${whole ? 'all of' : 'the runner of'} ${name}, restart after ${down} ms`);
       await pause(down);
-      current.set(name, host.restart());
+      current.set(name, await hosts.restartUntilLeading(host));
     };
     await pause(800);
     await kill();

@@ -435,7 +435,14 @@ export class FleetBridge {
       if (size <= job.shipped) continue;
       const chunk = this.readOutputSlice(job.id, job.shipped, Math.min(SHIP_MAX_BYTES, size - job.shipped));
       if (chunk.length === 0) continue;
-      job.shipped = await appendOutput(db, job.id, job.epoch, job.shipped, chunk);
+      try {
+        job.shipped = await appendOutput(db, job.id, job.epoch, job.shipped, chunk);
+      } catch (error) {
+        if (error instanceof LeaseLost || isConnectionFailure(error)) throw error;
+        // the queue holds other bytes than this host thought (a gap): start again from its end
+        this.log(`job ${job.id}: output not shipped (${(error as Error).message}); resuming from what the queue has`);
+        job.shipped = await outputSize(db, job.id);
+      }
     }
   }
 
@@ -468,15 +475,19 @@ export class FleetBridge {
       const job = this.held.get(snapshot.id);
       if (!job || snapshot.kind !== 'ok' || snapshot.job.leaseEpoch !== job.epoch) continue;
       const { cancelRequest, doneRequest } = snapshot.job;
-      if (cancelRequest && !job.cancelSent) {
-        job.cancelSent = true;
-        requestCancel(this.paths, job.id, `fleet: ${cancelRequest.by ?? 'another host'}`);
-        this.log(`job ${job.id}: cancel requested${cancelRequest.by ? ` by ${cancelRequest.by}` : ''}`);
-      }
-      if (doneRequest && !job.doneSent) {
-        job.doneSent = true;
-        writeDoneFile(this.paths, job.id, doneRequest.summary);
-        this.log(`job ${job.id}: done reported through the queue`);
+      try {
+        if (cancelRequest && !job.cancelSent) {
+          job.cancelSent = true;
+          requestCancel(this.paths, job.id, `fleet: ${cancelRequest.by ?? 'another host'}`);
+          this.log(`job ${job.id}: cancel requested${cancelRequest.by ? ` by ${cancelRequest.by}` : ''}`);
+        }
+        if (doneRequest && !job.doneSent) {
+          job.doneSent = true;
+          writeDoneFile(this.paths, job.id, doneRequest.summary);
+          this.log(`job ${job.id}: done reported through the queue`);
+        }
+      } catch (error) {
+        this.log(`job ${job.id}: could not pass a request to the spool: ${(error as Error).message}`);
       }
     }
   }
@@ -492,9 +503,25 @@ export class FleetBridge {
 
   private async startClaimed(): Promise<void> {
     for (const job of [...this.toStart.values()]) {
-      if (!this.token || this.stopped) return;
-      await this.take(job, this.token);
+      const token = this.token;
+      if (!token || this.stopped) return;
+      try {
+        await this.take(job, token);
+      } catch (error) {
+        if (error instanceof LeaseLost || isConnectionFailure(error)) throw error;
+        await this.refuseToStart(job, token, (error as Error).message);
+      }
     }
+  }
+
+  /** A claimed job this host cannot start (an unreadable job file, …) ends there, not claimed again and again. */
+  private async refuseToStart(job: FleetJob, token: LeaseToken, why: string): Promise<void> {
+    const id = job.state.id;
+    this.toStart.delete(id);
+    this.log(`job ${id}: cannot be started here: ${why}`);
+    await transitionJob(this.queue!.db, id, {
+      epoch: token.epoch, current: job, change: { name: 'fail_to_start', attempt: job.claimAttempt, error: { code: 'internal_error', message: `host ${this.host} could not start it: ${why}` } },
+    }).catch((error: unknown) => this.log(`job ${id}: its failure was not recorded: ${(error as Error).message}`));
   }
 
   /**

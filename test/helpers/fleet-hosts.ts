@@ -84,6 +84,50 @@ export class Hosts {
     return host;
   }
 
+  /**
+   * Starts the host's runner again after a kill, as a service manager would (systemd's
+   * Restart=). A runner that finds a live leader exits at once: after a kill of the runner
+   * alone, a supervisor of the host has started one already (supervisor-main.ts); the host is
+   * then up. One that finds the dead runner's lock too fresh is started again a moment later.
+   */
+  async restartUntilLeading(host: Host): Promise<Host> {
+    for (;;) {
+      const next = host.restart();
+      const outcome = await Promise.race([
+        next.exited.then(() => 'exited' as const),
+        until(() => (/ leading \(epoch/.test(next.log()) ? ('leading' as const) : undefined)),
+      ]);
+      if (outcome === 'leading' || /another runner leads this spool/.test(next.log())) return next;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+
+  /** What the host's runners said, the test's and those its supervisors restarted (runner.log). */
+  logOf(host: Host): string {
+    const file = path.join(host.home, 'runner.log');
+    return this.all.filter((other) => other.name === host.name).map((other) => other.log()).join('') + (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
+  }
+
+  /** The host dies: every process of its spool (runner, supervisors, workers) gets SIGKILL at once. */
+  async killHost(host: Host): Promise<void> {
+    const marker = Buffer.from(`AGENT_ASYNC_HOME=${host.home}\0`);
+    const pids = fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number).filter((pid) => {
+      try {
+        return pid !== process.pid && fs.readFileSync(`/proc/${pid}/environ`).includes(marker);
+      } catch {
+        return false;
+      }
+    });
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    await until(() => (pids.every((pid) => !fs.existsSync(`/proc/${pid}`) || /\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))) ? true : undefined));
+  }
+
   /** Starts of a job as its worker recorded them: `start <id> <host> <pid>` lines. */
   starts(id: string): string[][] {
     const file = path.join(this.ledgerDir, id);
