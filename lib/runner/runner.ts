@@ -16,6 +16,9 @@ import { SupervisorPool } from './supervisor-pool.js';
 import { traceStep } from './trace.js';
 import { exclusionKey, planTick, type ActiveJob, type OwnJob } from './core/schedule.js';
 import { collectWorktrees } from './workspace.js';
+import { queueUrlOf } from '../fleet/url.js';
+import { fleetSettings } from './fleet-settings.js';
+import type { FleetBridge } from './fleet-bridge.js';
 
 /**
  * The elected runner: claims pending jobs in FIFO order up to the concurrency limit (never
@@ -77,6 +80,8 @@ export class Runner {
   private readonly cleanups: Array<() => unknown> = [];
   private config: Config;
   private configProblem: string | null = null;
+  /** Fleet mode (queue_url set): the bridge to the queue; this runner then never goes idle. */
+  private fleet: FleetBridge | undefined;
 
   constructor(private readonly options: RunnerOptions) {
     this.config = options.config;
@@ -155,9 +160,26 @@ export class Runner {
     }, this.config.poll_seconds * 1000);
     this.cleanups.push(() => clearInterval(poll));
     const stopped = new Promise<void>((resolve) => (this.stopResolve = resolve));
+    await this.startFleet();
     this.schedule();
     await stopped;
     return true;
+  }
+
+  /** Fleet mode: the queue is loaded only then (pg and lib/fleet stay out of a local runner). */
+  private async startFleet(): Promise<void> {
+    if (!queueUrlOf(this.config)) return;
+    const { FleetBridge } = await import('./fleet-bridge.js');
+    let settings;
+    try {
+      settings = fleetSettings(this.config);
+    } catch (error) {
+      this.stop(`fleet mode cannot start: ${(error as Error).message}`);
+      return;
+    }
+    this.fleet = new FleetBridge({ paths: this.paths, config: () => this.config, settings, version: this.options.version, log: (m) => this.log(m) }).start();
+    const fleet = this.fleet;
+    this.cleanups.unshift(() => fleet.stop());
   }
 
   /** New values apply to the jobs dispatched from now on; running jobs keep their limits. */
@@ -424,7 +446,7 @@ export class Runner {
   }
 
   private async checkIdle(idle: boolean): Promise<void> {
-    if (!idle || this.finalizing.size > 0) {
+    if (!idle || this.finalizing.size > 0 || this.fleet) {
       this.idleSince = null;
       return;
     }
