@@ -1,5 +1,5 @@
 // npm run bench [-- --quick] [-- --only=name,name]   (BENCH_NO_INSTALL=1: never apt-get tsp/nq)
-// Scenarios: start, wake, exitwake, notifywake, coldstart, bill, parallel, isolated, worktree, throughput, breakdown, scale, waiters, output, failover; and trace, only when named.
+// Scenarios: start, wake, exitwake, notifywake, coldstart, bill, parallel, isolated, worktree, throughput, breakdown, scale, waiters, output, failover, fleet; and trace, only when named.
 // Measures agent-async against the targets of SPEC section 10 and writes a Markdown table and a
 // JSON file (with the machine's facts) to bench/results/. Timings are noisy on shared machines:
 // each figure is taken over many samples and compared as a ratio inside one run.
@@ -620,6 +620,21 @@ async function bigOutput() {
 }
 
 // ── 7. failover: runner SIGKILLed mid-job ────────────────────────────────────────────────────
+// ── fleet: the queue in PostgreSQL (bench/fleet.mjs), on its own throwaway cluster ──────────
+async function fleet() {
+  const { fleetBench } = await import('./fleet.mjs');
+  try {
+    results.fleet = await fleetBench({ quick, log });
+  } catch (error) {
+    // no PostgreSQL here (initdb/pg_ctl missing, not root): said, and the other scenarios go on
+    results.fleet = { skipped: (error).message.split('\n')[0] };
+    log(`fleet: skipped: ${results.fleet.skipped}`);
+    return;
+  }
+  const f = results.fleet;
+  log(`fleet: cross-host wake-up p50 ${ms(f.wake.fromSent.p50)} ms, p99 ${ms(f.wake.fromSent.p99)} ms; submit p50 ${ms(f.submit.p50)} ms; ${f.throughput.map((t) => `${t.runners} runner(s) ${t.jobsPerSecond.toFixed(0)} jobs/s`).join(', ')}`);
+}
+
 async function failover() {
   const rounds = quick ? 2 : 5;
   const times = [];
@@ -735,6 +750,10 @@ function report(facts) {
   if (r.waiters) rows.push([`${r.waiters.waiters} waiters at once in one server`, 'all wake ≤ 100 ms p99; inotify watches bounded', `p99 ${ms(r.waiters.p99)} ms, ${r.waiters.misses} missed; ${r.waiters.inotify_watches} inotify watches while waiting, ${r.waiters.inotify_watches_after} after`, verdict(r.waiters.p99 <= 100 && r.waiters.misses === 0)]);
   if (r.output) rows.push([`${r.output.bytes / 2 ** 20} MiB of worker output`, 'server and runner RSS grow < 20 MB; tail read O(tail)', `server +${ms(r.output.server_rss_growth_mb)} MB, runner +${ms(r.output.runner_rss_growth_mb)} MB (the job's supervisor peaked at ${ms(r.output.supervisor_peak_rss_mb)} MB); 64 KiB tail read p50 ${ms(r.output.tail_read_p50_ms)} ms`, verdict(r.output.server_rss_growth_mb < 20 && r.output.runner_rss_growth_mb < 20)]);
   if (r.failover) rows.push(['runner SIGKILLed mid-job', 'new runner in ≤ 5 s; jobs adopted or finalized, none lost, none run twice', `new runner after p50 ${ms(r.failover.p50)} ms, max ${ms(r.failover.max)} ms over ${r.failover.rounds} rounds; lost ${r.failover.lost}, run twice ${r.failover.run_twice}`, verdict(r.failover.max <= 5000 && r.failover.lost === 0 && r.failover.run_twice === 0)]);
+  if (r.fleet?.wake) {
+    const f = r.fleet;
+    rows.push(['fleet: a terminal write on host B → a waiter\'s answer on host A (PostgreSQL LISTEN/NOTIFY, loopback)', 'p99 ≤ 20 ms', `p50 ${ms(f.wake.fromSent.p50)} ms, p99 ${ms(f.wake.fromSent.p99)} ms (n ${f.wake.fromSent.n}); submit p50 ${ms(f.submit.p50)} ms, p99 ${ms(f.submit.p99)} ms; claim p50 ${ms(f.claim.p50)} ms; trivial jobs: ${f.throughput.map((t) => `${t.runners} runner${t.runners > 1 ? 's' : ''} ${t.jobsPerSecond.toFixed(0)}/s`).join(', ')}`, verdict(f.wake.fromSent.p99 <= 20)]);
+  }
   let table = rows.length === 0 ? '' : ['| what | target | measured | |', '|---|---|---|---|', ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
   if (r.breakdown) {
     const b = r.breakdown;
@@ -763,7 +782,7 @@ function report(facts) {
   return `# agent-async benchmarks\n\nRun ${facts.date}${quick ? ' (--quick)' : ''} on ${machine}.\n\n${table}\n`;
 }
 
-const scenarios = { start: startRoundTrip, wake: wakeLatency, exitwake: exitWake, notifywake: notifyWake, coldstart: coldStart, bill, parallel, isolated, worktree, throughput, breakdown, scale, waiters: manyWaiters, output: bigOutput, failover, trace };
+const scenarios = { start: startRoundTrip, wake: wakeLatency, exitwake: exitWake, notifywake: notifyWake, coldstart: coldStart, bill, parallel, isolated, worktree, throughput, breakdown, scale, waiters: manyWaiters, output: bigOutput, failover, fleet, trace };
 try {
   for (const [name, run] of Object.entries(scenarios)) {
     if (only ? !only.includes(name) : name === 'trace') continue;
