@@ -78,3 +78,38 @@ export async function followOutput(
     await closeWatch?.();
   }
 }
+
+/** tailLinesOffset for fleet mode: the lines are read from the queue's pages. */
+export async function queueTailLinesOffset(ctx: jobs.JobsContext, id: string, lines: number): Promise<number> {
+  if (lines === 0) return (await jobs.readTail(ctx, id, 1)).size;
+  for (let back = TAIL_CHUNK_BYTES; ; back *= 2) {
+    const page = await jobs.readTail(ctx, id, Math.min(back, jobs.OUTPUT_PAGE_MAX));
+    const start = lastLinesStart(page.data, lines);
+    if (start !== undefined) return page.offset + start;
+    if (page.offset === 0) return 0;
+    if (back >= jobs.OUTPUT_PAGE_MAX) return page.offset + Buffer.byteLength(page.data.slice(0, page.data.indexOf('\n') + 1));
+  }
+}
+
+const QUEUE_FOLLOW_WAIT_MS = 30_000;
+
+/**
+ * followOutput for fleet mode: the output is read from the queue's pages, whatever host runs
+ * the job, and `follow` wakes on the queue's notification of a new page or of the job's end.
+ */
+export async function followQueueOutput(
+  ctx: jobs.JobsContext,
+  id: string,
+  options: { follow: boolean; start: number; write: (page: jobs.OutputPage) => void },
+): Promise<void> {
+  let offset = options.start;
+  for (;;) {
+    const page = await jobs.readOutputPage(ctx, { job_id: id, offset }, jobs.OUTPUT_PAGE_MAX);
+    if (page.data.length > 0) options.write(page);
+    offset = page.next_offset;
+    if (!page.eof) continue;
+    if (!options.follow) return;
+    const waited = await jobs.awaitOutput(ctx, id, offset, QUEUE_FOLLOW_WAIT_MS);
+    if (waited.ended && waited.size <= offset) return;
+  }
+}
