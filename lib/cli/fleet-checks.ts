@@ -31,7 +31,7 @@ export async function fleetChecks(ctx: jobs.JobsContext): Promise<Check[]> {
   }
   const checks: Check[] = [{ level: 'ok', what: 'queue', detail: `${probe.queue} answers (${probe.latencyMs} ms)` }];
   if (probe.version > probe.supported) {
-    checks.push({ level: 'fail', what: 'queue schema', detail: `version ${probe.version}, newer than this agent-async knows (${probe.supported})`, fix: 'upgrade agent-async on this host' });
+    checks.push({ level: 'fail', what: 'queue schema', detail: `the queue's schema is version ${probe.version}, newer than this agent-async knows (${probe.supported})`, fix: 'upgrade agent-async on this host' });
     return checks;
   }
   if (probe.version < probe.supported) {
