@@ -236,7 +236,7 @@ describe.skipIf(!pg.cluster)(`lib/jobs.ts on the queue ${pg.skip ?? ''}`, () => 
     expect(next.state.request.resume_session).toBe('sess-1');
   });
 
-  it('host and labels: refused outside fleet mode and when malformed, naming the field', async () => {
+  it('host and labels: refused outside fleet mode and when malformed, naming the field', () => {
     const spool = makeSpool();
     const ctx = jobs.openContext({ home: spool.home, env: spool.env });
     // refused while the input is checked, before anything is queued
