@@ -101,6 +101,13 @@ export async function findJob(ctx: JobsContext, input: z.input<typeof jobRef>, n
   return snap;
 }
 
+/** A job whose id is already known to be well formed, in either store (missing when unknown). */
+export async function snapshotOf(ctx: JobsContext, id: string): Promise<JobSnapshot> {
+  if (!isFleet(ctx)) return readJob(ctx.paths, id);
+  const [snap] = await (await fleet()).readSnapshots(ctx, [id]);
+  return snap ?? { id, kind: 'missing' };
+}
+
 async function requireStateOf(ctx: JobsContext, id: string): Promise<JobState> {
   if (!isFleet(ctx)) return requireState(ctx, id);
   const snap = await findJob(ctx, { job_id: id });

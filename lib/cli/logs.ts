@@ -21,11 +21,12 @@ export function lastLinesStart(text: string, lines: number): number | undefined 
 /**
  * The byte offset of the last `lines` lines of a job's output, reading back a growing chunk
  * up to one page (256 KiB): more lines than fit in that start at the page's first whole line.
+ * Reads the spool, or in fleet mode the queue's pages.
  */
-export function tailLinesOffset(ctx: jobs.JobsContext, id: string, lines: number): number {
-  if (lines === 0) return jobs.readOutput(ctx.paths, id, -1, 1).size;
+export async function tailLinesOffset(ctx: jobs.JobsContext, id: string, lines: number): Promise<number> {
+  if (lines === 0) return (await jobs.readTail(ctx, id, 1)).size;
   for (let back = TAIL_CHUNK_BYTES; ; back *= 2) {
-    const page = jobs.readOutput(ctx.paths, id, -back, back);
+    const page = await jobs.readTail(ctx, id, back);
     const start = lastLinesStart(page.data, lines);
     if (start !== undefined) return page.offset + start;
     if (page.offset === 0) return 0; // fewer lines than asked: all of them
@@ -76,18 +77,6 @@ export async function followOutput(
     }
   } finally {
     await closeWatch?.();
-  }
-}
-
-/** tailLinesOffset for fleet mode: the lines are read from the queue's pages. */
-export async function queueTailLinesOffset(ctx: jobs.JobsContext, id: string, lines: number): Promise<number> {
-  if (lines === 0) return (await jobs.readTail(ctx, id, 1)).size;
-  for (let back = TAIL_CHUNK_BYTES; ; back *= 2) {
-    const page = await jobs.readTail(ctx, id, Math.min(back, jobs.OUTPUT_PAGE_MAX));
-    const start = lastLinesStart(page.data, lines);
-    if (start !== undefined) return page.offset + start;
-    if (page.offset === 0) return 0;
-    if (back >= jobs.OUTPUT_PAGE_MAX) return page.offset + Buffer.byteLength(page.data.slice(0, page.data.indexOf('\n') + 1));
   }
 }
 

@@ -11,7 +11,7 @@ import { optionalDuration } from './duration.js';
 import { EXIT, exitForSnapshots } from './exit-codes.js';
 import { action, openContext, print, printJson, snapshotJson, type Common } from './output.js';
 import { JOB_COLUMNS, describeCommand, jobRows, stateDetails, statusLine, table } from './format.js';
-import { followOutput, followQueueOutput, queueTailLinesOffset, tailLinesOffset } from './logs.js';
+import { followOutput, followQueueOutput, tailLinesOffset } from './logs.js';
 import { strayWordsMessage, unknownFlagMessage } from './argv-check.js';
 import { doctorCommand } from './doctor.js';
 import { installCommands } from './install.js';
@@ -297,7 +297,7 @@ function logsCommand(y: Argv): Argv {
       const follow = fleet ? followQueueOutput : followOutput;
       await follow(ctx, id, {
         follow: Boolean(args.follow),
-        start: args.tail === undefined ? 0 : fleet ? await queueTailLinesOffset(ctx, id, args.tail) : tailLinesOffset(ctx, id, args.tail),
+        start: args.tail === undefined ? 0 : await tailLinesOffset(ctx, id, args.tail),
         // --json: one object per page read (JSON lines), so a huge log streams as it does in text
         write: args.json
           ? (page) => process.stdout.write(`${JSON.stringify({ job_id: id, offset: page.offset, next_offset: page.next_offset, data: page.data })}\n`)
