@@ -34,16 +34,19 @@ export async function tailLinesOffset(ctx: jobs.JobsContext, id: string, lines: 
   }
 }
 
+export interface FollowOptions {
+  follow: boolean;
+  /** Byte offset to start at (negative: that many bytes before the end). */
+  start: number;
+  write: (page: jobs.OutputPage) => void;
+}
+
 /**
  * Prints `output.log` from `start` (negative: that many bytes before the end) and, with
  * `follow`, keeps printing what the worker appends until the job has ended and all of its
  * output is out. Reads page by page, so a huge log never sits in memory.
  */
-export async function followOutput(
-  ctx: jobs.JobsContext,
-  id: string,
-  options: { follow: boolean; start: number; write: (page: jobs.OutputPage) => void },
-): Promise<void> {
+export async function followOutput(ctx: jobs.JobsContext, id: string, options: FollowOptions): Promise<void> {
   let offset = options.start;
   let wake: (() => void) | undefined;
   const closeWatch = options.follow
@@ -86,11 +89,7 @@ const QUEUE_FOLLOW_WAIT_MS = 30_000;
  * followOutput for fleet mode: the output is read from the queue's pages, whatever host runs
  * the job, and `follow` wakes on the queue's notification of a new page or of the job's end.
  */
-export async function followQueueOutput(
-  ctx: jobs.JobsContext,
-  id: string,
-  options: { follow: boolean; start: number; write: (page: jobs.OutputPage) => void },
-): Promise<void> {
+export async function followQueueOutput(ctx: jobs.JobsContext, id: string, options: FollowOptions): Promise<void> {
   let offset = options.start;
   for (;;) {
     const page = await jobs.readOutputPage(ctx, { job_id: id, offset }, jobs.OUTPUT_PAGE_MAX);

@@ -192,7 +192,7 @@ async function withProgress<T>(ctx: ToolContext, ids: string[], total: number, w
     // progress must grow with every notification: elapsed seconds to a tenth, never repeated
     const elapsed = Math.max(Math.round((Date.now() - startedAt) / 100) / 10, last + 0.1);
     last = elapsed;
-    const what = ids.length === 1 ? `job ${ids[0]} ${status}` : `${ids.length} jobs`;
+    const what = ids.length === 1 ? `job ${ids[0]}${first ? ` ${status}` : ''}` : `${ids.length} jobs`; // fleet mode: no spool read here
     void progress(elapsed, total, `${what}, ${Math.round(elapsed)} s${tail ? `: ${tail.slice(0, 200)}` : ''}`).catch(() => undefined);
   }, ctx.progressEveryMs);
   try {
