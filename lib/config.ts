@@ -139,7 +139,7 @@ export const configSchema = z.object({
       message: "each label is 1-63 lowercase letters, digits, '.', '_', ':', '=' or '-'",
     })
     .describe('fleet mode: labels this host\'s runner offers (a job that names labels runs only on a host that has them all)'),
-  lease_seconds: z.number().min(1).max(600).default(15)
+  lease_seconds: z.number().min(0.2).max(600).default(15)
     .describe('fleet mode: the runner\'s lease in the queue; a runner silent for this long loses its jobs (runner_lost)'),
 });
 
