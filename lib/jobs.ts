@@ -449,6 +449,7 @@ async function waitInQueue(ctx: JobsContext, input: z.output<typeof waitInput>, 
   const first = await findJob(ctx, { job_id: input.job_id });
   const clamp = clampWait(ctx, input.timeout_seconds);
   const started = Date.now();
+  if (first.kind === 'ok') keepRunnerAlive(ctx, [first.state]); // this host's runner serves the queue too
   const store = await fleet();
   const result = await store.awaitSettled(ctx, [first.id], { timeoutMs: clamp.value * 1000, signal });
   return {
@@ -486,6 +487,7 @@ export async function awaitAny(ctx: JobsContext, raw: z.input<typeof awaitAnyInp
   if (isFleet(ctx)) {
     const store = await fleet();
     const found = await store.awaitSettled(ctx, [...new Set(ids)], { timeoutMs: clamp.value * 1000, signal: options.signal });
+    keepRunnerAlive(ctx, found.open.flatMap((snap) => (snap.kind === 'ok' ? [snap.state] : [])));
     const notices = [...clamp.notices, ...store.pendingNotices(found.reasons)];
     return { finished: found.settled, open: found.open, timed_out: found.timedOut, aborted: found.aborted, notices };
   }
