@@ -235,7 +235,9 @@ describe.skipIf(!pg.cluster)(`lib/jobs.ts on the queue ${pg.skip ?? ''}`, () => 
     expect((await getJob(fleet.queue.db, next.job_id))!.needs.host).toBe('worker-b');
     expect(next.state.request.resume_session).toBe('sess-1');
   });
+});
 
+describe('host and labels without fleet mode (no PostgreSQL needed)', () => {
   it('host and labels: refused outside fleet mode and when malformed, naming the field', () => {
     const spool = makeSpool();
     const ctx = jobs.openContext({ home: spool.home, env: spool.env });
