@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { z } from 'zod';
 import { UserError } from './errors.js';
+import { validateHostName, validateLabels } from './fleet/match.js';
 import { readJsonFile } from './spool/fsx.js';
 import type { SpoolPaths } from './spool/layout.js';
 import { ISOLATIONS } from './spool/state.js';
@@ -130,7 +131,28 @@ export const configSchema = z.object({
       message: 'must not contain the password (it would show in `agent-async config` and in process environments); put it in ~/.pgpass or the file PGPASSFILE names',
     })
     .describe('fleet mode: PostgreSQL URL of the queue shared by many hosts, e.g. postgres://agent-async@db.internal/agent_async (docs/FLEET.md); null = this machine only'),
+  host_name: z.string().nullable().default(null)
+    .refine((name) => name === null || accepts(() => validateHostName(name)), {
+      message: "is not a host name: 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+    })
+    .describe('fleet mode: the name this host has in the queue (jobs pin to it with host); null = os.hostname()'),
+  labels: z.array(z.string()).default([])
+    .refine((labels) => accepts(() => validateLabels(labels)), {
+      message: "each label is 1-63 lowercase letters, digits, '.', '_', ':', '=' or '-'",
+    })
+    .describe('fleet mode: labels this host\'s runner offers (a job that names labels runs only on a host that has them all)'),
+  lease_seconds: z.number().min(0.2).max(600).default(15)
+    .describe('fleet mode: the runner\'s lease in the queue; a runner silent for this long loses its jobs (runner_lost)'),
 });
+
+function accepts(check: () => unknown): boolean {
+  try {
+    check();
+    return true;
+  } catch {
+    return false;
+  }
+}
 export type Config = z.infer<typeof configSchema>;
 
 const NUMERIC_KEYS = new Set(
@@ -154,7 +176,7 @@ function fromEnvironment(env: NodeJS.ProcessEnv): Record<string, unknown> {
     if (key === 'agents' || key === 'worktree') continue;
     const raw = env[configEnvName(key)];
     if (raw === undefined || raw === '') continue;
-    if (key === 'mcp_tools') {
+    if (key === 'mcp_tools' || key === 'labels') {
       values[key] = raw.split(',').map((part) => part.trim()).filter(Boolean);
       continue;
     }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { POLICIES } from './config.js';
 import { UserError, quoteInput } from './errors.js';
+import { validateHostName, validateLabels } from './fleet/match.js';
 import { JOB_ID_LENGTH, isJobId } from './spool/ids.js';
 import { ISOLATIONS, JOB_STATUSES } from './spool/state.js';
 
@@ -102,6 +103,31 @@ export const base = z.string().superRefine((value, ctx) => {
   else if (value.length > 1024 || /[\0\n\r]/.test(value) || value.startsWith('-')) fail(ctx, `${quoteInput(value)} is not a ref name; expected a branch, tag or commit (e.g. "main", "v1.2", "HEAD~1")`);
 });
 
+/** The rule's own message, without the field its thrower put in front. */
+function ruleMessage(check: () => unknown): string | null {
+  try {
+    check();
+    return null;
+  } catch (error) {
+    return (error as Error).message.replace(/^[^:]*: /, '');
+  }
+}
+
+/** Fleet mode: the host a job must run on (a runner's host_name). */
+export const host = z.string().superRefine((value, ctx) => {
+  const problem = ruleMessage(() => validateHostName(value));
+  if (problem) fail(ctx, problem);
+});
+
+/** Fleet mode: labels the host that runs the job must all have. */
+export const labels = z.array(z.string()).superRefine((value, ctx) => {
+  const problem = ruleMessage(() => validateLabels(value));
+  if (problem) fail(ctx, problem);
+});
+
+/** Where a job may run (fleet mode only; jobs.ts refuses them when queue_url is not set). */
+const placement = { host: host.optional(), labels: labels.optional() };
+
 const text = (max: number) => z.string().max(max, { error: (issue) => `is ${(issue.input as string).length} characters; at most ${max} are allowed` });
 
 // ── one schema per operation ──────────────────────────────────────────────────────────────
@@ -120,6 +146,7 @@ export const submitInput = z.strictObject({
   isolation: isolation.optional(),
   base: base.optional(),
   apply: z.boolean().optional(),
+  ...placement,
 });
 
 /** A new job that resumes an ended job's worker session with a follow-up prompt. */
@@ -129,10 +156,14 @@ export const continueInput = z.strictObject({
   approval_policy: approvalPolicy.optional(),
   model: model.optional(),
   timeout_seconds: positiveLimit.optional(),
+  ...placement,
 });
 
-/** Operations on one job: show, cancel, retry. */
+/** Operations on one job: show, cancel. */
 export const jobRef = z.strictObject({ job_id: jobId });
+
+/** A new job with an earlier one's request, optionally placed elsewhere (fleet mode). */
+export const retryInput = z.strictObject({ job_id: jobId, ...placement });
 
 export const waitInput = z.strictObject({
   job_id: jobId,

@@ -16,6 +16,7 @@ import {
   gcInput,
   jobRef,
   listInput,
+  retryInput,
   notifyInput,
   outputInput,
   parseInput,
@@ -24,7 +25,9 @@ import {
   waitInput,
   type Naming,
 } from './inputs.js';
-import { lastActivity, readJob, readOutput, readTask, type OutputPage } from './read-model.js';
+import { queueUrlOf } from './fleet/url.js';
+import type * as FleetStore from './jobs-fleet.js';
+import { ACTIVITY_TAIL_BYTES, activityIn, lastActivity, readJob, readOutput, readTask, type OutputPage } from './read-model.js';
 import { ensureRunner, type EnsureResult } from './runner/launch.js';
 import { leaderAlive, readRunnerInfo } from './runner/lease.js';
 import { selfIdentity } from './runner/processes.js';
@@ -60,7 +63,70 @@ export { locateSpool, openContext, refreshConfig, spoolHome, type JobsContext } 
 export { spoolSpaceError } from './spool/fsx.js';
 
 function notFound(ctx: JobsContext, id: string, field: string): UserError {
-  return new UserError('not_found', `${field} ${quoteInput(id)}: no such job in ${ctx.paths.jobs}`, field);
+  const where = isFleet(ctx) ? 'the queue' : ctx.paths.jobs;
+  return new UserError('not_found', `${field} ${quoteInput(id)}: no such job in ${where}`, field);
+}
+
+// ── the store: the spool, or in fleet mode the queue ─────────────────────────────────────
+
+/** Fleet mode: `queue_url` (or AGENT_ASYNC_QUEUE_URL) is set, and the queue is the jobs' record. */
+export function isFleet(ctx: JobsContext): boolean {
+  return queueUrlOf(ctx.config) !== null;
+}
+
+/** A fleet-only command or field used without `queue_url`. */
+export function fleetOff(what: string, field = 'queue_url'): UserError {
+  return new UserError('bad_input', `${what}: applies in fleet mode only (queue_url is not set; set it in config.json or AGENT_ASYNC_QUEUE_URL)`, field);
+}
+
+let fleetStore: typeof FleetStore | undefined;
+
+/** The queue's operations, loaded (with `pg`) only in fleet mode. */
+async function fleet(): Promise<typeof FleetStore> {
+  fleetStore ??= await import('./jobs-fleet.js');
+  return fleetStore;
+}
+
+/** Closes the queue connections this process opened (a CLI command's end); nothing outside fleet mode. */
+export async function closeStores(): Promise<void> {
+  await fleetStore?.closeQueues();
+}
+
+/** Reads a job named from outside in either store: validates the id, and says clearly when it is unknown. */
+export async function findJob(ctx: JobsContext, input: z.input<typeof jobRef>, naming: Naming = {}): Promise<JobSnapshot> {
+  if (!isFleet(ctx)) return getJob(ctx, input, naming);
+  const { job_id: id } = parseInput(jobRef, input, naming);
+  const [snap] = await (await fleet()).readSnapshots(ctx, [id]);
+  if (!snap || snap.kind === 'missing') throw notFound(ctx, id, naming.names?.job_id ?? 'job_id');
+  return snap;
+}
+
+/** A job whose id is already known to be well formed, in either store (missing when unknown). */
+export async function snapshotOf(ctx: JobsContext, id: string): Promise<JobSnapshot> {
+  if (!isFleet(ctx)) return readJob(ctx.paths, id);
+  const [snap] = await (await fleet()).readSnapshots(ctx, [id]);
+  return snap ?? { id, kind: 'missing' };
+}
+
+async function requireStateOf(ctx: JobsContext, id: string): Promise<JobState> {
+  if (!isFleet(ctx)) return requireState(ctx, id);
+  const snap = await findJob(ctx, { job_id: id });
+  if (snap.kind === 'corrupt') throw new UserError('corrupt_state', `job ${snap.id}: its state in the queue is unreadable (${snap.reason})`, 'job_id');
+  if (snap.kind !== 'ok') throw notFound(ctx, snap.id, 'job_id');
+  return snap.state;
+}
+
+/** The task a job was given (prompt.txt without its footer), as the answers show it. */
+export function taskOf(ctx: JobsContext, state: JobState, maxBytes?: number): string | undefined {
+  if (!isFleet(ctx)) return readTask(ctx.paths, state, maxBytes);
+  const task = fleetStore?.viewedTask(ctx, state.id);
+  return task === undefined || maxBytes === undefined ? task : Buffer.from(task).subarray(0, maxBytes).toString('utf8');
+}
+
+/** The last `bytes` of a job's output (at most 32 KiB in fleet mode: what its last read fetched). */
+export function outputTailOf(ctx: JobsContext, id: string, bytes: number): OutputPage {
+  if (!isFleet(ctx)) return readOutput(ctx.paths, id, -bytes, bytes);
+  return fleetStore?.viewedTail(ctx, id, bytes) ?? { job_id: id, offset: 0, next_offset: 0, size: 0, eof: true, data: '' };
 }
 
 /** Reads a job named from outside: validates the id, and says clearly when it is unknown. */
@@ -99,6 +165,8 @@ export interface PreparedJob {
   notices: string[];
   /** isolation worktree: the committed ref to snapshot instead of the work tree. */
   base?: string;
+  /** Fleet mode: the host or labels it needs. */
+  placement?: FleetStore.Placement;
 }
 
 /** A job's own limit above the configured maximum is clamped, and that is said. */
@@ -134,6 +202,7 @@ export function prepareJob(ctx: JobsContext, raw: SubmitInput, options: { templa
   const notices = [timeout.notice, stall.notice].filter((notice) => notice !== null);
   const isolation = input.isolation ?? ctx.config.isolation;
   checkIsolationInput({ isolation, base: input.base, apply: input.apply });
+  const placement = placementOf(ctx, input);
   // the costly check last: it reads the files
   const files = isExec ? [] : readContextFiles(input.cwd, input.context_files ?? [], {
     fileMaxBytes: ctx.config.context_file_max_bytes,
@@ -163,7 +232,18 @@ export function prepareJob(ctx: JobsContext, raw: SubmitInput, options: { templa
     files,
     notices,
     base: input.base,
+    placement,
   };
+}
+
+/** A job's `host` and `labels` (fleet mode only), refused with the field's name otherwise. */
+function placementOf(ctx: JobsContext, input: { host?: string; labels?: string[] }): FleetStore.Placement {
+  if (!isFleet(ctx)) {
+    for (const field of ['host', 'labels'] as const) {
+      if (input[field] !== undefined) throw fleetOff(field, field);
+    }
+  }
+  return { host: input.host, labels: input.labels };
 }
 
 /**
@@ -190,7 +270,8 @@ export async function publishPrepared(ctx: JobsContext, prepared: PreparedJob): 
   const state = newJobState(id, request);
   const files: Record<string, string> = prepared.task === null ? {} : { [JOB_FILES.prompt]: assemblePrompt(id, prepared.task, prepared.files) };
   try {
-    publishJob(ctx.paths, state, files);
+    if (isFleet(ctx)) await (await fleet()).publishToQueue(ctx, state, files, prepared.placement ?? {});
+    else publishJob(ctx.paths, state, files);
   } catch (error) {
     await dropSnapshot(ctx, id, request);
     throw error;
@@ -219,9 +300,9 @@ export function submitPullRequest(ctx: JobsContext, pr: z.input<typeof pullReque
 }
 
 /** The task text an earlier job was given (its prompt.txt without the footer). */
-function originalTask(ctx: JobsContext, state: JobState): string | null {
+async function originalTask(ctx: JobsContext, state: JobState): Promise<string | null> {
   if (state.request.argv !== null) return null;
-  const task = readTask(ctx.paths, state);
+  const task = isFleet(ctx) ? await (await fleet()).readTaskOf(ctx, state) : readTask(ctx.paths, state);
   if (task === undefined) throw new UserError('conflict', `job_id ${state.id}: its prompt.txt is missing, so it cannot be repeated`, 'job_id');
   return task;
 }
@@ -234,6 +315,7 @@ export function currentActivity(ctx: JobsContext, state: JobState): string | nul
   } catch {
     // an agent removed from config since: its lines as they are
   }
+  if (isFleet(ctx)) return activityIn(outputTailOf(ctx, state.id, ACTIVITY_TAIL_BYTES), reader);
   return lastActivity(ctx.paths, state.id, reader);
 }
 
@@ -241,17 +323,20 @@ export function currentActivity(ctx: JobsContext, state: JobState): string | nul
  * A new job with the same request (and the same prompt) as an earlier one. An isolated job
  * starts from a new snapshot of the work tree as it is now (or from the same base ref).
  */
-export function retry(ctx: JobsContext, input: z.input<typeof jobRef>): Promise<SubmitResult> {
-  const original = requireState(ctx, parseInput(jobRef, input).job_id);
+export async function retry(ctx: JobsContext, raw: z.input<typeof retryInput>): Promise<SubmitResult> {
+  const input = parseInput(retryInput, raw);
+  const placement = placementOf(ctx, input);
+  const original = await requireStateOf(ctx, input.job_id);
   getAdapter(original.request.agent, ctx.config); // an agent removed from config since is said now, not at start
   const snapshot = original.request.worktree;
   checkPolicyCeiling(ctx, original.request.policy, true);
   return publishPrepared(ctx, {
     request: { ...original.request, retry_of: original.id, env_path: ctx.env.PATH ?? original.request.env_path, worktree: null },
-    task: originalTask(ctx, original),
+    task: await originalTask(ctx, original),
     files: [],
     notices: [],
     base: snapshot?.from === 'ref' ? snapshot.ref ?? undefined : undefined,
+    placement,
   });
 }
 
@@ -260,9 +345,10 @@ export function retry(ctx: JobsContext, input: z.input<typeof jobRef>): Promise<
  * its session id), with a new prompt. An isolated job's worktree is made again from its
  * branch, so the session finds its own files.
  */
-export function continueJob(ctx: JobsContext, raw: z.input<typeof continueInput>): Promise<SubmitResult> {
+export async function continueJob(ctx: JobsContext, raw: z.input<typeof continueInput>): Promise<SubmitResult> {
   const input = parseInput(continueInput, raw);
-  const parent = requireState(ctx, input.job_id);
+  const placement = placementOf(ctx, input);
+  const parent = await requireStateOf(ctx, input.job_id);
   if (parent.request.argv !== null) {
     throw new UserError('conflict', `job_id ${parent.id}: exec jobs have no conversation to continue; run the same command again with retry (MCP: job_retry; CLI: agent-async retry)`, 'job_id');
   }
@@ -297,7 +383,15 @@ export function continueJob(ctx: JobsContext, raw: z.input<typeof continueInput>
     task: input.prompt,
     files: [],
     notices: timeout.notice ? [timeout.notice] : [],
+    placement: await continuePlacement(ctx, parent, placement),
   });
+}
+
+/** Fleet mode: the worker's session lives on the host that ran the parent, so the new job goes there unless told otherwise. */
+async function continuePlacement(ctx: JobsContext, parent: JobState, placement: FleetStore.Placement): Promise<FleetStore.Placement> {
+  if (!isFleet(ctx) || placement.host !== undefined) return placement;
+  const ran = await (await fleet()).placementOf(ctx, parent.id);
+  return { ...placement, host: ran?.runnerHost ?? undefined };
 }
 
 // ── wait ──────────────────────────────────────────────────────────────────────────────────
@@ -336,6 +430,7 @@ export interface WaitAnswer {
 
 export async function wait(ctx: JobsContext, raw: z.input<typeof waitInput>, options: { signal?: AbortSignal } = {}): Promise<WaitAnswer> {
   const input = parseInput(waitInput, raw);
+  if (isFleet(ctx)) return waitInQueue(ctx, input, options.signal);
   const first = getJob(ctx, { job_id: input.job_id });
   const clamp = clampWait(ctx, input.timeout_seconds);
   const started = Date.now();
@@ -347,6 +442,22 @@ export async function wait(ctx: JobsContext, raw: z.input<typeof waitInput>, opt
     aborted: result.aborted,
     waited_seconds: (Date.now() - started) / 1000,
     notices: clamp.notices,
+  };
+}
+
+async function waitInQueue(ctx: JobsContext, input: z.output<typeof waitInput>, signal: AbortSignal | undefined): Promise<WaitAnswer> {
+  const first = await findJob(ctx, { job_id: input.job_id });
+  const clamp = clampWait(ctx, input.timeout_seconds);
+  const started = Date.now();
+  if (first.kind === 'ok') keepRunnerAlive(ctx, [first.state]); // this host's runner serves the queue too
+  const store = await fleet();
+  const result = await store.awaitSettled(ctx, [first.id], { timeoutMs: clamp.value * 1000, signal });
+  return {
+    snapshot: result.settled[0] ?? result.open[0] ?? first,
+    timed_out: result.timedOut,
+    aborted: result.aborted,
+    waited_seconds: (Date.now() - started) / 1000,
+    notices: [...clamp.notices, ...store.pendingNotices(result.reasons)],
   };
 }
 
@@ -369,9 +480,16 @@ export async function awaitAny(ctx: JobsContext, raw: z.input<typeof awaitAnyInp
   const input = parseInput(awaitAnyInput, raw);
   const clamp = clampWait(ctx, input.timeout_seconds);
   // ids are only checked for form: a job removed since (gc, retention) is answered as gone
-  const ids = input.job_ids && input.job_ids.length > 0 ? input.job_ids : listActive(ctx.paths);
+  const ids = input.job_ids && input.job_ids.length > 0 ? input.job_ids : await openJobIds(ctx);
   if (ids.length === 0) {
     return { finished: [], open: [], timed_out: false, aborted: false, notices: [...clamp.notices, NOTHING_TO_AWAIT] };
+  }
+  if (isFleet(ctx)) {
+    const store = await fleet();
+    const found = await store.awaitSettled(ctx, [...new Set(ids)], { timeoutMs: clamp.value * 1000, signal: options.signal });
+    keepRunnerAlive(ctx, found.open.flatMap((snap) => (snap.kind === 'ok' ? [snap.state] : [])));
+    const notices = [...clamp.notices, ...store.pendingNotices(found.reasons)];
+    return { finished: found.settled, open: found.open, timed_out: found.timedOut, aborted: found.aborted, notices };
   }
   const result = await awaitAnySettled(ctx.paths, [...new Set(ids)], watchOptions(ctx, clamp.value, options.signal));
   return { finished: result.settled, open: result.open, timed_out: result.timedOut, aborted: result.aborted, notices: clamp.notices };
@@ -381,6 +499,8 @@ export interface WaitAllAnswer {
   settled: JobSnapshot[];
   open: JobSnapshot[];
   timedOut: boolean;
+  /** Fleet mode: why open jobs still wait for a runner (from the last wait). */
+  notices?: string[];
 }
 
 /**
@@ -398,7 +518,7 @@ export async function waitForEnd(ctx: JobsContext, ids: string[], options: { any
     open = answer.open.map((snap) => snap.id);
     const satisfied = open.length === 0 || (options.any && settled.length > 0);
     if (satisfied) return { settled, open: answer.open, timedOut: false };
-    if (Date.now() >= deadline) return { settled, open: answer.open, timedOut: true };
+    if (Date.now() >= deadline) return { settled, open: answer.open, timedOut: true, ...(isFleet(ctx) ? { notices: answer.notices } : {}) };
   }
 }
 
@@ -411,8 +531,10 @@ export interface CancelAnswer {
 }
 
 export async function cancel(ctx: JobsContext, input: z.input<typeof jobRef>, options: { waitSeconds?: number } = {}): Promise<CancelAnswer> {
-  const state = requireState(ctx, parseInput(jobRef, input).job_id);
+  const state = await requireStateOf(ctx, parseInput(jobRef, input).job_id);
   if (isTerminal(state.status)) return { state, result: 'already_finished' };
+  const waitSeconds = options.waitSeconds ?? ctx.config.kill_grace_seconds + 15;
+  if (isFleet(ctx)) return (await fleet()).cancelInQueue(ctx, state.id, waitSeconds);
   const { paths } = ctx;
   requestCancel(paths, state.id, `pid ${process.pid}`);
   if (state.status === 'pending') {
@@ -422,24 +544,48 @@ export async function cancel(ctx: JobsContext, input: z.input<typeof jobRef>, op
     // claimed meanwhile: it is stopped like any running job
   }
   ensureRunner(paths, ctx.env);
-  const waitSeconds = options.waitSeconds ?? ctx.config.kill_grace_seconds + 15;
   const result = await waitForJob(paths, state.id, { timeoutMs: waitSeconds * 1000, pollMs: 250, watchMode: ctx.config.watch_mode });
   const latest = result.snapshot.kind === 'ok' ? result.snapshot.state : state;
   return { state: latest, result: isTerminal(latest.status) ? 'cancelled' : 'stopping' };
 }
 
-export function notifyDone(ctx: JobsContext, raw: z.input<typeof notifyInput>): { state: JobState; accepted: boolean; message: string } {
+export interface NotifyAnswer {
+  state: JobState;
+  accepted: boolean;
+  message: string;
+}
+
+export function notifyDone(ctx: JobsContext, raw: z.input<typeof notifyInput>): NotifyAnswer {
   const input = parseInput(notifyInput, raw);
   const state = requireState(ctx, input.job_id);
+  const refused = refuseDone(state);
+  if (refused) return refused;
+  writeDoneFile(ctx.paths, state.id, input.summary ?? '');
+  return doneAccepted(state);
+}
+
+/** notify-done in either store: in fleet mode the request reaches the runner that holds the job. */
+export async function notifyJobDone(ctx: JobsContext, raw: z.input<typeof notifyInput>): Promise<NotifyAnswer> {
+  if (!isFleet(ctx)) return notifyDone(ctx, raw);
+  const input = parseInput(notifyInput, raw);
+  const state = await requireStateOf(ctx, input.job_id);
+  const refused = refuseDone(state);
+  if (refused) return refused;
+  if (await (await fleet()).doneInQueue(ctx, state.id, input.summary ?? '')) return doneAccepted(state);
+  return refuseDone(await requireStateOf(ctx, state.id)) ?? doneAccepted(state);
+}
+
+function refuseDone(state: JobState): NotifyAnswer | null {
   if (isTerminal(state.status)) {
     return { state, accepted: false, message: `job ${state.id} already ended (${state.status}); nothing to do` };
   }
   if (state.status === 'pending') {
     throw new UserError('conflict', `job_id ${state.id}: the job has not started yet, so it cannot be done; cancel it instead`, 'job_id');
   }
-  writeDoneFile(ctx.paths, state.id, input.summary ?? '');
-  return { state, accepted: true, message: `job ${state.id} marked done; its worker is stopped if it keeps running` };
+  return null;
 }
+
+const doneAccepted = (state: JobState): NotifyAnswer => ({ state, accepted: true, message: `job ${state.id} marked done; its worker is stopped if it keeps running` });
 
 // ── queue ─────────────────────────────────────────────────────────────────────────────────
 
@@ -467,9 +613,42 @@ export function queueSummary(paths: SpoolPaths): QueueSummary {
   return summary;
 }
 
+/** queueSummary in either store: in fleet mode the jobs are every host's, the runner this host's. */
+export async function queueOverview(ctx: JobsContext): Promise<QueueSummary> {
+  const local = queueSummary(ctx.paths);
+  if (!isFleet(ctx)) return local;
+  const fleetView = await (await fleet()).fleetStatus(ctx);
+  return { ...local, running: fleetView.running, pending: fleetView.pending.map((job) => job.state), unreadable: [] };
+}
+
+export type FleetStatus = FleetStore.FleetStatus;
+
+/** Fleet mode: every host of the queue, its load and lease, and why each pending job waits. */
+export async function fleetStatus(ctx: JobsContext): Promise<FleetStatus> {
+  if (!isFleet(ctx)) throw fleetOff('queue status');
+  return (await fleet()).fleetStatus(ctx);
+}
+
+/** `queue init`: applies the queue's migrations under its advisory lock; refuses outside fleet mode. */
+export async function initQueue(ctx: JobsContext): ReturnType<typeof FleetStore.initQueue> {
+  if (!isFleet(ctx)) throw fleetOff('queue init');
+  return (await fleet()).initQueue(ctx);
+}
+
+/** For `doctor`: connects and reads the queue's schema version, changing nothing. */
+export async function probeQueue(ctx: JobsContext): ReturnType<typeof FleetStore.probeQueue> {
+  if (!isFleet(ctx)) throw fleetOff('doctor');
+  return (await fleet()).probeQueue(ctx);
+}
+
 /** The ids of the jobs pending or running now (their `active/` markers). */
 export function activeJobIds(ctx: JobsContext): string[] {
   return listActive(ctx.paths);
+}
+
+/** The ids of the jobs pending or running now, in either store. */
+export async function openJobIds(ctx: JobsContext): Promise<string[]> {
+  return isFleet(ctx) ? (await fleet()).activeIds(ctx) : listActive(ctx.paths);
 }
 
 // ── list, show, output ────────────────────────────────────────────────────────────────────
@@ -489,6 +668,36 @@ export function list(ctx: JobsContext, raw: z.input<typeof listInput> = {}, nami
     if (found.length >= limit) break;
   }
   return found;
+}
+
+/** The newest jobs first, in either store. */
+export async function listJobs(ctx: JobsContext, raw: z.input<typeof listInput> = {}, naming: Naming = {}): Promise<JobSnapshot[]> {
+  if (!isFleet(ctx)) return list(ctx, raw, naming);
+  const { limit, status } = parseInput(listInput, raw, naming);
+  return (await fleet()).listSnapshots(ctx, { limit, status });
+}
+
+/** A page of a job's output and the job's status, in either store. */
+export async function readOutputPage(ctx: JobsContext, raw: z.input<typeof outputInput>, maxBytes?: number): Promise<OutputPage & { job_status: string }> {
+  const input = parseInput(outputInput, raw);
+  if (!isFleet(ctx)) {
+    const page = outputPage(ctx, input);
+    return maxBytes === undefined ? page : { ...readOutput(ctx.paths, input.job_id, input.offset, maxBytes), job_status: page.job_status };
+  }
+  const snap = await findJob(ctx, { job_id: input.job_id });
+  const page = await (await fleet()).outputFromQueue(ctx, snap.id, input.offset, maxBytes ?? input.max_bytes);
+  return { ...page, job_status: snap.kind === 'ok' ? snap.state.status : 'unreadable' };
+}
+
+/** The last `bytes` of a job's output (at most one page), in either store. */
+export async function readTail(ctx: JobsContext, id: string, bytes: number): Promise<OutputPage> {
+  if (!isFleet(ctx)) return readOutput(ctx.paths, id, -bytes, bytes);
+  return (await fleet()).outputFromQueue(ctx, id, -bytes, bytes);
+}
+
+/** Resolves when a job has output beyond `offset` or has ended, or after `timeoutMs` (fleet mode: `logs -f` from any host). */
+export async function awaitOutput(ctx: JobsContext, id: string, offset: number, timeoutMs: number): Promise<{ size: number; ended: boolean }> {
+  return (await fleet()).awaitOutput(ctx, id, offset, timeoutMs);
 }
 
 /** A page of a job's output, and the job's status. */
@@ -514,4 +723,18 @@ export function gc(ctx: JobsContext, raw: z.input<typeof gcInput>, naming: Namin
   const olderThanSeconds = input.older_than_seconds ?? (input.keep === undefined ? GC_DEFAULT_AGE_SECONDS : undefined);
   const report = gcJobs(ctx.paths, { olderThanSeconds, keep: input.keep, dryRun: input.dry_run, reindex: input.reindex });
   return { ...report, dry_run: input.dry_run };
+}
+
+/**
+ * gc in either store: the spool's, and in fleet mode the queue's finished jobs that ended
+ * before the cutoff (the queue keeps no count limit: `keep` applies to the spool only).
+ */
+export async function collectGarbage(ctx: JobsContext, raw: z.input<typeof gcInput>, naming: Naming = {}): Promise<GcReport & { dry_run: boolean; queue_removed?: number | null }> {
+  const report = gc(ctx, raw, naming);
+  if (!isFleet(ctx)) return report;
+  if (report.dry_run) return { ...report, queue_removed: null };
+  const input = parseInput(gcInput, raw, naming);
+  const olderThanSeconds = input.older_than_seconds ?? (input.keep === undefined ? GC_DEFAULT_AGE_SECONDS : undefined);
+  const removed = olderThanSeconds === undefined ? null : await (await fleet()).gcQueue(ctx, olderThanSeconds);
+  return { ...report, queue_removed: removed };
 }

@@ -67,25 +67,35 @@ export function readOutput(paths: SpoolPaths, id: string, offset = 0, maxBytes =
   if (!opened) return { job_id: id, offset: 0, next_offset: 0, size: 0, eof: true, data: '' };
   const { fd, size } = opened;
   try {
-    let start = offset < 0 ? Math.max(0, size + Math.floor(offset)) : Math.min(Math.floor(offset), size);
+    const start = offset < 0 ? Math.max(0, size + Math.floor(offset)) : Math.min(Math.floor(offset), size);
     const buffer = Buffer.alloc(Math.min(limit + 4, size - start));
     const length = fs.readSync(fd, buffer, 0, buffer.length, start);
-    let end = Math.min(length, limit);
-    if (end < length) end = utf8Boundary(buffer, end);
-    let begin = 0;
-    if (offset < 0) while (begin < end && ((buffer[begin] ?? 0) & 0xc0) === 0x80) begin += 1;
-    start += begin;
-    return {
-      job_id: id,
-      offset: start,
-      next_offset: start + end - begin,
-      size,
-      eof: start + end - begin >= size,
-      data: buffer.subarray(begin, end).toString('utf8'),
-    };
+    return cutPage(id, { start, bytes: buffer.subarray(0, length), size, limit, tail: offset < 0 });
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * A page from raw bytes read at `start` (up to `limit` + 4 of them): never ends inside a UTF-8
+ * character, and a tail (`tail`: the read counted from the end) never starts inside one.
+ * Shared by the spool's `output.log` and the queue's output pages.
+ */
+export function cutPage(id: string, read: { start: number; bytes: Buffer; size: number; limit: number; tail: boolean }): OutputPage {
+  const { bytes, size, limit } = read;
+  let end = Math.min(bytes.length, limit);
+  if (end < bytes.length) end = utf8Boundary(bytes, end);
+  let begin = 0;
+  if (read.tail) while (begin < end && ((bytes[begin] ?? 0) & 0xc0) === 0x80) begin += 1;
+  const start = read.start + begin;
+  return {
+    job_id: id,
+    offset: start,
+    next_offset: start + end - begin,
+    size,
+    eof: start + end - begin >= size,
+    data: bytes.subarray(begin, end).toString('utf8'),
+  };
 }
 
 /** The last line a job printed, whitespace folded (for live views). */
@@ -94,14 +104,18 @@ export function lastOutputLine(paths: SpoolPaths, id: string, bytes = 512): stri
   return tail.trimEnd().split('\n').at(-1)?.replace(/\s+/g, ' ').trim() ?? '';
 }
 
-const ACTIVITY_TAIL_BYTES = 32 * 1024;
+export const ACTIVITY_TAIL_BYTES = 32 * 1024;
 
 /**
  * The newest line of a job's output that `reader` makes sense of (its adapter's view of what
  * the worker is doing), in one short line; null when none of the last 32 KiB does.
  */
 export function lastActivity(paths: SpoolPaths, id: string, reader: ActivityReader): string | null {
-  const page = readOutput(paths, id, -ACTIVITY_TAIL_BYTES, ACTIVITY_TAIL_BYTES);
+  return activityIn(readOutput(paths, id, -ACTIVITY_TAIL_BYTES, ACTIVITY_TAIL_BYTES), reader);
+}
+
+/** The newest line of a tail page (from the spool or the queue) that `reader` makes sense of. */
+export function activityIn(page: OutputPage, reader: ActivityReader): string | null {
   const lines = page.data.split('\n');
   if (page.offset > 0) lines.shift(); // the first line is cut
   for (let i = lines.length - 1; i >= 0; i -= 1) {

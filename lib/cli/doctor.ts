@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
-import { locateSpool } from '../jobs.js';
+import { ConfigSource } from '../config.js';
+import { isFleet, locateSpool, type JobsContext } from '../jobs.js';
 import { EXIT } from './exit-codes.js';
 import { action, print, printJson, type Common } from './output.js';
 
@@ -34,6 +35,22 @@ export function verdict(checks: readonly Check[]): string {
   return 'All good.';
 }
 
+/** Fleet mode's checks (connection, schema, hosts, pending jobs); none without queue_url or with a broken config. */
+async function queueChecks(args: Common): Promise<Check[]> {
+  let ctx: JobsContext;
+  try {
+    // not openContext: doctor creates no spool
+    const paths = locateSpool(args.home);
+    const configSource = new ConfigSource(paths, process.env);
+    ctx = { paths, config: configSource.lastGood, env: process.env, configSource };
+  } catch {
+    return []; // the config check above says what is wrong
+  }
+  if (!isFleet(ctx)) return [];
+  const { fleetChecks } = await import('./fleet-checks.js');
+  return fleetChecks(ctx);
+}
+
 export function doctorCommand(y: Argv): Argv {
   return y.command<Common>(
     'doctor',
@@ -42,6 +59,7 @@ export function doctorCommand(y: Argv): Argv {
     action(async (args) => {
       const { runDoctor } = await import('./doctor-checks.js');
       const checks = runDoctor(locateSpool(args.home).home);
+      checks.push(...(await queueChecks(args)));
       const failed = checks.some((check) => check.level === 'fail');
       if (args.json) printJson({ ok: !failed, checks });
       else {

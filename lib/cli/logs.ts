@@ -21,11 +21,12 @@ export function lastLinesStart(text: string, lines: number): number | undefined 
 /**
  * The byte offset of the last `lines` lines of a job's output, reading back a growing chunk
  * up to one page (256 KiB): more lines than fit in that start at the page's first whole line.
+ * Reads the spool, or in fleet mode the queue's pages.
  */
-export function tailLinesOffset(ctx: jobs.JobsContext, id: string, lines: number): number {
-  if (lines === 0) return jobs.readOutput(ctx.paths, id, -1, 1).size;
+export async function tailLinesOffset(ctx: jobs.JobsContext, id: string, lines: number): Promise<number> {
+  if (lines === 0) return (await jobs.readTail(ctx, id, 1)).size;
   for (let back = TAIL_CHUNK_BYTES; ; back *= 2) {
-    const page = jobs.readOutput(ctx.paths, id, -back, back);
+    const page = await jobs.readTail(ctx, id, back);
     const start = lastLinesStart(page.data, lines);
     if (start !== undefined) return page.offset + start;
     if (page.offset === 0) return 0; // fewer lines than asked: all of them
@@ -33,16 +34,19 @@ export function tailLinesOffset(ctx: jobs.JobsContext, id: string, lines: number
   }
 }
 
+export interface FollowOptions {
+  follow: boolean;
+  /** Byte offset to start at (negative: that many bytes before the end). */
+  start: number;
+  write: (page: jobs.OutputPage) => void;
+}
+
 /**
  * Prints `output.log` from `start` (negative: that many bytes before the end) and, with
  * `follow`, keeps printing what the worker appends until the job has ended and all of its
  * output is out. Reads page by page, so a huge log never sits in memory.
  */
-export async function followOutput(
-  ctx: jobs.JobsContext,
-  id: string,
-  options: { follow: boolean; start: number; write: (page: jobs.OutputPage) => void },
-): Promise<void> {
+export async function followOutput(ctx: jobs.JobsContext, id: string, options: FollowOptions): Promise<void> {
   let offset = options.start;
   let wake: (() => void) | undefined;
   const closeWatch = options.follow
@@ -76,5 +80,24 @@ export async function followOutput(
     }
   } finally {
     await closeWatch?.();
+  }
+}
+
+const QUEUE_FOLLOW_WAIT_MS = 30_000;
+
+/**
+ * followOutput for fleet mode: the output is read from the queue's pages, whatever host runs
+ * the job, and `follow` wakes on the queue's notification of a new page or of the job's end.
+ */
+export async function followQueueOutput(ctx: jobs.JobsContext, id: string, options: FollowOptions): Promise<void> {
+  let offset = options.start;
+  for (;;) {
+    const page = await jobs.readOutputPage(ctx, { job_id: id, offset }, jobs.OUTPUT_PAGE_MAX);
+    if (page.data.length > 0) options.write(page);
+    offset = page.next_offset;
+    if (!page.eof) continue;
+    if (!options.follow) return;
+    const waited = await jobs.awaitOutput(ctx, id, offset, QUEUE_FOLLOW_WAIT_MS);
+    if (waited.ended && waited.size <= offset) return;
   }
 }

@@ -11,11 +11,12 @@ import { optionalDuration } from './duration.js';
 import { EXIT, exitForSnapshots } from './exit-codes.js';
 import { action, openContext, print, printJson, snapshotJson, type Common } from './output.js';
 import { JOB_COLUMNS, describeCommand, jobRows, stateDetails, statusLine, table } from './format.js';
-import { followOutput, tailLinesOffset } from './logs.js';
+import { followOutput, followQueueOutput, tailLinesOffset } from './logs.js';
 import { strayWordsMessage, unknownFlagMessage } from './argv-check.js';
 import { doctorCommand } from './doctor.js';
 import { installCommands } from './install.js';
 import { registerCommands } from './register.js';
+import { queueCommands } from './queue.js';
 import { statusCommand } from './status.js';
 import { worktreeCommands } from './worktree.js';
 
@@ -27,7 +28,7 @@ import { worktreeCommands } from './worktree.js';
 /** A job named by the `<id>` argument. */
 const ID = { names: { job_id: 'id' } };
 /** The flags `start` and `continue` map onto the submit and continue schemas. */
-const JOB_FLAGS = { names: { job_id: 'id', approval_policy: 'policy', context_files: 'context-file', timeout_seconds: 'timeout', stall_seconds: 'stall-timeout' } };
+const JOB_FLAGS = { names: { job_id: 'id', approval_policy: 'policy', context_files: 'context-file', timeout_seconds: 'timeout', stall_seconds: 'stall-timeout', labels: 'label' } };
 
 function reportWait(args: Common, result: jobs.WaitAllAnswer): number {
   if (args.json) {
@@ -38,6 +39,7 @@ function reportWait(args: Common, result: jobs.WaitAllAnswer): number {
     });
   } else {
     for (const snap of [...result.settled, ...result.open]) print(statusLine(snap));
+    for (const notice of result.notices ?? []) process.stderr.write(`agent-async: ${notice}\n`);
     if (result.timedOut) process.stderr.write('agent-async: timed out waiting; the jobs keep running\n');
   }
   return exitForSnapshots(result.settled, result.timedOut);
@@ -58,6 +60,24 @@ interface StartArgs extends Common {
   isolation?: string;
   base?: string;
   apply?: boolean;
+  host?: string;
+  label?: string | string[];
+}
+
+/** --host and --label (fleet mode): where a job may run. */
+interface PlacementArgs {
+  host?: string;
+  label?: string | string[];
+}
+
+function placementFlags(args: PlacementArgs): { host?: string; labels?: string[] } {
+  return { host: args.host, labels: args.label === undefined ? undefined : [args.label].flat().map(String) };
+}
+
+function placementOptions<T>(cmd: Argv<T>): Argv<T> {
+  return cmd
+    .option('host', { type: 'string', describe: 'fleet mode (queue_url set): run the job on this host (a runner\'s host_name); default: this host' })
+    .option('label', { type: 'string', describe: 'fleet mode: run it only on a host whose runner has this label; repeat for more' });
 }
 
 /** The prompt of an agent job: --prompt-file (- = stdin), or the words after the agent. */
@@ -74,7 +94,7 @@ function promptFrom(args: { promptFile?: string; words: string[] }): string {
 }
 
 function agentOptions<T>(cmd: Argv<T>): Argv<T> {
-  return cmd
+  return placementOptions(cmd)
     .option('policy', { alias: 'approval-policy', type: 'string', choices: POLICIES, describe: 'agents: suggest (read-only), auto-edit (edit the workspace), full-auto (no sandbox); default: config default_policy' })
     .option('model', { type: 'string', describe: "agents: the model to use (default: the CLI's own)" })
     .option('prompt-file', { type: 'string', describe: 'agents: read the prompt from this file (- = stdin)' })
@@ -91,7 +111,7 @@ async function reportStarted(ctx: jobs.JobsContext, args: Common & { wait?: bool
   }
   if (!args.json) process.stderr.write(`${result.job_id} queued: ${describeCommand(result.state)}\n`);
   const outcome = await jobs.waitForEnd(ctx, [result.job_id], { any: false, totalSeconds: undefined });
-  if (!args.json && result.state.request.agent === 'exec') printOutputTail(ctx, result.job_id);
+  if (!args.json && result.state.request.agent === 'exec') await printOutputTail(ctx, result.job_id);
   const code = reportWait(args, outcome);
   const final = outcome.settled[0];
   if (!args.json && final?.kind === 'ok' && final.state.result?.final_message) print(final.state.result.final_message);
@@ -101,8 +121,8 @@ async function reportStarted(ctx: jobs.JobsContext, args: Common & { wait?: bool
 const WAIT_OUTPUT_TAIL_BYTES = 64 * 1024;
 
 /** What an exec job printed (its last 64 KiB), as if the command had run in the foreground. */
-function printOutputTail(ctx: jobs.JobsContext, id: string): void {
-  const page = jobs.readOutput(ctx.paths, id, -WAIT_OUTPUT_TAIL_BYTES, WAIT_OUTPUT_TAIL_BYTES);
+async function printOutputTail(ctx: jobs.JobsContext, id: string): Promise<void> {
+  const page = await jobs.readTail(ctx, id, WAIT_OUTPUT_TAIL_BYTES);
   let data = page.data;
   if (page.offset > 0) {
     data = data.slice(data.indexOf('\n') + 1); // from a line start
@@ -149,13 +169,14 @@ function startCommand(y: Argv, rawArgs: string[]): Argv {
         isolation: args.isolation as jobs.SubmitInput['isolation'],
         base: args.base,
         apply: args.apply,
+        ...placementFlags(args),
       }, JOB_FLAGS);
       return reportStarted(ctx, args, await jobs.submit(ctx, input));
     }),
   );
 }
 
-interface ContinueArgs extends Common {
+interface ContinueArgs extends Common, PlacementArgs {
   id: string;
   prompt?: string[];
   policy?: string;
@@ -181,6 +202,7 @@ function continueCommand(y: Argv): Argv {
         approval_policy: args.policy as jobs.SubmitInput['approval_policy'],
         model: args.model,
         timeout_seconds: optionalDuration(args.timeout, 'timeout'),
+        ...placementFlags(args),
       }, JOB_FLAGS);
       return reportStarted(ctx, args, await jobs.continueJob(ctx, input));
     }),
@@ -204,7 +226,8 @@ function waitCommand(y: Argv): Argv {
         .option('any', { type: 'boolean', default: false, describe: 'return as soon as any one ends (with every one ended by then)' }),
     action(async (args) => {
       const ctx = openContext(args);
-      const ids = args.ids.map((raw, i) => jobs.getJob(ctx, { job_id: String(raw) }, { names: { job_id: `ids[${i}]` } }).id);
+      const ids: string[] = [];
+      for (const [i, raw] of args.ids.entries()) ids.push((await jobs.findJob(ctx, { job_id: String(raw) }, { names: { job_id: `ids[${i}]` } })).id);
       return reportWait(args, await jobs.waitForEnd(ctx, ids, { any: Boolean(args.any), totalSeconds: optionalDuration(args.timeout, 'timeout') }));
     }),
   );
@@ -223,8 +246,8 @@ function lsCommand(y: Argv): Argv {
       cmd
         .option('status', { type: 'string', describe: `only jobs with this status: ${JOB_STATUSES.join(', ')}` })
         .option('limit', { type: 'number', default: inputs.LIST_DEFAULT, describe: `how many (1-${jobs.LIST_MAX})` }),
-    action((args) => {
-      const snaps = jobs.list(openContext(args), { limit: args.limit, status: args.status as jobs.JobStatus | undefined });
+    action(async (args) => {
+      const snaps = await jobs.listJobs(openContext(args), { limit: args.limit, status: args.status as jobs.JobStatus | undefined });
       if (args.json) printJson(snaps.map(snapshotJson));
       else if (snaps.length === 0) print('no jobs');
       else print(table(JOB_COLUMNS, jobRows(snaps), process.stdout.isTTY ? process.stdout.columns : undefined));
@@ -241,8 +264,8 @@ function showCommand(y: Argv): Argv {
     'show <id>',
     'show one job',
     (cmd) => cmd.positional('id', { type: 'string', describe: 'job id' }),
-    action((args) => {
-      const snap = jobs.getJob(openContext(args), { job_id: args.id }, ID);
+    action(async (args) => {
+      const snap = await jobs.findJob(openContext(args), { job_id: args.id }, ID);
       if (args.json) printJson(snapshotJson(snap));
       else print(snap.kind === 'ok' ? stateDetails(snap.state) : statusLine(snap));
       return snap.kind === 'corrupt' ? EXIT.unreadable : EXIT.ok;
@@ -266,13 +289,15 @@ function logsCommand(y: Argv): Argv {
         .option('tail', { type: 'number', describe: 'start with only the last N lines' }),
     action(async (args) => {
       const ctx = openContext(args);
-      const id = jobs.getJob(ctx, { job_id: args.id }, ID).id;
+      const id = (await jobs.findJob(ctx, { job_id: args.id }, ID)).id;
       if (args.tail !== undefined && (!Number.isInteger(args.tail) || args.tail < 0)) {
         throw new UserError('bad_input', `tail: must be a whole number of lines, 0 or more; got ${args.tail}`, 'tail');
       }
-      await followOutput(ctx, id, {
+      const fleet = jobs.isFleet(ctx);
+      const follow = fleet ? followQueueOutput : followOutput;
+      await follow(ctx, id, {
         follow: Boolean(args.follow),
-        start: args.tail === undefined ? 0 : tailLinesOffset(ctx, id, args.tail),
+        start: args.tail === undefined ? 0 : await tailLinesOffset(ctx, id, args.tail),
         // --json: one object per page read (JSON lines), so a huge log streams as it does in text
         write: args.json
           ? (page) => process.stdout.write(`${JSON.stringify({ job_id: id, offset: page.offset, next_offset: page.next_offset, data: page.data })}\n`)
@@ -298,7 +323,7 @@ function cancelCommand(y: Argv): Argv {
   );
 }
 
-interface RetryArgs extends IdArgs {
+interface RetryArgs extends IdArgs, PlacementArgs {
   wait?: boolean;
 }
 
@@ -307,12 +332,13 @@ function retryCommand(y: Argv): Argv {
     'retry <id>',
     'queue a new job with the same request as an earlier one',
     (cmd) =>
-      cmd
+      placementOptions(cmd)
         .positional('id', { type: 'string', describe: 'job id to repeat' })
         .option('wait', { type: 'boolean', default: false, describe: 'wait for the new job to end' }),
     action(async (args) => {
       const ctx = openContext(args);
-      return reportStarted(ctx, args, await jobs.retry(ctx, jobs.parseInput(inputs.jobRef, { job_id: args.id }, ID)));
+      const input = jobs.parseInput(inputs.retryInput, { job_id: args.id, ...placementFlags(args) }, JOB_FLAGS);
+      return reportStarted(ctx, args, await jobs.retry(ctx, input));
     }),
   );
 }
@@ -329,9 +355,9 @@ function notifyCommand(y: Argv): Argv {
       cmd
         .positional('id', { type: 'string', describe: 'job id (a worker finds its own in $AGENT_ASYNC_JOB_ID)' })
         .positional('summary', { type: 'string', array: true, describe: 'one-line summary' }),
-    action((args) => {
+    action(async (args) => {
       const input = jobs.parseInput(inputs.notifyInput, { job_id: args.id, summary: (args.summary ?? []).join(' ') }, ID);
-      const answer = jobs.notifyDone(openContext(args), input);
+      const answer = await jobs.notifyJobDone(openContext(args), input);
       if (args.json) printJson({ accepted: answer.accepted, message: answer.message, job_id: answer.state.id });
       else print(answer.message);
     }),
@@ -394,7 +420,7 @@ function gcCommand(y: Argv): Argv {
         branches: args.branches,
       }, flags);
       const ctx = openContext(args);
-      const report = jobs.gc(ctx, input);
+      const report = await jobs.collectGarbage(ctx, input);
       const worktrees = await jobs.collectWorktrees(ctx.paths, { branches: input.branches, dryRun: input.dry_run });
       if (args.json) printJson({ ...report, worktrees });
       else {
@@ -402,6 +428,7 @@ function gcCommand(y: Argv): Argv {
         print(`${verb} ${report.removed.length} finished jobs; kept ${report.kept}; ${report.skipped_active} pending or running untouched`);
         for (const id of report.removed) print(`  ${id}`);
         if (report.unreadable.length > 0) print(`unreadable state.json, left alone: ${report.unreadable.join(', ')}`);
+        if (typeof report.queue_removed === 'number') print(`removed ${report.queue_removed} finished jobs from the queue`);
         if (worktrees.removed.length > 0) print(`${verb} the branches and refs of ${worktrees.removed.length} isolated jobs`);
         for (const { id, reason } of worktrees.skipped) print(`left the branch and refs of ${id} alone: ${reason}`);
         if (worktrees.kept_branches.length > 0) print(`kept ${worktrees.kept_branches.length} branches with changes nobody applied or discarded (gc --branches removes them): ${worktrees.kept_branches.map((id) => `agent-async/${id}`).join(', ')}`);
@@ -491,7 +518,7 @@ export function buildCli(argv: string[]): Argv {
   const commands = [
     startCommand, continueCommand, waitCommand, lsCommand, showCommand, logsCommand, cancelCommand, retryCommand, notifyCommand,
     serveCommand, runnerCommand, gcCommand, configCommand, registerCommands, installCommands, doctorCommand, statusCommand,
-    worktreeCommands,
+    worktreeCommands, queueCommands,
   ];
   recordingCommands(cli, parsed);
   for (const add of commands) {

@@ -43,6 +43,8 @@ export function action<A extends Common>(body: (args: A) => Promise<number | voi
       }
       process.stderr.write(`agent-async: internal error: ${(error as Error).stack ?? String(error)}\n`);
       process.exitCode = EXIT.internal;
+    } finally {
+      await jobs.closeStores(); // fleet mode: the queue's pool would keep the command alive
     }
   };
 }

@@ -5,6 +5,7 @@ import { isTerminal, type JobState } from '../jobs.js';
 import { EXIT } from './exit-codes.js';
 import { describeCommand, formatAge, formatDuration, formatUsage, worktreeLabel } from './format.js';
 import { action, print, printJson, type Common } from './output.js';
+import { printFleetStatus } from './queue.js';
 
 /**
  * `agent-async status`: a live monitor, like htop for agent jobs. It redraws when the spool
@@ -276,6 +277,8 @@ export function statusCommand(y: Argv): Argv {
     (cmd) => cmd.option('once', { type: 'boolean', default: false, describe: 'print one frame and exit' }),
     action(async (args) => {
       const ctx = jobs.openContext({ home: args.home });
+      // fleet mode: one frame of every host and job of the queue (the live monitor reads a spool)
+      if (jobs.isFleet(ctx)) return printFleetStatus(ctx, Boolean(args.json));
       if (args.json) {
         printJson(buildFrame(ctx));
         return EXIT.ok;

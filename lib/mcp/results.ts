@@ -22,7 +22,7 @@ function capText(text: string | null, max: number): { text: string | null; trunc
 
 export function promptPreview(ctx: JobsContext, state: JobState, max = PROMPT_PREVIEW_MAX): string | null {
   if (state.request.argv) return state.request.argv.join(' ');
-  const task = jobs.readTask(ctx.paths, state, 256 * 1024);
+  const task = jobs.taskOf(ctx, state, 256 * 1024);
   if (task === undefined) return null;
   return capText(task.trim(), max).text;
 }
@@ -36,7 +36,7 @@ function promptBrief(ctx: JobsContext, state: JobState): string | null {
 }
 
 export function outputTail(ctx: JobsContext, id: string, bytes = OUTPUT_TAIL_BYTES): { output: string; output_bytes: number } {
-  const page = jobs.readOutput(ctx.paths, id, -bytes, bytes);
+  const page = jobs.outputTailOf(ctx, id, bytes);
   return { output: page.data, output_bytes: page.size };
 }
 
@@ -59,7 +59,7 @@ export const EXEC_TAIL_BYTES = 1024;
 
 /** The last lines of an exec job's output (at most 15 lines and 1 KiB): what a terminal would have shown last. */
 export function execTail(ctx: JobsContext, id: string): string {
-  const data = jobs.readOutput(ctx.paths, id, -EXEC_TAIL_BYTES, EXEC_TAIL_BYTES);
+  const data = jobs.outputTailOf(ctx, id, EXEC_TAIL_BYTES);
   const lines = data.data.trimEnd().split('\n');
   if (data.offset > 0) lines.shift();
   return lines.slice(-EXEC_TAIL_LINES).join('\n');

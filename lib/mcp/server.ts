@@ -123,8 +123,8 @@ export function createServer(options: ServeOptions = {}): { mcp: McpServer; ctx:
     const result = await run(tool, args, extra);
     const jobId = result.structuredContent?.job_id;
     if (result.isError || typeof jobId !== 'string') return result;
-    markAsTask(ctx.paths, jobId, tool.name, ttl);
-    const snap = jobs.readJob(ctx.paths, jobId);
+    if (!jobs.isFleet(ctx)) markAsTask(ctx.paths, jobId, tool.name, ttl);
+    const snap = await jobs.snapshotOf(ctx, jobId);
     if (snap.kind !== 'ok') return result;
     return {
       task: taskOf(snap.state, { ttl, tool: tool.name, created_at: snap.state.created_at }),

@@ -30,6 +30,11 @@ export function markAsTask(paths: SpoolPaths, id: string, tool: string, ttl: num
   jobs.writeSideFile(paths, id, TASK_FILE, { ttl, tool, created_at: new Date().toISOString() });
 }
 
+/** Fleet mode keeps no task records: the job's folder is on the host that runs it, if any. */
+function recordOf(ctx: JobsContext, id: string): TaskRecord | null {
+  return jobs.isFleet(ctx) ? null : readRecord(ctx.paths, id);
+}
+
 const TASK_STATUS: Record<JobState['status'], Task['status']> = {
   pending: 'working',
   running: 'working',
@@ -54,12 +59,12 @@ export function taskOf(state: JobState, record: TaskRecord | null): Task {
 export class SpoolTaskStore implements TaskStore {
   constructor(private readonly ctx: JobsContext) {}
 
-  private snapshot(taskId: string): JobSnapshot {
-    return jobs.isJobId(taskId) ? jobs.readJob(this.ctx.paths, taskId) : { id: taskId, kind: 'missing' };
+  private snapshot(taskId: string): Promise<JobSnapshot> {
+    return jobs.isJobId(taskId) ? jobs.snapshotOf(this.ctx, taskId) : Promise.resolve({ id: taskId, kind: 'missing' });
   }
 
-  private state(taskId: string): JobState | null {
-    const snap = this.snapshot(taskId);
+  private async state(taskId: string): Promise<JobState | null> {
+    const snap = await this.snapshot(taskId);
     return snap.kind === 'ok' ? snap.state : null;
   }
 
@@ -70,19 +75,19 @@ export class SpoolTaskStore implements TaskStore {
 
   async getTask(taskId: string): Promise<Task | null> {
     await loadJobs();
-    const state = this.state(taskId);
-    return state ? taskOf(state, readRecord(this.ctx.paths, taskId)) : null;
+    const state = await this.state(taskId);
+    return state ? taskOf(state, recordOf(this.ctx, taskId)) : null;
   }
 
   async storeTaskResult(taskId: string): Promise<void> {
     await loadJobs();
     // the supervisor records a job's end in the spool; there is nothing else to store
-    if (!this.state(taskId)) throw new Error(`no such task: ${taskId}`);
+    if (!(await this.state(taskId))) throw new Error(`no such task: ${taskId}`);
   }
 
   async getTaskResult(taskId: string): Promise<Result> {
     await loadJobs();
-    const snap = this.snapshot(taskId);
+    const snap = await this.snapshot(taskId);
     const structured = snapshotAnswer(this.ctx, snap, 'tasks/get');
     return {
       content: [{ type: 'text', text: JSON.stringify(structured) }],
@@ -100,6 +105,7 @@ export class SpoolTaskStore implements TaskStore {
   async listTasks(cursor?: string): Promise<{ tasks: Task[]; nextCursor?: string }> {
     await loadJobs();
     const tasks: Task[] = [];
+    if (jobs.isFleet(this.ctx)) return { tasks }; // no records in fleet mode (see recordOf)
     let scanned = 0;
     let last: string | undefined;
     for (const id of jobs.newestJobIds(this.ctx.paths)) {
@@ -107,7 +113,7 @@ export class SpoolTaskStore implements TaskStore {
       scanned += 1;
       last = id;
       const record = readRecord(this.ctx.paths, id);
-      const state = record ? this.state(id) : null;
+      const state = record ? await this.state(id) : null;
       if (state) tasks.push(taskOf(state, record));
       if (tasks.length >= LIST_PAGE || scanned >= LIST_SCAN_LIMIT) {
         return { tasks, nextCursor: last };

@@ -79,15 +79,20 @@ const isolation = inputs.isolation.optional()
   .describe('"worktree": the job runs in its own git worktree, made from what cwd\'s work tree holds now (uncommitted edits included), so several jobs can work on one repository at once without touching your files; its work comes back as a branch: see job_diff, job_apply, job_discard. "none" (default, from config): it runs in cwd itself.');
 const base = inputs.base.optional().describe('isolation "worktree" only: start from this committed branch, tag or commit instead of the work tree.');
 const apply = z.boolean().optional().describe('isolation "worktree" only: apply the changes to cwd when the job ends done (a conflict changes nothing and is reported in the result).');
+const host = inputs.host.optional().describe('Fleet mode only (queue_url set): run the job on this host (a runner\'s host_name). Default: the host it is started on (isolated jobs too).');
+const labels = inputs.labels.optional().describe('Fleet mode only: run the job only on a host whose runner has every one of these labels, e.g. ["gpu"].');
+const placement = { host, labels };
 
 /** The options every job-starting tool takes besides its task. */
-const jobOptions = { approval_policy: approvalPolicy, context_files: contextFiles, model, timeout_minutes: timeoutMinutes, isolation, base, apply };
+const jobOptions = { approval_policy: approvalPolicy, context_files: contextFiles, model, timeout_minutes: timeoutMinutes, isolation, base, apply, ...placement };
 const startShape = { prompt, cwd, ...jobOptions };
 
 /** The submit operation's job options, from a start tool's (minutes become seconds). */
-function submitOptions(args: { cwd: string; approval_policy?: string; context_files?: string[]; model?: string; timeout_minutes?: number; isolation?: 'none' | 'worktree'; base?: string; apply?: boolean }) {
+function submitOptions(args: { cwd: string; approval_policy?: string; context_files?: string[]; model?: string; timeout_minutes?: number; isolation?: 'none' | 'worktree'; base?: string; apply?: boolean; host?: string; labels?: string[] }) {
   return {
     cwd: args.cwd,
+    host: args.host,
+    labels: args.labels,
     isolation: args.isolation,
     base: args.base,
     apply: args.apply,
@@ -181,13 +186,13 @@ async function withProgress<T>(ctx: ToolContext, ids: string[], total: number, w
   const startedAt = Date.now();
   let last = 0;
   const timer = setInterval(() => {
-    const first = ids[0] ? jobs.readJob(ctx.jobs.paths, ids[0]) : undefined;
+    const first = ids[0] && !jobs.isFleet(ctx.jobs) ? jobs.readJob(ctx.jobs.paths, ids[0]) : undefined;
     const status = first?.kind === 'ok' ? first.state.status : 'unknown';
     const tail = first?.kind === 'ok' ? jobs.currentActivity(ctx.jobs, first.state) ?? '' : '';
     // progress must grow with every notification: elapsed seconds to a tenth, never repeated
     const elapsed = Math.max(Math.round((Date.now() - startedAt) / 100) / 10, last + 0.1);
     last = elapsed;
-    const what = ids.length === 1 ? `job ${ids[0]} ${status}` : `${ids.length} jobs`;
+    const what = ids.length === 1 ? `job ${ids[0]}${first ? ` ${status}` : ''}` : `${ids.length} jobs`; // fleet mode: no spool read here
     void progress(elapsed, total, `${what}, ${Math.round(elapsed)} s${tail ? `: ${tail.slice(0, 200)}` : ''}`).catch(() => undefined);
   }, ctx.progressEveryMs);
   try {
@@ -213,7 +218,7 @@ async function awaitAnyTool(ctx: ToolContext, ids: string[] | undefined, timeout
   if (!candidates || candidates.length === 0) {
     // Lossless between calls: everything this server started, plus every job seen active at
     // any call, stays a candidate until it has been reported once.
-    for (const id of jobs.activeJobIds(ctx.jobs)) ctx.session.started.add(id);
+    for (const id of await jobs.openJobIds(ctx.jobs)) ctx.session.started.add(id);
     candidates = [...ctx.session.started].filter((id) => !ctx.session.reported.has(id));
   }
   // Everything was reported: idle, even if a job just reported still has its active/ marker
@@ -339,8 +344,8 @@ export function allTools(): ToolDefinition[] {
       output: z.looseObject({ jobs: z.array(z.looseObject({ job_id: z.string(), status: z.string() })), count: z.number() }),
       annotations: { ...WAIT_ANNOTATIONS, openWorldHint: false },
       taskCapable: false,
-      handler: (args, ctx) => {
-        const snaps = jobs.list(ctx.jobs, args);
+      handler: async (args, ctx) => {
+        const snaps = await jobs.listJobs(ctx.jobs, args);
         return { jobs: snaps.map((snap) => listItem(ctx.jobs, snap)), count: snaps.length };
       },
     }),
@@ -372,8 +377,8 @@ export function allTools(): ToolDefinition[] {
       output: z.looseObject({ busy: z.boolean(), running_job_id: z.string().nullable(), pending_count: z.number() }),
       annotations: { ...WAIT_ANNOTATIONS, openWorldHint: false },
       taskCapable: false,
-      handler: (_args, ctx) => {
-        const queue = jobs.queueSummary(ctx.jobs.paths);
+      handler: async (_args, ctx) => {
+        const queue = await jobs.queueOverview(ctx.jobs);
         const running = queue.running.map((state) => state.id);
         return {
           busy: running.length > 0,
@@ -395,8 +400,8 @@ export function allTools(): ToolDefinition[] {
       output: z.looseObject({ ok: z.boolean(), job_id: z.string(), message: z.string() }),
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
       taskCapable: false,
-      handler: (args, ctx) => {
-        const answer = jobs.notifyDone(ctx.jobs, args);
+      handler: async (args, ctx) => {
+        const answer = await jobs.notifyJobDone(ctx.jobs, args);
         return { ok: answer.accepted, job_id: answer.state.id, message: answer.message };
       },
     }),
@@ -444,14 +449,14 @@ export function allTools(): ToolDefinition[] {
       output: z.looseObject({ job_id: z.string(), offset: z.number(), next_offset: z.number(), size: z.number(), eof: z.boolean(), data: z.string(), job_status: z.string() }),
       annotations: { ...WAIT_ANNOTATIONS, openWorldHint: false },
       taskCapable: false,
-      handler: (args, ctx) => ({ ...jobs.outputPage(ctx.jobs, args) }),
+      handler: async (args, ctx) => ({ ...(await jobs.readOutputPage(ctx.jobs, args)) }),
     }),
     defineTool({
       name: 'job_continue',
       group: 'generic',
       title: "Continue a job's conversation",
       description: "Queue a new job that resumes the worker's own session of an ended job (same agent, same cwd) with a follow-up prompt; the worker remembers the earlier turn. An isolated job's worktree is made again from its branch, so the worker finds its own files and the new job's changes hold all the work since the first start. Returns a job_id at once; then call job_wait in a loop.",
-      input: z.strictObject({ job_id: jobId, prompt, approval_policy: approvalPolicy, model, timeout_minutes: timeoutMinutes }),
+      input: z.strictObject({ job_id: jobId, prompt, approval_policy: approvalPolicy, model, timeout_minutes: timeoutMinutes, ...placement }),
       output: startOutput,
       annotations: START_ANNOTATIONS,
       taskCapable: true,
@@ -465,7 +470,7 @@ export function allTools(): ToolDefinition[] {
       group: 'generic',
       title: 'Run a job again',
       description: 'Queue a new job with the same request as an earlier one (same agent, prompt or command, cwd, options): for a flaky test run, or a job stopped by a limit. An exec job runs its command again. Returns a job_id at once; then call job_wait in a loop.',
-      input: described(inputs.jobRef, { job_id: 'The job to run again.' }),
+      input: described(inputs.retryInput, { job_id: 'The job to run again.' }).extend(placement),
       output: startOutput,
       annotations: START_ANNOTATIONS,
       taskCapable: true,
