@@ -1,9 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FleetQueue, getJob, readOutput, requestCancel, requestDone } from '../lib/fleet/index.js';
 import { Hosts, registered, submitWorkerJob, terminal, until } from './helpers/fleet-hosts.js';
 import { makeNetns, netnsUnavailable, relayPgpass, type Netns } from './helpers/netns.js';
+import { FAST_CONFIG, ROOT, killSpoolProcesses } from './helpers/spool.js';
 import { need, useTestCluster } from './helpers/pg-cluster.js';
 
 /**
@@ -79,6 +81,33 @@ describe.skipIf(!pg.cluster)(`fleet hosts: runners on three hosts share one queu
       expect(output).toBe(`line 0 of ${job.state.id}\nline 1 of ${job.state.id}\nend\n`);
       expect(hosts.starts(job.state.id)[0]![2]).toBe(job.runnerHost);
     }
+  });
+
+  it('the faces and the runners together: a job started with the CLI on host a, pinned to h2, runs in h2\'s spool; a\'s CLI waits for it and reads its output', async () => {
+    const { queue, hosts } = await setup('faces');
+    for (const name of ['h1', 'h2']) hosts.start(name);
+    await registered(queue, ['h1', 'h2']);
+    const home = path.join(hosts.base, 'a', 'spool');
+    fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(path.join(home, 'config.json'), JSON.stringify({ ...FAST_CONFIG, host_name: 'a', lease_seconds: 2 }));
+    const env: NodeJS.ProcessEnv = { ...process.env, HOME: path.join(hosts.base, 'a'), AGENT_ASYNC_HOME: home, AGENT_ASYNC_QUEUE_URL: need(pg).url(hosts.database), PGPASSFILE: need(pg).pgpassFile };
+    const cli = (args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'bin', 'agent-async.js'), ...args], { env, encoding: 'utf8', cwd: hosts.base });
+    const started = cli(['start', 'exec', '--host', 'h2', '--json', '--', 'sh', '-c', 'echo "ran in $AGENT_ASYNC_HOME"']);
+    expect(started.status, started.stderr).toBe(0);
+    const id = JSON.parse(started.stdout).job_id as string;
+    const waited = cli(['wait', id, '--timeout', '60s', '--json']);
+    expect(waited.status, waited.stderr).toBe(0);
+    expect(JSON.parse(waited.stdout).finished[0]).toMatchObject({ id, status: 'done', exit_code: 0 });
+    const h2 = hosts.all.find((host) => host.name === 'h2')!;
+    expect(cli(['logs', id]).stdout).toBe(`ran in ${h2.home}\n`);
+    // the job's folder is in h2's spool, not in a's: a reads it from the queue
+    expect(fs.existsSync(path.join(h2.home, 'jobs', id, 'state.json'))).toBe(true);
+    expect(fs.existsSync(path.join(home, 'jobs', id))).toBe(false);
+    const status = cli(['status']);
+    // a fleet runner serves the queue until stopped: the one a's start launched goes with the test
+    killSpoolProcesses(home);
+    expect(status.stdout).toMatch(/\bh1\b.*active/);
+    expect(status.stdout).toMatch(/\bh2\b.*active/);
   });
 
   it('a cancel and a done report made on another host reach the worker', async () => {
