@@ -56,7 +56,8 @@ async function startsInEvents(queue: FleetQueue, ids: string[]): Promise<Map<str
 describe.skipIf(!pg.cluster)(`fleet hosts: runners on three hosts share one queue ${pg.skip ?? ''}`, () => {
   it('runs a pinned job on its host, spreads the others (each exactly once), and the output is readable from the queue', async () => {
     const { queue, hosts } = await setup('hosts');
-    for (const name of ['h1', 'h2', 'h3']) hosts.start(name);
+    // no lease may run out here: a lease long enough for a loaded machine
+    for (const name of ['h1', 'h2', 'h3']) hosts.start(name, { leaseSeconds: 8 });
     await registered(queue, ['h1', 'h2', 'h3']);
 
     const pinned = await submitWorkerJob(queue, hosts, { mode: 'quick', args: ['5'], host: 'h2' });
@@ -85,11 +86,11 @@ describe.skipIf(!pg.cluster)(`fleet hosts: runners on three hosts share one queu
 
   it('the faces and the runners together: a job started with the CLI on host a, pinned to h2, runs in h2\'s spool; a\'s CLI waits for it and reads its output', async () => {
     const { queue, hosts } = await setup('faces');
-    for (const name of ['h1', 'h2']) hosts.start(name);
+    for (const name of ['h1', 'h2']) hosts.start(name, { leaseSeconds: 8 });
     await registered(queue, ['h1', 'h2']);
     const home = path.join(hosts.base, 'a', 'spool');
     fs.mkdirSync(home, { recursive: true, mode: 0o700 });
-    fs.writeFileSync(path.join(home, 'config.json'), JSON.stringify({ ...FAST_CONFIG, host_name: 'a', lease_seconds: 2 }));
+    fs.writeFileSync(path.join(home, 'config.json'), JSON.stringify({ ...FAST_CONFIG, host_name: 'a', lease_seconds: 8 }));
     const env: NodeJS.ProcessEnv = { ...process.env, HOME: path.join(hosts.base, 'a'), AGENT_ASYNC_HOME: home, AGENT_ASYNC_QUEUE_URL: need(pg).url(hosts.database), PGPASSFILE: need(pg).pgpassFile };
     const cli = (args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'bin', 'agent-async.js'), ...args], { env, encoding: 'utf8', cwd: hosts.base });
     const started = cli(['start', 'exec', '--host', 'h2', '--json', '--', 'sh', '-c', 'echo "ran in $AGENT_ASYNC_HOME"']);
@@ -112,7 +113,7 @@ describe.skipIf(!pg.cluster)(`fleet hosts: runners on three hosts share one queu
 
   it('a cancel and a done report made on another host reach the worker', async () => {
     const { queue, hosts } = await setup('requests');
-    for (const name of ['h1', 'h2', 'h3']) hosts.start(name);
+    for (const name of ['h1', 'h2', 'h3']) hosts.start(name, { leaseSeconds: 8 });
     await registered(queue, ['h1', 'h2', 'h3']);
     const cancelled = await submitWorkerJob(queue, hosts, { mode: 'hold', host: 'h1' });
     const finished = await submitWorkerJob(queue, hosts, { mode: 'hold', host: 'h3' });

@@ -16,7 +16,7 @@ const dirs: string[] = [];
 afterEach(() => {
   pool?.releaseAll();
   // a stand-in that writes to its ledger between this and its exit fails, which ends it as well
-  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
   delete process.env.FAKE_DIR;
   delete process.env.FAKE_BOOT_MS;
   delete process.env.FAKE_EXIT_AT_START;

@@ -22,6 +22,7 @@ export class LeaseKeeper {
   private timer: NodeJS.Timeout | undefined;
   private lostError: LeaseLost | undefined;
   private streakSince: number | undefined;
+  private lastRenewal: number;
   private renewing: Promise<void> | undefined;
 
   constructor(
@@ -30,6 +31,7 @@ export class LeaseKeeper {
     private readonly options: LeaseKeeperOptions,
   ) {
     this.streakSince = performance.now(); // registering was a renewal
+    this.lastRenewal = this.streakSince;
   }
 
   get lost(): boolean {
@@ -52,7 +54,8 @@ export class LeaseKeeper {
     if (this.lostError) return;
     try {
       await heartbeat(this.db, this.token, this.options.update?.());
-      this.streakSince ??= performance.now();
+      this.lastRenewal = performance.now();
+      this.streakSince ??= this.lastRenewal;
     } catch (error) {
       this.streakSince = undefined;
       if (error instanceof LeaseLost) {
@@ -65,14 +68,19 @@ export class LeaseKeeper {
     }
   }
 
-  /** True when renewals have succeeded without a gap for at least one lease length. */
+  /**
+   * True when renewals have succeeded without a gap for at least one lease length, the last
+   * one within a lease: a renewal stuck on a dead connection is a gap too, whatever the pool's
+   * other connections can still do.
+   */
   mayReap(): boolean {
-    return !this.lostError && this.streakSince !== undefined && performance.now() - this.streakSince >= this.token.leaseMs;
+    const now = performance.now();
+    return !this.lostError && this.streakSince !== undefined && now - this.streakSince >= this.token.leaseMs && now - this.lastRenewal < this.token.leaseMs;
   }
 
-  /** Reaps expired leases of other runners when `mayReap`; null when it may not. */
+  /** Reaps expired leases of other runners (never this host's) when `mayReap`; null when it may not. */
   async reap(): Promise<ReapReport | null> {
-    return this.mayReap() ? reapExpired(this.db) : null;
+    return this.mayReap() ? reapExpired(this.db, { exceptHost: this.token.host }) : null;
   }
 
   private halt(): void {

@@ -259,13 +259,16 @@ export interface ReapReport {
  * PostgreSQL gives every runner a full lease to renew before anything is decided. Safe to
  * call from any process at any time; concurrent reapers skip each other's rows.
  */
-export async function reapExpired(db: FleetDb): Promise<ReapReport> {
+export async function reapExpired(db: FleetDb, options: { exceptHost?: string } = {}): Promise<ReapReport> {
   return db.transaction(async (client) => {
+    // a runner never reaps its own host: its lease is renewed (even once expired) or taken over
     const expired = await client.query<{ host: string; epoch: string; pid: number; expires: Date }>(
       `SELECT host, epoch, pid, lease_expires_at AS expires FROM ${SCHEMA}.runners
         WHERE state = 'active' AND lease_expires_at < clock_timestamp()
           AND clock_timestamp() - pg_postmaster_start_time() > lease_ms * interval '1 millisecond'
+          AND host IS DISTINCT FROM $1
         ORDER BY host FOR UPDATE SKIP LOCKED`,
+      [options.exceptHost ?? null],
     );
     const report: ReapReport = { runners: [], released: [], lost: [] };
     for (const runner of expired.rows) {
