@@ -345,4 +345,15 @@ describe('concurrency', () => {
     expect(finished.map((result) => result.changes.files.map((file) => file.path))).toEqual([['job-0.txt'], ['job-1.txt'], ['job-2.txt']]);
     expect(await fingerprint(repo)).toEqual(before);
   });
+
+  it('worktrees made at the same moment in one repository all succeed (a list made while another add writes its registration reads it again)', async () => {
+    const { repo, ctx } = userRepo();
+    for (let round = 0; round < 3; round += 1) {
+      const ids = Array.from({ length: 6 }, (_, index) => `burst${round}x${index}`);
+      const snapshots = await Promise.all(ids.map((id) => snapshot(ctx, repo, id)));
+      const records = await Promise.all(snapshots.map((taken) => createWorktree(ctx, taken)));
+      expect(records.map((record) => record.id)).toEqual(ids);
+      await Promise.all(ids.map((id) => finishWorktree(ctx, { id, repo_root: repo }, path.join(ctx.home, `${id}.patch`))));
+    }
+  });
 });

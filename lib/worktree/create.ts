@@ -10,7 +10,7 @@ import {
 } from './layout.js';
 import { filterFailure } from './probe.js';
 import { addEverything, commitTree } from './snapshot.js';
-import { checkedOutAt, checkedOutError, dropWorktree, findWorktree } from './worktrees.js';
+import { HALF_WRITTEN_ATTEMPTS, HALF_WRITTEN_RETRY_MS, checkedOutAt, checkedOutError, dropWorktree, findWorktree, isHalfWrittenRegistration } from './worktrees.js';
 
 /**
  * Making the job's worktree at `$AGENT_ASYNC_HOME/worktrees/<id>` on branch `agent-async/<id>`,
@@ -150,8 +150,18 @@ async function putBranchAtBase(ctx: WorktreeContext, root: string, id: string, b
 async function addWorktree(ctx: WorktreeContext, root: string, wt: string, id: string): Promise<void> {
   await ensureWorktreesDir(ctx);
   try {
-    // hooks off: the repository's post-checkout hook could rewrite files or fail the add
-    await runGit(ctx, ['-c', 'core.hooksPath=/dev/null', 'worktree', 'add', '-q', wt, branchName(id)], { cwd: root });
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        // hooks off: the repository's post-checkout hook could rewrite files or fail the add
+        await runGit(ctx, ['-c', 'core.hooksPath=/dev/null', 'worktree', 'add', '-q', wt, branchName(id)], { cwd: root });
+        return;
+      } catch (error) {
+        if (attempt >= HALF_WRITTEN_ATTEMPTS || !isHalfWrittenRegistration(error)) throw error;
+        // it failed reading another job's registration, before making its own: once more
+        await dropWorktree(ctx, root, id);
+        await new Promise((resolve) => setTimeout(resolve, HALF_WRITTEN_RETRY_MS));
+      }
+    }
   } catch (error) {
     const elsewhere = checkedOutAt(error);
     if (elsewhere !== null) throw checkedOutError(branchName(id), elsewhere);

@@ -11,9 +11,31 @@ import { parseWorktreeList, type WorktreeEntry } from './parse.js';
  * one of ours whatever state a crash left it in.
  */
 
+/**
+ * A `worktree add` of another job in the same repository writes its registration
+ * (`.git/worktrees/<id>/`) file by file; a list made meanwhile fails on the half-written one
+ * ("failed to read …/commondir"); so does a `worktree add` (it reads them all to see where
+ * the branch is checked out). Either is made again a moment later.
+ */
+const HALF_WRITTEN = /failed to read .*worktrees\/[^/\s]+\/(commondir|gitdir|HEAD)|worktrees\/[^/\s]+\/gitdir: (No such file|Success)/;
+export const HALF_WRITTEN_ATTEMPTS = 40;
+export const HALF_WRITTEN_RETRY_MS = 25;
+
+/** git failed on another worktree's registration while that one was being written. */
+export function isHalfWrittenRegistration(error: unknown): boolean {
+  return error instanceof GitError && HALF_WRITTEN.test(error.stderr);
+}
+
 export async function listWorktrees(ctx: WorktreeContext, root: string): Promise<WorktreeEntry[]> {
-  const result = await runGit(ctx, ['worktree', 'list', '--porcelain', '-z'], { cwd: root });
-  return parseWorktreeList(result.stdout);
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      const result = await runGit(ctx, ['worktree', 'list', '--porcelain', '-z'], { cwd: root });
+      return parseWorktreeList(result.stdout);
+    } catch (error) {
+      if (attempt >= HALF_WRITTEN_ATTEMPTS || !isHalfWrittenRegistration(error)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, HALF_WRITTEN_RETRY_MS));
+    }
+  }
 }
 
 /** The worktrees folder as git records paths in it (real paths, symlinks resolved). */
