@@ -8,7 +8,7 @@ import { newJobId } from '../../lib/spool/ids.js';
 import { isTerminal, newJobState } from '../../lib/spool/state.js';
 import { jobRequest } from './job-request.mjs';
 import type { PgCluster } from './pg-cluster.js';
-import { CLI, FAST_CONFIG, ROOT } from './spool.js';
+import { CLI, FAST_CONFIG, ROOT, killSpoolProcesses } from './spool.js';
 
 /**
  * Runner hosts for the fleet tests: each an `agent-async runner` process (from dist/) with its
@@ -135,9 +135,17 @@ export class Hosts {
     return fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((line) => line.split(' '));
   }
 
-  /** Every process a test started (runners, and the workers recorded in the ledgers) gets SIGKILL. */
+  /**
+   * Every process a test started gets SIGKILL: the runners, and every process of each spool
+   * here (a fleet runner never idles out, and a supervisor whose runner died starts one itself),
+   * and the workers recorded in the ledgers.
+   */
   cleanup(): void {
     for (const host of this.all) if (host.child.exitCode === null && host.child.signalCode === null) host.child.kill('SIGKILL');
+    for (const name of fs.readdirSync(this.base)) {
+      const home = path.join(this.base, name, 'spool');
+      if (fs.existsSync(home)) killSpoolProcesses(home);
+    }
     for (const name of fs.readdirSync(this.ledgerDir)) {
       for (const [, , , pid] of this.starts(name)) {
         try {
