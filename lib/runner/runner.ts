@@ -170,14 +170,8 @@ export class Runner {
   private async startFleet(): Promise<void> {
     if (!queueUrlOf(this.config)) return;
     const { FleetBridge } = await import('./fleet-bridge.js');
-    let settings;
-    try {
-      settings = fleetSettings(this.config);
-    } catch (error) {
-      this.stop(`fleet mode cannot start: ${(error as Error).message}`);
-      return;
-    }
-    this.fleet = new FleetBridge({ paths: this.paths, config: () => this.config, settings, version: this.options.version, log: (m) => this.log(m) }).start();
+    // host_name, labels and lease_seconds were validated with the rest of the config
+    this.fleet = new FleetBridge({ paths: this.paths, config: () => this.config, settings: fleetSettings(this.config), version: this.options.version, log: (m) => this.log(m) }).start();
     const fleet = this.fleet;
     this.cleanups.unshift(() => fleet.stop());
   }

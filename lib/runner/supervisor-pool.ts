@@ -64,9 +64,8 @@ export class SupervisorPool {
         execArgv: ['--max-semi-space-size=2', '--expose-gc'],
       });
     } catch (error) {
-      this.spawnFailedAt = Date.now();
       this.events.log(`could not start a supervisor: ${(error as Error).message}`);
-      this.returnUnstaffed((error as Error).message);
+      this.startFailed((error as Error).message);
       return;
     }
     const supervisor: Supervisor = { process: child, ready: false, jobId: null, sentConfig: undefined };
@@ -88,18 +87,12 @@ export class SupervisorPool {
         supervisor.jobId = null;
         this.events.onLost(jobId);
       }
-      if (!supervisor.ready) {
-        this.spawnFailedAt = Date.now();
-        this.returnUnstaffed('it exited while starting up');
-      }
+      if (!supervisor.ready) this.startFailed('it exited while starting up');
     });
     child.on('error', (error) => {
       this.events.log(`supervisor pid ${child.pid ?? '(none)'}: ${error.message}`);
       // a process that could not be started at all (ENOENT, EAGAIN, …) never emits 'exit'
-      if (child.pid === undefined && this.supervisors.delete(supervisor)) {
-        this.spawnFailedAt = Date.now();
-        this.returnUnstaffed(error.message);
-      }
+      if (child.pid === undefined && this.supervisors.delete(supervisor)) this.startFailed(error.message);
     });
     this.supervisors.add(supervisor);
   }
@@ -136,6 +129,12 @@ export class SupervisorPool {
       supervisor.jobId = null;
       this.events.onReply(message.jobId, { type: 'claim_failed', jobId: message.jobId, reason: `supervisor unreachable: ${error.message}` });
     });
+  }
+
+  /** A supervisor could not start: no warming for a while, and its queued jobs go back. */
+  private startFailed(why: string): void {
+    this.spawnFailedAt = Date.now();
+    this.returnUnstaffed(why);
   }
 
   /**
