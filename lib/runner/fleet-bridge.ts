@@ -322,6 +322,13 @@ export class FleetBridge {
 
   private onLeaseLost(error: LeaseLost): void {
     this.log(`${error.message}; stopping every job of epoch ${error.epoch} and registering again`);
+    // what happened locally since the last pass (an end while the pass waited on the dead
+    // connection) goes to the outbox first: it is delivered, refused, and kept in rejected/
+    try {
+      this.observe();
+    } catch (failure) {
+      this.log(`the last local changes were not recorded: ${(failure as Error).message}`);
+    }
     for (const job of [...this.held.values()]) {
       if (job.epoch !== error.epoch) continue;
       this.stopLocal(job.id, `the lease of host ${this.host} at epoch ${error.epoch} was lost`);
