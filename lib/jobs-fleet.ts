@@ -301,6 +301,24 @@ export async function fleetStatus(ctx: JobsContext): Promise<FleetStatus> {
   };
 }
 
+/** What `queue_status` adds in fleet mode: every host with its load and lease, and why each pending job waits. */
+export interface FleetOverview {
+  queue: string;
+  /** This host's name in the queue. */
+  host: string;
+  hosts: FleetStatus['hosts'];
+  pending_reasons: Array<{ job_id: string; code: PendingReason['code']; message: string }>;
+}
+
+export function overviewOf(status: FleetStatus): FleetOverview {
+  return {
+    queue: status.queue,
+    host: status.host,
+    hosts: status.hosts,
+    pending_reasons: status.pending.flatMap(({ state, reason }) => (reason ? [{ job_id: state.id, code: reason.code, message: reason.message }] : [])),
+  };
+}
+
 /** `queue init`: applies the migrations (under the advisory lock) and says the version. */
 export async function initQueue(ctx: JobsContext): Promise<{ queue: string; version: number; applied: number[]; supported: number }> {
   const url = queueUrlOf(ctx.config)!;

@@ -596,6 +596,8 @@ export interface QueueSummary {
   unreadable: string[];
   /** The runner; pid only while it is alive. */
   runner: { alive: boolean; pid: number | null; epoch: number | null; started_at: string | null };
+  /** Fleet mode: every host of the queue, its load and lease, and why each pending job waits. */
+  fleet?: FleetStore.FleetOverview;
 }
 
 /** What runs, what waits, and the runner's health: read from `active/` and runner.json only. */
@@ -617,8 +619,9 @@ export function queueSummary(paths: SpoolPaths): QueueSummary {
 export async function queueOverview(ctx: JobsContext): Promise<QueueSummary> {
   const local = queueSummary(ctx.paths);
   if (!isFleet(ctx)) return local;
-  const fleetView = await (await fleet()).fleetStatus(ctx);
-  return { ...local, running: fleetView.running, pending: fleetView.pending.map((job) => job.state), unreadable: [] };
+  const store = await fleet();
+  const fleetView = await store.fleetStatus(ctx);
+  return { ...local, running: fleetView.running, pending: fleetView.pending.map((job) => job.state), unreadable: [], fleet: store.overviewOf(fleetView) };
 }
 
 export type FleetStatus = FleetStore.FleetStatus;

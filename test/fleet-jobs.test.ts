@@ -325,12 +325,21 @@ describe.skipIf(!pg.cluster)(`the CLI and the MCP server in fleet mode ${pg.skip
         await ok(spoolServer, 'job_output', { job_id: localStart.job_id }),
       ];
       expect(fleetPage).toEqual({ ...localPage, job_id: started.job_id });
-      expect(Object.keys(await ok(fleetServer, 'queue_status', {})).sort()).toEqual(Object.keys(await ok(spoolServer, 'queue_status', {})).sort());
+      // queue_status answers the spool's keys, and in fleet mode the hosts and why jobs wait
+      const spoolStatus = await ok(spoolServer, 'queue_status', {});
+      expect(spoolStatus.fleet).toBeUndefined();
+      expect(Object.keys(await ok(fleetServer, 'queue_status', {})).sort()).toEqual([...Object.keys(spoolStatus), 'fleet'].sort());
 
       const pinned = await ok(fleetServer, 'agent_start', { agent: 'exec', argv: ['true'], cwd: spool.work, host: 'nowhere' });
       const waiting = await ok(fleetServer, 'job_wait', { job_id: pinned.job_id, timeout_seconds: 0 });
       expect(waiting).toMatchObject({ status: 'timeout', job_status: 'pending' });
       expect(waiting.notices).toEqual([expect.stringContaining('no runner has ever registered as host "nowhere"')]);
+      const { fleet } = await ok(fleetServer, 'queue_status', {});
+      expect(fleet).toMatchObject({ queue: expect.stringMatching(/^postgres:\/\/aa_test@127\.0\.0\.1:\d+\/mcp_\d+$/), host: 'host-a' });
+      const workerB = fleet.hosts.find((host: { host: string }) => host.host === 'worker-b');
+      expect(workerB).toMatchObject({ state: 'active', live: true, agents: ['exec'], labels: [], load: 0, capacity: 4 });
+      expect(workerB.lease_expires_in_ms).toBeGreaterThan(0);
+      expect(fleet.pending_reasons).toEqual([{ job_id: pinned.job_id, code: 'unknown_host', message: expect.stringContaining('no runner has ever registered as host "nowhere"') }]);
       const cancelled = await ok(fleetServer, 'job_cancel', { job_id: pinned.job_id });
       expect(cancelled).toMatchObject({ status: 'cancelled', cancelled: true });
       const refused = errorText(await call(spoolServer, 'agent_start', { agent: 'exec', argv: ['true'], cwd: local.work, host: 'b' }));

@@ -372,7 +372,7 @@ export function allTools(): ToolDefinition[] {
       name: 'queue_status',
       group: 'queue',
       title: 'Queue status',
-      description: 'Whether a job is running, how many wait, and the health of the runner that runs them.',
+      description: 'Whether a job is running, how many wait, and the health of the runner that runs them; in fleet mode also every host of the queue (agents, labels, load, capacity, lease) and why each pending job waits.',
       input: inputs.queueInput,
       output: z.looseObject({ busy: z.boolean(), running_job_id: z.string().nullable(), pending_count: z.number() }),
       annotations: { ...WAIT_ANNOTATIONS, openWorldHint: false },
@@ -388,6 +388,7 @@ export function allTools(): ToolDefinition[] {
           pending_count: queue.pending.length,
           concurrency: ctx.jobs.config.concurrency,
           runner: queue.runner,
+          ...(queue.fleet ? { fleet: queue.fleet } : {}),
         };
       },
     }),
