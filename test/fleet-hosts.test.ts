@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -6,13 +6,15 @@ import { FleetQueue, getJob, readOutput, requestCancel, requestDone } from '../l
 import { Hosts, registered, submitWorkerJob, terminal, until } from './helpers/fleet-hosts.js';
 import { makeNetns, netnsUnavailable, relayPgpass, type Netns } from './helpers/netns.js';
 import { FAST_CONFIG, ROOT } from './helpers/spool.js';
-import { need, useTestCluster } from './helpers/pg-cluster.js';
+import { need, useTestCluster, type PgCluster } from './helpers/pg-cluster.js';
+import { seeded } from './helpers/seeded.mjs';
 
 /**
  * Fleet mode end to end: three runner hosts, each a real `agent-async runner` process with its
  * own HOME and spool, sharing one queue in a throwaway PostgreSQL cluster. Jobs are submitted
- * with lib/fleet's submitJob (what the faces do in fleet mode) and run by the hosts' local
- * runners; their workers record every start in a per-job ledger. Children run from dist/.
+ * with lib/fleet's submitJob (what the faces do in fleet mode; in the chaos test from two
+ * submitter processes) and run by the hosts' local runners; their workers record every start in
+ * a per-job ledger. Children run from dist/.
  */
 const pg = await useTestCluster();
 const queues: FleetQueue[] = [];
@@ -267,19 +269,38 @@ describe.skipIf(!pg.cluster || netnsSkip)(`fleet hosts: a host in its own networ
   });
 });
 
-/** A small seeded generator, so a failing chaos run can be replayed with its seed. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+const submitterProcesses: ChildProcess[] = [];
+
+/**
+ * A chaos submitter (test/helpers/fleet-submitter.mjs): 50 jobs from a process of its own;
+ * `done` resolves with the ids the queue confirmed, once it exited 0.
+ */
+function submitter(cluster: PgCluster, hosts: Hosts, seed: number): { done: Promise<string[]>; submitted: () => number; summary: () => string } {
+  const env = { ...process.env, AGENT_ASYNC_QUEUE_URL: cluster.url(hosts.database), PGPASSFILE: cluster.pgpassFile };
+  const child = spawn(process.execPath, [path.join(ROOT, 'test', 'helpers', 'fleet-submitter.mjs'), hosts.ledgerDir, '50', String(seed)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  submitterProcesses.push(child);
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
+  const done = new Promise<string[]>((resolve, reject) => {
+    child.on('exit', (code, signal) => {
+      if (code === 0 && /^finished 50 /m.test(out)) resolve([...out.matchAll(/^submitted (\S+)$/gm)].map((match) => match[1]!));
+      else reject(new Error(`submitter (seed ${seed}) ended with ${code ?? signal}: ${err}`));
+    });
+  });
+  return {
+    done,
+    submitted: () => out.split('\n').filter((line) => line.startsWith('submitted ')).length,
+    summary: () => /^finished (.*)$/m.exec(out)?.[1] ?? 'not finished',
   };
 }
 
-const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+afterEach(() => {
+  for (const child of submitterProcesses.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
 
 describe.skipIf(!pg.cluster)(`fleet hosts: the chaos ledger ${pg.skip ?? ''}`, () => {
   it('2 submitters x 50 jobs on 3 hosts, runners and whole hosts SIGKILLed and restarted, PostgreSQL restarted, a host partitioned: every job ends once, with its reason and its output', async () => {
@@ -288,30 +309,14 @@ describe.skipIf(!pg.cluster)(`fleet hosts: the chaos ledger ${pg.skip ?? ''}`, (
     const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000);
     // the chaos and the submitters draw from generators of their own: the seed replays the chaos
     const random = seeded(seed);
-    const jitter = seeded(seed + 1);
     console.log(`fleet chaos: seed ${seed} (CHAOS_SEED=${seed} replays its choices)`);
     const names = ['h1', 'h2', 'h3'];
     const current = new Map(names.map((name) => [name, hosts.start(name, { concurrency: 3 })]));
     await registered(queue, names);
-    const submitters = await Promise.all([1, 2].map(async () => {
-      const own = await FleetQueue.open(cluster.url(hosts.database), { role: 'submitter' });
-      queues.push(own);
-      return own;
-    }));
-    const ids: string[] = [];
-    const submitting = Promise.all(submitters.map(async (submitter) => {
-      for (let i = 0; i < 50; i += 1) {
-        for (;;) {
-          try {
-            ids.push(await submitWorkerJob(submitter, hosts, { mode: 'sleep', args: [String(100 + Math.floor(jitter() * 700)), '2'] }));
-            break;
-          } catch {
-            await pause(200); // the server is restarting: submit again
-          }
-        }
-        await pause(Math.floor(jitter() * 120));
-      }
-    }));
+    // two submitters, each a process of its own (as the faces of two other machines are)
+    const submitters = [1, 2].map((n) => submitter(cluster, hosts, seed + n));
+    const submitting = Promise.all(submitters.map((one) => one.done));
+    submitting.catch(() => undefined); // awaited once the chaos is over
     const pick = (): string => names[Math.floor(random() * names.length)]!;
     const log: string[] = [];
     const kill = async (): Promise<void> => {
@@ -327,22 +332,28 @@ describe.skipIf(!pg.cluster)(`fleet hosts: the chaos ledger ${pg.skip ?? ''}`, (
       await pause(down);
       current.set(name, await hosts.restartUntilLeading(host));
     };
-    await pause(800);
-    await kill();
-    await kill();
-    log.push('PostgreSQL restart');
+    // PostgreSQL restarts under the submitters' inserts: 40 more submits each, with pauses of
+    // 60 ms on average, take far longer than the restart
+    await until(() => (submitters.every((one) => one.submitted() >= 10) ? true : undefined));
+    log.push(`PostgreSQL restart after ${submitters.map((one) => one.submitted()).join(' and ')} submits`);
     await cluster.restart();
+    await kill();
+    await kill();
     const stopped = pick();
     log.push(`SIGSTOP ${stopped} past its lease, then SIGCONT`);
     current.get(stopped)!.child.kill('SIGSTOP');
     await pause(3500);
     current.get(stopped)!.child.kill('SIGCONT');
     await kill();
-    await submitting;
+    const ids = (await submitting).flat();
     await kill();
-    console.log(`fleet chaos: ${log.join('; ')}`);
+    console.log(`fleet chaos: ${log.join('; ')}; submitters: ${submitters.map((one) => one.summary()).join(', ')}`);
 
     expect(ids).toHaveLength(100);
+    expect(new Set(ids).size).toBe(100);
+    // the queue has exactly the jobs the submitters were told it has
+    const queued = await queue.db.query<{ id: string }>('SELECT id FROM agent_async.jobs');
+    expect(queued.rows.map((row) => row.id).sort()).toEqual([...ids].sort());
     const jobs = await Promise.all(ids.map((id) => terminal(queue, id)));
     const starts = await startsInEvents(queue, ids);
     const tally: Record<string, number> = {};
