@@ -633,6 +633,12 @@ async function fleet() {
   }
   const f = results.fleet;
   log(`fleet: cross-host wake-up p50 ${ms(f.wake.fromSent.p50)} ms, p99 ${ms(f.wake.fromSent.p99)} ms; submit p50 ${ms(f.submit.p50)} ms; ${f.throughput.map((t) => `${t.runners} runner(s) ${t.jobsPerSecond.toFixed(0)} jobs/s`).join(', ')}`);
+  log(`fleet: end to end (${f.runnerThroughput[0].jobs} jobs of \`true\`): ${runnerThroughputFigures(f)}`);
+}
+
+/** The end-to-end trivial-job rows of the fleet scenario: the filesystem spool, then 1 and 3 fleet hosts. */
+function runnerThroughputFigures(f) {
+  return f.runnerThroughput.map((t) => `${t.store === 'spool' ? 'filesystem spool, 1 runner' : `fleet, ${t.runners} runner${t.runners > 1 ? 's' : ''}`} ${t.jobsPerSecond.toFixed(0)}/s (${t.seconds.toFixed(2)} s)`).join('; ');
 }
 
 async function failover() {
@@ -753,6 +759,8 @@ function report(facts) {
   if (r.fleet?.wake) {
     const f = r.fleet;
     rows.push(['fleet: a terminal write on host B → a waiter\'s answer on host A (PostgreSQL LISTEN/NOTIFY, loopback)', 'p99 ≤ 20 ms', `p50 ${ms(f.wake.fromSent.p50)} ms, p99 ${ms(f.wake.fromSent.p99)} ms (n ${f.wake.fromSent.n}); submit p50 ${ms(f.submit.p50)} ms, p99 ${ms(f.submit.p99)} ms; claim p50 ${ms(f.claim.p50)} ms; trivial jobs: ${f.throughput.map((t) => `${t.runners} runner${t.runners > 1 ? 's' : ''} ${t.jobsPerSecond.toFixed(0)}/s`).join(', ')}`, verdict(f.wake.fromSent.p99 <= 20)]);
+    const [before, after] = f.runnerLoad;
+    rows.push([`fleet: ${f.runnerThroughput[0].jobs} trivial jobs end to end through \`agent-async runner\` (concurrency 4 each; the fleet hosts each with its own HOME and spool, all on this machine), against the filesystem spool in the same run`, '(compared)', `${runnerThroughputFigures(f)}; load average ${before.toFixed(1)} → ${after.toFixed(1)}`, '–']);
   }
   let table = rows.length === 0 ? '' : ['| what | target | measured | |', '|---|---|---|---|', ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
   if (r.breakdown) {

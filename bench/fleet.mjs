@@ -5,16 +5,22 @@
 //    waiter in another ("host A"): from the write sent, and from its commit acknowledged
 //    (target p99 <= 20 ms, SPEC section 10);
 //  - submit and claim latency of one statement each, next to a bare `SELECT 1` round trip;
-//  - trivial-job throughput (claim, start, one output page, finish) with 1 and 3 runner processes.
+//  - trivial-job throughput (claim, start, one output page, finish) with 1 and 3 runner processes
+//    of the protocol (test/helpers/fleet-runner.mjs), the queue's own ceiling;
+//  - trivial-job throughput end to end: `agent-async runner` processes in fleet mode (each host
+//    its own HOME and spool, concurrency 4, the exec agent running `true`), 1 and 3 of them,
+//    and in the same run one runner of the filesystem spool on the same job count.
 // `fleetBench()` returns the figures for bench.mjs; run alone it prints a Markdown table.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FleetQueue, activeJobIds, awaitAnyEnded, claimJobs, registerRunner, submitJob } from '../dist/fleet/index.js';
+import { spawn } from 'node:child_process';
+import { FleetQueue, activeJobIds, awaitAnyEnded, claimJobs, listRunners, registerRunner, submitJob } from '../dist/fleet/index.js';
+import * as jobs from '../dist/jobs.js';
 import { newSubmission } from '../test/helpers/fleet-fixtures.mjs';
 import { startCluster } from '../test/helpers/pg-cluster.mjs';
-import { ROOT, lines, now, runChild, sleep, stats } from './lib.mjs';
+import { CLI, ROOT, killSpool, lines, makeSpool, now, removeTree, runChild, sleep, stats } from './lib.mjs';
 
 const WARM_UP = 20;
 
@@ -96,6 +102,89 @@ async function throughput(cluster, runners, jobs) {
   }
 }
 
+/** Each host's runner and the filesystem spool's: the default concurrency, jobs of one cwd side by side. */
+const RUNNER_CONFIG = { concurrency: 4, exclusive_cwd: false };
+
+/** An `agent-async runner` in fleet mode: a host with its own HOME and spool, named `name`. */
+function fleetHost(name, url, pgpassFile) {
+  const spool = makeSpool(RUNNER_CONFIG);
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('AGENT_ASYNC_')));
+  Object.assign(env, { HOME: spool.base, AGENT_ASYNC_HOME: spool.home, AGENT_ASYNC_QUEUE_URL: url, AGENT_ASYNC_HOST_NAME: name, PGPASSFILE: pgpassFile });
+  const child = spawn(process.execPath, [CLI, 'runner'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let said = '';
+  child.stderr.on('data', (chunk) => (said += chunk.toString()));
+  return { name, spool, child, said: () => said };
+}
+
+async function stopHost(host) {
+  if (host.child.exitCode === null) {
+    host.child.kill('SIGTERM');
+    await new Promise((resolve) => (host.child.exitCode !== null ? resolve() : host.child.on('exit', resolve)));
+  }
+  killSpool(host.spool); // the supervisors it kept
+  removeTree(host.spool.base);
+}
+
+/** Polls until `done()` holds; the submitting side's view of "all ended", the same for both stores. */
+async function until(done) {
+  while (!(await done())) await sleep(10);
+}
+
+/**
+ * `jobs` trivial jobs (exec `true`) submitted from this process without pause, timed from the
+ * first submit until none is pending or running, through `runners` real fleet runners. The
+ * jobs are unpinned (any host takes them); a warm-up job pinned to each host goes first.
+ */
+async function fleetRunnerThroughput(cluster, runners, count) {
+  const database = await cluster.createDatabase(`rr${runners}`);
+  const url = cluster.url(database);
+  const queue = await FleetQueue.open(url, { role: 'bench' });
+  const hosts = Array.from({ length: runners }, (_, i) => fleetHost(`r${i}`, url, cluster.pgpassFile));
+  try {
+    await until(async () => {
+      const dead = hosts.find((host) => host.child.exitCode !== null);
+      if (dead) throw new Error(`the runner of ${dead.name} exited: ${dead.said()}`);
+      const live = new Set((await listRunners(queue.db)).filter((runner) => runner.live).map((runner) => runner.host));
+      return hosts.every((host) => live.has(host.name));
+    });
+    for (const host of hosts) await submitJob(queue.db, newSubmission({ host: host.name }));
+    await until(async () => (await activeJobIds(queue.db)).length === 0);
+    const t0 = now();
+    for (let i = 0; i < count; i += 1) await submitJob(queue.db, newSubmission());
+    await until(async () => (await activeJobIds(queue.db)).length === 0);
+    const seconds = (now() - t0) / 1000;
+    const { rows } = await queue.db.query("SELECT count(*)::int AS n FROM agent_async.jobs WHERE status = 'done'");
+    if (rows[0].n !== count + runners) throw new Error(`fleet runners: ${rows[0].n} of ${count + runners} jobs ended done`);
+    return { store: 'fleet', runners, concurrency: RUNNER_CONFIG.concurrency, jobs: count, seconds, jobsPerSecond: count / seconds };
+  } finally {
+    await Promise.all(hosts.map(stopHost));
+    await queue.close();
+  }
+}
+
+/** The same measure on the filesystem spool: one runner, submitted through lib/jobs.ts in this process. */
+async function spoolRunnerThroughput(count) {
+  const spool = makeSpool(RUNNER_CONFIG);
+  const ctx = jobs.openContext({ home: spool.home, env: spool.env });
+  const submit = () => jobs.submit(ctx, { agent: 'exec', argv: ['true'], cwd: os.tmpdir() });
+  try {
+    await submit();
+    await until(async () => (await jobs.openJobIds(ctx)).length === 0);
+    const t0 = now();
+    const ids = [];
+    for (let i = 0; i < count; i += 1) ids.push((await submit()).job_id);
+    await until(async () => (await jobs.openJobIds(ctx)).length === 0);
+    const seconds = (now() - t0) / 1000;
+    const ended = await Promise.all(ids.map((id) => jobs.snapshotOf(ctx, id)));
+    const done = ended.filter((snap) => snap.kind === 'ok' && snap.state.status === 'done').length;
+    if (done !== count) throw new Error(`filesystem spool: ${done} of ${count} jobs ended done`);
+    return { store: 'spool', runners: 1, concurrency: RUNNER_CONFIG.concurrency, jobs: count, seconds, jobsPerSecond: count / seconds };
+  } finally {
+    killSpool(spool);
+    removeTree(spool.base);
+  }
+}
+
 export async function fleetBench({ quick = false, log = () => undefined } = {}) {
   const cluster = await startCluster({ log });
   process.env.PGPASSFILE = cluster.pgpassFile;
@@ -111,7 +200,14 @@ export async function fleetBench({ quick = false, log = () => undefined } = {}) 
       const jobs = quick ? 200 : 1000;
       const one = await throughput(cluster, 1, jobs);
       const three = await throughput(cluster, 3, jobs);
-      return { wake, ...statements, throughput: [one, three], server: (await queue.db.ping()).serverVersion, loadAverage: os.loadavg()[0] };
+      const endToEnd = quick ? 40 : 200;
+      log(`fleet: ${endToEnd} trivial jobs through agent-async runners: the filesystem spool, 1 and 3 fleet hosts`);
+      const loadBefore = os.loadavg()[0];
+      const runnerThroughput = [await spoolRunnerThroughput(endToEnd), await fleetRunnerThroughput(cluster, 1, endToEnd), await fleetRunnerThroughput(cluster, 3, endToEnd)];
+      return {
+        wake, ...statements, throughput: [one, three], runnerThroughput, runnerLoad: [loadBefore, os.loadavg()[0]],
+        server: (await queue.db.ping()).serverVersion, loadAverage: os.loadavg()[0],
+      };
     } finally {
       await queue.close();
     }
@@ -121,6 +217,13 @@ export async function fleetBench({ quick = false, log = () => undefined } = {}) 
 }
 
 const ms = (v) => (v < 10 ? v.toFixed(2) : v.toFixed(1));
+
+/** What the end-to-end throughput rows measured, and on what. */
+function runnerThroughputContext(result) {
+  const [before, after] = result.runnerLoad;
+  return `End to end: \`agent-async runner\` processes (concurrency ${RUNNER_CONFIG.concurrency} each, every fleet host with its own HOME and spool on this one machine), `
+    + `exec jobs of \`true\` submitted from one process without pause, timed from the first submit until none is open; load average ${before.toFixed(1)} before, ${after.toFixed(1)} after.`;
+}
 
 function table(result) {
   const row = (what, s, target = '') => `| ${what} | ${ms(s.p50)} | ${ms(s.p99)} | ${s.n} | ${target} |`;
@@ -138,6 +241,12 @@ function table(result) {
     '| runners | trivial jobs | seconds | jobs/s |',
     '|---|---|---|---|',
     ...result.throughput.map((t) => `| ${t.runners} | ${t.jobs} | ${t.seconds.toFixed(2)} | ${t.jobsPerSecond.toFixed(0)} |`),
+    '',
+    runnerThroughputContext(result),
+    '',
+    '| store | runners | trivial jobs | seconds | jobs/s |',
+    '|---|---|---|---|---|',
+    ...result.runnerThroughput.map((t) => `| ${t.store === 'spool' ? 'filesystem spool' : 'fleet (PostgreSQL)'} | ${t.runners} | ${t.jobs} | ${t.seconds.toFixed(2)} | ${t.jobsPerSecond.toFixed(0)} |`),
   ].join('\n');
 }
 
