@@ -21,6 +21,19 @@ function ip(args: string[]): void {
   if (result.status !== 0) throw new Error(`ip ${args.join(' ')} failed: ${result.stderr || result.error?.message}`);
 }
 
+/**
+ * A 10.213.<n>.0/30 that no interface of this namespace uses: test runs of other checkouts on
+ * this machine make namespaces too, and two veths with one address would route the relay's
+ * answers to the wrong namespace.
+ */
+function freeSubnet(): number {
+  const listed = spawnSync('ip', ['-4', '-o', 'addr', 'show'], { encoding: 'utf8' }).stdout ?? '';
+  const used = new Set([...listed.matchAll(/\binet 10\.213\.(\d+)\./g)].map((match) => Number(match[1])));
+  const free = Array.from({ length: 250 }, (_, i) => i + 1).filter((n) => !used.has(n));
+  if (free.length === 0) throw new Error('no free 10.213.<n>.0/30 subnet for a test network namespace');
+  return free[crypto.randomBytes(1)[0]! % free.length]!;
+}
+
 export interface Netns {
   name: string;
   /** The address of the test's side, which the relay listens on. */
@@ -38,7 +51,7 @@ export async function makeNetns(targetPort: number): Promise<Netns> {
   const name = `aa-${tag}`;
   const outside = `aah${tag}`;
   const inside = `aan${tag}`;
-  const subnet = 1 + (crypto.randomBytes(1)[0]! % 250);
+  const subnet = freeSubnet();
   const gateway = `10.213.${subnet}.1`;
   ip(['netns', 'add', name]);
   try {
