@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../lib/config.js';
+import { locateSpool } from '../lib/context.js';
 import { FleetQueue, getJob } from '../lib/fleet/index.js';
 import * as jobs from '../lib/jobs.js';
 import { remoteRefs } from '../lib/worktree/index.js';
@@ -93,6 +95,19 @@ async function submitIsolated(a: Submitter, host?: string): Promise<string> {
 function localState(host: Host, id: string): any {
   return JSON.parse(fs.readFileSync(path.join(host.home, 'jobs', id, 'state.json'), 'utf8'));
 }
+
+describe('config fleet_remote', () => {
+  it('takes a remote name or "", and refuses anything else naming the key', () => {
+    const spool = makeSpool({ fleet_remote: '--upload-pack=evil' });
+    expect(() => loadConfig(locateSpool(spool.home, spool.env), spool.env)).toThrow(/fleet_remote: is not a git remote name/);
+    for (const name of ['origin', 'team/shared', '']) {
+      const fine = makeSpool({ fleet_remote: name });
+      expect(loadConfig(locateSpool(fine.home, fine.env), fine.env).fleet_remote).toBe(name);
+    }
+    const unset = makeSpool();
+    expect(loadConfig(locateSpool(unset.home, unset.env), unset.env).fleet_remote).toBe('origin');
+  });
+});
 
 describe.skipIf(!pg.cluster)(`isolated jobs across hosts ${pg.skip ?? ''}`, () => {
   it('a job submitted on A and pinned to B runs in B\'s cache clone; apply on A brings its change; discard removes its refs on the remote', async () => {
