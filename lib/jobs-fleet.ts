@@ -176,17 +176,20 @@ export interface Placement {
  * so that any host with its agent can run it; answered with the remote's URL in the request.
  * Without that remote (or with `fleet_remote` ""; or `apply: true`, which writes into the
  * submitter's cwd when the job ends) it stays on this host: a job pinned to another host is
- * then refused. A job that continues another works on that job's branch, not a new snapshot.
+ * then refused. Nothing is pushed for a job pinned to this host, nor for one that continues
+ * another (it works on that job's branch, not a new snapshot).
  */
 export async function shareSnapshot(ctx: JobsContext, id: string, request: JobRequest, placement: Placement): Promise<JobRequest> {
   const snapshot = request.worktree;
-  if (request.isolation !== 'worktree' || snapshot?.id !== id) return request;
-  const elsewhere = placement.host !== undefined && placement.host !== hostNameOf(ctx.config);
+  const here = hostNameOf(ctx.config);
+  // pinned here: no other host will ever need the snapshot
+  if (request.isolation !== 'worktree' || snapshot?.id !== id || placement.host === here) return request;
+  const elsewhere = placement.host !== undefined;
   const remote = ctx.config.fleet_remote;
   const wtx = worktreeContext(ctx.paths);
   const url = remote === '' || request.apply ? null : await findRemoteUrl(wtx, snapshot.repo_root, remote);
   if (url === null) {
-    if (elsewhere) throw cannotLeave(request, placement.host!, remote, hostNameOf(ctx.config));
+    if (elsewhere) throw cannotLeave(request, placement.host!, remote, here);
     return request;
   }
   if (URL_WITH_PASSWORD.test(url)) {

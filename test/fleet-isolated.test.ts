@@ -164,7 +164,7 @@ describe.skipIf(!pg.cluster)(`isolated jobs across hosts ${pg.skip ?? ''}`, () =
     expect((discarded.state as any).changes.discarded_at).toEqual(expect.any(String));
   });
 
-  it('an isolated job pinned to another host is refused without a remote (or with fleet_remote ""), and nothing is queued', async () => {
+  it('an isolated job pinned to another host is refused without a remote (or with fleet_remote ""), and nothing is queued; pinned here, nothing is pushed', async () => {
     const bare = submitter({ remote: false });
     const refusal = submitIsolated(bare, 'hb');
     await expect(refusal).rejects.toMatchObject({ code: 'bad_input', field: 'host' });
@@ -190,6 +190,14 @@ describe.skipIf(!pg.cluster)(`isolated jobs across hosts ${pg.skip ?? ''}`, () =
     const id = await submitIsolated(bare);
     expect((await getJob(queue!.db, id))!.needs.host).toBe('ha');
     await jobs.cancel(bare.ctx, { job_id: id }, { waitSeconds: 0 });
+
+    // pinned to the host that submits it: nothing is pushed, the remote is not needed
+    const home = submitter();
+    const here = await getJob(queue!.db, await submitIsolated(home, 'ha'));
+    expect(here!.needs.host).toBe('ha');
+    expect(here!.state.request.worktree?.remote_url).toBeUndefined();
+    expect(git(home.remote, 'for-each-ref', 'refs/agent-async/')).toBe('');
+    await jobs.cancel(home.ctx, { job_id: here!.state.id }, { waitSeconds: 0 });
   });
 
   it('an unpinned isolated job with a remote is taken by another host, applied on A, and gc removes its refs on the remote', async () => {
