@@ -147,6 +147,9 @@ describe.skipIf(!pg.cluster)(`isolated jobs across hosts ${pg.skip ?? ''}`, () =
     expect(diff.total_bytes).toBe(changes.patch_bytes);
 
     const viewer = { ...a.spool, env: { ...a.spool.env, PGPASSFILE: need(pg).pgpassFile } };
+    const shown = cli(viewer, ['diff', id], { cwd: a.repo });
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain(`+${EDIT.trimEnd()}`);
     const applied = cli(viewer, ['apply', id], { cwd: a.repo });
     expect(applied.stderr).toBe('');
     expect(applied.code).toBe(0);
