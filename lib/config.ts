@@ -5,6 +5,7 @@ import { validateHostName, validateLabels } from './fleet/match.js';
 import { readJsonFile } from './spool/fsx.js';
 import type { SpoolPaths } from './spool/layout.js';
 import { ISOLATIONS } from './spool/state.js';
+import { checkRemoteName } from './worktree/remote.js';
 
 /**
  * `config.json` in the spool root, every key optional. Environment variables override it
@@ -141,6 +142,11 @@ export const configSchema = z.object({
       message: "each label is 1-63 lowercase letters, digits, '.', '_', ':', '=' or '-'",
     })
     .describe('fleet mode: labels this host\'s runner offers (a job that names labels runs only on a host that has them all)'),
+  fleet_remote: z.string().default('origin')
+    .refine((name) => name === '' || accepts(() => checkRemoteName(name, 'fleet_remote')), {
+      message: 'is not a git remote name: the name of a remote of the repository, such as "origin" (or "" to run isolated jobs on the submitting host only)',
+    })
+    .describe('fleet mode: the remote of a repository an isolated job\'s snapshot is pushed to (refs/agent-async/<id>/), so that any host can run it; "" = never push, isolated jobs run on the submitting host'),
   lease_seconds: z.number().min(0.2).max(600).default(15)
     .describe('fleet mode: the runner\'s lease in the queue; a runner silent for this long loses its jobs (runner_lost)'),
 });

@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { z } from 'zod';
 import { UserError } from './errors.js';
@@ -7,7 +9,9 @@ import { noteRepository, worktreeContext } from './runner/workspace.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from './spool/layout.js';
 import { changesOf, isTerminal, type JobChanges, type JobRequest, type JobState } from './spool/state.js';
 import { applyTransition, listActive, readState } from './spool/store.js';
-import { applyChanges, discardJob, readPatchPage, snapshot, type ApplyResult, type PatchPage } from './worktree/index.js';
+import {
+  applyChanges, deleteRemoteRefs, discardJob, fetchResult, readPatchPage, snapshot, writePatch, type ApplyResult, type PatchPage,
+} from './worktree/index.js';
 
 /**
  * Worktree isolation at the level of jobs: the snapshot a job starts from (taken at submit),
@@ -65,7 +69,7 @@ export async function dropSnapshot(ctx: IsolationContext, id: string, request: J
 // ── an ended job's work ───────────────────────────────────────────────────────────────────
 
 /** An ended isolated job, and its changes; every other case is an error naming job_id. */
-function endedChanges(state: JobState, action: string): { changes: JobChanges; request: JobRequest & { worktree: NonNullable<JobRequest['worktree']> } } {
+function endedChanges(state: JobState, action: string): { changes: JobChanges; request: IsolatedRequest } {
   const { request } = state;
   if (request.isolation !== 'worktree' || !request.worktree) {
     throw new UserError('bad_input', `job_id ${state.id}: the job ran without isolation, in ${request.cwd} itself, so there are no changes to ${action}; only jobs started with isolation "worktree" have them`, 'job_id');
@@ -80,7 +84,7 @@ function endedChanges(state: JobState, action: string): { changes: JobChanges; r
   if (changes.discarded_at) {
     throw new UserError('not_found', `job_id ${state.id}: the job's changes were discarded at ${changes.discarded_at}; there is nothing to ${action}`, 'job_id');
   }
-  return { changes, request: request as JobRequest & { worktree: NonNullable<JobRequest['worktree']> } };
+  return { changes, request: request as IsolatedRequest };
 }
 
 function readEnded(paths: SpoolPaths, id: string): JobState {
@@ -88,6 +92,37 @@ function readEnded(paths: SpoolPaths, id: string): JobState {
   if (read.kind === 'ok') return read.state;
   if (read.kind === 'missing') throw new UserError('not_found', `job_id ${JSON.stringify(id)}: no such job in ${paths.jobs}`, 'job_id');
   throw new UserError('corrupt_state', `job_id ${id}: state.json is unreadable (${read.reason})`, 'job_id');
+}
+
+/**
+ * Where an ended job is read and what becomes of its changes is recorded: the spool; in fleet
+ * mode, for a job whose folder is on another host, the queue (lib/jobs-fleet.ts).
+ */
+export interface EndedJobs {
+  read(id: string): Promise<JobState>;
+  record(state: JobState, changes: JobChanges): Promise<JobState>;
+}
+
+export function spoolJobs(paths: SpoolPaths): EndedJobs {
+  return {
+    read: (id) => Promise.resolve(readEnded(paths, id)),
+    record: (state, changes) => Promise.resolve(applyTransition(paths, state.id, { name: 'record_changes', changes })),
+  };
+}
+
+type IsolatedRequest = JobRequest & { worktree: NonNullable<JobRequest['worktree']> };
+
+/**
+ * A job that ran on another host (fleet mode) left its branch on the remote: it is fetched into
+ * the local branch `agent-async/<id>` (never forced), after which it is as a local job's.
+ */
+async function fetchRemoteResult(ctx: IsolationContext, state: JobState, changes: JobChanges, request: IsolatedRequest): Promise<void> {
+  if (changes.pushed_to) {
+    const { url, commit } = changes.pushed_to;
+    await fetchResult(worktreeContext(ctx.paths), request.worktree.repo_root, url, request.worktree.id, commit);
+  } else if (changes.push_error) {
+    throw new UserError('conflict', `job_id ${state.id}: ${changes.push_error}`, 'job_id');
+  }
 }
 
 export interface ApplyAnswer {
@@ -99,25 +134,38 @@ export interface ApplyAnswer {
  * job_apply: the job's changes are merged into its cwd's work tree, unstaged and uncommitted.
  * A conflict changes nothing and answers the files; applying twice is refused.
  */
-export async function applyJob(ctx: IsolationContext, raw: z.input<typeof jobRef>, naming: Naming = {}): Promise<ApplyAnswer> {
-  const state = readEnded(ctx.paths, parseInput(jobRef, raw, naming).job_id);
+export async function applyJob(ctx: IsolationContext, raw: z.input<typeof jobRef>, naming: Naming = {}, jobs: EndedJobs = spoolJobs(ctx.paths)): Promise<ApplyAnswer> {
+  const state = await jobs.read(parseInput(jobRef, raw, naming).job_id);
   const { changes, request } = endedChanges(state, 'apply');
   if (changes.applied) {
     throw new UserError('conflict', `job_id ${state.id}: its changes were already applied to ${changes.applied.into} at ${changes.applied.at}; applying twice is refused`, 'job_id');
   }
+  await fetchRemoteResult(ctx, state, changes, request);
   const result = await applyChanges(worktreeContext(ctx.paths), { id: request.worktree.id, repo_root: request.worktree.repo_root }, request.cwd);
   if (result.kind === 'conflict') return { state, result };
-  const recorded = applyTransition(ctx.paths, state.id, { name: 'record_changes', changes: { ...changes, applied: result.applied, apply_error: null } });
+  const recorded = await jobs.record(state, { ...changes, applied: result.applied, apply_error: null });
   return { state: recorded, result };
 }
 
-/** job_diff: a page of the job's changes.patch. */
-export async function diffJob(ctx: IsolationContext, raw: z.input<typeof diffInput>, naming: Naming = {}): Promise<PatchPage & { job_id: string; files: JobChanges['files'] }> {
+/** job_diff: a page of the job's changes.patch (for a job that ran on another host, made here from its fetched branch). */
+export async function diffJob(ctx: IsolationContext, raw: z.input<typeof diffInput>, naming: Naming = {}, jobs: EndedJobs = spoolJobs(ctx.paths)): Promise<PatchPage & { job_id: string; files: JobChanges['files'] }> {
   const input = parseInput(diffInput, raw, naming);
-  const state = readEnded(ctx.paths, input.job_id);
-  const { changes } = endedChanges(state, 'show');
-  const page = await readPatchPage(jobFile(ctx.paths, state.id, JOB_FILES.patch), input.offset, input.max_bytes);
-  return { job_id: state.id, files: changes.files, ...page };
+  const state = await jobs.read(input.job_id);
+  const { changes, request } = endedChanges(state, 'show');
+  const local = jobFile(ctx.paths, state.id, JOB_FILES.patch);
+  if (!changes.pushed_to && !changes.push_error) {
+    const page = await readPatchPage(local, input.offset, input.max_bytes);
+    return { job_id: state.id, files: changes.files, ...page };
+  }
+  await fetchRemoteResult(ctx, state, changes, request);
+  const made = path.join(ctx.paths.tmp, `${state.id}.${process.pid}.${randomBytes(6).toString('hex')}.patch`);
+  try {
+    await writePatch(worktreeContext(ctx.paths), request.worktree.repo_root, changes.base_commit, changes.head_commit, made);
+    const page = await readPatchPage(made, input.offset, input.max_bytes);
+    return { job_id: state.id, files: changes.files, ...page };
+  } finally {
+    await fsp.rm(made, { force: true });
+  }
 }
 
 /** A pending or running job that works on the branch of worktree `worktreeId` (a job continuing it). */
@@ -129,15 +177,21 @@ function liveJobOnBranch(paths: SpoolPaths, worktreeId: string): JobState | null
   return null;
 }
 
-/** job_discard: the job's branch, refs and worktree go; recorded in its changes. Refused while a job continuing it is live. */
-export async function discardJobChanges(ctx: IsolationContext, raw: z.input<typeof jobRef>, naming: Naming = {}): Promise<{ state: JobState; removed: string[] }> {
-  const state = readEnded(ctx.paths, parseInput(jobRef, raw, naming).job_id);
+/**
+ * job_discard: the job's branch, refs and worktree go (and, for a snapshot pushed to a remote
+ * in fleet mode, its refs there); recorded in its changes. Refused while a job continuing it is live.
+ */
+export async function discardJobChanges(ctx: IsolationContext, raw: z.input<typeof jobRef>, naming: Naming = {}, jobs: EndedJobs = spoolJobs(ctx.paths)): Promise<{ state: JobState; removed: string[] }> {
+  const state = await jobs.read(parseInput(jobRef, raw, naming).job_id);
   const { changes, request } = endedChanges(state, 'discard');
   const continuing = liveJobOnBranch(ctx.paths, request.worktree.id);
   if (continuing) {
     throw new UserError('conflict', `job_id ${state.id}: job ${continuing.id} continues its work on branch agent-async/${request.worktree.id} and is ${continuing.status}; cancel that job or wait for it to end, then discard`, 'job_id');
   }
-  const report = await discardJob(worktreeContext(ctx.paths), request.worktree.repo_root, request.worktree.id);
-  const recorded = applyTransition(ctx.paths, state.id, { name: 'record_changes', changes: { ...changes, discarded_at: new Date().toISOString() } });
+  const wtx = worktreeContext(ctx.paths);
+  const url = request.worktree.remote_url;
+  if (url !== undefined && request.worktree.id === state.id) await deleteRemoteRefs(wtx, request.worktree.repo_root, url, state.id);
+  const report = await discardJob(wtx, request.worktree.repo_root, request.worktree.id);
+  const recorded = await jobs.record(state, { ...changes, discarded_at: new Date().toISOString() });
   return { state: recorded, removed: report.removed };
 }

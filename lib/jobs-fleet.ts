@@ -1,15 +1,21 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import { stripFooter } from './agents/prompt.js';
 import type { Config } from './config.js';
 import type { JobsContext } from './context.js';
 import {
-  FleetQueue, QUEUE_SCHEMA_VERSION, activeJobIds, awaitAnyEnded, deleteFinishedJobs, getJob, listJobs, listRunners, pendingReasons, queueUrlOf,
-  readJobFile, readJobs, readOutput, readSchemaVersion, requestCancel, requestDone, requirementsFor, submitJob, validateHostName,
+  FleetQueue, QUEUE_SCHEMA_VERSION, activeJobIds, awaitAnyEnded, deleteFinishedJobs, finishedJobsWithRemote, getJob, listJobs, listRunners, pendingReasons, queueUrlOf,
+  readJobFile, readJobs, readOutput, readSchemaVersion, requestCancel, requestDone, requirementsFor, submitJob, transitionJob, validateHostName,
   waitForOutput, type FleetJob, type FleetSnapshot, type PendingReason, type RunnerView,
 } from './fleet/index.js';
 import { ACTIVITY_TAIL_BYTES, cutPage, type OutputPage } from './read-model.js';
 import { JOB_FILES } from './spool/layout.js';
-import { isTerminal, type JobState, type JobStatus } from './spool/state.js';
+import { UserError, quoteInput } from './errors.js';
+import { cacheRemoteOf, worktreeContext } from './runner/workspace.js';
+import { isTerminal, type JobRequest, type JobState, type JobStatus } from './spool/state.js';
+import { spoolJobs, type EndedJobs } from './isolation.js';
+import { readState } from './spool/store.js';
+import { cacheRepository, deleteRemoteRefs, findRemoteUrl, pushBase } from './worktree/index.js';
 import type { JobSnapshot } from './spool/store.js';
 
 /**
@@ -166,15 +172,68 @@ export interface Placement {
 }
 
 /**
- * Queues a job prepared as for the spool. It runs on the host it names, else on the host it
- * was submitted on: its cwd is a local path there, and an isolated job's snapshot is a ref
- * in the local repository until snapshots are pushed to a shared remote (docs/FLEET.md).
+ * An isolated job's snapshot goes to the repository's `fleet_remote` (`refs/agent-async/<id>/base`),
+ * so that any host with its agent can run it; answered with the remote's URL in the request.
+ * Without that remote (or with `fleet_remote` ""; or `apply: true`, which writes into the
+ * submitter's cwd when the job ends) it stays on this host: a job pinned to another host is
+ * then refused. Nothing is pushed for a job pinned to this host, nor for one that continues
+ * another (it works on that job's branch, not a new snapshot).
+ */
+export async function shareSnapshot(ctx: JobsContext, id: string, request: JobRequest, placement: Placement): Promise<JobRequest> {
+  const snapshot = request.worktree;
+  const here = hostNameOf(ctx.config);
+  // pinned here: no other host will ever need the snapshot
+  if (request.isolation !== 'worktree' || snapshot?.id !== id || placement.host === here) return request;
+  const elsewhere = placement.host !== undefined;
+  const remote = ctx.config.fleet_remote;
+  const wtx = worktreeContext(ctx.paths);
+  const url = remote === '' || request.apply ? null : await findRemoteUrl(wtx, snapshot.repo_root, remote);
+  if (url === null) {
+    if (elsewhere) throw cannotLeave(request, placement.host!, remote, here);
+    return request;
+  }
+  if (URL_WITH_PASSWORD.test(url)) {
+    throw new UserError('bad_input', `fleet_remote: the URL of remote ${quoteInput(remote)} holds a password, which would be stored in the job's state on every host; give the remote a URL without it (a credential helper or an ssh key keeps the secret), or set fleet_remote to another remote`, 'fleet_remote');
+  }
+  try {
+    await pushBase(wtx, snapshot.repo_root, remote, id);
+  } catch (error) {
+    const why = (error as Error).message.trim();
+    throw new UserError('bad_input', `fleet_remote: the job's snapshot could not be pushed to remote ${quoteInput(remote)} (${url}), so no other host could run it, and nothing was queued (${why}); make the remote writable from this host, or set fleet_remote to "" to run isolated jobs on the host that submits them`, 'fleet_remote');
+  }
+  return { ...request, worktree: { ...snapshot, remote_url: url } };
+}
+
+const URL_WITH_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i;
+
+function cannotLeave(request: JobRequest, host: string, remote: string, here: string): UserError {
+  const why = request.apply
+    ? 'a job with apply: true writes its changes into cwd here when it ends, so it runs on this host'
+    : remote === ''
+      ? 'config fleet_remote is "", so its snapshot is not pushed anywhere another host could fetch it'
+      : `the repository at ${request.worktree!.repo_root} has no remote ${quoteInput(remote)} (config fleet_remote) that host ${quoteInput(host)} could fetch its snapshot from`;
+  const fix = request.apply ? 'leave out apply and apply it with job_apply' : 'add a remote both hosts can reach (git remote add <name> <url>; fleet_remote names it)';
+  return new UserError('bad_input', `host: an isolated job runs on another host only through a git remote: ${why}; ${fix}, or run it here (host ${quoteInput(here)} or no host)`, 'host');
+}
+
+/**
+ * Queues a job prepared as for the spool. It runs on the host it names, else on any host when
+ * it is an isolated job whose snapshot was pushed to a shared remote, else on the host it was
+ * submitted on (its cwd is a local path there).
  */
 export async function publishToQueue(ctx: JobsContext, state: JobState, files: Record<string, string>, placement: Placement): Promise<void> {
   const queue = await queueOf(ctx);
   const submittedHost = hostNameOf(ctx.config);
-  const needs = requirementsFor({ agent: state.request.agent, submittedHost, isolated: false, host: placement.host, labels: placement.labels });
+  const isolated = state.request.worktree?.remote_url !== undefined && state.request.worktree.id === state.id;
+  const needs = requirementsFor({ agent: state.request.agent, submittedHost, isolated, host: placement.host, labels: placement.labels });
   await submitJob(queue.db, { state, needs, submittedHost, files });
+}
+
+/** A snapshot pushed for a job that was not queued after all goes from the remote too. */
+export async function unshareSnapshot(ctx: JobsContext, id: string, request: JobRequest): Promise<void> {
+  const snapshot = request.worktree;
+  if (snapshot?.id !== id || snapshot.remote_url === undefined) return;
+  await deleteRemoteRefs(worktreeContext(ctx.paths), snapshot.repo_root, snapshot.remote_url, id).catch(() => undefined);
 }
 
 // ── waiting ───────────────────────────────────────────────────────────────────────────────
@@ -244,9 +303,75 @@ export async function awaitOutput(ctx: JobsContext, id: string, offset: number, 
 
 // ── gc, status ────────────────────────────────────────────────────────────────────────────
 
-/** Removes finished jobs that ended before the cutoff from the queue (their pages and files too). */
-export async function gcQueue(ctx: JobsContext, olderThanSeconds: number): Promise<number> {
-  return deleteFinishedJobs((await queueOf(ctx)).db, olderThanSeconds * 1000);
+export interface QueueGc {
+  removed: number;
+  /** Jobs kept in the queue because their refs on a remote could not be removed (gc tries again). */
+  kept: { id: string; reason: string }[];
+}
+
+/**
+ * Removes finished jobs from the queue that ended before the cutoff (their pages and files too),
+ * and first their refs on the remote their snapshot was pushed to; a job whose refs there
+ * cannot be removed stays, so that its URL is not forgotten.
+ */
+export async function gcQueue(ctx: JobsContext, olderThanSeconds: number): Promise<QueueGc> {
+  const { db } = await queueOf(ctx);
+  const kept: QueueGc['kept'] = [];
+  for (const job of await finishedJobsWithRemote(db, olderThanSeconds * 1000)) {
+    try {
+      await deleteRemoteRefsOf(ctx, job);
+    } catch (error) {
+      kept.push({ id: job.state.id, reason: (error as Error).message.trim() });
+    }
+  }
+  return { removed: await deleteFinishedJobs(db, olderThanSeconds * 1000, kept.map((job) => job.id)), kept };
+}
+
+/** A job's refs on the remote, removed through its repository when it was submitted here, else this host's cache of the remote. */
+async function deleteRemoteRefsOf(ctx: JobsContext, job: FleetJob): Promise<void> {
+  const snapshot = job.state.request.worktree;
+  if (snapshot?.remote_url === undefined || snapshot.id !== job.state.id) return;
+  const wtx = worktreeContext(ctx.paths);
+  const local = job.submittedHost === hostNameOf(ctx.config) && fs.existsSync(snapshot.repo_root);
+  const cwd = local ? snapshot.repo_root : await cacheRepository(wtx, snapshot.remote_url);
+  await deleteRemoteRefs(wtx, cwd, snapshot.remote_url, job.state.id);
+}
+
+// ── an isolated job's work: where it is read and recorded ────────────────────────────────
+
+/**
+ * Ended jobs for job_apply, job_diff and job_discard: a job with a folder in this spool (it ran
+ * here) as on the spool; any other from the queue, where what became of its changes is recorded
+ * too. Only the host that submitted it has its repository.
+ */
+export function endedJobs(ctx: JobsContext): EndedJobs {
+  const spool = spoolJobs(ctx.paths);
+  const here = hostNameOf(ctx.config);
+  // a job of another host that ran here has a folder here too, but its work is the submitter's
+  const ranHere = (id: string): boolean => {
+    const read = readState(ctx.paths, id);
+    return read.kind === 'corrupt' || (read.kind === 'ok' && cacheRemoteOf(ctx.paths, read.state.request) === null);
+  };
+  return {
+    read: async (id) => {
+      if (ranHere(id)) return spool.read(id);
+      const job = await getJob((await queueOf(ctx)).db, id);
+      if (!job) throw new UserError('not_found', `job_id ${quoteInput(id)}: no such job in the queue`, 'job_id');
+      if (job.submittedHost !== here && job.state.request.worktree) {
+        throw new UserError('conflict', `job_id ${id}: it was submitted on host ${job.submittedHost}, whose repository (${job.state.request.worktree.repo_root}) holds its work; apply, diff or discard it there`, 'job_id');
+      }
+      return job.state;
+    },
+    record: async (state, changes) => {
+      if (ranHere(state.id)) return spool.record(state, changes);
+      const { db } = await queueOf(ctx);
+      const current = await getJob(db, state.id);
+      if (!current) throw new UserError('not_found', `job_id ${quoteInput(state.id)}: no such job in the queue`, 'job_id');
+      // an ended job: its changes are the submitter's to record, under whatever epoch still holds it
+      const next = await transitionJob(db, state.id, { epoch: current.leaseEpoch, current, change: { name: 'record_changes', changes } });
+      return next.state;
+    },
+  };
 }
 
 export interface FleetStatus {

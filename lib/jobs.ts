@@ -24,6 +24,7 @@ import {
   submitInput,
   waitInput,
   type Naming,
+  type diffInput,
 } from './inputs.js';
 import { queueUrlOf } from './fleet/url.js';
 import type * as FleetStore from './jobs-fleet.js';
@@ -37,7 +38,8 @@ import { walkIndex } from './spool/index.js';
 import { gcJobs, type GcReport } from './spool/gc.js';
 import { JOB_FILES, type SpoolPaths } from './spool/layout.js';
 import { changesOf, isTerminal, newJobState, type JobRequest, type JobState } from './spool/state.js';
-import { checkIsolationInput, dropSnapshot, snapshotForJob, workTreeOf } from './isolation.js';
+import * as isolation from './isolation.js';
+import { checkIsolationInput, dropSnapshot, snapshotForJob, workTreeOf, type EndedJobs } from './isolation.js';
 import {
   listActive,
   publishJob,
@@ -48,7 +50,7 @@ import {
 import { awaitAnySettled, waitForJob } from './spool/watch.js';
 
 export * from './read-model.js';
-export { applyJob, diffJob, discardJobChanges, type ApplyAnswer } from './isolation.js';
+export { type ApplyAnswer } from './isolation.js';
 export { collectWorktrees, type WorktreeGcReport } from './runner/workspace.js';
 export * as inputs from './inputs.js';
 export { parseInput, WAIT_DEFAULT_SECONDS, LIST_MAX } from './inputs.js';
@@ -266,14 +268,25 @@ function checkPolicyCeiling(ctx: JobsContext, policy: string | null, asked: bool
  */
 export async function publishPrepared(ctx: JobsContext, prepared: PreparedJob): Promise<SubmitResult> {
   const id = newJobId();
-  const request = await snapshotForJob(ctx, id, prepared.request, prepared.base);
-  const state = newJobState(id, request);
+  const snapped = await snapshotForJob(ctx, id, prepared.request, prepared.base);
   const files: Record<string, string> = prepared.task === null ? {} : { [JOB_FILES.prompt]: assemblePrompt(id, prepared.task, prepared.files) };
+  let request = snapped;
+  let state: JobState;
   try {
-    if (isFleet(ctx)) await (await fleet()).publishToQueue(ctx, state, files, prepared.placement ?? {});
-    else publishJob(ctx.paths, state, files);
+    if (isFleet(ctx)) {
+      const store = await fleet();
+      request = await store.shareSnapshot(ctx, id, snapped, prepared.placement ?? {});
+      state = newJobState(id, request);
+      await store.publishToQueue(ctx, state, files, prepared.placement ?? {}).catch(async (error: unknown) => {
+        await store.unshareSnapshot(ctx, id, request);
+        throw error;
+      });
+    } else {
+      state = newJobState(id, request);
+      publishJob(ctx.paths, state, files);
+    }
   } catch (error) {
-    await dropSnapshot(ctx, id, request);
+    await dropSnapshot(ctx, id, snapped);
     throw error;
   }
   const runner = ensureRunner(ctx.paths, ctx.env);
@@ -389,9 +402,35 @@ export async function continueJob(ctx: JobsContext, raw: z.input<typeof continue
 
 /** Fleet mode: the worker's session lives on the host that ran the parent, so the new job goes there unless told otherwise. */
 async function continuePlacement(ctx: JobsContext, parent: JobState, placement: FleetStore.Placement): Promise<FleetStore.Placement> {
-  if (!isFleet(ctx) || placement.host !== undefined) return placement;
+  if (!isFleet(ctx)) return placement;
   const ran = await (await fleet()).placementOf(ctx, parent.id);
-  return { ...placement, host: ran?.runnerHost ?? undefined };
+  const url = parent.request.worktree?.remote_url;
+  if (ran && url !== undefined && ran.runnerHost !== null && ran.runnerHost !== ran.submittedHost) {
+    throw new UserError('conflict', `job_id ${parent.id}: it ran on host ${ran.runnerHost} in a clone of ${url}, not on ${ran.submittedHost} where it was submitted; continuing an isolated job that ran on another host is not supported; apply its changes (job_apply) and start a new job, or retry it`, 'job_id');
+  }
+  return placement.host !== undefined ? placement : { ...placement, host: ran?.runnerHost ?? undefined };
+}
+
+// ── an isolated job's work ────────────────────────────────────────────────────────────────
+
+/** Where ended jobs are read: the spool; in fleet mode the queue for a job that ran on another host. */
+async function endedJobsOf(ctx: JobsContext): Promise<EndedJobs> {
+  return isFleet(ctx) ? (await fleet()).endedJobs(ctx) : isolation.spoolJobs(ctx.paths);
+}
+
+/** job_apply; a job that ran on another host (fleet mode) has its branch fetched first. */
+export async function applyJob(ctx: JobsContext, raw: z.input<typeof jobRef>, naming: Naming = {}): Promise<isolation.ApplyAnswer> {
+  return isolation.applyJob(ctx, raw, naming, await endedJobsOf(ctx));
+}
+
+/** job_diff, as applyJob. */
+export async function diffJob(ctx: JobsContext, raw: z.input<typeof diffInput>, naming: Naming = {}): ReturnType<typeof isolation.diffJob> {
+  return isolation.diffJob(ctx, raw, naming, await endedJobsOf(ctx));
+}
+
+/** job_discard; in fleet mode the job's refs on the remote its snapshot was pushed to go too. */
+export async function discardJobChanges(ctx: JobsContext, raw: z.input<typeof jobRef>, naming: Naming = {}): ReturnType<typeof isolation.discardJobChanges> {
+  return isolation.discardJobChanges(ctx, raw, naming, await endedJobsOf(ctx));
 }
 
 // ── wait ──────────────────────────────────────────────────────────────────────────────────
@@ -732,12 +771,13 @@ export function gc(ctx: JobsContext, raw: z.input<typeof gcInput>, naming: Namin
  * gc in either store: the spool's, and in fleet mode the queue's finished jobs that ended
  * before the cutoff (the queue keeps no count limit: `keep` applies to the spool only).
  */
-export async function collectGarbage(ctx: JobsContext, raw: z.input<typeof gcInput>, naming: Naming = {}): Promise<GcReport & { dry_run: boolean; queue_removed?: number | null }> {
+export async function collectGarbage(ctx: JobsContext, raw: z.input<typeof gcInput>, naming: Naming = {}): Promise<GcReport & { dry_run: boolean; queue_removed?: number | null; queue_kept?: FleetStore.QueueGc['kept'] }> {
   const report = gc(ctx, raw, naming);
   if (!isFleet(ctx)) return report;
   if (report.dry_run) return { ...report, queue_removed: null };
   const input = parseInput(gcInput, raw, naming);
   const olderThanSeconds = input.older_than_seconds ?? (input.keep === undefined ? GC_DEFAULT_AGE_SECONDS : undefined);
-  const removed = olderThanSeconds === undefined ? null : await (await fleet()).gcQueue(ctx, olderThanSeconds);
-  return { ...report, queue_removed: removed };
+  if (olderThanSeconds === undefined) return { ...report, queue_removed: null };
+  const queue = await (await fleet()).gcQueue(ctx, olderThanSeconds);
+  return { ...report, queue_removed: queue.removed, ...(queue.kept.length > 0 ? { queue_kept: queue.kept } : {}) };
 }

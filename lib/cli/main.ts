@@ -429,6 +429,7 @@ function gcCommand(y: Argv): Argv {
         for (const id of report.removed) print(`  ${id}`);
         if (report.unreadable.length > 0) print(`unreadable state.json, left alone: ${report.unreadable.join(', ')}`);
         if (typeof report.queue_removed === 'number') print(`removed ${report.queue_removed} finished jobs from the queue`);
+        for (const { id, reason } of report.queue_kept ?? []) print(`kept ${id} in the queue: its refs on the remote could not be removed (gc tries again): ${reason}`);
         if (worktrees.removed.length > 0) print(`${verb} the branches and refs of ${worktrees.removed.length} isolated jobs`);
         for (const { id, reason } of worktrees.skipped) print(`left the branch and refs of ${id} alone: ${reason}`);
         if (worktrees.kept_branches.length > 0) print(`kept ${worktrees.kept_branches.length} branches with changes nobody applied or discarded (gc --branches removes them): ${worktrees.kept_branches.map((id) => `agent-async/${id}`).join(', ')}`);

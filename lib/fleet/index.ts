@@ -11,7 +11,7 @@ export { canTake, requirementsFor, validateHostName, validateLabels, whyPending,
 export { Outbox, type DeliveryReport, type OutboxEntry, type OutputSource } from './outbox.js';
 export { OUTPUT_PAGE_BYTES, appendOutput, outputSize, readOutput, type OutputChunk } from './output.js';
 export {
-  activeJobIds, deleteFinishedJobs, getJob, listJobs, readJobFile, readJobs, requestCancel, requestDone, submitJob,
+  activeJobIds, deleteFinishedJobs, finishedJobsWithRemote, getJob, listJobs, readJobFile, readJobs, requestCancel, requestDone, submitJob,
   transitionJob, writeJobFile, type CancelResult, type FleetJob, type FleetSnapshot, type SubmitRequest,
 } from './queue.js';
 export {

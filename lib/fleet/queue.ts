@@ -266,11 +266,23 @@ export async function activeJobIds(sql: Sql): Promise<string[]> {
   return result.rows.map((row) => row.id);
 }
 
-/** Removes finished jobs (with their output pages, files and events) that ended before the cutoff. */
-export async function deleteFinishedJobs(sql: Sql, olderThanMs: number): Promise<number> {
-  const result = await sql.query(
-    `DELETE FROM ${SCHEMA}.jobs WHERE finished_at IS NOT NULL AND finished_at < clock_timestamp() - $1::float8 * interval '1 millisecond'`,
+/** Finished jobs that ended before the cutoff and whose snapshot was pushed to a remote (their refs there go with them). */
+export async function finishedJobsWithRemote(sql: Sql, olderThanMs: number): Promise<FleetJob[]> {
+  const result = await sql.query<JobRow>(
+    `SELECT ${JOB_COLUMNS} FROM ${SCHEMA}.jobs
+      WHERE finished_at IS NOT NULL AND finished_at < clock_timestamp() - $1::float8 * interval '1 millisecond'
+        AND state->'request'->'worktree' ? 'remote_url'`,
     [olderThanMs],
+  );
+  return result.rows.map(toFleetJob);
+}
+
+/** Removes finished jobs (with their output pages, files and events) that ended before the cutoff, but those in `keep`. */
+export async function deleteFinishedJobs(sql: Sql, olderThanMs: number, keep: readonly string[] = []): Promise<number> {
+  const result = await sql.query(
+    `DELETE FROM ${SCHEMA}.jobs WHERE finished_at IS NOT NULL AND finished_at < clock_timestamp() - $1::float8 * interval '1 millisecond'
+        AND NOT (id = ANY($2::text[]))`,
+    [olderThanMs, keep],
   );
   await sql.query(`DELETE FROM ${SCHEMA}.events WHERE job_id IS NULL AND at < clock_timestamp() - $1::float8 * interval '1 millisecond'`, [olderThanMs]);
   return result.rowCount ?? 0;

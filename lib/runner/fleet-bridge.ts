@@ -14,6 +14,7 @@ import { which } from '../which.js';
 import { isSettled, mirrorSteps } from './core/fleet-mirror.js';
 import type { FleetSettings } from './fleet-settings.js';
 import { selfIdentity, terminateJobProcesses } from './processes.js';
+import { runnerRequest } from './workspace.js';
 
 /**
  * Fleet mode's half in the runner (docs/FLEET.md, "The runner in fleet mode"): the bridge
@@ -569,12 +570,14 @@ export class FleetBridge {
     const id = job.state.id;
     if (fs.existsSync(jobDir(this.paths, id))) return;
     removeQuietly(path.join(this.paths.tmp, `${id}.job`)); // a publish a crash cut short
+    // an isolated job from another host runs from this host's clone of the remote it was pushed to
+    const request = job.submittedHost === this.host ? job.state.request : runnerRequest(this.paths, id, job.state.request);
     const local = {
       ...job.state,
       // the local claim then takes the queue's attempt number
       attempt: Math.max(0, job.claimAttempt - 1),
       // the worker binary is looked up on this host's PATH, not the submitter's
-      request: { ...job.state.request, env_path: process.env.PATH ?? null },
+      request: { ...request, env_path: process.env.PATH ?? null },
     };
     publishJob(this.paths, local, prompt ? { [JOB_FILES.prompt]: prompt.toString('utf8') } : {});
   }

@@ -7,8 +7,8 @@ import { JOB_FILES, jobDir, jobFile, type SpoolPaths } from '../spool/layout.js'
 import type { JobChanges, JobError, JobRequest, JobState } from '../spool/state.js';
 import { readState } from '../spool/store.js';
 import {
-  SetupCancelledError, SetupFailedError, applyChanges, createWorktree, finishWorktree, hasUnappliedWork, listJobStates, listWorktreeFolders, recreateWorktree, removeJobs, sweepWorktreeFolders,
-  worktreesDir, type WorktreeContext,
+  SetupCancelledError, SetupFailedError, applyChanges, branchName, cachePath, createWorktree, discardJob, fetchBase, finishWorktree, hasUnappliedWork, listJobStates,
+  listWorktreeFolders, pushResult, recreateWorktree, remoteRefs, removeJobs, sweepWorktreeFolders, worktreesDir, type WorktreeContext,
 } from '../worktree/index.js';
 
 /**
@@ -44,6 +44,11 @@ export async function prepareWorkspace(paths: SpoolPaths, state: JobState, confi
   if (request.isolation !== 'worktree' || !snapshot) return { kind: 'ready', cwd: request.cwd, env: {} };
   const make = snapshot.id === state.id ? createWorktree : recreateWorktree;
   try {
+    const url = cacheRemoteOf(paths, request);
+    if (url !== null) {
+      noteRepository(paths, snapshot.repo_root); // gc finds the worktree and refs a crash left in the cache
+      await fetchBase(worktreeContext(paths, state.id), url, snapshot.id, snapshot.base_commit);
+    }
     const record = await make(worktreeContext(paths, state.id), snapshot, {
       copy: config.worktree.copy,
       setup: config.worktree.setup ?? undefined,
@@ -93,7 +98,50 @@ export async function finishWorkspace(paths: SpoolPaths, state: JobState, log: (
     log(`job ${state.id}: its changes could not be recorded: ${(error as Error).message}`);
     return null;
   }
+  const url = cacheRemoteOf(paths, state.request);
+  if (url !== null) return pushBack(paths, state.id, url, changes, log);
   return state.request.apply && endsDone() ? applyOnDone(paths, state.request, changes) : changes;
+}
+
+// ── a job submitted on another host (fleet mode) ────────────────────────────────────────
+
+/**
+ * The request as this host runs a job that another host submitted with its snapshot pushed to
+ * `remote_url`: its worktree is made from this host's cache of that remote, and its `cwd` (a
+ * path on the submitter's host) is this spool until the worktree exists. Only the local
+ * state.json holds these paths; the queue keeps the submitter's.
+ */
+export function runnerRequest(paths: SpoolPaths, id: string, request: JobRequest): JobRequest {
+  const snapshot = request.worktree;
+  if (request.isolation !== 'worktree' || snapshot?.remote_url === undefined || snapshot.id !== id) return request;
+  const cache = cachePath(worktreeContext(paths), snapshot.remote_url);
+  return { ...request, cwd: paths.home, work_tree: null, worktree: { ...snapshot, repo_root: cache } };
+}
+
+/** The remote URL of a job that runs from this host's cache of it (`runnerRequest`); null for any other job. */
+export function cacheRemoteOf(paths: SpoolPaths, request: JobRequest): string | null {
+  const url = request.worktree?.remote_url;
+  if (request.isolation !== 'worktree' || url === undefined) return null;
+  return request.worktree!.repo_root === cachePath(worktreeContext(paths), url) ? url : null;
+}
+
+/**
+ * The job's branch goes back to the remote as `refs/agent-async/<id>/result`, where its
+ * submitter fetches it; then the cache forgets the job. A push that fails is recorded in the
+ * changes (`push_error`) and said; the branch stays in the cache, and the job keeps its end.
+ */
+async function pushBack(paths: SpoolPaths, id: string, url: string, changes: JobChanges, log: (message: string) => void): Promise<JobChanges> {
+  const ctx = worktreeContext(paths, id);
+  const cache = cachePath(ctx, url);
+  try {
+    const commit = await pushResult(ctx, cache, url, id);
+    await discardJob(ctx, cache, id).catch((error: unknown) => log(`job ${id}: its refs in ${cache} stay (gc removes them): ${(error as Error).message}`));
+    return { ...changes, pushed_to: { url, ref: remoteRefs(id).result, commit }, push_error: null };
+  } catch (error) {
+    const message = `the job's branch could not be pushed to ${url}, so its submitter cannot fetch it; it stays as ${branchName(id)} in ${cache} on this host: ${(error as Error).message.trim()}`;
+    log(`job ${id}: ${message}`);
+    return { ...changes, pushed_to: null, push_error: message, warnings: [...(changes.warnings ?? []), message] };
+  }
 }
 
 /** `apply: true`: the changes go to the job's cwd; a conflict changes nothing and is recorded. */

@@ -63,6 +63,7 @@ const worktreeRequest = z.object({
   ref: z.string().nullable().describe('the base given, or the branch HEAD was on'),
   head: z.string().nullable().describe('HEAD at submit (null in an empty repository)'),
   submodules: z.array(z.string()).describe('gitlink paths, empty folders in the worktree'),
+  remote_url: z.string().optional().describe('fleet mode: the remote the snapshot was pushed to (refs/agent-async/<id>/base), so that another host can run the job'),
 });
 export type WorktreeRequest = z.infer<typeof worktreeRequest>;
 
@@ -93,6 +94,9 @@ const jobChanges = z.object({
   apply_error: z.string().nullable().optional().describe('apply: true found a conflict or failed; nothing was changed'),
   discarded_at: isoTime.nullable().describe('set by job_discard: the branch and refs are gone'),
   warnings: z.array(z.string()).optional(),
+  pushed_to: z.object({ url: z.string(), ref: z.string(), commit: z.string() }).nullable().optional()
+    .describe('fleet mode, a job run on another host than its submitter\'s: where its branch was pushed (the submitter fetches it from there)'),
+  push_error: z.string().nullable().optional().describe('fleet mode: the branch could not be pushed back; it stays in the runner host\'s cache'),
 });
 export type JobChanges = z.infer<typeof jobChanges>;
 

@@ -128,7 +128,7 @@ export function patchArgs(from: string, to: string): string[] {
   return ['diff-tree', ...DIFF_OPTIONS, '-p', '--binary', '--full-index', '--src-prefix=a/', '--dst-prefix=b/', from, to];
 }
 
-async function writePatch(ctx: WorktreeContext, root: string, from: string, to: string, patchFile: string): Promise<number> {
+export async function writePatch(ctx: WorktreeContext, root: string, from: string, to: string, patchFile: string): Promise<number> {
   const temp = tempFor(patchFile);
   const handle = await fsp.open(temp, 'wx', 0o600);
   try {

@@ -10,7 +10,7 @@ export {
   createWorktree, recreateWorktree, normalizeCopyEntries, SetupCancelledError, SetupFailedError,
   type CopyEntry, type CopyMode, type WorktreeOptions, type WorktreeTarget,
 } from './create.js';
-export { finishWorktree, type Changes, type FinishResult, type FinishTarget } from './finish.js';
+export { finishWorktree, writePatch, type Changes, type FinishResult, type FinishTarget } from './finish.js';
 export { applyChanges, type AppliedRecord, type ApplyResult, type ApplyTarget } from './apply.js';
 export { readPatchPage, DEFAULT_PAGE_BYTES, MAX_PAGE_BYTES, type PatchPage } from './patch.js';
 export {
@@ -20,5 +20,5 @@ export {
 export { branchName, jobRefs, readRecord, worktreePath, worktreesDir, type WorktreeRecord } from './layout.js';
 export type { ChangedFile, FileStatus } from './parse.js';
 export {
-  cacheRepository, checkRemoteName, checkRemoteUrl, deleteRemoteRefs, fetchBase, fetchResult, pushBase, pushResult, remoteRefs, remoteUrl,
+  cachePath, cacheRepository, checkRemoteName, checkRemoteUrl, deleteRemoteRefs, fetchBase, fetchResult, findRemoteUrl, pushBase, pushResult, remoteRefs, remoteUrl,
 } from './remote.js';

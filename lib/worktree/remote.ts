@@ -58,14 +58,20 @@ function hasControlCharacter(text: string): boolean {
   return false;
 }
 
-/** The URL git fetches from for `remote` in the repository at `repoRoot`; a clear error when there is none. */
-export async function remoteUrl(ctx: WorktreeContext, repoRoot: string, remote: string): Promise<string> {
+/** The URL git fetches from for `remote` in the repository at `repoRoot`; null when it has no such remote. */
+export async function findRemoteUrl(ctx: WorktreeContext, repoRoot: string, remote: string): Promise<string | null> {
   checkRemoteName(remote);
   const result = await runGit(ctx, ['remote', 'get-url', '--', remote], { cwd: repoRoot, okCodes: [2, 128] });
-  if (result.code !== 0) {
+  return result.code === 0 ? checkRemoteUrl(result.stdout.toString('utf8').trim(), 'remote') : null;
+}
+
+/** The URL git fetches from for `remote` in the repository at `repoRoot`; a clear error when there is none. */
+export async function remoteUrl(ctx: WorktreeContext, repoRoot: string, remote: string): Promise<string> {
+  const url = await findRemoteUrl(ctx, repoRoot, remote);
+  if (url === null) {
     throw new UserError('bad_input', `remote: the repository at ${repoRoot} has no remote named ${quoteInput(remote)}; add one that the other hosts can fetch (git remote add ${remote} <url>) or run the job on this host`, 'remote');
   }
-  return checkRemoteUrl(result.stdout.toString('utf8').trim(), 'remote');
+  return url;
 }
 
 /** Submitter: sends the job's snapshot to the remote, so that another host can run it. */
@@ -78,10 +84,15 @@ export async function pushBase(ctx: WorktreeContext, repoRoot: string, remote: s
   return { url, base_commit: commit };
 }
 
+/** Where the bare cache repository of one remote URL lives in the spool (made by `cacheRepository`). */
+export function cachePath(ctx: WorktreeContext, url: string): string {
+  checkRemoteUrl(url);
+  return path.join(path.resolve(ctx.home), 'repos', `${createHash('sha256').update(url).digest('hex').slice(0, 24)}.git`);
+}
+
 /** Runner: the bare cache repository of one remote URL, in the spool; made on first use. */
 export async function cacheRepository(ctx: WorktreeContext, url: string): Promise<string> {
-  checkRemoteUrl(url);
-  const dir = path.join(path.resolve(ctx.home), 'repos', `${createHash('sha256').update(url).digest('hex').slice(0, 24)}.git`);
+  const dir = cachePath(ctx, url);
   try {
     await fsp.access(path.join(dir, 'HEAD'));
     return dir;
@@ -127,7 +138,7 @@ export async function pushResult(ctx: WorktreeContext, cache: string, url: strin
 
 /**
  * Submitter: fetches the job's result into its local branch `agent-async/<id>` (and its
- * `start` ref, if any). Never forced: a local branch that holds something else (work
+ * `start` and `base` refs). Never forced: a local branch that holds something else (work
  * committed on it here) is kept, and said.
  */
 export async function fetchResult(ctx: WorktreeContext, repoRoot: string, url: string, id: string, expected: string): Promise<void> {
@@ -138,9 +149,11 @@ export async function fetchResult(ctx: WorktreeContext, repoRoot: string, url: s
   if (local !== null) {
     throw new UserError('conflict', `job_id ${id}: the branch ${branch.replace('refs/heads/', '')} in ${repoRoot} is at ${local.slice(0, 12)}, not at the job's result ${expected.slice(0, 12)} (was it changed here?); nothing was overwritten`, 'job_id');
   }
-  const present = await listRemote(ctx, repoRoot, url, [refs.result, refs.start]);
+  const present = await listRemote(ctx, repoRoot, url, [refs.result, refs.start, refs.base]);
   if (!present.includes(refs.result)) throw new Error(`job ${id}: ${url} has no ${refs.result} (was it removed there?)`);
-  await fetch(ctx, repoRoot, url, [`${refs.result}:${branch}`, ...(present.includes(refs.start) ? [`+${refs.start}:${refs.start}`] : [])]);
+  // the base too: gc here may have removed the local snapshot ref of a job that had no folder here
+  const alongside = [refs.start, refs.base].filter((ref) => present.includes(ref)).map((ref) => `+${ref}:${ref}`);
+  await fetch(ctx, repoRoot, url, [`${refs.result}:${branch}`, ...alongside]);
   const fetched = await readRef(ctx, repoRoot, branch);
   if (fetched !== expected) throw new Error(`job ${id}: the result on ${url} is ${fetched ?? 'missing'}, not ${expected} as the job recorded`);
 }

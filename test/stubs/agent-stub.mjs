@@ -6,6 +6,7 @@
 //   STUB_STDERR       file to print on stderr
 //   STUB_EXIT         exit code (default 0)
 //   STUB_SLEEP_MS     pause before answering
+//   STUB_EDIT_FILE    a file (relative to its cwd) it appends STUB_EDIT_TEXT to, as an agent edits
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +38,7 @@ if (recordDir) {
     name, argv: process.argv.slice(2), cwd: process.cwd(), env, stdin, stdinBytes: Buffer.byteLength(stdin),
   }));
 }
+if (process.env.STUB_EDIT_FILE) fs.appendFileSync(path.join(process.cwd(), process.env.STUB_EDIT_FILE), process.env.STUB_EDIT_TEXT ?? `edited by ${name}\n`);
 if (process.env.STUB_SLEEP_MS) await new Promise((r) => setTimeout(r, Number(process.env.STUB_SLEEP_MS)));
 const transcript = process.env.STUB_TRANSCRIPT ?? path.join(fixtures, defaults[name] ?? 'missing');
 if (fs.existsSync(transcript)) process.stdout.write(fs.readFileSync(transcript));
