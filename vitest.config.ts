@@ -5,12 +5,12 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 /**
  * The files that take longest, longest first (wall time on 2 cores). Vitest orders files by the
  * durations of earlier runs when it has them (node_modules/.vite); on a fresh clone it has none
- * and would start the largest files first, which leaves a long file such as stale-lock (small,
- * but a minute of racing processes) for the end, while the other worker has nothing left to do.
+ * and would start the largest files first, which leaves a long file such as runner (small,
+ * but a minute of processes) for the end, while the other worker has nothing left to do.
  */
 const LONGEST_FIRST = [
-  'stale-lock', 'cli', 'isolation', 'hostile-worker', 'mcp', 'adapters', 'runner', 'failure-modes',
-  'jobs', 'failover', 'worktree-kill', 'fleet-processes',
+  'runner', 'mcp', 'isolation', 'cli', 'jobs', 'hostile-worker', 'failure-modes', 'adapters',
+  'fleet-jobs', 'worktree-kill', 'failover', 'fleet-isolated',
 ].map((name) => `${name}.test.ts`);
 
 class LongestFirst extends BaseSequencer {
@@ -28,19 +28,33 @@ class LongestFirst extends BaseSequencer {
 
 /**
  * `npm test`: unit and integration tests, no download beyond `npm install`. The real agent
- * CLIs, the MCP Inspector and the installer end to end are in test/e2e (vitest.e2e.config.ts).
- * The files mostly wait for the processes they start (runners, supervisors, workers, git): three
- * workers keep 2 cores busier than two.
+ * CLIs, the MCP Inspector and the installer end to end are in test/e2e (vitest.e2e.config.ts);
+ * the multi-process races and chaos (stale lock, crash, paused leader, fleet hosts) in
+ * test/system (vitest.system.config.ts).
+ * The files mostly wait for the processes they start (runners, supervisors, workers, git): four
+ * workers keep 2 cores busy.
  */
+/**
+ * Files of pure functions (no process, no spool, no global state touched): they share one
+ * worker and its loaded modules, where each file would otherwise pay a worker's start and
+ * the import of lib/ again (about 1.5 s of CPU each).
+ */
+const PURE = [
+  'adapter-argv', 'fleet-mirror', 'fleet-pure', 'ids', 'inputs', 'isolation-pure', 'outcome',
+  'schedule', 'schema', 'state-machine', 'templates', 'transcripts', 'worktree-parse',
+].map((name) => `test/${name}.test.ts`);
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    exclude: ['test/e2e/**', '**/node_modules/**'],
+    exclude: ['test/e2e/**', 'test/system/**', '**/node_modules/**'],
     testTimeout: 120_000,
     hookTimeout: 60_000,
-    pool: 'forks',
-    maxWorkers: 3,
+    maxWorkers: 4,
     reporters: ['default'],
     sequence: { sequencer: LongestFirst },
+    projects: [
+      { extends: true, test: { name: 'unit', include: PURE, pool: 'threads', isolate: false } },
+      { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: [...PURE, 'test/e2e/**', 'test/system/**', '**/node_modules/**'], pool: 'forks' } },
+    ],
   },
 });

@@ -115,8 +115,11 @@ describe('odd entries in active/', () => {
     const active = path.join(spool.home, 'active');
     // its marker goes just after the terminal write that woke the wait
     await until(() => !fs.existsSync(path.join(active, ended)), 20_000, 'the ended job to leave active/');
-    fs.mkdirSync(path.join(active, ended));
-    fs.writeFileSync(path.join(active, ended, 'inside'), '');
+    // made whole, then moved in: the runner removes an empty folder of an ended job at once
+    const made = path.join(spool.work, 'not-empty');
+    fs.mkdirSync(made);
+    fs.writeFileSync(path.join(made, 'inside'), '');
+    fs.renameSync(made, path.join(active, ended));
     fs.mkdirSync(path.join(active, 'some-folder'));
     fs.writeFileSync(path.join(active, 'notes.txt'), 'hello');
     fs.mkdirSync(path.join(active, newJobId()));

@@ -7,10 +7,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   FleetQueue, Outbox, appendOutput, claimJobs, getJob, heartbeat, listJobs, readOutput, reapExpired, registerRunner, submitJob, transitionJob,
   type LeaseToken,
-} from '../lib/fleet/index.js';
-import { newSubmission, outcome, supervisorOf } from './helpers/fleet-fixtures.mjs';
-import { need, useTestCluster, type PgCluster } from './helpers/pg-cluster.js';
-import { ROOT } from './helpers/spool.js';
+} from '../../lib/fleet/index.js';
+import { newSubmission, outcome, supervisorOf } from '../helpers/fleet-fixtures.mjs';
+import { need, useTestCluster, type PgCluster } from '../helpers/pg-cluster.js';
+import { ROOT } from '../helpers/spool.js';
 
 /**
  * The fleet queue with several real processes: migrations raced by many initialisers, claims

@@ -2,12 +2,12 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FleetQueue, getJob, readOutput, requestCancel, requestDone } from '../lib/fleet/index.js';
-import { Hosts, registered, submitWorkerJob, terminal, until } from './helpers/fleet-hosts.js';
-import { makeNetns, netnsUnavailable, relayPgpass, type Netns } from './helpers/netns.js';
-import { FAST_CONFIG, ROOT } from './helpers/spool.js';
-import { need, useTestCluster, type PgCluster } from './helpers/pg-cluster.js';
-import { seeded } from './helpers/seeded.mjs';
+import { FleetQueue, getJob, readOutput, requestCancel, requestDone } from '../../lib/fleet/index.js';
+import { Hosts, registered, submitWorkerJob, terminal, until } from '../helpers/fleet-hosts.js';
+import { makeNetns, netnsUnavailable, relayPgpass, type Netns } from '../helpers/netns.js';
+import { FAST_CONFIG, ROOT } from '../helpers/spool.js';
+import { need, useTestCluster, type PgCluster } from '../helpers/pg-cluster.js';
+import { seeded } from '../helpers/seeded.mjs';
 
 /**
  * Fleet mode end to end: three runner hosts, each a real `agent-async runner` process with its

@@ -13,7 +13,7 @@ import {
   pidAlive,
   readJson,
   sleep,
-} from './helpers/spool.js';
+} from '../helpers/spool.js';
 
 afterAll(cleanupSpools);
 

@@ -3,11 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { claimStatus, isRunnerLost, pendingClaimStatus } from '../lib/runner/reconcile.js';
-import { spoolPaths } from '../lib/spool/layout.js';
-import { transition } from '../lib/spool/state.js';
-import { claimDir, readState } from '../lib/spool/store.js';
-import { ROOT, cleanupSpools, cliAsync, collectOutput, makeSpool, until, type TestSpool } from './helpers/spool.js';
+import { claimStatus, isRunnerLost, pendingClaimStatus } from '../../lib/runner/reconcile.js';
+import { spoolPaths } from '../../lib/spool/layout.js';
+import { transition } from '../../lib/spool/state.js';
+import { claimDir, readState } from '../../lib/spool/store.js';
+import { ROOT, cleanupSpools, cliAsync, collectOutput, makeSpool, until, type TestSpool } from '../helpers/spool.js';
 
 afterAll(cleanupSpools);
 

@@ -13,7 +13,7 @@ import {
   until,
   waitJob,
   type TestSpool,
-} from './helpers/spool.js';
+} from '../helpers/spool.js';
 
 /**
  * A runner paused for longer than the lock's staleness (a laptop lid closed, SIGSTOP): another
