@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,10 +14,18 @@ const config = {} as unknown as Config; // the stand-in never reads it
 
 let pool: SupervisorPool | undefined;
 const dirs: string[] = [];
-afterEach(() => {
+/** The stand-ins this process forked that still run (a slow one may still be booting). */
+function standInsAlive(): number[] {
+  const listed = spawnSync('ps', ['--ppid', String(process.pid), '-o', 'pid=,args='], { encoding: 'utf8' }).stdout;
+  return listed.split('\n').filter((line) => line.includes(path.basename(FAKE))).map((line) => Number.parseInt(line, 10));
+}
+
+afterEach(async () => {
   pool?.releaseAll();
-  // a stand-in that writes to its ledger between this and its exit fails, which ends it as well
-  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
+  // released, each stand-in exits once it sees its channel closed; until then it may still
+  // write to its ledger, so the folder goes only when none is left
+  await until(() => standInsAlive().length === 0, 60_000, 'the released stand-ins to exit');
+  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
   delete process.env.FAKE_DIR;
   delete process.env.FAKE_BOOT_MS;
   delete process.env.FAKE_EXIT_AT_START;
