@@ -400,13 +400,25 @@ export async function continueJob(ctx: JobsContext, raw: z.input<typeof continue
   });
 }
 
-/** Fleet mode: the worker's session lives on the host that ran the parent, so the new job goes there unless told otherwise. */
+/**
+ * Fleet mode: the worker's session lives on the host that ran the parent, so the new job goes
+ * there unless told otherwise. An isolated job that ran on another host from its clone of the
+ * remote is continued there (its branch comes back from the remote into that clone), and from
+ * the host it was submitted on, whose repository its changes are applied to.
+ */
 async function continuePlacement(ctx: JobsContext, parent: JobState, placement: FleetStore.Placement): Promise<FleetStore.Placement> {
   if (!isFleet(ctx)) return placement;
-  const ran = await (await fleet()).placementOf(ctx, parent.id);
+  const store = await fleet();
+  const ran = await store.placementOf(ctx, parent.id);
   const url = parent.request.worktree?.remote_url;
   if (ran && url !== undefined && ran.runnerHost !== null && ran.runnerHost !== ran.submittedHost) {
-    throw new UserError('conflict', `job_id ${parent.id}: it ran on host ${ran.runnerHost} in a clone of ${url}, not on ${ran.submittedHost} where it was submitted; continuing an isolated job that ran on another host is not supported; apply its changes (job_apply) and start a new job, or retry it`, 'job_id');
+    const here = store.hostNameOf(ctx.config);
+    if (here !== ran.submittedHost) {
+      throw new UserError('conflict', `job_id ${parent.id}: it was submitted on host ${ran.submittedHost}, whose repository its changes go to; continue it there, not on ${here}`, 'job_id');
+    }
+    if (placement.host !== undefined && placement.host !== ran.runnerHost) {
+      throw new UserError('bad_input', `host: ${quoteInput(placement.host)} cannot continue job ${parent.id}: it ran on host ${ran.runnerHost}, where its worker's session and its clone of ${url} are; leave host out, or name ${ran.runnerHost}`, 'host');
+    }
   }
   return placement.host !== undefined ? placement : { ...placement, host: ran?.runnerHost ?? undefined };
 }

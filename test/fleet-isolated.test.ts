@@ -212,12 +212,24 @@ describe.skipIf(!pg.cluster)(`isolated jobs across hosts ${pg.skip ?? ''}`, () =
     expect(ended.state.status).toBe('done');
     expect(ended.runnerHost).toBe('hb');
 
-    // the worker's session lives in B's clone: continuing it is refused, naming what is not supported
-    await expect(jobs.continueJob(a.ctx, { job_id: id, prompt: 'more' })).rejects.toThrow(/^job_id .*ran on host hb in a clone of .*continuing an isolated job that ran on another host is not supported/);
+    // the diff fetches B's result into A's branch; the continuation then moves it forward
+    expect((await jobs.diffJob(a.ctx, { job_id: id })).text).toContain(`+${EDIT.trim()}`);
+    // continued on A, it goes back to B (the worker's session, its clone), working on the same branch
+    await expect(jobs.continueJob(a.ctx, { job_id: id, prompt: 'more', host: 'ha' })).rejects.toMatchObject({ code: 'bad_input', field: 'host' });
+    const elsewhere = { ...a.ctx, config: { ...a.ctx.config, host_name: 'hc' } };
+    await expect(jobs.continueJob(elsewhere, { job_id: id, prompt: 'more' })).rejects.toMatchObject({ code: 'conflict', field: 'job_id' });
+    const more = (await jobs.continueJob(a.ctx, { job_id: id, prompt: 'more' })).job_id;
+    expect((await getJob(queue!.db, more))!.needs.host).toBe('hb');
+    const continued = await terminal(queue!, more);
+    expect(continued.state.status).toBe('done');
+    expect(continued.runnerHost).toBe('hb');
+    expect((continued.state as any).changes.pushed_to.ref).toBe(remoteRefs(id).result);
+    expect(read(a.repo, 'app.txt')).toBe('line 1\n');
 
-    const answer = await jobs.applyJob(a.ctx, { job_id: id });
+    // applied on A: both jobs' work, the parent's and the continuation's
+    const answer = await jobs.applyJob(a.ctx, { job_id: more });
     expect(answer.result.kind).toBe('applied');
-    expect(read(a.repo, 'app.txt')).toBe(`line 1\n${EDIT}`);
+    expect(read(a.repo, 'app.txt')).toBe(`line 1\n${EDIT}${EDIT}`);
 
     const gc = await jobs.collectGarbage(a.ctx, { older_than_seconds: 0 });
     expect(gc.queue_removed).toBeGreaterThanOrEqual(1);

@@ -89,13 +89,18 @@ describe('an isolated job run on another host through a shared remote', () => {
     await deleteRemoteRefs(hosts.a, hosts.repo, url, 'remote1'); // nothing left: fine
   });
 
-  it('never overwrites a local branch that holds something else, and says so', async () => {
+  it('never overwrites a local branch that holds something else, and says so (it moves one only forward)', async () => {
     const hosts = twoHosts();
     const { url, head } = await runElsewhere(hosts, 'remote2', (wt) => write(wt, 'README.md', 'from b\n'));
-    git(hosts.repo, 'branch', 'agent-async/remote2', 'HEAD');
-    const local = git(hosts.repo, 'rev-parse', 'agent-async/remote2');
+    // work committed here on the job's branch, which the job's result does not build on
+    const local = git(hosts.repo, 'commit-tree', 'HEAD^{tree}', '-p', 'HEAD', '-m', 'committed here');
+    git(hosts.repo, 'branch', 'agent-async/remote2', local);
     await expect(fetchResult(hosts.a, hosts.repo, url, 'remote2', head)).rejects.toThrow(/branch agent-async\/remote2 .* nothing was overwritten/);
     expect(git(hosts.repo, 'rev-parse', 'agent-async/remote2')).toBe(local);
+    // one the result builds on (the snapshot it started from, a result fetched before) moves forward
+    git(hosts.repo, 'branch', '-f', 'agent-async/remote2', 'HEAD');
+    await fetchResult(hosts.a, hosts.repo, url, 'remote2', head);
+    expect(git(hosts.repo, 'rev-parse', 'agent-async/remote2')).toBe(head);
   });
 
   it('refuses a snapshot on the remote that is not the one the job was submitted with', async () => {

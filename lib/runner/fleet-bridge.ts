@@ -571,7 +571,7 @@ export class FleetBridge {
     if (fs.existsSync(jobDir(this.paths, id))) return;
     removeQuietly(path.join(this.paths.tmp, `${id}.job`)); // a publish a crash cut short
     // an isolated job from another host runs from this host's clone of the remote it was pushed to
-    const request = job.submittedHost === this.host ? job.state.request : runnerRequest(this.paths, id, job.state.request);
+    const request = job.submittedHost === this.host ? job.state.request : runnerRequest(this.paths, job.state.request);
     const local = {
       ...job.state,
       // the local claim then takes the queue's attempt number

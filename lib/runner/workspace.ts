@@ -7,7 +7,7 @@ import { JOB_FILES, jobDir, jobFile, type SpoolPaths } from '../spool/layout.js'
 import type { JobChanges, JobError, JobRequest, JobState } from '../spool/state.js';
 import { readState } from '../spool/store.js';
 import {
-  SetupCancelledError, SetupFailedError, applyChanges, branchName, cachePath, createWorktree, discardJob, fetchBase, finishWorktree, hasUnappliedWork, listJobStates,
+  SetupCancelledError, SetupFailedError, applyChanges, branchName, cachePath, createWorktree, discardJob, fetchBase, fetchBranch, finishWorktree, hasUnappliedWork, listJobStates,
   listWorktreeFolders, pushResult, recreateWorktree, remoteRefs, removeJobs, sweepWorktreeFolders, worktreesDir, type WorktreeContext,
 } from '../worktree/index.js';
 
@@ -48,6 +48,7 @@ export async function prepareWorkspace(paths: SpoolPaths, state: JobState, confi
     if (url !== null) {
       noteRepository(paths, snapshot.repo_root); // gc finds the worktree and refs a crash left in the cache
       await fetchBase(worktreeContext(paths, state.id), url, snapshot.id, snapshot.base_commit);
+      if (make === recreateWorktree) await fetchBranch(worktreeContext(paths, state.id), url, snapshot.id);
     }
     const record = await make(worktreeContext(paths, state.id), snapshot, {
       copy: config.worktree.copy,
@@ -99,7 +100,7 @@ export async function finishWorkspace(paths: SpoolPaths, state: JobState, log: (
     return null;
   }
   const url = cacheRemoteOf(paths, state.request);
-  if (url !== null) return pushBack(paths, state.id, url, changes, log);
+  if (url !== null) return pushBack(paths, snapshot.id, url, changes, log);
   return state.request.apply && endsDone() ? applyOnDone(paths, state.request, changes) : changes;
 }
 
@@ -111,9 +112,9 @@ export async function finishWorkspace(paths: SpoolPaths, state: JobState, log: (
  * path on the submitter's host) is this spool until the worktree exists. Only the local
  * state.json holds these paths; the queue keeps the submitter's.
  */
-export function runnerRequest(paths: SpoolPaths, id: string, request: JobRequest): JobRequest {
+export function runnerRequest(paths: SpoolPaths, request: JobRequest): JobRequest {
   const snapshot = request.worktree;
-  if (request.isolation !== 'worktree' || snapshot?.remote_url === undefined || snapshot.id !== id) return request;
+  if (request.isolation !== 'worktree' || snapshot?.remote_url === undefined) return request;
   const cache = cachePath(worktreeContext(paths), snapshot.remote_url);
   return { ...request, cwd: paths.home, work_tree: null, worktree: { ...snapshot, repo_root: cache } };
 }

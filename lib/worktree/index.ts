@@ -20,5 +20,5 @@ export {
 export { branchName, jobRefs, readRecord, worktreePath, worktreesDir, type WorktreeRecord } from './layout.js';
 export type { ChangedFile, FileStatus } from './parse.js';
 export {
-  cachePath, cacheRepository, checkRemoteName, checkRemoteUrl, deleteRemoteRefs, fetchBase, fetchResult, findRemoteUrl, pushBase, pushResult, remoteRefs, remoteUrl,
+  cachePath, cacheRepository, checkRemoteName, checkRemoteUrl, deleteRemoteRefs, fetchBase, fetchBranch, fetchResult, findRemoteUrl, pushBase, pushResult, remoteRefs, remoteUrl,
 } from './remote.js';

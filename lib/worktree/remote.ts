@@ -124,6 +124,19 @@ export async function fetchBase(ctx: WorktreeContext, url: string, id: string, e
 }
 
 /**
+ * Runner: a continuation of a job that ran from this cache works on that job's branch: its
+ * last pushed result (and `start` ref, if any) comes back into the cache's branch, forced (the
+ * cache is ours; the remote holds the newest result).
+ */
+export async function fetchBranch(ctx: WorktreeContext, url: string, id: string): Promise<void> {
+  const cache = await cacheRepository(ctx, url);
+  const refs = remoteRefs(id);
+  const present = await listRemote(ctx, cache, url, [refs.result, refs.start]);
+  if (!present.includes(refs.result)) throw new Error(`job ${id}: ${url} has no ${refs.result} to continue from (was it removed there?)`);
+  await fetch(ctx, cache, url, [`+${refs.result}:${jobRefs(id).branch}`, ...(present.includes(refs.start) ? [`+${refs.start}:${refs.start}`] : [])]);
+}
+
+/**
  * Runner: sends the job's branch (in the cache) to the remote as `refs/agent-async/<id>/result`,
  * and the `start` ref when `worktree.setup` made one (the job's changes are counted from it).
  */
@@ -138,22 +151,24 @@ export async function pushResult(ctx: WorktreeContext, cache: string, url: strin
 
 /**
  * Submitter: fetches the job's result into its local branch `agent-async/<id>` (and its
- * `start` and `base` refs). Never forced: a local branch that holds something else (work
- * committed on it here) is kept, and said.
+ * `start` and `base` refs). Never forced: the branch moves only forward (to a continuation's
+ * result); one that holds something else (work committed on it here) is kept, and said.
  */
 export async function fetchResult(ctx: WorktreeContext, repoRoot: string, url: string, id: string, expected: string): Promise<void> {
   const refs = remoteRefs(id);
   const { branch } = jobRefs(id);
   const local = await readRef(ctx, repoRoot, branch);
   if (local === expected) return;
-  if (local !== null) {
-    throw new UserError('conflict', `job_id ${id}: the branch ${branch.replace('refs/heads/', '')} in ${repoRoot} is at ${local.slice(0, 12)}, not at the job's result ${expected.slice(0, 12)} (was it changed here?); nothing was overwritten`, 'job_id');
-  }
   const present = await listRemote(ctx, repoRoot, url, [refs.result, refs.start, refs.base]);
   if (!present.includes(refs.result)) throw new Error(`job ${id}: ${url} has no ${refs.result} (was it removed there?)`);
   // the base too: gc here may have removed the local snapshot ref of a job that had no folder here
   const alongside = [refs.start, refs.base].filter((ref) => present.includes(ref)).map((ref) => `+${ref}:${ref}`);
-  await fetch(ctx, repoRoot, url, [`${refs.result}:${branch}`, ...alongside]);
+  // not forced: git moves a branch fetched before only forward (a continuation's result builds on it)
+  const fetching = await runGit(ctx, ['fetch', '--quiet', '--no-tags', '--no-write-fetch-head', '--', url, `${refs.result}:${branch}`, ...alongside], { cwd: repoRoot, env: TRANSPORTS, okCodes: [1] });
+  if (fetching.code !== 0 && local !== null) {
+    throw new UserError('conflict', `job_id ${id}: the branch ${branch.replace('refs/heads/', '')} in ${repoRoot} is at ${local.slice(0, 12)}, which the job's result ${expected.slice(0, 12)} does not build on (was it changed here?); nothing was overwritten`, 'job_id');
+  }
+  if (fetching.code !== 0) throw new Error(`job ${id}: fetching ${refs.result} from ${url} failed: ${fetching.stderr.trim()}`);
   const fetched = await readRef(ctx, repoRoot, branch);
   if (fetched !== expected) throw new Error(`job ${id}: the result on ${url} is ${fetched ?? 'missing'}, not ${expected} as the job recorded`);
 }
