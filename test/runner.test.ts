@@ -2,7 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as jobs from '../lib/jobs.js';
-import { requestCancel } from '../lib/spool/store.js';
+import { newJobId } from '../lib/spool/ids.js';
+import { spoolPaths } from '../lib/spool/layout.js';
+import { newJobState } from '../lib/spool/state.js';
+import { publishJob, requestCancel } from '../lib/spool/store.js';
+import { jobRequest } from './helpers/job-request.mjs';
 import {
   FAST_CONFIG,
   assertSchemaValid,
@@ -212,6 +216,23 @@ describe('a full runner', () => {
     blocker.release();
     // the 60 s poll would come too late for this 30 s wait
     expect((await waitJob(spool, queued, '30s')).status).toBe('done');
+  });
+});
+
+describe('an idle runner', () => {
+  it('runs a job whose marker it saw before the job folder was in place, not only at the next poll', async () => {
+    const spool = makeSpool({ poll_seconds: 60, runner_idle_seconds: 60 });
+    expect((await waitJob(spool, await startJob(spool, ['true']))).status).toBe('done');
+    // published the way publishJob does it, slowed down: the marker first, the folder later
+    const scratch = spoolPaths(path.join(spool.work, 'scratch'));
+    const state = newJobState(newJobId(), jobRequest('exec', ['true'], { cwd: spool.work }));
+    publishJob(scratch, state);
+    fs.writeFileSync(path.join(spool.home, 'active', state.id), '');
+    // the runner looks at the new marker at once and finds no folder yet
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    fs.renameSync(path.join(scratch.jobs, state.id), path.join(spool.home, 'jobs', state.id));
+    // the 60 s poll would come too late for this 30 s wait
+    expect((await waitJob(spool, state.id, '30s')).status).toBe('done');
   });
 });
 

@@ -70,6 +70,8 @@ export class Runner {
   private readonly finalizeFailures = new Map<string, string>();
   private idleSince: number | null = null;
   private tickTimer: NodeJS.Timeout | undefined;
+  /** When tickTimer fires (epoch ms). */
+  private tickTimerDue = 0;
   private tickSoon: NodeJS.Immediate | undefined;
   private ticking = false;
   private tickAgain = false;
@@ -219,7 +221,12 @@ export class Runner {
   private schedule(delayMs = 0): void {
     if (this.stopped) return;
     if (delayMs > 0) {
-      this.tickTimer ??= setTimeout(() => {
+      // the earliest wins: a look due in 25 ms must not wait behind the idle timer
+      const due = Date.now() + delayMs;
+      if (this.tickTimer && this.tickTimerDue <= due) return;
+      clearTimeout(this.tickTimer);
+      this.tickTimerDue = due;
+      this.tickTimer = setTimeout(() => {
         this.tickTimer = undefined;
         void this.tick();
       }, delayMs);
