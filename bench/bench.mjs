@@ -99,8 +99,19 @@ async function exitWake() {
   }
   await server.close();
   killSpool(spool);
-  results.exitwake = { ...stats(latencies), misses };
-  log(`worker exit → wait answer: p50 ${ms(results.exitwake.p50)} ms, p99 ${ms(results.exitwake.p99)} ms, misses ${misses}/${n}`);
+  results.exitwake = { ...stats(latencies), misses, floor: wakeFloor('exit', n) };
+  log(`worker exit → wait answer: p50 ${ms(results.exitwake.p50)} ms, p99 ${ms(results.exitwake.p99)} ms, misses ${misses}/${n}; the design's floor (bench/wake-floor.mjs) p50 ${ms(results.exitwake.floor.p50)} ms`);
+}
+
+/**
+ * The same wake-up without agent-async (bench/wake-floor.mjs): the same worker, processes and
+ * durable write, and nothing else. What is left above it is agent-async's own.
+ */
+function wakeFloor(mode, n) {
+  const dir = scratchDir('aa-floor-');
+  const run = spawnSync(process.execPath, [path.join(ROOT, 'bench/wake-floor.mjs'), mode, String(n + 3), dir], { encoding: 'utf8', timeout: 300_000 });
+  if (run.status !== 0) throw new Error(`bench/wake-floor.mjs failed (exit ${run.status}): ${run.stderr}`);
+  return stats(run.stdout.trim().split('\n').slice(3).map((line) => Object.values(JSON.parse(line))[0]));
 }
 
 // ── 2d. a done report wakes a waiter in another process (issue 13: the notify ends the job at once)
@@ -133,8 +144,8 @@ async function notifyWake() {
   }
   await Promise.all([a.close(), b.close()]);
   killSpool(spool);
-  results.notifywake = { ...stats(latencies), misses, notify_call: stats(callAnswered) };
-  log(`notify in B → wait answered in A: p50 ${ms(results.notifywake.p50)} ms, p99 ${ms(results.notifywake.p99)} ms, misses ${misses}/${n} (B's notify call itself: p50 ${ms(results.notifywake.notify_call.p50)} ms)`);
+  results.notifywake = { ...stats(latencies), misses, notify_call: stats(callAnswered), floor: wakeFloor('notify', n) };
+  log(`notify in B → wait answered in A: p50 ${ms(results.notifywake.p50)} ms, p99 ${ms(results.notifywake.p99)} ms, misses ${misses}/${n} (B's notify call itself: p50 ${ms(results.notifywake.notify_call.p50)} ms); the design's floor p50 ${ms(results.notifywake.floor.p50)} ms`);
 }
 
 // ── 2c. cold start: `serve` launched → initialize / tools/list answered, against a bare SDK server
@@ -681,6 +692,9 @@ const TRACE_SEGMENTS = [
   ['started', 'spawned', 'spawn of the worker'],
   ['spawned', 'exited', 'worker runs and exits'],
   ['exited', 'slot-freed', 'exit seen → runner told'],
+  ['exited', 'reaped', 'exit → leftovers looked for, output drained'],
+  ['reaped', 'exit-written', 'exit.json written'],
+  ['exit-written', 'recorded', 'outcome decided, terminal state durable, marker removed'],
   ['exited', 'recorded', 'exit → terminal state on disk'],
 ];
 
@@ -722,13 +736,18 @@ function verdict(ok) {
   return ok === null ? '–' : ok ? 'met' : 'missed';
 }
 
+/** The design's floor measured in the same run (bench/wake-floor.mjs), after a wake-up figure. */
+function floorNote(row) {
+  return row.floor ? `; floor of the design without agent-async (same processes, worker and durable write): p50 ${ms(row.floor.p50)} ms, p99 ${ms(row.floor.p99)} ms` : '';
+}
+
 function report(facts) {
   const r = results;
   const rows = [];
   if (r.start) rows.push(['`*_start` answered (MCP round trip, job durable on disk)', 'p50 ≤ 5 ms, p99 ≤ 20 ms', `p50 ${ms(r.start.p50)} ms, p99 ${ms(r.start.p99)} ms (durable: ${r.start.durable_on_answer})`, verdict(r.start.p50 <= 5 && r.start.p99 <= 20)]);
   if (r.wake) rows.push(['terminal write → `*_wait` returns, in another process', 'p50 ≤ 5 ms, p99 ≤ 50 ms; never missed', `p50 ${ms(r.wake.p50)} ms, p99 ${ms(r.wake.p99)} ms, ${r.wake.misses} missed of ${r.wake.n + r.wake.misses}`, verdict(r.wake.p50 <= 5 && r.wake.p99 <= 50 && r.wake.misses === 0)]);
-  if (r.exitwake) rows.push(["worker's exit → `*_wait` returns, in another process", 'p50 ≤ 4 ms, p99 ≤ 15 ms; never missed', `p50 ${ms(r.exitwake.p50)} ms, p99 ${ms(r.exitwake.p99)} ms, ${r.exitwake.misses} missed of ${r.exitwake.n + r.exitwake.misses}`, verdict(r.exitwake.p50 <= 4 && r.exitwake.p99 <= 15 && r.exitwake.misses === 0)]);
-  if (r.notifywake) rows.push(['a done report (`agent_notify_done` in server B) → `*_wait` returns in server A, worker still running', 'p50 ≤ 4 ms, p99 ≤ 15 ms; never missed', `p50 ${ms(r.notifywake.p50)} ms, p99 ${ms(r.notifywake.p99)} ms, ${r.notifywake.misses} missed of ${r.notifywake.n + r.notifywake.misses}`, verdict(r.notifywake.p50 <= 4 && r.notifywake.p99 <= 15 && r.notifywake.misses === 0)]);
+  if (r.exitwake) rows.push(["worker's exit → `*_wait` returns, in another process", 'p50 ≤ 4 ms, p99 ≤ 15 ms; never missed', `p50 ${ms(r.exitwake.p50)} ms, p99 ${ms(r.exitwake.p99)} ms, ${r.exitwake.misses} missed of ${r.exitwake.n + r.exitwake.misses}${floorNote(r.exitwake)}`, verdict(r.exitwake.p50 <= 4 && r.exitwake.p99 <= 15 && r.exitwake.misses === 0)]);
+  if (r.notifywake) rows.push(['a done report (`agent_notify_done` in server B) → `*_wait` returns in server A, worker still running', 'p50 ≤ 4 ms, p99 ≤ 15 ms; never missed', `p50 ${ms(r.notifywake.p50)} ms, p99 ${ms(r.notifywake.p99)} ms, ${r.notifywake.misses} missed of ${r.notifywake.n + r.notifywake.misses}${floorNote(r.notifywake)}`, verdict(r.notifywake.p50 <= 4 && r.notifywake.p99 <= 15 && r.notifywake.misses === 0)]);
   if (r.coldstart) {
     const c = r.coldstart;
     rows.push(['`serve` launched → `initialize` / `tools/list` answered', '≤ 1.25× a bare SDK server, same run', `initialize p50 ${ms(c.ours_initialize.p50)} ms vs ${ms(c.bare_initialize.p50)} ms (×${c.ratio_initialize.toFixed(2)}); tools/list p50 ${ms(c.ours_tools_list.p50)} ms vs ${ms(c.bare_tools_list.p50)} ms (×${c.ratio_tools_list.toFixed(2)}), ${c.runs} runs each`, verdict(c.ratio_initialize <= 1.25 && c.ratio_tools_list <= 1.25)]);

@@ -249,9 +249,9 @@ describe('tracing', () => {
     // the waiter wakes on the terminal write, a moment before the supervisor logs it
     await until(() => traced().some((t) => t.step === 'recorded'), 10_000, 'the last step to be logged');
     const steps = traced();
-    expect(steps.map((t) => t.step).sort()).toEqual(['claimed', 'dispatched', 'exited', 'received', 'recorded', 'slot-freed', 'spawned', 'started']);
+    expect(steps.map((t) => t.step).sort()).toEqual(['claimed', 'dispatched', 'exit-written', 'exited', 'reaped', 'received', 'recorded', 'slot-freed', 'spawned', 'started']);
     const at = Object.fromEntries(steps.map((t) => [t.step, t.at]));
-    const order = ['dispatched', 'received', 'claimed', 'started', 'spawned', 'exited', 'recorded'];
+    const order = ['dispatched', 'received', 'claimed', 'started', 'spawned', 'exited', 'reaped', 'exit-written', 'recorded'];
     for (let i = 1; i < order.length; i += 1) expect(at[order[i]!], `${order[i - 1]} before ${order[i]}`).toBeGreaterThanOrEqual(at[order[i - 1]!]!);
     expect(at['slot-freed']).toBeGreaterThanOrEqual(at.exited!);
   });

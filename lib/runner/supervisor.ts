@@ -348,6 +348,7 @@ async function recordEndDurably(
     try {
       try {
         writeExitRecord(paths, id, exit);
+        traceStep('exit-written', id);
       } catch (error) {
         // the terminal state holds the same facts: it is the one that must land
         if (!isSpaceError(error)) throw error;

@@ -21,6 +21,10 @@ export type TraceStep =
   | 'notified'
   /** the worker's exit event */
   | 'exited'
+  /** what the worker left is stopped and its output drained */
+  | 'reaped'
+  /** exit.json is written (the terminal state follows) */
+  | 'exit-written'
   /** runner: the supervisor said the slot is free */
   | 'slot-freed'
   /** the terminal state is on disk */

@@ -383,7 +383,8 @@ export function cancelRequested(paths: SpoolPaths, id: string): boolean {
 
 /** Writes the `done` file a worker may also create itself; its content is the summary. */
 export function writeDoneFile(paths: SpoolPaths, id: string, summary: string): void {
-  writeFileAtomic(jobFile(paths, id, JOB_FILES.done), summary, 'file', JOB_FILE_WRITE);
+  // the supervisor sees the report before its flush, and writes the job's end durably itself
+  writeFileAtomic(jobFile(paths, id, JOB_FILES.done), summary, 'visible-first', JOB_FILE_WRITE);
 }
 
 // ── exit record ───────────────────────────────────────────────────────────────────────────

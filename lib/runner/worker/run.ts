@@ -131,6 +131,7 @@ export async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
   }));
   run.onExited();
   await drainOutput(child, outputDone);
+  traceStep('reaped', id);
   const outputLoss = lossNote(sink);
   sink.close();
   if (survivors.length > 0) run.log(`job ${id}: processes still alive after KILL: ${survivors.join(', ')}`);
