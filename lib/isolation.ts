@@ -5,12 +5,11 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { UserError } from './errors.js';
 import { diffInput, jobRef, parseInput, type Naming } from './inputs.js';
-import { noteRepository, worktreeContext } from './runner/workspace.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from './spool/layout.js';
 import { changesOf, isTerminal, type JobChanges, type JobRequest, type JobState } from './spool/state.js';
 import { applyTransition, listActive, readState } from './spool/store.js';
 import {
-  applyChanges, deleteRemoteRefs, discardJob, fetchResult, readPatchPage, snapshot, writePatch, type ApplyResult, type PatchPage,
+  applyChanges, deleteRemoteRefs, discardJob, fetchResult, noteRepository, readPatchPage, snapshot, worktreeContext, writePatch, type ApplyResult, type PatchPage,
 } from './worktree/index.js';
 
 /**

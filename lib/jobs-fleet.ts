@@ -11,11 +11,10 @@ import {
 import { ACTIVITY_TAIL_BYTES, cutPage, type OutputPage } from './read-model.js';
 import { JOB_FILES } from './spool/layout.js';
 import { UserError, quoteInput } from './errors.js';
-import { cacheRemoteOf, worktreeContext } from './runner/workspace.js';
 import { isTerminal, type JobRequest, type JobState, type JobStatus } from './spool/state.js';
 import { spoolJobs, type EndedJobs } from './isolation.js';
 import { readState } from './spool/store.js';
-import { cacheRepository, deleteRemoteRefs, findRemoteUrl, pushBase } from './worktree/index.js';
+import { cacheRemoteOf, cacheRepository, deleteRemoteRefs, findRemoteUrl, pushBase, worktreeContext } from './worktree/index.js';
 import type { JobSnapshot } from './spool/store.js';
 
 /**

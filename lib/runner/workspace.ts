@@ -1,14 +1,13 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Config } from '../config.js';
-import { errnoCode } from '../errors.js';
 import { isJobId, jobIdTime } from '../spool/ids.js';
 import { JOB_FILES, jobDir, jobFile, type SpoolPaths } from '../spool/layout.js';
 import type { JobChanges, JobError, JobRequest, JobState } from '../spool/state.js';
 import { readState } from '../spool/store.js';
 import {
   SetupCancelledError, SetupFailedError, applyChanges, branchName, cachePath, createWorktree, discardJob, fetchBase, fetchBranch, finishWorktree, hasUnappliedWork, listJobStates,
-  listWorktreeFolders, pushResult, recreateWorktree, remoteRefs, removeJobs, sweepWorktreeFolders, worktreesDir, type WorktreeContext,
+  listWorktreeFolders, pushResult, recreateWorktree, remoteRefs, removeJobs, sweepWorktreeFolders,
+  cacheRemoteOf, knownRepositories, noteRepository, worktreeContext,
 } from '../worktree/index.js';
 
 /**
@@ -19,11 +18,6 @@ import {
  * written. A job without isolation runs in its cwd and has no changes. And gc: what jobs
  * that are gone left in the repositories they were isolated in.
  */
-
-/** The git layer's context for the spool; with a job id, the git it starts carries that id (reconcile stops it). */
-export function worktreeContext(paths: SpoolPaths, jobId?: string): WorktreeContext {
-  return { home: paths.home, ...(jobId === undefined ? {} : { env: { AGENT_ASYNC_JOB_ID: jobId } }) };
-}
 
 export type Workspace =
   | { kind: 'ready'; cwd: string; env: Record<string, string> }
@@ -119,13 +113,6 @@ export function runnerRequest(paths: SpoolPaths, request: JobRequest): JobReques
   return { ...request, cwd: paths.home, work_tree: null, worktree: { ...snapshot, repo_root: cache } };
 }
 
-/** The remote URL of a job that runs from this host's cache of it (`runnerRequest`); null for any other job. */
-export function cacheRemoteOf(paths: SpoolPaths, request: JobRequest): string | null {
-  const url = request.worktree?.remote_url;
-  if (request.isolation !== 'worktree' || url === undefined) return null;
-  return request.worktree!.repo_root === cachePath(worktreeContext(paths), url) ? url : null;
-}
-
 /**
  * The job's branch goes back to the remote as `refs/agent-async/<id>/result`, where its
  * submitter fetches it; then the cache forgets the job. A push that fails is recorded in the
@@ -159,27 +146,6 @@ async function applyOnDone(paths: SpoolPaths, request: JobRequest, changes: JobC
 
 // ── the repositories jobs were isolated in, and gc ──────────────────────────────────────
 
-function repositoriesFile(paths: SpoolPaths): string {
-  // a name that is no job id: sweepWorktreeFolders takes those for worktree leftovers
-  return path.join(worktreesDir(worktreeContext(paths)), '.repositories');
-}
-
-/** Every repository a snapshot was taken in, so that gc finds the refs of jobs long removed. */
-export function noteRepository(paths: SpoolPaths, root: string): void {
-  if (knownRepositories(paths).includes(root)) return;
-  fs.mkdirSync(path.dirname(repositoriesFile(paths)), { recursive: true, mode: 0o700 });
-  // one short line with O_APPEND: concurrent submits never lose one another's
-  fs.appendFileSync(repositoriesFile(paths), `${root}\n`, { mode: 0o600 });
-}
-
-function knownRepositories(paths: SpoolPaths): string[] {
-  try {
-    return [...new Set(fs.readFileSync(repositoriesFile(paths), 'utf8').split('\n').filter(Boolean))];
-  } catch (error) {
-    if (errnoCode(error) === 'ENOENT') return [];
-    throw error;
-  }
-}
 
 /** A snapshot is taken just before its job is published: refs this young may belong to one. */
 const YOUNG_REFS_MS = 10 * 60_000;

@@ -22,3 +22,4 @@ export type { ChangedFile, FileStatus } from './parse.js';
 export {
   cachePath, cacheRepository, checkRemoteName, checkRemoteUrl, deleteRemoteRefs, fetchBase, fetchBranch, fetchResult, findRemoteUrl, pushBase, pushResult, remoteRefs, remoteUrl,
 } from './remote.js';
+export { cacheRemoteOf, knownRepositories, noteRepository, worktreeContext } from './spool.js';
