@@ -223,8 +223,9 @@ function cannotLeave(request: JobRequest, host: string, remote: string, here: st
 export async function publishToQueue(ctx: JobsContext, state: JobState, files: Record<string, string>, placement: Placement): Promise<void> {
   const queue = await queueOf(ctx);
   const submittedHost = hostNameOf(ctx.config);
-  const isolated = state.request.worktree?.remote_url !== undefined && state.request.worktree.id === state.id;
-  const needs = requirementsFor({ agent: state.request.agent, submittedHost, isolated, host: placement.host, labels: placement.labels });
+  const fromRemote = state.request.worktree?.remote_url !== undefined;
+  const isolated = fromRemote && state.request.worktree!.id === state.id;
+  const needs = requirementsFor({ agent: state.request.agent, submittedHost, isolated, fromRemote, host: placement.host, labels: placement.labels });
   await submitJob(queue.db, { state, needs, submittedHost, files });
 }
 

@@ -98,7 +98,7 @@ describe.skipIf(!pg.cluster)(`lib/jobs.ts on the queue ${pg.skip ?? ''}`, () => 
     const row = await getJob(fleet.queue.db, exec.job_id);
     expect(row).toMatchObject({ needs: { agent: 'exec', host: 'host-a', labels: [] }, submittedHost: 'host-a' });
     expect(row!.state).toEqual(exec.state);
-    expect((await getJob(fleet.queue.db, agent.job_id))!.needs).toEqual({ agent: 'codex', host: 'host-a', labels: ['gpu'] });
+    expect((await getJob(fleet.queue.db, agent.job_id))!.needs).toEqual({ agent: 'codex', host: 'host-a', labels: ['gpu'], features: [] });
 
     const shown = await jobs.findJob(fleet.ctx, { job_id: agent.job_id });
     expect(shown).toEqual({ id: agent.job_id, kind: 'ok', state: agent.state });
@@ -231,7 +231,7 @@ describe.skipIf(!pg.cluster)(`lib/jobs.ts on the queue ${pg.skip ?? ''}`, () => 
     await claimAndStart(fleet.queue, token, job.job_id);
     await transitionJob(fleet.queue.db, job.job_id, { epoch: token.epoch, change: { name: 'finish', outcome: outcome('done', { session_id: 'sess-1' }) } });
     const again = await jobs.retry(fleet.ctx, { job_id: job.job_id, labels: ['gpu'] });
-    expect((await getJob(fleet.queue.db, again.job_id))!.needs).toEqual({ agent: 'codex', host: 'host-a', labels: ['gpu'] });
+    expect((await getJob(fleet.queue.db, again.job_id))!.needs).toEqual({ agent: 'codex', host: 'host-a', labels: ['gpu'], features: [] });
     expect(await jobs.findJob(fleet.ctx, { job_id: again.job_id })).toMatchObject({ state: { request: { retry_of: job.job_id } } });
     expect(jobs.taskOf(fleet.ctx, (await jobs.findJob(fleet.ctx, { job_id: again.job_id }) as { state: jobs.JobState }).state)).toBe('first turn');
     const next = await jobs.continueJob(fleet.ctx, { job_id: job.job_id, prompt: 'second turn' });
@@ -264,8 +264,8 @@ describe.skipIf(!pg.cluster)(`the CLI and the MCP server in fleet mode ${pg.skip
     spool.env.PGPASSFILE = cluster.pgpassFile;
     const init = cli(spool, ['queue', 'init']);
     expect(init.stderr).toBe('');
-    expect(init.stdout).toMatch(/^queue postgres:\/\/aa_test@127\.0\.0\.1:\d+\/cli_\d+: schema version 1 \(applied migration 1\)\n$/);
-    expect(cli(spool, ['queue', 'init']).stdout).toMatch(/schema version 1 \(already up to date\)/);
+    expect(init.stdout).toMatch(/^queue postgres:\/\/aa_test@127\.0\.0\.1:\d+\/cli_\d+: schema version 2 \(applied migrations 1, 2\)\n$/);
+    expect(cli(spool, ['queue', 'init']).stdout).toMatch(/schema version 2 \(already up to date\)/);
 
     const queue = await FleetQueue.open(url);
     queues.push(queue);
@@ -285,7 +285,7 @@ describe.skipIf(!pg.cluster)(`the CLI and the MCP server in fleet mode ${pg.skip
     const doctor = cli(spool, ['doctor', '--json']);
     const checks = JSON.parse(doctor.stdout).checks as Array<{ level: string; what: string; detail: string }>;
     expect(checks).toEqual(expect.arrayContaining([
-      expect.objectContaining({ level: 'ok', what: 'queue schema', detail: 'version 1' }),
+      expect.objectContaining({ level: 'ok', what: 'queue schema', detail: 'version 2' }),
       expect.objectContaining({ level: 'ok', what: 'host worker-b' }),
       expect.objectContaining({ what: 'host host-a (this)' }),
       expect.objectContaining({ level: 'warn', what: `job ${id}`, detail: expect.stringContaining('no runner has ever registered as host "nowhere"') }),
@@ -362,7 +362,7 @@ describe.skipIf(!pg.cluster)(`the CLI and the MCP server in fleet mode ${pg.skip
     const queue = await FleetQueue.open(cluster.url(newer));
     await queue.db.query('INSERT INTO agent_async.schema_version (version, description, applied_by) VALUES (99, $1, $2)', ['from the future', 'test']);
     await queue.close();
-    cases.push({ url: cluster.url(newer), env: { PGPASSFILE: cluster.pgpassFile }, message: /the queue's schema is version 99, newer than this agent-async knows \(1\)/ });
+    cases.push({ url: cluster.url(newer), env: { PGPASSFILE: cluster.pgpassFile }, message: /the queue's schema is version 99, newer than this agent-async knows \(2\)/ });
     for (const { url, env, message } of cases) {
       const spool = makeSpool({ queue_url: url, host_name: 'host-a' });
       Object.assign(spool.env, env);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../lib/config.js';
 import { UserError } from '../lib/errors.js';
-import { QueueError, canTake, queueUrlOf, redact, requirementsFor, whyPending, type RunnerView } from '../lib/fleet/index.js';
+import { QueueError, RUNNER_FEATURES, canTake, queueUrlOf, redact, requirementsFor, whyPending, type RunnerView } from '../lib/fleet/index.js';
 import { parseQueueUrl } from '../lib/fleet/url.js';
 import { spoolPaths } from '../lib/spool/layout.js';
 
@@ -82,12 +82,12 @@ describe('queue_url in the configuration', () => {
 describe('which runner takes which job', () => {
   const runner = (over: Partial<RunnerView>): RunnerView => ({
     host: 'a', epoch: 1, state: 'active', live: true, pid: 1, labels: [], agents: ['exec'], capacity: 2, load: 0,
-    leaseMs: 15_000, leaseRemainingMs: 10_000, heartbeatAt: '2026-01-01T00:00:00.000Z', version: 'x', ...over,
+    leaseMs: 15_000, leaseRemainingMs: 10_000, heartbeatAt: '2026-01-01T00:00:00.000Z', version: 'x', features: [...RUNNER_FEATURES], ...over,
   });
 
   it('runs a job without isolation where it was submitted, an isolated one anywhere, a pinned one where pinned', () => {
-    expect(requirementsFor({ agent: 'codex', submittedHost: 'laptop', isolated: false })).toEqual({ agent: 'codex', host: 'laptop', labels: [] });
-    expect(requirementsFor({ agent: 'codex', submittedHost: 'laptop', isolated: true, labels: ['gpu', 'gpu', 'big-ram'] })).toEqual({ agent: 'codex', host: null, labels: ['big-ram', 'gpu'] });
+    expect(requirementsFor({ agent: 'codex', submittedHost: 'laptop', isolated: false })).toEqual({ agent: 'codex', host: 'laptop', labels: [], features: [] });
+    expect(requirementsFor({ agent: 'codex', submittedHost: 'laptop', isolated: true, labels: ['gpu', 'gpu', 'big-ram'] })).toEqual({ agent: 'codex', host: null, labels: ['big-ram', 'gpu'], features: [] });
     expect(requirementsFor({ agent: 'codex', submittedHost: 'laptop', isolated: false, host: 'gpu-box' }).host).toBe('gpu-box');
     expect(() => requirementsFor({ agent: 'exec', submittedHost: 'a', isolated: false, host: '-rf' })).toThrow(/^host: "-rf" is not a host name/);
     expect(() => requirementsFor({ agent: 'exec', submittedHost: 'a', isolated: false, labels: ['GPU'] })).toThrow(/^labels\[0\]: "GPU" is not a label/);
@@ -95,7 +95,7 @@ describe('which runner takes which job', () => {
   });
 
   it('matches agent, host and labels of a live runner', () => {
-    const needs = { agent: 'exec', host: null, labels: ['gpu'] };
+    const needs = { agent: 'exec', host: null, labels: ['gpu'], features: [] };
     expect(canTake(runner({ labels: ['gpu', 'x'] }), needs)).toBe(true);
     expect(canTake(runner({ labels: ['x'] }), needs)).toBe(false);
     expect(canTake(runner({ labels: ['gpu'], live: false }), needs)).toBe(false);
@@ -104,8 +104,23 @@ describe('which runner takes which job', () => {
   });
 
   it('explains a pinned job on a host that lacks the agent or the labels', () => {
-    expect(whyPending({ agent: 'codex', host: 'a', labels: [] }, [runner({})]).message).toBe('host "a" has no codex CLI (it has: exec); install it there');
-    expect(whyPending({ agent: 'exec', host: 'a', labels: ['gpu'] }, [runner({})])).toEqual({ code: 'labels_missing', message: 'host "a" lacks the labels gpu (it has: none)' });
-    expect(whyPending({ agent: 'exec', host: 'a', labels: [] }, [runner({ load: 2 })])).toEqual({ code: 'busy', message: 'waiting for a free slot on host "a" (2/2 taken)' });
+    expect(whyPending({ agent: 'codex', host: 'a', labels: [], features: [] }, [runner({})]).message).toBe('host "a" has no codex CLI (it has: exec); install it there');
+    expect(whyPending({ agent: 'exec', host: 'a', labels: ['gpu'], features: [] }, [runner({})])).toEqual({ code: 'labels_missing', message: 'host "a" lacks the labels gpu (it has: none)' });
+    expect(whyPending({ agent: 'exec', host: 'a', labels: [], features: [] }, [runner({ load: 2 })])).toEqual({ code: 'busy', message: 'waiting for a free slot on host "a" (2/2 taken)' });
+  });
+
+  it('gives a job whose snapshot is on a git remote only to a runner whose code names isolated-remote, and says why it waits', () => {
+    const needs = requirementsFor({ agent: 'exec', submittedHost: 'a', isolated: true, fromRemote: true });
+    expect(needs).toEqual({ agent: 'exec', host: null, labels: [], features: ['isolated-remote'] });
+    const older = runner({ host: 'old', features: [], version: '0.0.9' });
+    expect(canTake(runner({}), needs)).toBe(true);
+    expect(canTake(older, needs)).toBe(false);
+    expect(canTake(older, { ...needs, features: [] })).toBe(true);
+    expect(whyPending(needs, [older])).toEqual({
+      code: 'runner_outdated',
+      message: 'the job needs isolated-remote (an isolated job whose snapshot is on a git remote), which the agent-async of old 0.0.9 cannot run; upgrade agent-async there',
+    });
+    expect(whyPending({ ...needs, host: 'old' }, [older]).code).toBe('runner_outdated');
+    expect(whyPending(needs, [older, runner({ load: 2 })])).toEqual({ code: 'busy', message: 'waiting for a free slot (a 2/2)' });
   });
 });

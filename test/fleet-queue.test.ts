@@ -89,7 +89,7 @@ describe.skipIf(!pg.cluster)(`fleet queue on a real PostgreSQL ${pg.skip ?? ''}`
     const cluster = need(pg);
     const database = await cluster.createDatabase('schema');
     const first = await FleetQueue.open(cluster.url(database));
-    expect(first.schema).toEqual({ version: QUEUE_SCHEMA_VERSION, applied: [1] });
+    expect(first.schema).toEqual({ version: QUEUE_SCHEMA_VERSION, applied: [1, 2] });
     await first.close();
     const second = await FleetQueue.open(cluster.url(database));
     expect(second.schema).toEqual({ version: QUEUE_SCHEMA_VERSION, applied: [] });
@@ -99,7 +99,7 @@ describe.skipIf(!pg.cluster)(`fleet queue on a real PostgreSQL ${pg.skip ?? ''}`
     expect(refused).toBeInstanceOf(QueueError);
     expect((refused as QueueError).queueCode).toBe('queue_schema_newer');
     expect((refused as QueueError).field).toBe('queue_url');
-    expect((refused as Error).message).toMatch(/schema is version 99, newer than this agent-async knows \(1\); upgrade agent-async/);
+    expect((refused as Error).message).toMatch(/schema is version 99, newer than this agent-async knows \(2\); upgrade agent-async/);
     expect((refused as Error).message).not.toContain(cluster.password);
   });
 
@@ -143,6 +143,44 @@ describe.skipIf(!pg.cluster)(`fleet queue on a real PostgreSQL ${pg.skip ?? ''}`
     const b = await runner(queue, 'host-b', { agents: ['exec', 'codex'], labels: ['gpu'], capacity: 10 });
     const second = await claimJobs(queue.db, b, 10);
     expect(second.map((job) => job.state.id).sort()).toEqual([codex, pinned, gpu, plain[2]!].map((job) => job.state.id).sort());
+  });
+
+  it('a runner whose code is older than what a job needs never claims it, and the job says why it waits', async () => {
+    const queue = await freshQueue();
+    const remote = await submitJob(queue.db, newSubmission({ features: ['isolated-remote'] }));
+    const plain = await submitJob(queue.db, newSubmission());
+    expect(remote.needs.features).toEqual(['isolated-remote']);
+    // a runner of queue schema 1 registers without features; the claim function is the database's
+    const old = await runner(queue, 'host-old');
+    await queue.db.query(`UPDATE agent_async.runners SET info = '{"spool": "/x"}', version = '0.0.9' WHERE host = 'host-old'`);
+    expect((await claimJobs(queue.db, old, 10)).map((job) => job.state.id)).toEqual([plain.state.id]);
+    const reasons = await pendingReasons(queue.db, [remote]);
+    expect(reasons.get(remote.state.id)).toEqual({
+      code: 'runner_outdated',
+      message: 'the job needs isolated-remote (an isolated job whose snapshot is on a git remote), which the agent-async of host-old 0.0.9 cannot run; upgrade agent-async there',
+    });
+    expect((await listRunners(queue.db)).find((r) => r.host === 'host-old')!.features).toEqual([]);
+    const current = await runner(queue, 'host-new');
+    expect((await listRunners(queue.db)).find((r) => r.host === 'host-new')!.features).toEqual(['isolated-remote']);
+    expect((await claimJobs(queue.db, current, 10)).map((job) => job.state.id)).toEqual([remote.state.id]);
+  });
+
+  it('the migration to version 2 gives a pending job whose snapshot is on a remote its feature', async () => {
+    const cluster = need(pg);
+    const database = await cluster.createDatabase('v1');
+    const queue = await FleetQueue.open(cluster.url(database));
+    const remote = await submitJob(queue.db, newSubmission());
+    const plain = await submitJob(queue.db, newSubmission());
+    // back to version 1, where a job had no features, with one job whose snapshot is on a remote
+    await queue.db.query('ALTER TABLE agent_async.jobs DROP COLUMN features');
+    await queue.db.query('DELETE FROM agent_async.schema_version WHERE version = 2');
+    await queue.db.query(`UPDATE agent_async.jobs SET state = jsonb_set(state, '{request,worktree}', '{"remote_url": "file:///r.git"}') WHERE id = $1`, [remote.state.id]);
+    await queue.close();
+    const again = await FleetQueue.open(cluster.url(database));
+    queues.push(again);
+    expect(again.schema).toEqual({ version: 2, applied: [2] });
+    const rows = await again.db.query<{ id: string; features: string[] }>('SELECT id, features FROM agent_async.jobs ORDER BY id');
+    expect(Object.fromEntries(rows.rows.map((row) => [row.id, row.features]))).toEqual({ [remote.state.id]: ['isolated-remote'], [plain.state.id]: [] });
   });
 
   it('says why a job waits: unknown host, host down, agent nowhere, labels missing, busy', async () => {

@@ -7,7 +7,7 @@ export { LeaseLost, QueueError, isConnectionFailure, isRetryable, type QueueErro
 export { FleetQueue, type OpenOptions } from './fleet.js';
 export { LeaseKeeper, type LeaseKeeperOptions } from './lease.js';
 export { QueueListener } from './listen.js';
-export { canTake, requirementsFor, validateHostName, validateLabels, whyPending, type PendingReason, type Requirements, type RunnerView } from './match.js';
+export { RUNNER_FEATURES, canTake, requirementsFor, validateHostName, validateLabels, whyPending, type PendingReason, type Requirements, type RunnerView } from './match.js';
 export { Outbox, type DeliveryReport, type OutboxEntry, type OutputSource } from './outbox.js';
 export { OUTPUT_PAGE_BYTES, appendOutput, outputSize, readOutput, type OutputChunk } from './output.js';
 export {

@@ -13,7 +13,17 @@ export interface Requirements {
   host: string | null;
   /** Every one of these labels must be on the host. */
   labels: string[];
+  /** What the runner's code must be able to do (RUNNER_FEATURES of a newer agent-async); sorted. */
+  features: string[];
 }
+
+/**
+ * What a runner of this code can do beyond what every runner could (queue schema version 1):
+ * it names these when it registers, and takes only jobs whose features it names, so an older
+ * runner never claims a job it cannot run. `isolated-remote`: an isolated job whose snapshot is
+ * on a git remote, run from this host's cache of it.
+ */
+export const RUNNER_FEATURES: readonly string[] = ['isolated-remote'];
 
 /** A runner as the queue sees it (one row of `agent_async.runners` plus its load). */
 export interface RunnerView {
@@ -33,9 +43,11 @@ export interface RunnerView {
   leaseRemainingMs: number;
   heartbeatAt: string;
   version: string;
+  /** What its code can do (its registration's `info.features`; none for a runner older than them). */
+  features: string[];
 }
 
-export type PendingCode = 'unknown_host' | 'host_down' | 'agent_missing' | 'labels_missing' | 'no_runner' | 'busy';
+export type PendingCode = 'unknown_host' | 'host_down' | 'agent_missing' | 'labels_missing' | 'runner_outdated' | 'no_runner' | 'busy';
 
 export interface PendingReason {
   code: PendingCode;
@@ -64,27 +76,37 @@ export function validateLabels(value: unknown, field = 'labels'): string[] {
  * is a pushed snapshot any host can fetch); otherwise the host it was submitted on, because
  * its cwd is a local path.
  */
-export function requirementsFor(job: { agent: string; submittedHost: string; isolated: boolean; host?: unknown; labels?: unknown }): Requirements {
+export function requirementsFor(job: { agent: string; submittedHost: string; isolated: boolean; fromRemote?: boolean; host?: unknown; labels?: unknown }): Requirements {
   const host = job.host === undefined || job.host === null || job.host === '' ? null : validateHostName(job.host);
   return {
     agent: job.agent,
     host: host ?? (job.isolated ? null : job.submittedHost),
     labels: validateLabels(job.labels),
+    features: job.fromRemote ? ['isolated-remote'] : [],
   };
 }
 
 /** Whether a live runner has what a job needs (capacity aside). */
-export function canTake(runner: Pick<RunnerView, 'host' | 'agents' | 'labels' | 'live'>, needs: Requirements): boolean {
+export function canTake(runner: Pick<RunnerView, 'host' | 'agents' | 'labels' | 'live' | 'features'>, needs: Requirements): boolean {
   return runner.live
     && runner.agents.includes(needs.agent)
     && (needs.host === null || needs.host === runner.host)
-    && needs.labels.every((label) => runner.labels.includes(label));
+    && needs.labels.every((label) => runner.labels.includes(label))
+    && missingFeatures(runner, needs).length === 0;
 }
 
 const list = (items: readonly string[]): string => (items.length > 0 ? items.join(', ') : 'none');
 
 function missingLabels(runner: RunnerView, needs: Requirements): string[] {
   return needs.labels.filter((label) => !runner.labels.includes(label));
+}
+
+function missingFeatures(runner: Pick<RunnerView, 'features'>, needs: Requirements): string[] {
+  return needs.features.filter((feature) => !runner.features.includes(feature));
+}
+
+function outdated(hosts: readonly RunnerView[], needs: Requirements): string {
+  return `needs ${needs.features.join(', ')} (an isolated job whose snapshot is on a git remote), which the agent-async of ${list(hosts.map((r) => `${r.host} ${r.version}`))} cannot run; upgrade agent-async there`;
 }
 
 function pinnedReason(needs: Requirements & { host: string }, runners: readonly RunnerView[]): PendingReason {
@@ -102,6 +124,7 @@ function pinnedReason(needs: Requirements & { host: string }, runners: readonly 
   if (missing.length > 0) {
     return { code: 'labels_missing', message: `host "${needs.host}" lacks the labels ${missing.join(', ')} (it has: ${list(runner.labels)})` };
   }
+  if (missingFeatures(runner, needs).length > 0) return { code: 'runner_outdated', message: `the job ${outdated([runner], needs)}` };
   return { code: 'busy', message: `waiting for a free slot on host "${needs.host}" (${runner.load}/${runner.capacity} taken)` };
 }
 
@@ -120,6 +143,8 @@ export function whyPending(needs: Requirements, runners: readonly RunnerView[]):
   if (able.length === 0) {
     return { code: 'labels_missing', message: `no running host with ${needs.agent} has the labels ${needs.labels.join(', ')} (hosts with ${needs.agent}: ${list(withAgent.map((r) => `${r.host} [${r.labels.join(', ')}]`))})` };
   }
-  const load = able.map((runner) => `${runner.host} ${runner.load}/${runner.capacity}`).join(', ');
+  const current = able.filter((runner) => missingFeatures(runner, needs).length === 0);
+  if (current.length === 0) return { code: 'runner_outdated', message: `the job ${outdated(able, needs)}` };
+  const load = current.map((runner) => `${runner.host} ${runner.load}/${runner.capacity}`).join(', ');
   return { code: 'busy', message: `waiting for a free slot (${load})` };
 }

@@ -6,7 +6,7 @@ import { SCHEMA } from './schema.js';
 
 /**
  * Jobs in the queue: a row of `agent_async.jobs` holds the job's whole state (the same JSON as
- * state.json), what it needs (agent, host, labels), who holds it (runner host and lease
+ * state.json), what it needs (agent, host, labels, features), who holds it (runner host and lease
  * epoch, the fencing token) and the cancel and done requests addressed to its holder.
  *
  * Every change to `state` goes through `transition()` of the spool's state machine and is
@@ -27,7 +27,7 @@ export interface FleetJob {
   doneRequest: { at: string; summary: string } | null;
 }
 
-export const JOB_COLUMNS = `id, state, agent, host, labels, submitted_host, runner_host, lease_epoch, claim_attempt,
+export const JOB_COLUMNS = `id, state, agent, host, labels, features, submitted_host, runner_host, lease_epoch, claim_attempt,
   cancel_requested_at, cancel_requested_by, done_requested_at, done_summary`;
 
 export interface JobRow {
@@ -36,6 +36,7 @@ export interface JobRow {
   agent: string;
   host: string | null;
   labels: string[];
+  features: string[];
   submitted_host: string;
   runner_host: string | null;
   lease_epoch: string | null;
@@ -58,7 +59,7 @@ export function toFleetJob(row: JobRow): FleetJob {
   if (!parsed.ok) throw new CorruptJob(row.id, parsed.reason);
   return {
     state: parsed.state,
-    needs: { agent: row.agent, host: row.host, labels: row.labels },
+    needs: { agent: row.agent, host: row.host, labels: row.labels, features: row.features },
     submittedHost: row.submitted_host,
     runnerHost: row.runner_host,
     leaseEpoch: row.lease_epoch === null ? null : Number(row.lease_epoch),
@@ -87,14 +88,14 @@ export async function submitJob(db: FleetDb, request: SubmitRequest): Promise<Fl
   for (const [name] of files) if (!FILE_NAME.test(name)) throw new Error(`job file name ${JSON.stringify(name)} is not allowed`);
   const inserted = await db.query<JobRow>(
     `WITH job AS (
-       INSERT INTO ${SCHEMA}.jobs (id, status, seq, state, agent, host, labels, submitted_host)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${JOB_COLUMNS}),
+       INSERT INTO ${SCHEMA}.jobs (id, status, seq, state, agent, host, labels, features, submitted_host)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${JOB_COLUMNS}),
      files AS (
        INSERT INTO ${SCHEMA}.job_files (job_id, name, data)
-       SELECT job.id, file.name, file.data FROM job, unnest($9::text[], $10::bytea[]) AS file (name, data))
+       SELECT job.id, file.name, file.data FROM job, unnest($10::text[], $11::bytea[]) AS file (name, data))
      SELECT * FROM job`,
     [
-      state.id, state.status, state.seq, state, needs.agent, needs.host, needs.labels, request.submittedHost,
+      state.id, state.status, state.seq, state, needs.agent, needs.host, needs.labels, needs.features, request.submittedHost,
       files.map(([name]) => name), files.map(([, data]) => Buffer.from(data)),
     ],
   );

@@ -1,7 +1,7 @@
 import type { JobState, Outcome } from '../spool/state.js';
 import type { FleetDb, Sql } from './db.js';
 import { LeaseLost, QueueError, SQLSTATE_LEASE_LOST } from './errors.js';
-import { validateHostName, validateLabels, whyPending, type PendingReason, type RunnerView } from './match.js';
+import { RUNNER_FEATURES, validateHostName, validateLabels, whyPending, type PendingReason, type RunnerView } from './match.js';
 import { JOB_COLUMNS, toFleetJob, transitionJob, type FleetJob, type JobRow } from './queue.js';
 import { SCHEMA } from './schema.js';
 
@@ -62,6 +62,7 @@ interface RunnerRow {
   remaining_ms: number;
   heartbeat_at: Date;
   version: string;
+  features: string[];
   load: number;
 }
 
@@ -107,7 +108,7 @@ export async function registerRunner(db: FleetDb, registration: RunnerRegistrati
     }
     const values = [
       registration.host, registration.pid, labels, [...new Set(registration.agents)].sort(), registration.capacity,
-      registration.leaseMs, registration.version, registration.info ?? {},
+      registration.leaseMs, registration.version, { ...registration.info, features: RUNNER_FEATURES },
     ];
     const upserted = await client.query<{ epoch: string }>(
       `INSERT INTO ${SCHEMA}.runners (host, epoch, state, pid, labels, agents, capacity, lease_ms, lease_expires_at, version, info)
@@ -291,6 +292,7 @@ export async function reapExpired(db: FleetDb, options: { exceptHost?: string } 
 export async function listRunners(sql: Sql): Promise<RunnerView[]> {
   const result = await sql.query<RunnerRow>(
     `SELECT r.host, r.epoch, r.state, r.pid, r.labels, r.agents, r.capacity, r.lease_ms, r.heartbeat_at, r.version,
+            ${SCHEMA}.runner_features(r.info) AS features,
             (extract(epoch FROM r.lease_expires_at - clock_timestamp()) * 1000)::float8 AS remaining_ms,
             (SELECT count(*)::int FROM ${SCHEMA}.jobs j WHERE j.lease_epoch = r.epoch AND j.status IN ('pending', 'running')) AS load
        FROM ${SCHEMA}.runners r ORDER BY r.host`,
@@ -309,6 +311,7 @@ export async function listRunners(sql: Sql): Promise<RunnerView[]> {
     leaseRemainingMs: Math.round(row.remaining_ms),
     heartbeatAt: row.heartbeat_at.toISOString(),
     version: row.version,
+    features: row.features,
   }));
 }
 

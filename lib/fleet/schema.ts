@@ -11,8 +11,13 @@ import type { FleetDb } from './db.js';
  *
  * The version covers the tables and the JSON of `jobs.state` (state.json's format): a new
  * state.json `schema_version` comes with a migration.
+ *
+ * A runner that was started before a migration goes on with the code it has, and the claim
+ * function is the database's: what a job needs of its runner's code is a `features` list, and
+ * a runner takes only jobs whose features it names at registration (`info.features`), so an
+ * older runner never claims a job it cannot run (version 2).
  */
-export const QUEUE_SCHEMA_VERSION = 1;
+export const QUEUE_SCHEMA_VERSION = 2;
 export const SCHEMA = 'agent_async';
 /** Advisory lock key of migrations: "agentasy" in ASCII (0x6167656e74617379), fixed for ever. */
 const MIGRATION_LOCK_KEY = '7018690069353558905';
@@ -210,8 +215,60 @@ BEGIN
 END $$;
 `;
 
+// What a job needs of its runner's code: a runner names what it can in its registration's
+// info (a runner of version 1 names nothing, and so takes no job that needs anything).
+const V2 = `
+ALTER TABLE ${SCHEMA}.jobs ADD COLUMN features text[] NOT NULL DEFAULT '{}';
+UPDATE ${SCHEMA}.jobs SET features = '{isolated-remote}'
+ WHERE status = 'pending' AND state #> '{request,worktree,remote_url}' IS NOT NULL;
+
+CREATE OR REPLACE FUNCTION ${SCHEMA}.runner_features(info jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN jsonb_typeof(info->'features') = 'array'
+              THEN ARRAY(SELECT jsonb_array_elements_text(info->'features'))
+              ELSE '{}'::text[] END
+$$;
+
+CREATE OR REPLACE FUNCTION ${SCHEMA}.claim_jobs(p_host text, p_epoch bigint, p_limit integer)
+RETURNS SETOF ${SCHEMA}.jobs LANGUAGE plpgsql AS $$
+DECLARE
+  me ${SCHEMA}.runners;
+  free integer;
+BEGIN
+  SELECT * INTO me FROM ${SCHEMA}.runners
+   WHERE host = p_host AND epoch = p_epoch AND state = 'active'
+   FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'lease of host % at epoch % is not valid', p_host, p_epoch USING ERRCODE = 'AAL01';
+  END IF;
+  IF me.lease_expires_at <= clock_timestamp() THEN
+    RETURN;
+  END IF;
+  SELECT me.capacity - count(*) INTO free FROM ${SCHEMA}.jobs
+   WHERE lease_epoch = p_epoch AND status IN ('pending', 'running');
+  IF free <= 0 THEN
+    RETURN;
+  END IF;
+  RETURN QUERY
+  UPDATE ${SCHEMA}.jobs j
+     SET lease_epoch = p_epoch, runner_host = p_host, claim_attempt = j.claim_attempt + 1,
+         claimed_at = clock_timestamp(), updated_at = clock_timestamp()
+   WHERE j.id IN (SELECT c.id FROM ${SCHEMA}.jobs c
+                   WHERE c.status = 'pending' AND c.lease_epoch IS NULL
+                     AND c.agent = ANY (me.agents)
+                     AND (c.host IS NULL OR c.host = p_host)
+                     AND c.labels <@ me.labels
+                     AND c.features <@ ${SCHEMA}.runner_features(me.info)
+                     AND c.cancel_requested_at IS NULL
+                   ORDER BY c.id
+                   LIMIT least(free, p_limit)
+                   FOR UPDATE SKIP LOCKED)
+  RETURNING j.*;
+END $$;
+`;
+
 const MIGRATIONS: readonly Migration[] = [
   { version: 1, description: 'jobs, runners, output pages, events, claim function, notify triggers', sql: V1 },
+  { version: 2, description: "jobs.features: what a job needs of its runner's code; the claim takes only what the runner names", sql: V2 },
 ];
 
 export interface SchemaReport {

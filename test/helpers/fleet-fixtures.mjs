@@ -5,9 +5,9 @@ import { newJobState } from '../../dist/spool/state.js';
 import { jobRequest } from './job-request.mjs';
 
 /** A submit request for a new pending job. */
-export function newSubmission({ agent = 'exec', host = null, labels = [], submittedHost = 'submitter', files } = {}) {
+export function newSubmission({ agent = 'exec', host = null, labels = [], features = [], submittedHost = 'submitter', files } = {}) {
   const state = newJobState(newJobId(), jobRequest(agent, ['true'], { cwd: os.tmpdir() }));
-  return { state, needs: { agent, host, labels }, submittedHost, files };
+  return { state, needs: { agent, host, labels, features }, submittedHost, files };
 }
 
 /** The supervisor identity a start transition records. */

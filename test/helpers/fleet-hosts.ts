@@ -169,7 +169,7 @@ export interface FleetJobSpec {
 export async function submitWorkerJob(queue: FleetQueue, hosts: Hosts, spec: FleetJobSpec): Promise<string> {
   const argv = [process.execPath, WORKER, hosts.ledgerDir, spec.mode, ...(spec.args ?? [])];
   const state = newJobState(newJobId(), jobRequest('exec', argv, { cwd: os.tmpdir() }));
-  await submitJob(queue.db, { state, needs: { agent: 'exec', host: spec.host ?? null, labels: spec.labels ?? [] }, submittedHost: 'submitter' });
+  await submitJob(queue.db, { state, needs: { agent: 'exec', host: spec.host ?? null, labels: spec.labels ?? [], features: [] }, submittedHost: 'submitter' });
   return state.id;
 }
 

@@ -26,7 +26,7 @@ let triedAgain = 0;
 
 /** Submits until the queue has the job: an insert that failed may have committed all the same. */
 async function submitOnce(state) {
-  const needs = { agent: 'exec', host: null, labels: [] };
+  const needs = { agent: 'exec', host: null, labels: [], features: [] };
   for (;;) {
     try {
       await submitJob(queue.db, { state, needs, submittedHost: `submitter pid ${process.pid}` });
