@@ -82,8 +82,14 @@ export function writeState(paths: SpoolPaths, state: JobState, durability: Durab
 function durabilityOf(change: Transition): Durability {
   // The start and the end must survive a power loss (a lost `running` could let a job run
   // twice). A worker's pid need not, but its content is still synced before the rename, so
-  // a power loss leaves the old state or the new one, never an empty file.
-  return change.name === 'record_worker' ? 'file' : 'folder';
+  // a power loss leaves the old state or the new one, never an empty file. The start is
+  // durable before the call returns, so before the worker is spawned; it may be seen a flush
+  // earlier (one journal commit instead of two on ext4): a power loss inside the call leaves
+  // `pending` (the worker never ran) or, on a filesystem that does not flush a renamed file
+  // with its rename, an unreadable state.json, which is reported, never run twice. The end
+  // must be durable before any waiter sees it.
+  if (change.name === 'record_worker') return 'file';
+  return change.name === 'start' ? 'visible-first' : 'folder';
 }
 
 /**
