@@ -30,19 +30,6 @@ function writeDurably(file, text) {
   fs.closeSync(dir);
 }
 
-/** The done report as a notify writes it: visible at its rename, durable before the call returns. */
-function writeVisibleFirst(file, text) {
-  const temp = `${file}.tmp`;
-  const fd = fs.openSync(temp, 'wx', 0o600);
-  fs.writeSync(fd, text);
-  fs.renameSync(temp, file);
-  fs.fsyncSync(fd);
-  fs.closeSync(fd);
-  const dir = fs.openSync(path.dirname(file), 'r');
-  fs.fsyncSync(dir);
-  fs.closeSync(dir);
-}
-
 /** Reads lines from a stream, one promise per line asked for. */
 function lineReader(stream) {
   const lines = [];
@@ -122,7 +109,7 @@ if (role === 'server') {
     } else {
       await new Promise((resolve) => setTimeout(resolve, 40));
       const sent = now();
-      writeVisibleFirst(path.join(dir, 'done'), 'floor');
+      writeDurably(path.join(dir, 'done'), 'floor'); // as a notify writes it
       await fromServer();
       process.stdout.write(`${JSON.stringify({ notify_ms: now() - sent })}\n`);
     }

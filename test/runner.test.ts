@@ -223,13 +223,16 @@ describe('an idle runner', () => {
   it('runs a job whose marker it saw before the job folder was in place, not only at the next poll', async () => {
     const spool = makeSpool({ poll_seconds: 60, runner_idle_seconds: 60 });
     expect((await waitJob(spool, await startJob(spool, ['true']))).status).toBe('done');
+    // the runner takes the job's end and arms its idle timer
+    await until(() => !fs.existsSync(path.join(spool.home, 'active', fs.readdirSync(path.join(spool.home, 'jobs'))[0]!)), 10_000, 'the first job to leave active/');
+    await new Promise((resolve) => setTimeout(resolve, 200));
     // published the way publishJob does it, slowed down: the marker first, the folder later
     const scratch = spoolPaths(path.join(spool.work, 'scratch'));
     const state = newJobState(newJobId(), jobRequest('exec', ['true'], { cwd: spool.work }));
     publishJob(scratch, state);
     fs.writeFileSync(path.join(spool.home, 'active', state.id), '');
-    // the runner looks at the new marker at once and finds no folder yet
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // the runner looks at the new marker at once and finds no folder yet (a young marker: it looks again)
+    await new Promise((resolve) => setTimeout(resolve, 100));
     fs.renameSync(path.join(scratch.jobs, state.id), path.join(spool.home, 'jobs', state.id));
     // the 60 s poll would come too late for this 30 s wait
     expect((await waitJob(spool, state.id, '30s')).status).toBe('done');

@@ -70,7 +70,7 @@ export class Runner {
   private readonly finalizeFailures = new Map<string, string>();
   private idleSince: number | null = null;
   private tickTimer: NodeJS.Timeout | undefined;
-  /** When tickTimer fires (epoch ms). */
+  /** When tickTimer fires (performance.now() ms: the wall clock may step). */
   private tickTimerDue = 0;
   private tickSoon: NodeJS.Immediate | undefined;
   private ticking = false;
@@ -222,13 +222,14 @@ export class Runner {
     if (this.stopped) return;
     if (delayMs > 0) {
       // the earliest wins: a look due in 25 ms must not wait behind the idle timer
-      const due = Date.now() + delayMs;
+      const due = performance.now() + delayMs;
       if (this.tickTimer && this.tickTimerDue <= due) return;
       clearTimeout(this.tickTimer);
       this.tickTimerDue = due;
       this.tickTimer = setTimeout(() => {
         this.tickTimer = undefined;
-        void this.tick();
+        // through schedule: a tick in progress (going idle awaits) takes it as tickAgain
+        this.schedule();
       }, delayMs);
       return;
     }

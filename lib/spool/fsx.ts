@@ -19,15 +19,9 @@ export function tempName(tmpDir: string, label: string): string {
 /**
  * How much a write must survive: `none` only promises readers never see a part of it (the
  * rename does that), `file` also fsyncs the content, `folder` also fsyncs the target's folder
- * so the rename itself survives a power loss. `visible-first` is `folder` with the rename made
- * before the syncs: readers (a watcher in another process) see the whole content a flush
- * earlier, and it survives a power loss once the call returns; only a power loss inside the
- * call could leave the file there empty. For a request whose reader makes its own durable
- * write of what it read (a `done` report: its job's terminal state holds the summary), and a
- * job's start, which is durable before its worker is spawned. On ext4 it costs one journal
- * commit where `folder` costs two.
+ * so the rename itself survives a power loss.
  */
-export type Durability = 'none' | 'file' | 'folder' | 'visible-first';
+export type Durability = 'none' | 'file' | 'folder';
 
 /**
  * The temp file a write to `target` goes through: a dot-file in the target's own folder,
@@ -61,32 +55,22 @@ export interface WriteOptions {
 export function writeFileAtomic(target: string, data: string | Uint8Array, durability: Durability = 'file', options: WriteOptions = {}): void {
   const temp = tempFor(target);
   const fd = fs.openSync(temp, 'wx', FILE_MODE);
-  const syncFirst = durability === 'file' || durability === 'folder';
   try {
     fs.writeFileSync(fd, data);
-    if (syncFirst) fs.fsyncSync(fd);
+    if (durability !== 'none') fs.fsyncSync(fd);
   } catch (error) {
     fs.closeSync(fd);
     removeQuietly(temp);
     throw error;
   }
-  if (durability !== 'visible-first') fs.closeSync(fd);
+  fs.closeSync(fd);
   try {
     renameOver(temp, target, options);
   } catch (error) {
-    if (durability === 'visible-first') fs.closeSync(fd);
     removeQuietly(temp);
     throw error;
   }
-  if (durability === 'visible-first') {
-    // the descriptor still names the content, wherever its name went
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
-  if (durability === 'folder' || durability === 'visible-first') fsyncDir(path.dirname(target));
+  if (durability === 'folder') fsyncDir(path.dirname(target));
 }
 
 function renameOver(temp: string, target: string, options: WriteOptions): void {

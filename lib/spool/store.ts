@@ -82,14 +82,8 @@ export function writeState(paths: SpoolPaths, state: JobState, durability: Durab
 function durabilityOf(change: Transition): Durability {
   // The start and the end must survive a power loss (a lost `running` could let a job run
   // twice). A worker's pid need not, but its content is still synced before the rename, so
-  // a power loss leaves the old state or the new one, never an empty file. The start is
-  // durable before the call returns, so before the worker is spawned; it may be seen a flush
-  // earlier (one journal commit instead of two on ext4): a power loss inside the call leaves
-  // `pending` (the worker never ran) or, on a filesystem that does not flush a renamed file
-  // with its rename, an unreadable state.json, which is reported, never run twice. The end
-  // must be durable before any waiter sees it.
-  if (change.name === 'record_worker') return 'file';
-  return change.name === 'start' ? 'visible-first' : 'folder';
+  // a power loss leaves the old state or the new one, never an empty file.
+  return change.name === 'record_worker' ? 'file' : 'folder';
 }
 
 /**
@@ -389,8 +383,8 @@ export function cancelRequested(paths: SpoolPaths, id: string): boolean {
 
 /** Writes the `done` file a worker may also create itself; its content is the summary. */
 export function writeDoneFile(paths: SpoolPaths, id: string, summary: string): void {
-  // the supervisor sees the report before its flush, and writes the job's end durably itself
-  writeFileAtomic(jobFile(paths, id, JOB_FILES.done), summary, 'visible-first', JOB_FILE_WRITE);
+  // its content synced before it is seen: a runner that finalizes the job after a crash reads it
+  writeFileAtomic(jobFile(paths, id, JOB_FILES.done), summary, 'folder', JOB_FILE_WRITE);
 }
 
 // ── exit record ───────────────────────────────────────────────────────────────────────────
