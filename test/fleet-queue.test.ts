@@ -165,22 +165,44 @@ describe.skipIf(!pg.cluster)(`fleet queue on a real PostgreSQL ${pg.skip ?? ''}`
     expect((await claimJobs(queue.db, current, 10)).map((job) => job.state.id)).toEqual([remote.state.id]);
   });
 
-  it('the migration to version 2 gives a pending job whose snapshot is on a remote its feature', async () => {
+  it('the migration to version 2 gives pending remote jobs their feature, takes back a claim a runner of version 1 has not started, and the database derives the feature of every later insert', async () => {
     const cluster = need(pg);
     const database = await cluster.createDatabase('v1');
     const queue = await FleetQueue.open(cluster.url(database));
-    const remote = await submitJob(queue.db, newSubmission());
+    const old = await runner(queue, 'host-old');
+    const claimedByOld = await submitJob(queue.db, newSubmission());
+    const waiting = await submitJob(queue.db, newSubmission());
     const plain = await submitJob(queue.db, newSubmission());
-    // back to version 1, where a job had no features, with one job whose snapshot is on a remote
+    // back to version 1: no features anywhere, a runner that names none, two jobs whose snapshot
+    // is on a remote, one of them claimed by that runner (as its claim function did), not started
+    await queue.db.query('DROP TRIGGER jobs_features ON agent_async.jobs');
+    await queue.db.query('DROP FUNCTION agent_async.jobs_features(), agent_async.job_features(jsonb, text[]), agent_async.runner_features(jsonb)');
     await queue.db.query('ALTER TABLE agent_async.jobs DROP COLUMN features');
     await queue.db.query('DELETE FROM agent_async.schema_version WHERE version = 2');
-    await queue.db.query(`UPDATE agent_async.jobs SET state = jsonb_set(state, '{request,worktree}', '{"remote_url": "file:///r.git"}') WHERE id = $1`, [remote.state.id]);
+    await queue.db.query(`UPDATE agent_async.runners SET info = '{}' WHERE host = 'host-old'`);
+    await queue.db.query(`UPDATE agent_async.jobs SET state = jsonb_set(state, '{request,worktree}', '{"remote_url": "file:///r.git"}') WHERE id = ANY($1)`, [[claimedByOld.state.id, waiting.state.id]]);
+    await queue.db.query(`UPDATE agent_async.jobs SET lease_epoch = $1, runner_host = 'host-old', claim_attempt = 1 WHERE id = $2`, [old.epoch, claimedByOld.state.id]);
     await queue.close();
     const again = await FleetQueue.open(cluster.url(database));
     queues.push(again);
     expect(again.schema).toEqual({ version: 2, applied: [2] });
-    const rows = await again.db.query<{ id: string; features: string[] }>('SELECT id, features FROM agent_async.jobs ORDER BY id');
-    expect(Object.fromEntries(rows.rows.map((row) => [row.id, row.features]))).toEqual({ [remote.state.id]: ['isolated-remote'], [plain.state.id]: [] });
+    const rows = await again.db.query<{ id: string; features: string[]; lease_epoch: string | null }>('SELECT id, features, lease_epoch FROM agent_async.jobs');
+    const byId = Object.fromEntries(rows.rows.map((row) => [row.id, row]));
+    expect(byId[claimedByOld.state.id]).toEqual({ id: claimedByOld.state.id, features: ['isolated-remote'], lease_epoch: null });
+    expect(byId[waiting.state.id]!.features).toEqual(['isolated-remote']);
+    expect(byId[plain.state.id]!.features).toEqual([]);
+    const released = await again.db.query('SELECT 1 FROM agent_async.events WHERE job_id = $1 AND kind = $2', [claimedByOld.state.id, 'released']);
+    expect(released.rowCount).toBe(1);
+    // the runner of version 1 takes the plain job only
+    expect((await claimJobs(again.db, old, 10)).map((job) => job.state.id)).toEqual([plain.state.id]);
+    // a process that checked the schema before the upgrade inserts without features: the database adds them
+    await again.db.query(
+      `INSERT INTO agent_async.jobs (id, status, seq, state, agent, labels, submitted_host)
+       SELECT $2, status, seq, jsonb_set(state, '{id}', to_jsonb($2::text)), agent, labels, submitted_host FROM agent_async.jobs WHERE id = $1`,
+      [waiting.state.id, `${waiting.state.id.slice(0, -1)}${waiting.state.id.endsWith('0') ? '1' : '0'}`],
+    );
+    const inserted = await again.db.query<{ features: string[] }>('SELECT features FROM agent_async.jobs WHERE id <> ALL($1)', [[claimedByOld.state.id, waiting.state.id, plain.state.id]]);
+    expect(inserted.rows).toEqual([{ features: ['isolated-remote'] }]);
   });
 
   it('says why a job waits: unknown host, host down, agent nowhere, labels missing, busy', async () => {

@@ -216,17 +216,39 @@ END $$;
 `;
 
 // What a job needs of its runner's code: a runner names what it can in its registration's
-// info (a runner of version 1 names nothing, and so takes no job that needs anything).
+// info (a runner of version 1 names nothing, and so takes no job that needs anything). The
+// database derives a job's features from its state at insert, so a process that checked the
+// schema before the upgrade (its code submits none) cannot queue a job past the gate; and a
+// claim not started yet by a runner that cannot run its job goes back to the queue (the
+// runner's start is fenced by the epoch it no longer holds).
 const V2 = `
+SET LOCAL lock_timeout = '5s';
 ALTER TABLE ${SCHEMA}.jobs ADD COLUMN features text[] NOT NULL DEFAULT '{}';
-UPDATE ${SCHEMA}.jobs SET features = '{isolated-remote}'
- WHERE status = 'pending' AND state #> '{request,worktree,remote_url}' IS NOT NULL;
 
-CREATE OR REPLACE FUNCTION ${SCHEMA}.runner_features(info jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
+CREATE FUNCTION ${SCHEMA}.job_features(state jsonb, given text[]) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
+  SELECT coalesce(array_agg(DISTINCT f ORDER BY f), '{}'::text[])
+    FROM unnest(coalesce(given, '{}'::text[])
+                || CASE WHEN state #> '{request,worktree,remote_url}' IS NOT NULL THEN '{isolated-remote}'::text[] ELSE '{}'::text[] END) AS f
+$$;
+
+CREATE FUNCTION ${SCHEMA}.runner_features(info jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
   SELECT CASE WHEN jsonb_typeof(info->'features') = 'array'
               THEN ARRAY(SELECT jsonb_array_elements_text(info->'features'))
               ELSE '{}'::text[] END
 $$;
+
+CREATE FUNCTION ${SCHEMA}.jobs_features() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.features := ${SCHEMA}.job_features(NEW.state, NEW.features);
+  RETURN NEW;
+END $$;
+CREATE TRIGGER jobs_features BEFORE INSERT ON ${SCHEMA}.jobs
+  FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.jobs_features();
+
+UPDATE ${SCHEMA}.jobs SET features = ${SCHEMA}.job_features(state, features) WHERE status = 'pending';
+UPDATE ${SCHEMA}.jobs j SET lease_epoch = NULL, runner_host = NULL, updated_at = clock_timestamp()
+  FROM ${SCHEMA}.runners r
+ WHERE j.status = 'pending' AND j.lease_epoch = r.epoch AND NOT (j.features <@ ${SCHEMA}.runner_features(r.info));
 
 CREATE OR REPLACE FUNCTION ${SCHEMA}.claim_jobs(p_host text, p_epoch bigint, p_limit integer)
 RETURNS SETOF ${SCHEMA}.jobs LANGUAGE plpgsql AS $$
@@ -298,6 +320,28 @@ export async function readSchemaVersion(db: FleetDb): Promise<number> {
  * applying each missing migration once whatever the number of processes doing it at once.
  */
 export async function migrate(db: FleetDb, appliedBy: string): Promise<SchemaReport> {
+  // a migration that alters a busy table waits a short while for its lock (every runner's
+  // query would queue behind it), gives up, and tries again
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await migrateOnce(db, appliedBy);
+    } catch (error) {
+      if (!isLockTimeout(error) || attempt === MIGRATION_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250 + Math.random() * 750));
+    }
+  }
+}
+
+const MIGRATION_ATTEMPTS = 8;
+
+function isLockTimeout(error: unknown): boolean {
+  for (let cause: unknown = error; cause instanceof Object; cause = (cause as { cause?: unknown }).cause) {
+    if ((cause as { code?: unknown }).code === '55P03') return true;
+  }
+  return false;
+}
+
+async function migrateOnce(db: FleetDb, appliedBy: string): Promise<SchemaReport> {
   const client = await db.connectClient('migrate', { statement_timeout: 0, query_timeout: 120_000, lock_timeout: 60_000 });
   try {
     await client.query('BEGIN');
