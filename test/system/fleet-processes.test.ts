@@ -8,6 +8,7 @@ import {
   FleetQueue, Outbox, appendOutput, claimJobs, getJob, heartbeat, listJobs, readOutput, reapExpired, registerRunner, submitJob, transitionJob,
   type LeaseToken,
 } from '../../lib/fleet/index.js';
+import { QUEUE_SCHEMA_VERSION } from '../../lib/fleet/schema.js';
 import { newSubmission, outcome, supervisorOf } from '../helpers/fleet-fixtures.mjs';
 import { need, useTestCluster, type PgCluster } from '../helpers/pg-cluster.js';
 import { ROOT } from '../helpers/spool.js';
@@ -111,11 +112,11 @@ describe.skipIf(!pg.cluster)(`fleet queue across processes ${pg.skip ?? ''}`, ()
     await Promise.all(inits.map((init) => init.line((l) => l === 'ready')));
     for (const init of inits) init.child.stdin!.write('go\n');
     const reports = await Promise.all(inits.map(async (init) => JSON.parse(await init.line((l) => l.startsWith('{'))) as { ok: boolean; applied: number[]; version: number }));
-    expect(reports.every((report) => report.ok && report.version === 1)).toBe(true);
-    expect(reports.filter((report) => report.applied.length > 0).map((report) => report.applied)).toEqual([[1]]);
+    expect(reports.every((report) => report.ok && report.version === QUEUE_SCHEMA_VERSION)).toBe(true);
+    expect(reports.filter((report) => report.applied.length > 0).map((report) => report.applied)).toEqual([[1, 2]]);
     const queue = await open(cluster.url(database));
     const rows = await queue.db.query('SELECT version, applied_by FROM agent_async.schema_version');
-    expect(rows.rows).toHaveLength(1);
+    expect(rows.rows).toHaveLength(2);
   });
 
   it('starts every job exactly once when four runner processes race over 200 jobs', async () => {
