@@ -6,8 +6,8 @@
 //               one line on stdout, as a waiting `serve` does;
 //   this file   in the bench process: the client, reading that line.
 // Printed: one JSON line per sample, {exit_ms} (the worker's last instruction, a timestamp it
-// prints, to the client reading the answer) or, with `notify`, {notify_ms} (the client writes a done
-// file as a notify does, to the answer; the supervisor writes the state on seeing it).
+// prints, to the client reading the answer) or, with `notify`, {notify_ms} (a fourth process
+// writes a done file as a notify does, to the answer; the supervisor writes the state on seeing it).
 //
 // node bench/wake-floor.mjs exit|notify <count> <folder>
 import { spawn } from 'node:child_process';
@@ -86,6 +86,11 @@ if (role === 'server') {
       child.kill('SIGKILL');
     }
   }
+} else if (role === 'notifier') {
+  // a line `<folder>` on stdin: write its done report as a notify does (another process, as
+  // server B is, so that its flushes do not hold up the client reading the answer)
+  const next = lineReader(process.stdin);
+  for (;;) writeDurably(path.join(await next(), 'done'), 'floor');
 } else {
   const [mode, countText, base] = [role, ...rest];
   const count = Number(countText);
@@ -94,6 +99,7 @@ if (role === 'server') {
   const supervisor = start('supervisor');
   const fromServer = lineReader(server.stdout);
   const fromSupervisor = lineReader(supervisor.stdout);
+  const notifier = mode === 'notify' ? start('notifier') : null;
   for (let i = 0; i < count; i += 1) {
     const dir = fs.mkdtempSync(path.join(base, 'f'));
     fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ status: 'running' }));
@@ -109,11 +115,12 @@ if (role === 'server') {
     } else {
       await new Promise((resolve) => setTimeout(resolve, 40));
       const sent = now();
-      writeDurably(path.join(dir, 'done'), 'floor'); // as a notify writes it
+      notifier.stdin.write(`${dir}\n`);
       await fromServer();
       process.stdout.write(`${JSON.stringify({ notify_ms: now() - sent })}\n`);
     }
   }
   server.kill();
   supervisor.kill();
+  notifier?.kill();
 }
