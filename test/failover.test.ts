@@ -136,6 +136,32 @@ describe('when the runner dies', () => {
     }
   });
 
+  it('a recorded worker whose group number now belongs to processes of someone else (the pid counter wrapped) is never signalled', async () => {
+    const spool = makeSpool({ concurrency: 1 });
+    const published = spawnSync(process.execPath, [path.join(ROOT, 'test/helpers/publish-pending.mjs'), '1', '/dev/null', spool.work], {
+      env: spool.env, encoding: 'utf8',
+    });
+    const [id] = JSON.parse(published.stdout) as string[];
+    const paths = spoolPaths(spool.home);
+    const dead = { pid: spawnSync('true').pid, start_time: 'boot:0', host: os.hostname() };
+    expect(claimJob(paths, id!, 1, { role: 'supervisor', ...dead, epoch: null, at: new Date().toISOString() })).toBe(true);
+    applyTransition(paths, id!, { name: 'start', attempt: 1, epoch: null, supervisor: dead });
+    // someone else's process group, led by a pid the job recorded long ago for its worker
+    const stranger = spawn('sh', ['-c', 'sleep 300 & exec sleep 300'], { detached: true, stdio: 'ignore' });
+    stranger.unref();
+    const members = await until(() => {
+      const found = spawnSync('pgrep', ['-g', String(stranger.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+      return found.length === 2 ? found.map(Number) : undefined;
+    }, 5000, 'the stranger group to start');
+    applyTransition(paths, id!, { name: 'record_worker', worker: { pid: stranger.pid!, pgid: stranger.pid!, argv: ['sleep', '300'], start_time: 'boot:0' } });
+    try {
+      expect(await waitJob(spool, id!)).toMatchObject({ status: 'error', error: { code: 'runner_lost' } });
+      for (const pid of members) expect(pidAlive(pid), `pid ${pid} of the stranger group`).toBe(true);
+    } finally {
+      for (const pid of members) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+
   it('a runner started by a submit from inside a job carries no job id, so it is never taken for a process of that job', async () => {
     const spool = makeSpool({ runner_idle_seconds: 30 });
     const outer = '0hofx0000000000000000000';

@@ -13,7 +13,7 @@ import { publishJob, readState, requestCancel, writeDoneFile } from '../spool/st
 import { which } from '../which.js';
 import { isSettled, mirrorSteps } from './core/fleet-mirror.js';
 import type { FleetSettings } from './fleet-settings.js';
-import { selfIdentity, terminateJobProcesses } from './processes.js';
+import { selfIdentity, terminateJobProcesses, workerGroupIsJobs } from './processes.js';
 import { runnerRequest } from './workspace.js';
 
 /**
@@ -317,7 +317,7 @@ export class FleetBridge {
       this.log(`job ${id}: could not write its cancel request: ${(error as Error).message}`);
     }
     const worker = read.state.worker;
-    if (worker) void terminateJobProcesses({ pid: worker.pid, pgid: worker.pgid }, 0);
+    if (worker && workerGroupIsJobs(worker, id)) void terminateJobProcesses({ pid: worker.pid, pgid: worker.pgid }, 0);
     this.log(`job ${id}: stopped (${why})`);
   }
 

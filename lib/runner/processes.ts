@@ -219,6 +219,22 @@ function procPids(): number[] {
  * holds `AGENT_ASYNC_JOB_ID=<jobId>`. The worker leads its own group, and so does a descendant
  * that escaped it with setsid. Linux only (/proc/<pid>/environ); elsewhere none are found.
  */
+/**
+ * Whether the process group a job recorded for its worker is still that worker's, so that it
+ * may be signalled: its leader is the same process (same start time), or a member carries the
+ * job id in its environment (a group lives as long as one member does, and its number is not
+ * handed out again meanwhile). A worker recorded long ago whose group number now belongs to
+ * someone else's processes (the pid counter wrapped) is not.
+ */
+export function workerGroupIsJobs(worker: { pid: number; pgid: number; start_time: string | null }, jobId: string): boolean {
+  const members = groupMembers(worker.pgid);
+  if (members.length === 0) return false;
+  if (members.includes(worker.pid) && worker.start_time !== null && processStartTime(worker.pid) === worker.start_time) return true;
+  if (!HAS_PROC) return worker.start_time === null;
+  const entry = jobEnvironEntry(jobId);
+  return members.some((pid) => pid !== process.pid && environHolds(pid, entry));
+}
+
 export function jobGroupLeaders(jobId: string): number[] {
   if (!HAS_PROC) return [];
   const entry = jobEnvironEntry(jobId);

@@ -11,7 +11,7 @@ import { sweepTempsOf } from '../spool/sweep.js';
 import { jobLimits } from './core/outcome.js';
 import { decideEnd, recordEnd } from './record-end.js';
 import { finishWorkspace } from './workspace.js';
-import { groupMembers, jobGroupLeaders, jobProcesses, liveness, terminateJobProcesses } from './processes.js';
+import { jobGroupLeaders, jobProcesses, liveness, terminateJobProcesses, workerGroupIsJobs } from './processes.js';
 import { LineSplitter } from './worker-io.js';
 
 /**
@@ -163,7 +163,7 @@ async function finalizeRunnerLost(paths: SpoolPaths, state: JobState, config: Co
 async function stopJobProcesses(paths: SpoolPaths, state: JobState, config: Config, log: (message: string) => void): Promise<void> {
   const graceMs = config.kill_grace_seconds * 1000;
   const worker = state.worker;
-  if (worker && groupMembers(worker.pgid).length > 0) {
+  if (worker && workerGroupIsJobs(worker, state.id)) {
     log(`job ${state.id}: supervisor pid ${state.supervisor?.pid} died; stopping its worker group ${worker.pgid}`);
     await terminateJobProcesses({ pid: worker.pid, pgid: worker.pgid }, graceMs);
   }
