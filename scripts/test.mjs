@@ -14,10 +14,20 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'node_modules', '.bin');
 
+/**
+ * The environment of every step, without NODE_EXTRA_CA_CERTS: Node (20) reads and parses the
+ * certificates it names at the start of every process, TLS or not (~40 ms of CPU for a 220 kB
+ * system bundle), and the tests start about 700 Node processes (CLI calls, runners, supervisors,
+ * servers, workers); nothing in npm test makes a TLS connection that would need them (the tests
+ * against real agent CLIs, which go online, are in test/e2e).
+ */
+const ENV = { ...process.env };
+delete ENV.NODE_EXTRA_CA_CERTS;
+
 /** Runs a command from the project root; resolves to its exit code and, when buffered, its output. */
 function run(command, args, { buffered = false, nice = 0 } = {}) {
   const started = Date.now();
-  const child = spawn(command, args, { cwd: ROOT, stdio: buffered ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
+  const child = spawn(command, args, { cwd: ROOT, env: ENV, stdio: buffered ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
   if (nice !== 0 && child.pid !== undefined) {
     try {
       os.setPriority(child.pid, nice);
