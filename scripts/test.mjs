@@ -1,7 +1,8 @@
-// `npm test`: the build, then the type check, the lint and the unit and integration tests side by
+// `npm test`: the build, then the type check and lint, and the unit and integration tests side by
 // side. The tests start as soon as dist/ is built and run at normal priority; the type check and
-// the lint (one core each, ~25 and ~40 s of CPU) run niced, in the time the tests spend waiting
-// for processes; their output follows the tests'. Any step that fails fails the whole.
+// the lint (one process, scripts/check.mjs: one core, ~30 s of CPU) run niced, in the time the
+// tests spend waiting for processes; their output follows the tests'. Any step that fails fails
+// the whole.
 // The build here only emits (esbuild, one file per module, scripts/emit.mjs: the JavaScript tsc
 // emits, in a fraction of a second): the type check step checks lib/ with the same compiler
 // options, and test/ and bench/ besides. Arguments go to vitest.
@@ -13,10 +14,20 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'node_modules', '.bin');
 
+/**
+ * The environment of every step, without NODE_EXTRA_CA_CERTS: Node (20) reads and parses the
+ * certificates it names at the start of every process, TLS or not (~40 ms of CPU for a 220 kB
+ * system bundle), and the tests start about 700 Node processes (CLI calls, runners, supervisors,
+ * servers, workers); nothing in npm test makes a TLS connection that would need them (the tests
+ * against real agent CLIs, which go online, are in test/e2e).
+ */
+const ENV = { ...process.env };
+delete ENV.NODE_EXTRA_CA_CERTS;
+
 /** Runs a command from the project root; resolves to its exit code and, when buffered, its output. */
 function run(command, args, { buffered = false, nice = 0 } = {}) {
   const started = Date.now();
-  const child = spawn(command, args, { cwd: ROOT, stdio: buffered ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
+  const child = spawn(command, args, { cwd: ROOT, env: ENV, stdio: buffered ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
   if (nice !== 0 && child.pid !== undefined) {
     try {
       os.setPriority(child.pid, nice);
@@ -49,10 +60,8 @@ for (const [name, command, args] of buildSteps) {
   }
 }
 
-const checks = [
-  ['typecheck', run(path.join(BIN, 'tsc'), ['-p', 'tsconfig.json', '--noEmit'], { buffered: true, nice: 10 })],
-  ['lint', run(path.join(BIN, 'eslint'), ['.'], { buffered: true, nice: 10 })],
-];
+// one process, one TypeScript program for both (scripts/check.mjs)
+const checks = [['typecheck and lint', run(process.execPath, ['scripts/check.mjs'], { buffered: true, nice: 10 })]];
 const tests = await run(path.join(BIN, 'vitest'), ['run', ...process.argv.slice(2)]);
 const results = [['vitest', tests]];
 for (const [name, pending] of checks) {
