@@ -137,16 +137,18 @@ describe('a worker that rewrites or deletes its own state.json', () => {
     const deletes = await startJob(spool, ['sh', '-c', `echo deletes >> ${ledger}; rm "$AGENT_ASYNC_JOB_DIR/state.json"; exit 3`], ['--cwd', dirIn(spool, 'a')]);
     const garbles = await startJob(spool, ['sh', '-c', `echo garbles >> ${ledger}; echo '{"status": "do' > "$AGENT_ASYNC_JOB_DIR/state.json"; exit 0`], ['--cwd', dirIn(spool, 'b')]);
     // a forged pending state with the attempt it ran as, then the runner killed: the new runner
-    // must not take the job for an unstarted one while its supervisor still runs it
+    // must not take the job for an unstarted one while its supervisor still runs it (the forged
+    // states are renamed into place: a write in place could be read half done, or land on a
+    // file the supervisor has just replaced, and the test is about the lie, not those)
     const forge = [
       `echo forges >> ${ledger}`,
-      `node -e 'const fs = require("fs"); const f = process.env.AGENT_ASYNC_JOB_DIR + "/state.json"; const s = JSON.parse(fs.readFileSync(f, "utf8")); fs.writeFileSync(f, JSON.stringify({ ...s, status: "pending", attempt: 1, seq: 99 }));'`,
+      `node -e 'const fs = require("fs"); const f = process.env.AGENT_ASYNC_JOB_DIR + "/state.json"; const s = JSON.parse(fs.readFileSync(f, "utf8")); fs.writeFileSync(f + ".t", JSON.stringify({ ...s, status: "pending", attempt: 1, seq: 99 })); fs.renameSync(f + ".t", f);'`,
       `kill -9 $(node -p 'JSON.parse(require("fs").readFileSync(process.env.AGENT_ASYNC_HOME + "/runner.json", "utf8")).pid')`,
       'sleep 3',
       'exit 0',
     ].join('; ');
     const forges = await startJob(spool, ['sh', '-c', forge], ['--cwd', dirIn(spool, 'c')]);
-    const claims = await startJob(spool, ['sh', '-c', `echo claims-done >> ${ledger}; node -e 'const fs = require("fs"); const f = process.env.AGENT_ASYNC_JOB_DIR + "/state.json"; const s = JSON.parse(fs.readFileSync(f, "utf8")); fs.writeFileSync(f, JSON.stringify({ ...s, status: "done", result: { final_message: "all good", cumulative_usage: null } }));'; exit 5`], ['--cwd', dirIn(spool, 'd')]);
+    const claims = await startJob(spool, ['sh', '-c', `echo claims-done >> ${ledger}; node -e 'const fs = require("fs"); const f = process.env.AGENT_ASYNC_JOB_DIR + "/state.json"; const s = JSON.parse(fs.readFileSync(f, "utf8")); fs.writeFileSync(f + ".t", JSON.stringify({ ...s, status: "done", result: { final_message: "all good", cumulative_usage: null } })); fs.renameSync(f + ".t", f);'; exit 5`], ['--cwd', dirIn(spool, 'd')]);
 
     expect(await endState(spool, deletes)).toMatchObject({ status: 'error', exit_code: 3, error: { code: 'bad_job_file', message: expect.stringContaining('state.json was deleted while the job ran') } });
     expect(await endState(spool, garbles)).toMatchObject({ status: 'error', exit_code: 0, error: { code: 'bad_job_file', message: expect.stringContaining('state.json was rewritten (not valid JSON)') } });

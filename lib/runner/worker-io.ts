@@ -75,6 +75,9 @@ export class LineSplitter {
       this.overlong = true;
       this.pieces = [];
       this.held = 0;
+      // the pieces let go of (up to maxLine) lived long enough to be promoted: only a full
+      // collection frees their buffers soon (a supervisor has --expose-gc; elsewhere nothing)
+      globalThis.gc?.();
       return;
     }
     this.pieces.push(part);
