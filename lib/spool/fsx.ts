@@ -45,6 +45,8 @@ export interface WriteOptions {
    * worker or a person may have made one; a rename replaces anything else by itself).
    */
   replaceFolder?: boolean;
+  /** Called after the content is written (and synced), just before the rename replaces the target. */
+  beforeRename?: () => void;
 }
 
 /**
@@ -65,6 +67,7 @@ export function writeFileAtomic(target: string, data: string | Uint8Array, durab
   }
   fs.closeSync(fd);
   try {
+    options.beforeRename?.();
     renameOver(temp, target, options);
   } catch (error) {
     removeQuietly(temp);

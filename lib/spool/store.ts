@@ -74,9 +74,9 @@ function stateText(state: JobState): string {
   return `${JSON.stringify(state, null, 2)}\n`;
 }
 
-export function writeState(paths: SpoolPaths, state: JobState, durability: Durability): void {
+export function writeState(paths: SpoolPaths, state: JobState, durability: Durability, beforeRename?: () => void): void {
   assertValidState(state);
-  writeFileAtomic(jobFile(paths, state.id, JOB_FILES.state), stateText(state), durability, JOB_FILE_WRITE);
+  writeFileAtomic(jobFile(paths, state.id, JOB_FILES.state), stateText(state), durability, { ...JOB_FILE_WRITE, beforeRename });
 }
 
 function durabilityOf(change: Transition): Durability {
@@ -127,6 +127,8 @@ function leaveActive(paths: SpoolPaths, id: string): void {
  */
 export class JobStateWriter {
   private text: string;
+  /** The inode of the state.json this writer renamed into place last (null before its first write). */
+  private writtenIno: number | null = null;
   readonly faults: string[] = [];
 
   constructor(private readonly paths: SpoolPaths, private current: JobState) {
@@ -153,9 +155,14 @@ export class JobStateWriter {
   }
 
   private write(next: JobState, change: Transition): JobState {
-    writeState(this.paths, next, durabilityOf(change));
+    // a state.json renamed in by the worker while ours was being flushed is noted before ours
+    // replaces it (one lstat: it is no longer the file this writer put there)
+    writeState(this.paths, next, durabilityOf(change), () => {
+      if (this.writtenIno !== null && fs.lstatSync(this.file, { throwIfNoEntry: false })?.ino !== this.writtenIno) this.checkDisk();
+    });
     this.current = next;
     this.text = stateText(next);
+    this.writtenIno = fs.lstatSync(this.file, { throwIfNoEntry: false })?.ino ?? null;
     if (leavesActive(next, change)) leaveActive(this.paths, next.id);
     return next;
   }
