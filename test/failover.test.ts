@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { spoolPaths } from '../lib/spool/layout.js';
+import { spoolPaths, type SpoolPaths } from '../lib/spool/layout.js';
 import { applyTransition, claimJob } from '../lib/spool/store.js';
 import {
   ROOT,
@@ -18,6 +18,7 @@ import {
   startJob,
   until,
   waitJob,
+  type TestSpool,
 } from './helpers/spool.js';
 
 afterAll(cleanupSpools);
@@ -105,20 +106,26 @@ describe('when the runner dies', () => {
     expect(fs.existsSync(someoneElses)).toBe(true);
   });
 
-  it('a worker its supervisor died too early to record is found by the job id in its environment and stopped', async () => {
+  /** A job started (claimed, `running`) by a supervisor that is dead, its worker not recorded. */
+  function runningUnderDeadSupervisor(): { spool: TestSpool; id: string; paths: SpoolPaths } {
     const spool = makeSpool({ concurrency: 1 });
     const published = spawnSync(process.execPath, [path.join(ROOT, 'test/helpers/publish-pending.mjs'), '1', '/dev/null', spool.work], {
       env: spool.env, encoding: 'utf8',
     });
     const [id] = JSON.parse(published.stdout) as string[];
-    // what a supervisor SIGKILLed in the 25 ms between the worker's start and its record leaves:
-    // the job running under a dead supervisor, no worker recorded, the worker (and a child
-    // that left its group) still alive
     const paths = spoolPaths(spool.home);
     // a start time no live process has: dead even if its pid is reused meanwhile
     const dead = { pid: spawnSync('true').pid, start_time: 'boot:0', host: os.hostname() };
     expect(claimJob(paths, id!, 1, { role: 'supervisor', ...dead, epoch: null, at: new Date().toISOString() })).toBe(true);
     applyTransition(paths, id!, { name: 'start', attempt: 1, epoch: null, supervisor: dead });
+    return { spool, id: id!, paths };
+  }
+
+  it('a worker its supervisor died too early to record is found by the job id in its environment and stopped', async () => {
+    // what a supervisor SIGKILLed in the 25 ms between the worker's start and its record leaves:
+    // the job running under a dead supervisor, no worker recorded, the worker (and a child
+    // that left its group) still alive
+    const { spool, id } = runningUnderDeadSupervisor();
     const pids = path.join(spool.work, 'pids');
     const worker = spawn('sh', ['-c', `setsid sleep 300 & echo $! > ${pids}; exec sleep 300`], {
       detached: true, stdio: 'ignore', env: { ...process.env, AGENT_ASYNC_JOB_ID: id },
@@ -126,8 +133,8 @@ describe('when the runner dies', () => {
     worker.unref();
     const escapee = await until(() => (fs.existsSync(pids) ? Number(fs.readFileSync(pids, 'utf8')) || undefined : undefined), 5000, 'the worker to start');
     try {
-      expect(jobState(spool, id!).worker).toBeNull();
-      expect(await waitJob(spool, id!)).toMatchObject({ status: 'error', error: { code: 'runner_lost' } });
+      expect(jobState(spool, id).worker).toBeNull();
+      expect(await waitJob(spool, id)).toMatchObject({ status: 'error', error: { code: 'runner_lost' } });
       expect(pidAlive(worker.pid!)).toBe(false);
       expect(pidAlive(escapee)).toBe(false);
       expect(fs.readFileSync(path.join(spool.home, 'runner.log'), 'utf8')).toMatch(/stopping 2 process group\(s\) of its unrecorded worker/);
@@ -137,15 +144,7 @@ describe('when the runner dies', () => {
   });
 
   it('a recorded worker whose group number now belongs to processes of someone else (the pid counter wrapped) is never signalled', async () => {
-    const spool = makeSpool({ concurrency: 1 });
-    const published = spawnSync(process.execPath, [path.join(ROOT, 'test/helpers/publish-pending.mjs'), '1', '/dev/null', spool.work], {
-      env: spool.env, encoding: 'utf8',
-    });
-    const [id] = JSON.parse(published.stdout) as string[];
-    const paths = spoolPaths(spool.home);
-    const dead = { pid: spawnSync('true').pid, start_time: 'boot:0', host: os.hostname() };
-    expect(claimJob(paths, id!, 1, { role: 'supervisor', ...dead, epoch: null, at: new Date().toISOString() })).toBe(true);
-    applyTransition(paths, id!, { name: 'start', attempt: 1, epoch: null, supervisor: dead });
+    const { spool, id, paths } = runningUnderDeadSupervisor();
     // someone else's process group, led by a pid the job recorded long ago for its worker
     const stranger = spawn('sh', ['-c', 'sleep 300 & exec sleep 300'], { detached: true, stdio: 'ignore' });
     stranger.unref();
@@ -153,9 +152,9 @@ describe('when the runner dies', () => {
       const found = spawnSync('pgrep', ['-g', String(stranger.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
       return found.length === 2 ? found.map(Number) : undefined;
     }, 5000, 'the stranger group to start');
-    applyTransition(paths, id!, { name: 'record_worker', worker: { pid: stranger.pid!, pgid: stranger.pid!, argv: ['sleep', '300'], start_time: 'boot:0' } });
+    applyTransition(paths, id, { name: 'record_worker', worker: { pid: stranger.pid!, pgid: stranger.pid!, argv: ['sleep', '300'], start_time: 'boot:0' } });
     try {
-      expect(await waitJob(spool, id!)).toMatchObject({ status: 'error', error: { code: 'runner_lost' } });
+      expect(await waitJob(spool, id)).toMatchObject({ status: 'error', error: { code: 'runner_lost' } });
       for (const pid of members) expect(pidAlive(pid), `pid ${pid} of the stranger group`).toBe(true);
     } finally {
       for (const pid of members) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
