@@ -23,7 +23,8 @@ export interface Requirements {
  * runner never claims a job it cannot run. `isolated-remote`: an isolated job whose snapshot is
  * on a git remote, run from this host's cache of it.
  */
-export const RUNNER_FEATURES: readonly string[] = ['isolated-remote'];
+export const ISOLATED_REMOTE = 'isolated-remote';
+export const RUNNER_FEATURES: readonly string[] = [ISOLATED_REMOTE];
 
 /** A runner as the queue sees it (one row of `agent_async.runners` plus its load). */
 export interface RunnerView {
@@ -82,7 +83,7 @@ export function requirementsFor(job: { agent: string; submittedHost: string; iso
     agent: job.agent,
     host: host ?? (job.isolated ? null : job.submittedHost),
     labels: validateLabels(job.labels),
-    features: job.fromRemote ? ['isolated-remote'] : [],
+    features: job.fromRemote ? [ISOLATED_REMOTE] : [],
   };
 }
 

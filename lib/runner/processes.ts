@@ -214,12 +214,6 @@ function procPids(): number[] {
 }
 
 /**
- * The process groups a job's worker started, found without knowing the worker's pid (its
- * supervisor may have died before recording it): the living group leaders whose environment
- * holds `AGENT_ASYNC_JOB_ID=<jobId>`. The worker leads its own group, and so does a descendant
- * that escaped it with setsid. Linux only (/proc/<pid>/environ); elsewhere none are found.
- */
-/**
  * Whether the process group a job recorded for its worker is still that worker's, so that it
  * may be signalled: its leader is the same process (same start time), or a member carries the
  * job id in its environment (a group lives as long as one member does, and its number is not
@@ -235,6 +229,12 @@ export function workerGroupIsJobs(worker: { pid: number; pgid: number; start_tim
   return members.some((pid) => pid !== process.pid && environHolds(pid, entry));
 }
 
+/**
+ * The process groups a job's worker started, found without knowing the worker's pid (its
+ * supervisor may have died before recording it): the living group leaders whose environment
+ * holds `AGENT_ASYNC_JOB_ID=<jobId>`. The worker leads its own group, and so does a descendant
+ * that escaped it with setsid. Linux only (/proc/<pid>/environ); elsewhere none are found.
+ */
 export function jobGroupLeaders(jobId: string): number[] {
   if (!HAS_PROC) return [];
   const entry = jobEnvironEntry(jobId);
