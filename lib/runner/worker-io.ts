@@ -1,7 +1,9 @@
 import fs from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { openRegularFile } from '../spool/fsx.js';
 import type { JobError } from '../spool/state.js';
+import { PIPE_READ_BYTES, readPipe, type PipeReading } from './worker/pipe.js';
 
 /**
  * Moving the worker's output to `output.log` (the worker's bytes only), agent-async's own notes
@@ -19,17 +21,11 @@ export function checkCwd(cwd: string): JobError | null {
   return null;
 }
 
-const MAX_LINE_BUFFER = 64 * 1024;
+/** Most bytes of an unfinished line held back from output.log; at least one read of a pipe (see accept). */
+const MAX_LINE_BUFFER = PIPE_READ_BYTES;
 const PARTIAL_FLUSH_MS = 200;
 /** Longest line handed to a stream parser: a longer one is no event anyone can use, and is dropped. */
 export const PARSE_LINE_MAX = 4 * 1024 * 1024;
-/**
- * Pipe output read between two minor garbage collections. Each read of a pipe is a fresh 64 KiB
- * buffer whose small wrapper hardly fills V8's young generation, so dead buffers piled up to
- * ~35 MB while 200 MB went through; a minor collection every 2 MiB keeps them to a few MB. The
- * supervisor runs with --expose-gc for it (supervisor-pool.ts); elsewhere this does nothing.
- */
-const COLLECT_EVERY_BYTES = 2 * 1024 * 1024;
 
 /**
  * Opens `output.log` for appending (made, mode 0600, when missing) without ever blocking on or
@@ -44,6 +40,7 @@ export function openOutputLog(file: string): number {
  * Splits a byte stream into lines without holding more than `maxLine` bytes of an unfinished
  * one: a line's pieces are kept as they came (no text rebuilt per chunk, which made a long line
  * cost its length squared), and a line over the cap is dropped whole however long it grows.
+ * The chunks pushed may be views of a buffer the caller reuses: what is kept is copied.
  */
 export class LineSplitter {
   private pieces: Buffer[] = [];
@@ -57,8 +54,7 @@ export class LineSplitter {
   push(chunk: Buffer): void {
     let start = 0;
     for (let newline = chunk.indexOf(0x0a); newline !== -1; newline = chunk.indexOf(0x0a, start)) {
-      this.keep(chunk.subarray(start, newline));
-      this.emit();
+      this.endLine(chunk.subarray(start, newline));
       start = newline + 1;
     }
     if (start < chunk.length) this.keep(chunk.subarray(start));
@@ -66,31 +62,35 @@ export class LineSplitter {
 
   /** Hands on the unfinished last line, if any. */
   end(): void {
-    if (this.held > 0 || this.overlong) this.emit();
+    if (this.held > 0 || this.overlong) this.endLine(Buffer.alloc(0));
   }
 
   private keep(part: Buffer): void {
-    if (this.overlong || part.length === 0) return;
-    if (this.held + part.length > this.maxLine) {
-      this.overlong = true;
-      this.pieces = [];
-      this.held = 0;
-      // the pieces let go of (up to maxLine) lived long enough to be promoted: only a full
-      // collection frees their buffers soon (a supervisor has --expose-gc; elsewhere nothing)
-      globalThis.gc?.();
-      return;
-    }
-    this.pieces.push(part);
+    if (!this.fits(part)) return;
+    this.pieces.push(Buffer.from(part));
     this.held += part.length;
   }
 
-  private emit(): void {
-    if (this.overlong) {
+  /** Whether the line still fits with `part`; when it first does not, lets go of what it held. */
+  private fits(part: Buffer): boolean {
+    if (this.overlong) return false;
+    if (this.held + part.length <= this.maxLine) return true;
+    this.overlong = true;
+    this.pieces = [];
+    this.held = 0;
+    // the pieces let go of (up to maxLine) lived long enough to be promoted: only a full
+    // collection frees their buffers soon (a supervisor has --expose-gc; elsewhere nothing)
+    globalThis.gc?.();
+    return false;
+  }
+
+  private endLine(last: Buffer): void {
+    if (!this.fits(last)) {
       this.overlong = false;
       this.dropped += 1;
       return;
     }
-    const line = this.pieces.length === 1 ? this.pieces[0]!.toString('utf8') : Buffer.concat(this.pieces, this.held).toString('utf8');
+    const line = this.held === 0 ? last.toString('utf8') : Buffer.concat([...this.pieces, last], this.held + last.length).toString('utf8');
     this.pieces = [];
     this.held = 0;
     this.onLine(line);
@@ -148,20 +148,44 @@ class LogWriter {
   }
 }
 
+type StreamName = 'stdout' | 'stderr';
+
+/** The unfinished last line of a stream, held back from output.log in a buffer of its own (a pipe's read buffer is reused). */
+class HeldLine {
+  private readonly buffer = Buffer.alloc(MAX_LINE_BUFFER);
+  length = 0;
+
+  add(part: Buffer): void {
+    this.length += part.copy(this.buffer, this.length);
+  }
+
+  /** Empties it; the bytes it returns are valid until the next `add`. */
+  take(): Buffer {
+    const held = this.buffer.subarray(0, this.length);
+    this.length = 0;
+    return held;
+  }
+}
+
+interface StreamOutput {
+  held: HeldLine;
+  splitter: LineSplitter | undefined;
+}
+
 /**
  * Appends the worker's stdout and stderr to `output.log` line by line (so the two streams
  * never split each other's lines), never holding more than one partial line per stream.
- * Complete lines of both streams also go to `onLine` (agent stream parsers).
+ * Complete lines of both streams also go to `onLine` (agent stream parsers). A read costs no
+ * allocation: each pipe is read into one reused buffer (readPipe), only held bytes are copied.
  */
 export class OutputSink {
   private readonly log: LogWriter;
-  private readonly partial = new Map<Readable, Buffer>();
+  private readonly streams: StreamOutput[] = [];
+  private readonly pipes: PipeReading[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
-  private readonly splitters = new Map<Readable, LineSplitter>();
-  private readSinceCollect = 0;
   lastOutputAt = Date.now();
 
-  constructor(fd: number, private readonly notes: JobNotes, private readonly onLine?: (line: string, stream: 'stdout' | 'stderr') => void) {
+  constructor(fd: number, private readonly notes: JobNotes, private readonly onLine?: (line: string, stream: StreamName) => void) {
     this.log = new LogWriter(fd);
   }
 
@@ -174,76 +198,75 @@ export class OutputSink {
     return { bytes: this.log.lostBytes, error: this.log.lastError };
   }
 
-  attach(stream: Readable, isStdout: boolean): Promise<void> {
-    if (this.onLine) {
-      const name = isStdout ? 'stdout' : 'stderr';
-      this.splitters.set(stream, new LineSplitter((line) => {
-        if (line.trim() !== '') this.onLine?.(line, name);
-      }));
-    }
-    return new Promise((resolve) => {
-      stream.on('data', (chunk: Buffer) => this.accept(stream, chunk));
-      const end = (): void => {
-        this.flushPartial(stream);
-        resolve();
-      };
-      stream.once('end', end);
-      stream.once('error', end);
-      stream.once('close', end);
+  /** Reads the worker's stdout and stderr; call it right after the spawn (see readPipe). Resolves once both have ended. */
+  async attach(child: ChildProcess): Promise<void> {
+    await Promise.all([this.read(child.stdout, 'stdout'), this.read(child.stderr, 'stderr')]);
+  }
+
+  private async read(stream: Readable | null, name: StreamName): Promise<void> {
+    const output: StreamOutput = { held: new HeldLine(), splitter: this.splitter(name) };
+    this.streams.push(output);
+    const pipe = readPipe(stream, (chunk) => this.accept(output, chunk));
+    this.pipes.push(pipe);
+    await pipe.done;
+    this.flushHeld(output);
+  }
+
+  private splitter(name: StreamName): LineSplitter | undefined {
+    const onLine = this.onLine;
+    if (!onLine) return undefined;
+    return new LineSplitter((line) => {
+      if (line.trim() !== '') onLine(line, name);
     });
   }
 
-  private accept(stream: Readable, chunk: Buffer): void {
+  private accept(output: StreamOutput, chunk: Buffer): void {
     this.lastOutputAt = Date.now();
-    this.readSinceCollect += chunk.length;
-    if (this.readSinceCollect >= COLLECT_EVERY_BYTES) {
-      this.readSinceCollect = 0;
-      globalThis.gc?.({ type: 'minor' });
-    }
-    this.splitters.get(stream)?.push(chunk);
-    const pending = this.partial.get(stream);
+    output.splitter?.push(chunk);
+    const { held } = output;
     const lastNewline = chunk.lastIndexOf(0x0a);
-    if (lastNewline === -1 && (pending?.length ?? 0) + chunk.length < MAX_LINE_BUFFER) {
-      this.partial.set(stream, pending ? Buffer.concat([pending, chunk]) : chunk);
+    if (lastNewline === -1 && held.length + chunk.length < MAX_LINE_BUFFER) {
+      held.add(chunk);
       this.scheduleFlush();
       return;
     }
     // Written without joining the held part and the chunk first (a long line would copy
     // every chunk once more); both writes happen in this one call, so no line of the other
     // stream can come between them.
-    if (pending) this.log.write(pending);
+    if (held.length > 0) this.log.write(held.take());
     const cut = lastNewline === -1 ? chunk.length : lastNewline + 1;
     this.log.write(chunk.subarray(0, cut));
+    // what is left is shorter than one read, so it fits
     if (cut < chunk.length) {
-      this.partial.set(stream, chunk.subarray(cut));
+      held.add(chunk.subarray(cut));
       this.scheduleFlush();
-    } else {
-      this.partial.delete(stream);
     }
   }
 
   private scheduleFlush(): void {
     this.flushTimer ??= setTimeout(() => {
       this.flushTimer = undefined;
-      for (const stream of [...this.partial.keys()]) this.flushPartial(stream);
+      for (const output of this.streams) this.flushHeld(output);
     }, PARTIAL_FLUSH_MS);
   }
 
-  private flushPartial(stream: Readable): void {
-    const pending = this.partial.get(stream);
-    if (!pending) return;
-    this.partial.delete(stream);
-    this.log.write(pending);
+  private flushHeld(output: StreamOutput): void {
+    if (output.held.length > 0) this.log.write(output.held.take());
   }
 
-  /** Flushes what is held, hands the parser the last unfinished lines, and closes the log. */
+  /**
+   * Stops reading the pipes (a grandchild may still hold them open), flushes what is held,
+   * hands the parser the last unfinished lines, and closes the log.
+   */
   close(): void {
+    for (const pipe of this.pipes) pipe.close();
     clearTimeout(this.flushTimer);
-    for (const stream of [...this.partial.keys()]) this.flushPartial(stream);
-    for (const splitter of this.splitters.values()) splitter.end();
-    const dropped = [...this.splitters.values()].reduce((sum, splitter) => sum + splitter.dropped, 0);
+    for (const output of this.streams) this.flushHeld(output);
+    const splitters = this.streams.flatMap((output) => (output.splitter ? [output.splitter] : []));
+    for (const splitter of splitters) splitter.end();
+    const dropped = splitters.reduce((sum, splitter) => sum + splitter.dropped, 0);
     if (dropped > 0) this.notes.note(`${dropped} line(s) longer than ${PARSE_LINE_MAX} bytes were kept in output.log but not parsed`);
-    this.splitters.clear();
+    this.streams.length = 0;
     this.log.reportLoss(this.notes);
     closeQuietly(this.log.fd);
   }

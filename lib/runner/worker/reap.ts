@@ -42,11 +42,9 @@ export async function stopLeftovers(
   return stopped.flat();
 }
 
-/** Waits for the output pipes to close (a grandchild may hold them), at most OUTPUT_DRAIN_MS, then closes them. */
-export async function drainOutput(child: ChildProcess, outputDone: Promise<unknown>): Promise<void> {
+/** Waits for the output pipes to close (a grandchild may hold them), at most OUTPUT_DRAIN_MS; closing the sink closes them. */
+export async function drainOutput(outputDone: Promise<unknown>): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([outputDone, new Promise((resolve) => (timer = setTimeout(resolve, OUTPUT_DRAIN_MS)))]);
   clearTimeout(timer);
-  child.stdout?.destroy();
-  child.stderr?.destroy();
 }

@@ -76,10 +76,9 @@ export async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
     sink.close();
     return { exit: spawned.exit, unrecordedWorker: undefined, outputLoss: null };
   }
-  const { child, worker } = spawned;
+  const { child, worker, outputDone } = spawned;
   traceStep('spawned', id);
   const exited = exitOf(child);
-  const outputDone = sink instanceof OutputSink ? Promise.all([sink.attach(child.stdout!, true), sink.attach(child.stderr!, false)]) : Promise.resolve();
 
   let recorded = false;
   const recordWorker = (): void => {
@@ -130,7 +129,7 @@ export async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
     if (elsewhere.length > 0) run.log(`job ${id}: stopping ${elsewhere.length} process(es) its worker left: ${elsewhere.join(', ')}`);
   }));
   run.onExited();
-  await drainOutput(child, outputDone);
+  await drainOutput(outputDone);
   traceStep('reaped', id);
   const outputLoss = lossNote(sink);
   sink.close();

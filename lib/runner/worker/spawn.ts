@@ -4,7 +4,7 @@ import { errnoCode } from '../../errors.js';
 import type { WorkerInfo } from '../../spool/state.js';
 import type { ExitRecord } from '../../spool/store.js';
 import { processStartTime } from '../processes.js';
-import { DirectOutput, type OutputSink } from '../worker-io.js';
+import { DirectOutput, OutputSink } from '../worker-io.js';
 
 /** Starting a worker: no shell, its own process group, its output to the sink. */
 
@@ -18,7 +18,10 @@ export interface SpawnSpec {
   sink: OutputSink | DirectOutput;
 }
 
-export type Spawned = { kind: 'started'; child: ChildProcess; worker: WorkerInfo } | { kind: 'failed'; exit: ExitRecord };
+export type Spawned =
+  /** outputDone: the worker's output pipes have ended (at once when it writes to output.log itself). */
+  | { kind: 'started'; child: ChildProcess; worker: WorkerInfo; outputDone: Promise<void> }
+  | { kind: 'failed'; exit: ExitRecord };
 
 const SPAWN_ERRORS: Record<string, string> = {
   E2BIG: 'the argument list is too long for the system (E2BIG)',
@@ -59,6 +62,8 @@ export async function spawnWorker(spec: SpawnSpec, startedAt: string): Promise<S
   } catch (error) {
     return { kind: 'failed', exit: spawnFailure(spec, startedAt, error) };
   }
+  // before the event loop reads the pipes (OutputSink.attach)
+  const outputDone = sink instanceof OutputSink ? sink.attach(child) : Promise.resolve();
   const spawnError = await new Promise<Error | null>((resolve) => {
     child.once('spawn', () => resolve(null));
     child.once('error', (error) => resolve(error));
@@ -69,5 +74,5 @@ export async function spawnWorker(spec: SpawnSpec, startedAt: string): Promise<S
     child.stdin.end(invocation.stdin ?? '');
   }
   const pid = child.pid;
-  return { kind: 'started', child, worker: { pid, pgid: pid, argv: invocation.argv, start_time: processStartTime(pid) } };
+  return { kind: 'started', child, worker: { pid, pgid: pid, argv: invocation.argv, start_time: processStartTime(pid) }, outputDone };
 }
