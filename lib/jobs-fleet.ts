@@ -59,16 +59,21 @@ export function queueOf(ctx: JobsContext): Promise<FleetQueue> {
   return queue;
 }
 
-async function closeQueue(queue: Promise<FleetQueue>): Promise<void> {
+/** Closes a queue; resolves to how many of its connections were cut (the server did not hang up in time). */
+async function closeQueue(queue: Promise<FleetQueue>): Promise<number> {
   const ctx = opened.get(queue);
   if (ctx && sessions.get(ctx)?.queue === queue) sessions.delete(ctx);
   opened.delete(queue);
-  await queue.then((open) => open.close(), () => undefined);
+  return queue.then((open) => open.close(), () => 0);
 }
 
-/** Closes every queue this process opened (a CLI command's end: the pool would keep it alive). */
-export async function closeQueues(): Promise<void> {
-  await Promise.all([...opened.keys()].map(closeQueue));
+/**
+ * Closes every queue this process opened (a CLI command's end: the pool would keep it alive);
+ * resolves to how many connections were cut because the server did not hang up in time.
+ */
+export async function closeQueues(): Promise<number> {
+  const cut = await Promise.all([...opened.keys()].map(closeQueue));
+  return cut.reduce((sum, n) => sum + n, 0);
 }
 
 // ── views: what synchronous answers read ─────────────────────────────────────────────────

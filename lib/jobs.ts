@@ -89,9 +89,12 @@ async function fleet(): Promise<typeof FleetStore> {
   return fleetStore;
 }
 
-/** Closes the queue connections this process opened (a CLI command's end); nothing outside fleet mode. */
-export async function closeStores(): Promise<void> {
-  await fleetStore?.closeQueues();
+/**
+ * Closes the queue connections this process opened (a CLI command's end); nothing outside
+ * fleet mode. Resolves to how many were cut because the server did not hang up in time.
+ */
+export async function closeStores(): Promise<number> {
+  return (await fleetStore?.closeQueues()) ?? 0;
 }
 
 /** Reads a job named from outside in either store: validates the id, and says clearly when it is unknown. */

@@ -11,7 +11,8 @@ import { loadJobs } from '../lib/mcp/lazy-jobs.js';
 import { outcome, supervisorOf } from './helpers/fleet-fixtures.mjs';
 import { call, connect, errorText, ok } from './helpers/mcp.js';
 import { need, useTestCluster } from './helpers/pg-cluster.js';
-import { cleanupSpools, cli, makeSpool, type TestSpool } from './helpers/spool.js';
+import { relayPgpass, startRelay } from './helpers/pg-relay.js';
+import { cleanupSpools, cli, cliAsync, makeSpool, type TestSpool } from './helpers/spool.js';
 
 /**
  * lib/jobs.ts in fleet mode, against a real throwaway PostgreSQL: submit, get, list, wait,
@@ -294,6 +295,22 @@ describe.skipIf(!pg.cluster)(`the CLI and the MCP server in fleet mode ${pg.skip
     const waited = cli(spool, ['wait', id, '--timeout', '0']);
     expect(waited.code).toBe(124);
     expect(waited.stderr).toContain(`job ${id} is pending: no runner has ever registered as host "nowhere"`);
+  });
+
+  it('a command whose queue stops answering at its goodbye still ends, and says so', async () => {
+    const cluster = need(pg);
+    const database = await cluster.createDatabase('goodbye');
+    queues.push(await FleetQueue.open(cluster.url(database))); // the schema, applied directly
+    const relay = await startRelay(cluster.port, 'ignore-goodbye');
+    try {
+      const spool = makeSpool({ queue_url: `postgres://${cluster.role}@127.0.0.1:${relay.port}/${database}`, host_name: 'host-a' });
+      spool.env.PGPASSFILE = relayPgpass(path.join(spool.work, 'pgpass'), relay.port, cluster.role, cluster.password);
+      const listed = await cliAsync(spool, ['ls'], { timeoutMs: 60_000 });
+      expect(listed).toMatchObject({ code: 0, stdout: 'no jobs\n' });
+      expect(listed.stderr).toMatch(/^agent-async: the queue's server \(queue_url\) did not hang up (a connection|\d+ connections) after this command said goodbye; cut after a short wait \(is PostgreSQL paused or cut off\?\)\n$/);
+    } finally {
+      await relay.close();
+    }
   });
 
   it('the MCP tools answer from the queue with the same keys as from the spool', async () => {

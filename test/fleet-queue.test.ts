@@ -11,6 +11,7 @@ import {
 import { QUEUE_SCHEMA_VERSION } from '../lib/fleet/schema.js';
 import { newSubmission, outcome, supervisorOf } from './helpers/fleet-fixtures.mjs';
 import { need, useTestCluster } from './helpers/pg-cluster.js';
+import { startRelay } from './helpers/pg-relay.js';
 
 const pg = await useTestCluster();
 
@@ -74,6 +75,15 @@ async function untilExpired(queue: FleetQueue, host: string): Promise<void> {
     if (view && view.leaseRemainingMs < 0) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** Whether `promise` settles within `ms`: a hang detector (a close that never returns), not a timing. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const settled = await Promise.race([promise.then(() => true, () => true), late]);
+  clearTimeout(timer);
+  return settled;
 }
 
 beforeAll(() => {
@@ -362,6 +372,24 @@ describe.skipIf(!pg.cluster)(`fleet queue on a real PostgreSQL ${pg.skip ?? ''}`
     expect(['notify', 'initial']).toContain(result.wokeBy);
     const timedOut = await awaitAnyEnded(waiter, ['z'.repeat(23)], { timeoutMs: 0, pollMs: 1000 });
     expect(timedOut.settled[0]).toMatchObject({ kind: 'missing' });
+  });
+
+  it('closes a listener whose LISTEN is still in flight: the close ends that connection too, and returns', async () => {
+    const cluster = need(pg);
+    const database = await cluster.createDatabase('listen');
+    const relay = await startRelay(cluster.port, 'hold-listen');
+    try {
+      const url = cluster.url(database, { password: true }).replace(`:${cluster.port}/`, `:${relay.port}/`);
+      const queue = await FleetQueue.open(url, { role: 'test' });
+      void queue.listener().armed(60_000);
+      await relay.listenHeld; // connected, its first LISTEN sent and not yet answered
+      const closing = queue.close();
+      relay.release(); // the server answers it now: a listener that went on would wait for ever
+      expect(await settlesWithin(closing, 20_000)).toBe(true);
+      expect(queue.listener().listening).toBe(false);
+    } finally {
+      await relay.close();
+    }
   });
 
   it('stores the files a holder writes, fenced', async () => {

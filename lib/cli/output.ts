@@ -44,8 +44,17 @@ export function action<A extends Common>(body: (args: A) => Promise<number | voi
       process.stderr.write(`agent-async: internal error: ${(error as Error).stack ?? String(error)}\n`);
       process.exitCode = EXIT.internal;
     } finally {
-      await jobs.closeStores(); // fleet mode: the queue's pool would keep the command alive
+      await closeQueueConnections();
     }
   };
+}
+
+/** Fleet mode: the queue's pool would keep the command alive. */
+async function closeQueueConnections(): Promise<void> {
+  const cut = await jobs.closeStores();
+  if (cut > 0) {
+    const what = cut === 1 ? 'a connection' : `${cut} connections`;
+    process.stderr.write(`agent-async: the queue's server (queue_url) did not hang up ${what} after this command said goodbye; cut after a short wait (is PostgreSQL paused or cut off?)\n`);
+  }
 }
 

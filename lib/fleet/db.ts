@@ -27,6 +27,8 @@ export interface QueueOptions {
 
 export const DEFAULT_TIMEOUTS = {
   connectMs: 5_000,
+  /** A goodbye (Terminate) waits this long for the server to hang up, then the socket is cut. */
+  goodbyeMs: 5_000,
   queryMs: 30_000,
   statementMs: 20_000,
   lockMs: 10_000,
@@ -42,6 +44,10 @@ export class FleetDb implements Sql {
   readonly pool: pg.Pool;
   private passwordSource = 'nowhere (no password in the URL, PGPASSWORD, PGPASSFILE or ~/.pgpass)';
   private closed = false;
+  /** Every connection made and not yet ended (pooled and dedicated), with its end. */
+  private readonly live = new Map<pg.Client, Promise<void>>();
+  /** The pool's among them. */
+  private readonly pooled = new Set<pg.Client>();
 
   private constructor(
     readonly target: QueueTarget,
@@ -65,6 +71,41 @@ export class FleetDb implements Sql {
       idleTimeoutMillis: 30_000,
     });
     this.pool.on('error', (error) => this.log(`idle queue connection failed: ${error.message}`));
+    this.pool.on('connect', (client) => {
+      this.pooled.add(client);
+      this.track(client);
+    });
+  }
+
+  private track(client: pg.Client): void {
+    this.live.set(client, new Promise((resolve) => client.once('end', () => {
+      this.live.delete(client);
+      this.pooled.delete(client);
+      resolve();
+    })));
+  }
+
+  /**
+   * Waits for connections to end (after their goodbye), up to DEFAULT_TIMEOUTS.goodbyeMs, and
+   * cuts the sockets of those still open then: a server that stopped answering (paused, cut
+   * off) never hangs up, and the goodbye of node-postgres waits for that. Returns how many it cut.
+   */
+  private async cutLate(clients: readonly pg.Client[]): Promise<number> {
+    const ends = clients.flatMap((client) => this.live.get(client) ?? []);
+    if (ends.length === 0) return 0;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, DEFAULT_TIMEOUTS.goodbyeMs)));
+    await Promise.race([Promise.all(ends), late]);
+    clearTimeout(timer);
+    const stuck = clients.filter((client) => this.live.has(client));
+    for (const client of stuck) client.connection.stream.destroy();
+    return stuck.length;
+  }
+
+  /** Ends a dedicated connection (connectClient's), cut if the server does not hang up in time; true when cut. */
+  async end(client: pg.Client): Promise<boolean> {
+    void client.end().catch(() => undefined);
+    return (await this.cutLate([client])) > 0;
   }
 
   /** Parses the URL (throws QueueError `queue_url_invalid`); connects lazily, on the first query. */
@@ -183,6 +224,7 @@ export class FleetDb implements Sql {
     client.on('error', (error) => this.log(`${role} connection failed: ${error.message}`));
     try {
       await client.connect();
+      this.track(client);
       return client;
     } catch (error) {
       await client.end().catch(() => undefined);
@@ -203,9 +245,15 @@ export class FleetDb implements Sql {
     return this.closed;
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /**
+   * Ends the pool's connections (the pool's own end does not wait for their goodbyes), cut
+   * if the server does not hang up in time; resolves to how many were cut.
+   */
+  async close(): Promise<number> {
+    if (this.closed) return 0;
     this.closed = true;
+    const pooled = [...this.pooled];
     await this.pool.end().catch(() => undefined);
+    return this.cutLate(pooled);
   }
 }

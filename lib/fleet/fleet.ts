@@ -41,8 +41,9 @@ export class FleetQueue {
     return this.sharedListener;
   }
 
-  async close(): Promise<void> {
-    await this.sharedListener?.close();
-    await this.db.close();
+  /** Closes the listener and the pool; resolves to how many connections were cut (the server did not hang up in time). */
+  async close(): Promise<number> {
+    const listenerCut = (await this.sharedListener?.close()) ?? 0;
+    return listenerCut + (await this.db.close());
   }
 }

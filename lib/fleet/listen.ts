@@ -19,7 +19,10 @@ export interface ListenerOptions {
 }
 
 export class QueueListener {
+  /** The connection once its LISTENs are in place. */
   private client: pg.Client | undefined;
+  /** The connection from the moment it is made, LISTENs in flight or not: what close ends. */
+  private connection: pg.Client | undefined;
   private closed = false;
   private running: Promise<void> | undefined;
   private readonly handlers = new Set<NotificationHandler>();
@@ -74,12 +77,14 @@ export class QueueListener {
 
   private async listenOnce(): Promise<void> {
     const client = await this.db.connectClient('listen', { statement_timeout: 0, query_timeout: 10_000 });
+    this.connection = client;
     const ended = new Promise<void>((resolve) => {
       client.once('end', resolve);
       client.once('error', () => resolve());
     });
     let ping: NodeJS.Timeout | undefined;
     try {
+      // closed while connecting; a close from here on ends the connection itself (and any LISTEN in flight)
       if (this.closed) return;
       client.on('notification', (message) => this.dispatch(message));
       for (const channel of this.channels) await client.query(`LISTEN ${channel}`);
@@ -88,13 +93,14 @@ export class QueueListener {
       for (const ready of this.readyWaiters.splice(0)) ready();
       for (const resync of [...this.resyncHandlers]) resync();
       ping = setInterval(() => {
-        client.query('SELECT 1').catch(() => void client.end().catch(() => undefined));
+        client.query('SELECT 1').catch(() => void this.db.end(client));
       }, this.options.pingMs ?? 15_000);
       await ended;
     } finally {
       clearInterval(ping);
       this.client = undefined;
-      await client.end().catch(() => undefined);
+      this.connection = undefined;
+      await this.db.end(client);
     }
   }
 
@@ -127,11 +133,15 @@ export class QueueListener {
     });
   }
 
-  async close(): Promise<void> {
+  /** Stops listening and ends the connection; resolves to 1 when the server did not hang up in time and it was cut. */
+  async close(): Promise<number> {
     this.closed = true;
     this.cutPause?.();
     for (const ready of this.readyWaiters.splice(0)) ready();
-    await this.client?.end().catch(() => undefined);
+    // not only `client`: a connection still sending its LISTENs would otherwise go on to wait
+    // for an end nobody asks for, and this close (and the process) with it
+    const cut = this.connection ? await this.db.end(this.connection) : false;
     await this.running;
+    return cut ? 1 : 0;
   }
 }

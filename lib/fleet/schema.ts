@@ -369,7 +369,7 @@ async function migrateOnce(db: FleetDb, appliedBy: string): Promise<SchemaReport
     await client.query('ROLLBACK').catch(() => undefined);
     throw db.wrap(error);
   } finally {
-    await client.end().catch(() => undefined);
+    await db.end(client);
   }
 }
 

@@ -34,7 +34,14 @@ interface WatchEnd<T> {
   wokeBy: WakeReason;
 }
 
+/** A wait that cannot wait (no time left, or aborted already): one read, no LISTEN connection. */
+async function readOnce<T>(watch: Watch<T>, options: FleetWaitOptions): Promise<WatchEnd<T>> {
+  const value = await watch.check(); // unguarded, as every first read
+  return { value, wokeBy: value !== undefined ? 'initial' : options.timeoutMs <= 0 ? 'timeout' : 'abort' };
+}
+
 async function watchUntil<T>(queue: FleetQueue, watch: Watch<T>, options: FleetWaitOptions): Promise<WatchEnd<T>> {
+  if (options.timeoutMs <= 0 || options.signal?.aborted) return readOnce(watch, options);
   const listener = queue.listener();
   await listener.armed(Math.max(0, Math.min(options.timeoutMs, options.armTimeoutMs ?? 5_000)));
   let finished = false;
@@ -81,7 +88,7 @@ async function watchUntil<T>(queue: FleetQueue, watch: Watch<T>, options: FleetW
   } finally {
     reading = false;
   }
-  const early = first !== undefined ? 'initial' : options.timeoutMs <= 0 ? 'timeout' : options.signal?.aborted ? 'abort' : undefined;
+  const early = first !== undefined ? 'initial' : options.signal?.aborted ? 'abort' : undefined;
   if (early) {
     unsubscribe();
     return { value: first, wokeBy: early };

@@ -60,25 +60,51 @@ export interface CliResult {
   stderr: string;
 }
 
+/** How long `cli` lets a command run before it kills it and fails with what it printed so far. */
+const CLI_TIMEOUT_MS = 120_000;
+
 export function cli(spool: TestSpool, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): CliResult {
   const result = spawnSync(process.execPath, [CLI, ...args], {
     cwd: options.cwd ?? spool.work,
     env: { ...spool.env, ...options.env },
     encoding: 'utf8',
     input: options.input,
-    timeout: 120_000,
+    timeout: CLI_TIMEOUT_MS,
   });
-  return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+  if (result.error || result.status === null) throw cliDidNotEnd(args, result, CLI_TIMEOUT_MS);
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-export function cliAsync(spool: TestSpool, args: string[], options: { cwd?: string } = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
+/** A command that hung (or died of a signal), with what it had printed: where it was stuck. */
+function cliDidNotEnd(args: string[], result: { error?: NodeJS.ErrnoException; signal: NodeJS.Signals | null; stdout: string; stderr: string }, timeoutMs: number): Error {
+  const why = result.error?.code === 'ETIMEDOUT'
+    ? `did not end within ${timeoutMs / 1000} s and was killed`
+    : result.error ? `failed: ${result.error.message}` : `was killed by ${result.signal}`;
+  const shown = (text: string | undefined): string => (text ? text.slice(-4000) : '(nothing)');
+  return new Error(`agent-async ${args.join(' ')} ${why}\n── its stderr so far:\n${shown(result.stderr)}\n── its stdout so far:\n${shown(result.stdout)}`);
+}
+
+/**
+ * `cli` without blocking this process (for a command that needs it meanwhile: a relay, a
+ * server). With `timeoutMs`, a command still running then is killed and the call fails with
+ * what it printed so far.
+ */
+export function cliAsync(spool: TestSpool, args: string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? spool.work, env: spool.env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => {
+      child.kill('SIGKILL');
+      const error = Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' });
+      reject(cliDidNotEnd(args, { error, signal: null, stdout, stderr }, options.timeoutMs!));
+    }, options.timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
   });
 }
 
