@@ -35,6 +35,7 @@ import { selfIdentity } from './runner/processes.js';
 import { cancelPendingJob } from './runner/reconcile.js';
 import { newJobId } from './spool/ids.js';
 import { walkIndex } from './spool/index.js';
+import { deliverDoneReport } from './spool/done-report.js';
 import { gcJobs, type GcReport } from './spool/gc.js';
 import { JOB_FILES, type SpoolPaths } from './spool/layout.js';
 import { changesOf, isTerminal, newJobState, type JobRequest, type JobState } from './spool/state.js';
@@ -44,7 +45,6 @@ import {
   listActive,
   publishJob,
   requestCancel,
-  writeDoneFile,
   type JobSnapshot,
 } from './spool/store.js';
 import { awaitAnySettled, waitForJob } from './spool/watch.js';
@@ -609,12 +609,12 @@ export interface NotifyAnswer {
   message: string;
 }
 
-export function notifyDone(ctx: JobsContext, raw: z.input<typeof notifyInput>): NotifyAnswer {
+export async function notifyDone(ctx: JobsContext, raw: z.input<typeof notifyInput>): Promise<NotifyAnswer> {
   const input = parseInput(notifyInput, raw);
   const state = requireState(ctx, input.job_id);
   const refused = refuseDone(state);
   if (refused) return refused;
-  writeDoneFile(ctx.paths, state.id, input.summary ?? '');
+  await deliverDoneReport(ctx.paths, state, input.summary ?? '');
   return doneAccepted(state);
 }
 

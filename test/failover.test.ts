@@ -179,24 +179,32 @@ describe('when the runner dies', () => {
     cli(spool, ['cancel', id]);
   });
 
-  it('a cancel or a done report that arrives while nobody supervises the job still decides its end', async () => {
-    const spool = makeSpool({ concurrency: 2 });
-    const cwdA = fs.mkdtempSync(path.join(spool.work, 'a'));
-    const cwdB = fs.mkdtempSync(path.join(spool.work, 'b'));
-    const toCancel = await startJob(spool, ['sleep', '300'], ['--cwd', cwdA]);
-    const toFinish = await startJob(spool, ['sleep', '300'], ['--cwd', cwdB]);
+  it('a cancel or a done report that arrives while nobody supervises the job still decides its end; a done hint does not', async () => {
+    const spool = makeSpool({ concurrency: 3 });
+    const sleeper = (name: string): Promise<string> => startJob(spool, ['sleep', '300'], ['--cwd', fs.mkdtempSync(path.join(spool.work, name))]);
+    const [toCancel, toFinish, hinted] = [await sleeper('a'), await sleeper('b'), await sleeper('c')];
     const states = await until(() => {
-      const pair = [jobState(spool, toCancel), jobState(spool, toFinish)];
-      return pair.every((s) => s.worker) ? pair : undefined;
-    }, 10_000, 'both jobs to run');
+      const all = [toCancel, toFinish, hinted].map((id) => jobState(spool, id));
+      return all.every((s) => s.worker) ? all : undefined;
+    }, 10_000, 'the three jobs to run');
     for (const pid of spoolProcesses(spool.home)) {
       if (!states.some((s) => s.worker.pid === pid)) process.kill(pid, 'SIGKILL');
     }
     fs.writeFileSync(path.join(spool.home, 'jobs', toCancel, 'cancel'), '{}');
     fs.writeFileSync(path.join(spool.home, 'jobs', toFinish, 'done'), 'finished by hand\n');
+    // the hint is never flushed, so only a live supervisor may trust it, never a runner finalizing after a crash
+    fs.writeFileSync(path.join(spool.home, 'jobs', hinted, '.done-hint'), 'a hint only\n');
     expect(await waitJob(spool, toCancel)).toMatchObject({ status: 'cancelled' });
     expect(await waitJob(spool, toFinish)).toMatchObject({ status: 'done', notified: { summary: 'finished by hand' } });
+    expect(await waitJob(spool, hinted)).toMatchObject({ status: 'error', error: { code: 'runner_lost' }, notified: null });
     for (const state of states) expect(pidAlive(state.worker.pid)).toBe(false);
+  });
+
+  it('a done hint alone ends a job its supervisor runs, as a `done` file does', async () => {
+    const spool = makeSpool({ done_grace_seconds: 1 });
+    const id = await startJob(spool, ['sh', '-c', 'echo "by the hint" > "$AGENT_ASYNC_JOB_DIR/.done-hint"; sleep 300']);
+    expect(await waitJob(spool, id)).toMatchObject({ status: 'done', notified: { summary: 'by the hint' }, exit_code: null });
+    await until(() => jobState(spool, id).signal === 'SIGTERM', 60_000, 'the worker to be stopped after its grace');
   });
 
   it('a job its done report ended, whose supervisor dies in the worker\'s grace: the worker is stopped and the slot freed', async () => {

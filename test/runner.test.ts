@@ -330,9 +330,27 @@ describe('workers', () => {
     const waiting = cliAsync(spool, ['wait', byCli, '--timeout', '120s', '--json']);
     expect(cli(spool, ['notify-done', byCli, 'told', 'from', 'elsewhere']).code).toBe(0);
     expect(JSON.parse((await waiting).stdout).finished[0]).toMatchObject({ status: 'done', notified: { summary: 'told from elsewhere' }, exit_code: null });
+    // the report went to the supervisor as the done hint first; once answered, it is the durable `done` file
+    expect(fs.readFileSync(path.join(spool.home, 'jobs', byCli, 'done'), 'utf8')).toBe('told from elsewhere');
+    expect(fs.existsSync(path.join(spool.home, 'jobs', byCli, '.done-hint'))).toBe(false);
     expect(pidAlive(second.worker.pid)).toBe(true);
     fs.writeFileSync(gate('cli'), '');
     await until(() => jobState(spool, byCli).exit_code === 0, 60_000, 'the second exit to be added');
+  });
+
+  it('a job that outlives the worker record leaves no temp file in its folder, the terminal write\'s made ahead included', async () => {
+    const spool = makeSpool({ concurrency: 2 });
+    const ended = await startJob(spool, ['sh', '-c', 'sleep 0.3; exit 3']);
+    const cancelled = await startJob(spool, ['sleep', '300'], ['--cwd', fs.mkdtempSync(path.join(spool.work, 'other'))]);
+    await until(() => jobState(spool, cancelled).worker, 60_000, 'the worker to be recorded');
+    expect(cli(spool, ['cancel', cancelled]).code).toBe(0);
+    expect(await waitJob(spool, ended)).toMatchObject({ status: 'error', exit_code: 3 });
+    expect((await waitJob(spool, cancelled)).status).toBe('cancelled');
+    for (const id of [ended, cancelled]) {
+      const folder = path.join(spool.home, 'jobs', id);
+      await until(() => !fs.existsSync(path.join(spool.home, 'active', id)), 60_000, 'the job to leave active/');
+      expect(fs.readdirSync(folder).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+    }
   });
 
   it('a worker still running when its done grace ends is stopped, and its exit added', async () => {

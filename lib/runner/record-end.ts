@@ -13,9 +13,17 @@ import { decideOutcome, type DoneReport, type EndFacts, type JobLimits } from '.
 
 const DONE_SUMMARY_MAX_BYTES = 64 * 1024;
 
-/** The job's `done` report (a regular file only, its first 64 KiB), or null. */
-export function readDoneReport(paths: SpoolPaths, id: string): DoneReport | null {
-  const file = jobFile(paths, id, JOB_FILES.done);
+/**
+ * The job's `done` report (a regular file only, its first 64 KiB), or null. Its live supervisor
+ * (`hint`) also takes the done hint, which nobody flushes and so only a running process may
+ * trust. The hint is read first: its writer makes `done` before removing it.
+ */
+export function readDoneReport(paths: SpoolPaths, id: string, hint: boolean): DoneReport | null {
+  const hinted = hint ? readReportFile(jobFile(paths, id, JOB_FILES.doneHint)) : null;
+  return hinted ?? readReportFile(jobFile(paths, id, JOB_FILES.done));
+}
+
+function readReportFile(file: string): DoneReport | null {
   const summary = readTextCapped(file, DONE_SUMMARY_MAX_BYTES);
   if (summary === undefined) return null;
   const madeAt = fs.lstatSync(file, { throwIfNoEntry: false })?.mtime ?? new Date();
@@ -41,6 +49,8 @@ export interface JobEnd {
   diskNote?: string | null;
   /** An isolated job's work, recorded with its end. */
   changes?: JobChanges | null;
+  /** The job's own supervisor records it: a done hint counts as a report (see readDoneReport). */
+  liveSupervisor?: boolean;
   /** Writes the terminal transition; by default it is applied to the state on disk. */
   commit?: (change: Transition) => JobState;
 }
@@ -86,7 +96,7 @@ function endFacts(paths: SpoolPaths, state: JobState, end: Omit<JobEnd, 'commit'
   return {
     exit,
     cancelRequested: cancelRequested(paths, state.id),
-    done: readDoneReport(paths, state.id),
+    done: readDoneReport(paths, state.id, end.liveSupervisor === true),
     timeoutSeconds: end.limits.timeoutSeconds,
     stallSeconds: end.limits.stallSeconds,
     verdict: adapter && exit ? adapter.judge(parsed ?? emptyParse(), exit.exit_code, exit.signal) : null,

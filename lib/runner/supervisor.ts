@@ -90,7 +90,7 @@ export async function superviseJob(paths: SpoolPaths, message: RunJobMessage, co
     try {
       writer.checkDisk();
       const faults = [...writer.faults, ...auditJobFolder(paths, id)];
-      const change = notifiedEnd(paths, writer.state, { adapter: prepared.adapter, parsed: parser?.result() ?? null, limits, worker, faults });
+      const change = notifiedEnd(paths, writer.state, { adapter: prepared.adapter, parsed: parser?.result() ?? null, limits, worker, faults, liveSupervisor: true });
       if (!change) return;
       writer.apply(change);
       traceStep('notified', id);
@@ -99,39 +99,43 @@ export async function superviseJob(paths: SpoolPaths, message: RunJobMessage, co
       log(`job ${id}: could not record the done report yet: ${(error as Error).message}`);
     }
   };
-  const end = await runWorker({
-    paths,
-    id,
-    attempt: message.attempt,
-    file: prepared.file,
-    invocation: prepared.invocation,
-    cwd: prepared.cwd,
-    env: { ...prepared.env, ...workspaceEnv },
-    startedBefore: isolated && config.worktree.setup !== null,
-    outputFd,
-    onLine: parser ? (line, stream) => parser.line(line, stream) : undefined,
-    onExited: () => reply({ type: 'exited', jobId: id }),
-    onDone: endOnNotify,
-    notes: new JobNotes(jobFile(paths, id, JOB_FILES.notes)),
-    limits,
-    config,
-    writer,
-    log,
-  });
-  // what the worker did to its folder, seen before anything of ours is written into it again
-  const faults = auditFolder(paths, writer);
-  const endFacts = { exit: end.exit, adapter: prepared.adapter, parsed: parser?.result() ?? null, limits, worker: end.unrecordedWorker, faults };
-  const changes = writer.state.status === 'done' ? null : await finishWorkspace(paths, writer.state, log, () => decideEnd(paths, writer.state, endFacts).status === 'done');
-  const ended = writer.state.status === 'done'
-    ? await recordExitAfterNotify(paths, writer, end.exit, log)
-    : await recordEndDurably(paths, id, end.exit, log, (diskNote) => recordEnd(paths, writer.state, {
-      ...endFacts,
-      changes,
-      diskNote: diskNote ?? end.outputLoss ?? lowSpaceNote(paths, end.exit),
-      commit: (change) => writer.apply(change),
-    }, log));
-  traceStep('recorded', id);
-  finished(ended && isTerminal(ended.status) ? ended.status : 'unknown');
+  try {
+    const end = await runWorker({
+      paths,
+      id,
+      attempt: message.attempt,
+      file: prepared.file,
+      invocation: prepared.invocation,
+      cwd: prepared.cwd,
+      env: { ...prepared.env, ...workspaceEnv },
+      startedBefore: isolated && config.worktree.setup !== null,
+      outputFd,
+      onLine: parser ? (line, stream) => parser.line(line, stream) : undefined,
+      onExited: () => reply({ type: 'exited', jobId: id }),
+      onDone: endOnNotify,
+      notes: new JobNotes(jobFile(paths, id, JOB_FILES.notes)),
+      limits,
+      config,
+      writer,
+      log,
+    });
+    // what the worker did to its folder, seen before anything of ours is written into it again
+    const faults = auditFolder(paths, writer);
+    const endFacts = { exit: end.exit, adapter: prepared.adapter, parsed: parser?.result() ?? null, limits, worker: end.unrecordedWorker, faults, liveSupervisor: true };
+    const changes = writer.state.status === 'done' ? null : await finishWorkspace(paths, writer.state, log, () => decideEnd(paths, writer.state, endFacts).status === 'done');
+    const ended = writer.state.status === 'done'
+      ? await recordExitAfterNotify(paths, writer, end.exit, log)
+      : await recordEndDurably(paths, writer, end.exit, log, (diskNote) => recordEnd(paths, writer.state, {
+        ...endFacts,
+        changes,
+        diskNote: diskNote ?? end.outputLoss ?? lowSpaceNote(paths, end.exit),
+        commit: (change) => writer.apply(change),
+      }, log));
+    traceStep('recorded', id);
+    finished(ended && isTerminal(ended.status) ? ended.status : 'unknown');
+  } finally {
+    writer.release();
+  }
 }
 
 /** The job files the worker broke, and a state.json it changed. */
@@ -144,7 +148,7 @@ function auditFolder(paths: SpoolPaths, writer: JobStateWriter): string[] {
 /** A job its done report ended: only its worker's exit is added (exit.json, then `record_exit`). */
 function recordExitAfterNotify(paths: SpoolPaths, writer: JobStateWriter, exit: ExitRecord, log: Log): Promise<JobState | undefined> {
   const change = { name: 'record_exit' as const, exit_code: exit.exit_code, signal: exit.signal };
-  return recordEndDurably(paths, writer.state.id, exit, log, () => applyUnlessMoved(() => writer.apply(change), writer.state.id, log));
+  return recordEndDurably(paths, writer, exit, log, () => applyUnlessMoved(() => writer.apply(change), writer.state.id, log));
 }
 
 /**
@@ -338,16 +342,17 @@ function workerPlace(paths: SpoolPaths, id: string, request: JobRequest, invocat
  */
 async function recordEndDurably(
   paths: SpoolPaths,
-  id: string,
+  writer: JobStateWriter,
   exit: ExitRecord,
   log: Log,
   record: (diskNote: string | null) => JobState | undefined,
 ): Promise<JobState | undefined> {
+  const { id } = writer.state;
   let diskNote: string | null = null;
   for (let delay = SPACE_RETRY_FIRST_MS; ; delay = Math.min(delay * 2, SPACE_RETRY_MAX_MS)) {
     try {
       try {
-        writeExitRecord(paths, id, exit);
+        writeExitRecord(paths, id, exit, writer.takeAhead(JOB_FILES.exit));
         traceStep('exit-written', id);
       } catch (error) {
         // the terminal state holds the same facts: it is the one that must land

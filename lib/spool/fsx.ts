@@ -47,6 +47,105 @@ export interface WriteOptions {
   replaceFolder?: boolean;
   /** Called after the content is written (and synced), just before the rename replaces the target. */
   beforeRename?: () => void;
+  /** The temp file made ahead for this write (`prepareTemp`); consumed, or a new one is made when it is no longer in place. */
+  prepared?: PreparedTemp | null;
+}
+
+/** A temp file made ahead of the write that will use it: its path, open descriptor and inode. */
+export interface PreparedTemp {
+  readonly path: string;
+  readonly fd: number;
+  readonly ino: number;
+}
+
+/**
+ * Makes the temp file of a later write to `target` now. Creating a file (a new inode) is the
+ * slowest step of an atomic write on some filesystems (0.5-1 ms on the bench machine's ext4,
+ * where the rename takes 0.05 ms), so a writer whose next write is awaited makes it while
+ * nothing waits on it.
+ */
+export function prepareTemp(target: string): PreparedTemp {
+  const temp = tempFor(target);
+  const fd = fs.openSync(temp, 'wx', FILE_MODE);
+  return { path: temp, fd, ino: fs.fstatSync(fd).ino };
+}
+
+/**
+ * Makes an empty file at `slot`, a fixed name where another process takes it (`takeSlot`) as
+ * the temp file of its write: a file made ahead for a writer that cannot make its own early.
+ * An existing slot is left as it is.
+ */
+export function prepareSlot(slot: string): void {
+  try {
+    fs.closeSync(fs.openSync(slot, 'wx', FILE_MODE));
+  } catch (error) {
+    if (errnoCode(error) !== 'EEXIST') throw error;
+  }
+}
+
+/**
+ * Takes the file made ahead at `slot` as the temp file of a write to `target`, or null. One
+ * taker wins (the rename); the file is used only when it is a regular file of this user with
+ * no other name (never a link, a pipe or a device, nor a hard link to a file elsewhere, which
+ * the write would change), opened without following a link or blocking.
+ */
+export function takeSlot(slot: string, target: string): PreparedTemp | null {
+  const temp = tempFor(target);
+  try {
+    fs.renameSync(slot, temp);
+  } catch {
+    return null;
+  }
+  try {
+    const seen = fs.lstatSync(temp);
+    if (!ownPlainFile(seen)) throw new NotARegularFile(temp, entryKindOf(seen));
+    const fd = fs.openSync(temp, O_WRONLY | NEVER_BLOCK);
+    const stat = fs.fstatSync(fd);
+    if (ownPlainFile(stat) && stat.ino === seen.ino) return { path: temp, fd, ino: stat.ino };
+    fs.closeSync(fd);
+  } catch {
+    // not usable: the write makes its own
+  }
+  try {
+    fs.unlinkSync(temp); // only this name: never a folder someone made there, nor what a link points to
+  } catch {
+    // left for the sweep
+  }
+  return null;
+}
+
+/** Removes an untaken slot (a regular file only). */
+export function discardSlot(slot: string): void {
+  try {
+    if (fs.lstatSync(slot, { throwIfNoEntry: false })?.isFile()) fs.unlinkSync(slot);
+  } catch {
+    // gone with its folder, or left for the sweep
+  }
+}
+
+function ownPlainFile(stat: fs.Stats): boolean {
+  return stat.isFile() && stat.nlink === 1 && stat.uid === process.getuid?.();
+}
+
+/** Closes and removes a prepared temp file that no write used. */
+export function discardTemp(prepared: PreparedTemp): void {
+  fs.closeSync(prepared.fd);
+  if (stillInPlace(prepared)) removeQuietly(prepared.path);
+}
+
+/** Whether the prepared file is still the one at its path (the folder may be someone else's to change too). */
+function stillInPlace(prepared: PreparedTemp): boolean {
+  return fs.lstatSync(prepared.path, { throwIfNoEntry: false })?.ino === prepared.ino;
+}
+
+function openTemp(target: string, prepared: PreparedTemp | null | undefined): { temp: string; fd: number } {
+  if (prepared && stillInPlace(prepared)) {
+    fs.ftruncateSync(prepared.fd, 0);
+    return { temp: prepared.path, fd: prepared.fd };
+  }
+  if (prepared) fs.closeSync(prepared.fd);
+  const temp = tempFor(target);
+  return { temp, fd: fs.openSync(temp, 'wx', FILE_MODE) };
 }
 
 /**
@@ -55,8 +154,7 @@ export interface WriteOptions {
  * link at `target` is replaced itself (never followed, never opened).
  */
 export function writeFileAtomic(target: string, data: string | Uint8Array, durability: Durability = 'file', options: WriteOptions = {}): void {
-  const temp = tempFor(target);
-  const fd = fs.openSync(temp, 'wx', FILE_MODE);
+  const { temp, fd } = openTemp(target, options.prepared);
   try {
     fs.writeFileSync(fd, data);
     if (durability !== 'none') fs.fsyncSync(fd);
@@ -66,6 +164,10 @@ export function writeFileAtomic(target: string, data: string | Uint8Array, durab
     throw error;
   }
   fs.closeSync(fd);
+  // a prepared file swapped for another meanwhile: written again through a new one
+  if (options.prepared && temp === options.prepared.path && !stillInPlace(options.prepared)) {
+    return writeFileAtomic(target, data, durability, { ...options, prepared: null });
+  }
   try {
     options.beforeRename?.();
     renameOver(temp, target, options);

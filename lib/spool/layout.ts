@@ -52,12 +52,23 @@ export const JOB_FILES = {
   result: 'result.md',
   exit: 'exit.json',
   done: 'done',
+  /** a done report handed to the job's live supervisor before `done` is flushed (spool/done-report.ts) */
+  doneHint: '.done-hint',
   cancel: 'cancel',
   /** isolated jobs: the patch of the job's changes, written at its end */
   patch: 'changes.patch',
   /** present when the job was started as an MCP task */
   task: 'task.json',
 } as const;
+
+/**
+ * The empty file a job's supervisor makes ahead for the done hint (fsx.ts prepareSlot), so that
+ * a report does not wait for a file to be made. Named as a temp file of the supervisor's: the
+ * sweeps remove it with the rest of a dead supervisor's leftovers.
+ */
+export function doneHintSlot(supervisorPid: number): string {
+  return `.${JOB_FILES.doneHint}.${supervisorPid}.0.slot.tmp`;
+}
 
 export function jobDir(paths: SpoolPaths, id: string): string {
   return path.join(paths.jobs, id);

@@ -4,19 +4,24 @@ import { z } from 'zod';
 import { errnoCode } from '../errors.js';
 import {
   createMarker,
+  discardTemp,
   entryExists,
   entryKindOf,
   fsyncDir,
+  prepareTemp,
   readJsonFile,
   readRegularFile,
   removeQuietly,
+  takeSlot,
   writeFileAtomic,
   writeJsonAtomic,
   type Durability,
+  type PreparedTemp,
+  type WriteOptions,
 } from './fsx.js';
 import { isJobId } from './ids.js';
 import { addToIndex } from './index.js';
-import { DIR_MODE, FILE_MODE, JOB_FILES, ensureSpool, jobDir, jobFile, type SpoolPaths } from './layout.js';
+import { DIR_MODE, FILE_MODE, JOB_FILES, doneHintSlot, ensureSpool, jobDir, jobFile, type SpoolPaths } from './layout.js';
 import {
   isTerminal,
   jobStateSchema,
@@ -74,9 +79,9 @@ function stateText(state: JobState): string {
   return `${JSON.stringify(state, null, 2)}\n`;
 }
 
-export function writeState(paths: SpoolPaths, state: JobState, durability: Durability, beforeRename?: () => void): void {
+export function writeState(paths: SpoolPaths, state: JobState, durability: Durability, options: Pick<WriteOptions, 'beforeRename' | 'prepared'> = {}): void {
   assertValidState(state);
-  writeFileAtomic(jobFile(paths, state.id, JOB_FILES.state), stateText(state), durability, { ...JOB_FILE_WRITE, beforeRename });
+  writeFileAtomic(jobFile(paths, state.id, JOB_FILES.state), stateText(state), durability, { ...JOB_FILE_WRITE, ...options });
 }
 
 function durabilityOf(change: Transition): Durability {
@@ -129,6 +134,8 @@ export class JobStateWriter {
   private text: string;
   /** The inode of the state.json this writer renamed into place last (null before its first write). */
   private writtenIno: number | null = null;
+  /** Temp files made ahead for the job files this writer writes next, by name (prepareAhead). */
+  private readonly ahead = new Map<string, PreparedTemp>();
   readonly faults: string[] = [];
 
   constructor(private readonly paths: SpoolPaths, private current: JobState) {
@@ -157,8 +164,12 @@ export class JobStateWriter {
   private write(next: JobState, change: Transition): JobState {
     // a state.json renamed in by the worker while ours was being flushed is noted before ours
     // replaces it (one lstat: it is no longer the file this writer put there)
-    writeState(this.paths, next, durabilityOf(change), () => {
-      if (this.writtenIno !== null && fs.lstatSync(this.file, { throwIfNoEntry: false })?.ino !== this.writtenIno) this.checkDisk();
+    const prepared = this.takeAhead(JOB_FILES.state);
+    writeState(this.paths, next, durabilityOf(change), {
+      prepared,
+      beforeRename: () => {
+        if (this.writtenIno !== null && fs.lstatSync(this.file, { throwIfNoEntry: false })?.ino !== this.writtenIno) this.checkDisk();
+      },
     });
     this.current = next;
     this.text = stateText(next);
@@ -169,6 +180,41 @@ export class JobStateWriter {
 
   private get file(): string {
     return jobFile(this.paths, this.current.id, JOB_FILES.state);
+  }
+
+  /**
+   * Makes the temp files of the job's next writes of `names` (state.json, exit.json) now, for a
+   * supervisor that is idle while others will await those writes (the end of a running job):
+   * see prepareTemp. Failing here only leaves each write to make its own.
+   */
+  prepareAhead(names: readonly string[]): void {
+    for (const name of names) {
+      if (this.ahead.has(name)) continue;
+      try {
+        this.ahead.set(name, prepareTemp(jobFile(this.paths, this.current.id, name)));
+      } catch {
+        // the write makes its own
+      }
+    }
+  }
+
+  /** The temp file made ahead for the next write of `name`, handed over once. */
+  takeAhead(name: string): PreparedTemp | null {
+    const prepared = this.ahead.get(name) ?? null;
+    this.ahead.delete(name);
+    return prepared;
+  }
+
+  /** Removes the temp files made ahead that no write used. */
+  release(): void {
+    for (const prepared of this.ahead.values()) {
+      try {
+        discardTemp(prepared);
+      } catch {
+        // a temp left behind is swept with the writer's other leftovers
+      }
+    }
+    this.ahead.clear();
   }
 
   /** Notes a state.json that is no longer what this writer wrote (once per kind of change). */
@@ -394,6 +440,20 @@ export function writeDoneFile(paths: SpoolPaths, id: string, summary: string): v
   writeFileAtomic(jobFile(paths, id, JOB_FILES.done), summary, 'folder', JOB_FILE_WRITE);
 }
 
+/**
+ * Writes the done hint: the summary for the job's live supervisor, which reads it from the page
+ * cache. Never flushed, so never read after a crash (a power loss could leave it empty).
+ */
+export function writeDoneHint(paths: SpoolPaths, id: string, summary: string, supervisorPid: number | null): void {
+  const target = jobFile(paths, id, JOB_FILES.doneHint);
+  const prepared = supervisorPid === null ? null : takeSlot(jobFile(paths, id, doneHintSlot(supervisorPid)), target);
+  writeFileAtomic(target, summary, 'none', { ...JOB_FILE_WRITE, prepared });
+}
+
+export function removeDoneHint(paths: SpoolPaths, id: string): void {
+  removeQuietly(jobFile(paths, id, JOB_FILES.doneHint));
+}
+
 // ── exit record ───────────────────────────────────────────────────────────────────────────
 
 export const EXIT_REASONS = ['exited', 'cancelled', 'timed_out', 'stalled', 'done_grace', 'spawn_failed'] as const;
@@ -412,10 +472,10 @@ export const exitRecordSchema = z.object({
 });
 export type ExitRecord = z.infer<typeof exitRecordSchema>;
 
-export function writeExitRecord(paths: SpoolPaths, id: string, record: ExitRecord): void {
+export function writeExitRecord(paths: SpoolPaths, id: string, record: ExitRecord, prepared: PreparedTemp | null = null): void {
   // Not fsynced: the terminal state written right after is (file and folder), and holds the
   // same facts; exit.json only matters when a process crash (not a power loss) comes between.
-  writeJsonAtomic(jobFile(paths, id, JOB_FILES.exit), exitRecordSchema.parse(record), 'none', JOB_FILE_WRITE);
+  writeJsonAtomic(jobFile(paths, id, JOB_FILES.exit), exitRecordSchema.parse(record), 'none', { ...JOB_FILE_WRITE, prepared });
 }
 
 export function readExitRecord(paths: SpoolPaths, id: string): ExitRecord | undefined {

@@ -54,14 +54,14 @@ export function enforceLimits(spec: LimitSpec): Limits {
   const checkRequests = (): void => {
     if (stopped) return;
     if (entryExists(jobFile(paths, id, JOB_FILES.cancel))) stop('cancelled');
-    else if (!doneSeen && entryExists(jobFile(paths, id, JOB_FILES.done))) {
+    else if (!doneSeen && doneReported(paths, id)) {
       doneSeen = true;
       spec.onDone();
       timers.push(setTimeout(() => stop('done_grace'), spec.doneGraceMs));
     }
   };
   timers.push(setInterval(checkRequests, spec.pollMs));
-  const closeWatch = watchFoldersNative(paths, [id], checkRequests, [JOB_FILES.cancel, JOB_FILES.done]);
+  const closeWatch = watchFoldersNative(paths, [id], checkRequests, [JOB_FILES.cancel, JOB_FILES.done, JOB_FILES.doneHint]);
   checkRequests();
   return {
     get stopped() {
@@ -93,4 +93,9 @@ export function cancelSignal(paths: SpoolPaths, id: string, pollMs: number): { s
       closeWatch();
     },
   };
+}
+
+/** A `done` file, or the done hint that a report made outside the worker sends first. */
+function doneReported(paths: SpoolPaths, id: string): boolean {
+  return entryExists(jobFile(paths, id, JOB_FILES.done)) || entryExists(jobFile(paths, id, JOB_FILES.doneHint));
 }

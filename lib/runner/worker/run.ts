@@ -1,6 +1,7 @@
 import type { Invocation } from '../../agents/types.js';
 import type { Config } from '../../config.js';
-import type { SpoolPaths } from '../../spool/layout.js';
+import { discardSlot, prepareSlot } from '../../spool/fsx.js';
+import { JOB_FILES, doneHintSlot, jobFile, type SpoolPaths } from '../../spool/layout.js';
 import type { WorkerInfo } from '../../spool/state.js';
 import type { ExitRecord, JobStateWriter } from '../../spool/store.js';
 import type { JobLimits } from '../core/outcome.js';
@@ -96,7 +97,11 @@ export async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
   // stopped, reports done, or leaves processes in its group is recorded first. Should this
   // supervisor die before the record, the runner finds the worker by the job id in its
   // environment (reconcile.ts).
-  const recordTimer = setTimeout(recordWorker, WORKER_RECORD_DELAY_MS);
+  // and the terminal write's temp file is made now, not when waiters await the end
+  const recordTimer = setTimeout(() => {
+    recordWorker();
+    prepareAhead(run);
+  }, WORKER_RECORD_DELAY_MS);
   const limits = enforceLimits({
     paths: run.paths,
     id,
@@ -119,6 +124,7 @@ export async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
   const { code, signal } = await exited;
   traceStep('exited', id);
   clearTimeout(recordTimer);
+  discardSlot(doneSlotOf(run));
   limits.close();
   const stopped = limits.stopped;
   const survivors = stopped ? await stopped.survivors : [];
@@ -151,3 +157,19 @@ export async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
     outputLoss,
   };
 }
+
+/**
+ * Files made while the worker runs for the writes that others then await: the temp files of
+ * exit.json and the terminal state, and the done hint's for a report from another process (creating a file is
+ * the slowest step of a write on some filesystems: fsx.ts prepareTemp).
+ */
+function prepareAhead(run: WorkerRun): void {
+  run.writer.prepareAhead([JOB_FILES.state, JOB_FILES.exit]);
+  try {
+    prepareSlot(doneSlotOf(run));
+  } catch {
+    // a report makes its own
+  }
+}
+
+const doneSlotOf = (run: WorkerRun): string => jobFile(run.paths, run.id, doneHintSlot(process.pid));
