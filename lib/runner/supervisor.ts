@@ -92,7 +92,7 @@ export async function superviseJob(paths: SpoolPaths, message: RunJobMessage, co
       const faults = [...writer.faults, ...auditJobFolder(paths, id)];
       const change = notifiedEnd(paths, writer.state, { adapter: prepared.adapter, parsed: parser?.result() ?? null, limits, worker, faults, liveSupervisor: true });
       if (!change) return;
-      writer.apply(change);
+      writer.applyChecked(change);
       traceStep('notified', id);
     } catch (error) {
       // the worker's end records the job, from the same report
@@ -129,7 +129,8 @@ export async function superviseJob(paths: SpoolPaths, message: RunJobMessage, co
         ...endFacts,
         changes,
         diskNote: diskNote ?? end.outputLoss ?? lowSpaceNote(paths, end.exit),
-        commit: (change) => writer.apply(change),
+        // the worker and what it left are stopped: auditFolder's check stands
+        commit: (change) => writer.applyChecked(change),
       }, log));
     traceStep('recorded', id);
     finished(ended && isTerminal(ended.status) ? ended.status : 'unknown');

@@ -138,36 +138,28 @@ function stillInPlace(prepared: PreparedTemp): boolean {
   return fs.lstatSync(prepared.path, { throwIfNoEntry: false })?.ino === prepared.ino;
 }
 
-function openTemp(target: string, prepared: PreparedTemp | null | undefined): { temp: string; fd: number } {
-  if (prepared && stillInPlace(prepared)) {
-    fs.ftruncateSync(prepared.fd, 0);
-    return { temp: prepared.path, fd: prepared.fd };
-  }
-  if (prepared) fs.closeSync(prepared.fd);
-  const temp = tempFor(target);
-  return { temp, fd: fs.openSync(temp, 'wx', FILE_MODE) };
-}
-
 /**
  * Replaces `target` atomically: the temp file is written next to it (see `tempFor`) and renamed
  * over it. Readers see the old or the new content, never a part. A named pipe, a device or a
  * link at `target` is replaced itself (never followed, never opened).
  */
 export function writeFileAtomic(target: string, data: string | Uint8Array, durability: Durability = 'file', options: WriteOptions = {}): void {
-  const { temp, fd } = openTemp(target, options.prepared);
+  const { prepared } = options;
+  const temp = prepared ? prepared.path : tempFor(target);
+  const fd = prepared ? prepared.fd : fs.openSync(temp, 'wx', FILE_MODE);
+  const stillOurs = (): boolean => !prepared || stillInPlace(prepared);
   try {
+    if (prepared) fs.ftruncateSync(fd, 0);
     fs.writeFileSync(fd, data);
     if (durability !== 'none') fs.fsyncSync(fd);
   } catch (error) {
     fs.closeSync(fd);
-    removeQuietly(temp);
+    if (stillOurs()) removeQuietly(temp);
     throw error;
   }
   fs.closeSync(fd);
   // a prepared file swapped for another meanwhile: written again through a new one
-  if (options.prepared && temp === options.prepared.path && !stillInPlace(options.prepared)) {
-    return writeFileAtomic(target, data, durability, { ...options, prepared: null });
-  }
+  if (!stillOurs()) return writeFileAtomic(target, data, durability, { ...options, prepared: null });
   try {
     options.beforeRename?.();
     renameOver(temp, target, options);

@@ -158,6 +158,11 @@ export class JobStateWriter {
 
   apply(change: Transition): JobState {
     this.checkDisk();
+    return this.applyChecked(change);
+  }
+
+  /** `apply` for a caller that called checkDisk just before (and judged the job's end with its faults). */
+  applyChecked(change: Transition): JobState {
     return this.write(transition(this.current, change), change);
   }
 
