@@ -11,6 +11,7 @@ import {
   cli,
   gateJob,
   jobState,
+  killPid,
   makeSpool,
   pidAlive,
   readJson,
@@ -40,12 +41,7 @@ describe('when the runner dies', () => {
     const dead = await until(() => {
       const info = runnerInfo(spool.home);
       if (info.state !== 'leading') return undefined;
-      try {
-        process.kill(info.pid, 'SIGKILL');
-        return info;
-      } catch {
-        return undefined;
-      }
+      return killPid(info.pid) ? info : undefined;
     }, 20_000, 'the leading runner to be killed');
     const killedAt = Date.now();
 
@@ -80,8 +76,8 @@ describe('when the runner dies', () => {
       return state.worker ? state : undefined;
     }, 10_000, 'the job to run');
     // what a machine crash leaves: runner and supervisor gone, the worker orphaned
-    process.kill(runnerInfo(spool.home).pid, 'SIGKILL');
-    process.kill(running.supervisor.pid, 'SIGKILL');
+    expect(killPid(runnerInfo(spool.home).pid)).toBe(true);
+    expect(killPid(running.supervisor.pid)).toBe(true);
     expect(pidAlive(running.worker.pid)).toBe(true);
     // as if it was killed in the middle of a write; the other temp file is a live writer's
     const folder = path.join(spool.home, 'jobs', id);
@@ -214,7 +210,7 @@ describe('when the runner dies', () => {
     const ended = await waitJob(spool, notified);
     expect(ended).toMatchObject({ status: 'done', notified: { summary: 'all done' }, exit_code: null });
     expect(jobState(spool, next).status).toBe('pending');
-    process.kill(ended.supervisor.pid, 'SIGKILL');
+    expect(killPid(ended.supervisor.pid)).toBe(true);
     expect((await waitJob(spool, next)).status).toBe('done');
     expect(pidAlive(ended.worker.pid)).toBe(false);
     expect(fs.existsSync(path.join(spool.home, 'active', notified))).toBe(false);

@@ -7,7 +7,7 @@ import {
 } from '../lib/worktree/index.js';
 import { GitError, runGit } from '../lib/worktree/git.js';
 import { fingerprint, git, isolateGitConfig, lines, makeRepo, read, removeScratch, scratch, until, write } from './helpers/git-repo.js';
-import { ROOT } from './helpers/spool.js';
+import { ROOT, killPid } from './helpers/spool.js';
 
 /**
  * A process SIGKILLed in the middle of making a worktree, finishing a job or applying its
@@ -146,7 +146,8 @@ describe('SIGKILL while a worktree is made', () => {
     const fx = fixture();
     const flag = path.join(fx.killDir, 'hang');
     const reachedFile = path.join(fx.killDir, 'reached');
-    write(fx.killDir, 'smudge.sh', `#!/bin/sh\nif [ -e '${flag}' ]; then echo $$ > '${reachedFile}'; exec sleep 600; fi\nexec cat\n`, 0o755);
+    // reached files are written whole (a temp file renamed): a reader never sees one empty
+    write(fx.killDir, 'smudge.sh', `#!/bin/sh\nif [ -e '${flag}' ]; then echo $$ > '${reachedFile}.tmp' && mv '${reachedFile}.tmp' '${reachedFile}'; exec sleep 600; fi\nexec cat\n`, 0o755);
     git(fx.repo, 'config', 'filter.slow.smudge', path.join(fx.killDir, 'smudge.sh'));
     git(fx.repo, 'config', 'filter.slow.clean', 'cat');
     write(fx.repo, '.git/info/attributes', 'slow.txt filter=slow\n');
@@ -166,7 +167,7 @@ describe('SIGKILL while a worktree is made', () => {
 
     const hangingSetup: WorktreeOptions = {
       ...SETUP,
-      setup: [process.execPath, '-e', `require('fs').writeFileSync('gen.txt', 'half\\n'); require('fs').writeFileSync(${JSON.stringify(reachedFile)}, String(process.pid)); setInterval(() => {}, 1000)`],
+      setup: [process.execPath, '-e', `const fs = require('fs'); fs.writeFileSync('gen.txt', 'half\\n'); fs.writeFileSync(${JSON.stringify(`${reachedFile}.tmp`)}, String(process.pid)); fs.renameSync(${JSON.stringify(`${reachedFile}.tmp`)}, ${JSON.stringify(reachedFile)}); setInterval(() => {}, 1000)`],
     };
     const inSetup = await snapshot(fx.ctx, fx.repo, 'setup1');
     const setupChild = runChild({ op: 'create', target: inSetup, options: hangingSetup, home: fx.ctx.home }, {}, reachedFile);
@@ -174,7 +175,7 @@ describe('SIGKILL while a worktree is made', () => {
     await setupChild.kill();
     // setup runs in its own process group, as workers do: the runner finds it by the job's
     // environment; here it is stopped by its pid
-    process.kill(Number(read(fx.killDir, 'reached')), 'SIGKILL');
+    expect(killPid(Number(read(fx.killDir, 'reached')))).toBe(true);
     await createWorktree(fx.ctx, inSetup, SETUP);
     expectComplete(fx, 'setup1');
     expect(await fingerprint(fx.repo)).toEqual(before);

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import treeKill from 'tree-kill';
+import { mayKillGroup, mayKillProcess, signalGroup, signalProcess } from '../signals.js';
 import type { ProcessIdentity } from '../spool/state.js';
 
 /**
@@ -169,6 +170,8 @@ export function processGroupOf(pid: number): number | undefined {
 
 /** Living members of a process group (zombies do not count). */
 export function groupMembers(pgid: number): number[] {
+  // kill(-0) would ask about the caller's own group, and (-1) about every process
+  if (!Number.isSafeInteger(pgid) || pgid <= 1) return [];
   try {
     process.kill(-pgid, 0);
   } catch {
@@ -297,8 +300,9 @@ export function jobProcesses(jobId: string, after?: number): number[] {
   return candidates.filter((pid) => pid !== process.pid && isThreadGroupLeader(pid) && environHolds(pid, entry) && livingProcStat(pid) !== undefined);
 }
 
-/** All living descendants of `pid`, in and out of its process group. */
+/** All living descendants of `pid`, in and out of its process group (none for a pid that names no single process). */
 export function descendants(pid: number): number[] {
+  if (!Number.isSafeInteger(pid) || pid <= 1) return [];
   const children = new Map<number, number[]>();
   for (const row of processTable()) {
     if (row.zombie) continue;
@@ -318,14 +322,6 @@ export function descendants(pid: number): number[] {
   return found;
 }
 
-function signalQuietly(target: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(target, signal);
-  } catch {
-    // already gone
-  }
-}
-
 function treeKillQuietly(pid: number, signal: NodeJS.Signals): Promise<void> {
   return new Promise((resolve) => treeKill(pid, signal, () => resolve()));
 }
@@ -342,32 +338,40 @@ export interface JobProcesses {
  * group (snapshotted while the tree is intact), up to `graceMs` for them to go, then KILL to
  * the group, a fresh tree walk (tree-kill) and the snapshot. Returns the pids still alive
  * afterwards (normally none; a double-forked `setsid` escapee cannot be tracked).
+ * A target that is not a job's (a pid or group of 0 or 1, this process, an ancestor of it, or
+ * their group: lib/signals.ts) is left alone, whatever a caller passes: a kill(-0) there would
+ * end the caller's own process group, and a tree walk from pid 0 every process there is.
  */
 export async function terminateJobProcesses(target: JobProcesses, graceMs: number): Promise<number[]> {
-  const tracked = new Map<number, string | null>();
-  for (const pid of [target.pid, ...descendants(target.pid)]) tracked.set(pid, processStartTime(pid));
-  const stillOurs = (pid: number): boolean => {
-    const started = tracked.get(pid);
-    return pidExists(pid) && (started === null || processStartTime(pid) === started);
+  const treeOk = mayKillProcess(target.pid);
+  const groupOk = mayKillGroup(target.pgid);
+  if (!treeOk && !groupOk) return [];
+  // each pid with its start time: one that is gone and comes back later is someone else's
+  const tracked = new Map<number, string>();
+  const track = (pid: number): void => {
+    const started = processStartTime(pid);
+    if (started !== null && mayKillProcess(pid)) tracked.set(pid, started);
   };
+  if (treeOk) for (const pid of [target.pid, ...descendants(target.pid)]) track(pid);
+  const stillOurs = (pid: number): boolean => tracked.has(pid) && pidExists(pid) && processStartTime(pid) === tracked.get(pid);
   const survivors = (): number[] => {
-    const left = new Set(groupMembers(target.pgid));
+    const left = new Set(groupOk ? groupMembers(target.pgid) : []);
     for (const pid of tracked.keys()) if (stillOurs(pid)) left.add(pid);
     return [...left];
   };
 
-  signalQuietly(-target.pgid, 'SIGTERM');
-  for (const pid of tracked.keys()) signalQuietly(pid, 'SIGTERM');
+  if (groupOk) signalGroup(target.pgid, 'SIGTERM');
+  for (const pid of tracked.keys()) signalProcess(pid, 'SIGTERM');
   const termDeadline = Date.now() + graceMs;
   while (survivors().length > 0 && Date.now() < termDeadline) await sleep(50);
   if (survivors().length === 0) return [];
 
-  if (pidExists(target.pid)) {
-    for (const pid of descendants(target.pid)) tracked.set(pid, processStartTime(pid));
+  if (treeOk && stillOurs(target.pid)) {
+    for (const pid of descendants(target.pid)) track(pid);
     await treeKillQuietly(target.pid, 'SIGKILL');
   }
-  signalQuietly(-target.pgid, 'SIGKILL');
-  for (const pid of tracked.keys()) if (stillOurs(pid)) signalQuietly(pid, 'SIGKILL');
+  if (groupOk) signalGroup(target.pgid, 'SIGKILL');
+  for (const pid of tracked.keys()) if (stillOurs(pid)) signalProcess(pid, 'SIGKILL');
   const killDeadline = Date.now() + 5000;
   while (survivors().length > 0 && Date.now() < killDeadline) await sleep(25);
   return survivors();

@@ -4,6 +4,7 @@ import { readRegularFile } from '../spool/fsx.js';
 import { FILE_MODE, type SpoolPaths } from '../spool/layout.js';
 import { awaitsWorkerExit, isTerminal, type JobState } from '../spool/state.js';
 import { listActive, readState, requestCancel } from '../spool/store.js';
+import { signalProcess } from '../signals.js';
 import { readRunnerInfo } from './lease.js';
 import { liveness, selfIdentity } from './processes.js';
 import { finalizeOrphan } from './reconcile.js';
@@ -68,13 +69,7 @@ function holdRunnerStart(paths: SpoolPaths): () => void {
 async function stopRunner(paths: SpoolPaths): Promise<number | null> {
   const info = readRunnerInfo(paths);
   if (!info || liveness(info) !== 'alive') return null;
-  const signal = (name: NodeJS.Signals): void => {
-    try {
-      process.kill(info.pid, name);
-    } catch {
-      // gone already
-    }
-  };
+  const signal = (name: NodeJS.Signals): boolean => signalProcess(info.pid, name);
   signal('SIGTERM');
   if (!(await waitUntil(() => liveness(info) !== 'alive', RUNNER_STOP_MS))) signal('SIGKILL');
   return info.pid;

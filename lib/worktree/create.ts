@@ -4,6 +4,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { UserError, errnoCode, quoteInput } from '../errors.js';
 import { argv, parseField } from '../inputs.js';
+import { signalGroup } from '../signals.js';
 import { gitText, readRef, runGit, updateRef, deleteRef, type WorktreeContext } from './git.js';
 import {
   branchName, ensureWorktreesDir, jobRefs, readRecord, removeRecord, worktreePath, writeRecord, type WorktreeRecord,
@@ -244,8 +245,8 @@ async function runSetup(argv: readonly string[], cwd: string, env: NodeJS.Proces
   const stop = (why: 'timeout' | 'cancel'): void => {
     if (stoppedFor) return;
     stoppedFor = why;
-    signalGroup(child.pid, 'SIGTERM');
-    killTimer = setTimeout(() => signalGroup(child.pid, 'SIGKILL'), SETUP_KILL_GRACE_MS);
+    signalSetupGroup(child.pid, 'SIGTERM');
+    killTimer = setTimeout(() => signalSetupGroup(child.pid, 'SIGKILL'), SETUP_KILL_GRACE_MS);
   };
   const timer = setTimeout(() => stop('timeout'), options.setupTimeoutMs ?? DEFAULT_SETUP_TIMEOUT_MS);
   const onCancel = (): void => stop('cancel');
@@ -257,7 +258,7 @@ async function runSetup(argv: readonly string[], cwd: string, env: NodeJS.Proces
   clearTimeout(timer);
   clearTimeout(killTimer);
   // a stopped setup's group members that outlived its leader (and let go of its pipes) go too
-  if (stoppedFor) signalGroup(child.pid, 'SIGKILL');
+  if (stoppedFor) signalSetupGroup(child.pid, 'SIGKILL');
   options.signal?.removeEventListener('abort', onCancel);
   if (stoppedFor === 'cancel') throw new SetupCancelledError(argv);
   const timedOut = stoppedFor === 'timeout';
@@ -265,13 +266,9 @@ async function runSetup(argv: readonly string[], cwd: string, env: NodeJS.Proces
   if (ended.code !== 0 || timedOut) throw new SetupFailedError(argv, ended.code, ended.signal, timedOut, kept.text());
 }
 
-function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // the group is gone already
-  }
+/** Signals setup's process group (it leads its own); nothing when it never started. */
+function signalSetupGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid !== undefined) signalGroup(pid, signal);
 }
 
 class TailBuffer {

@@ -8,7 +8,7 @@ import { newJobId } from '../../lib/spool/ids.js';
 import { isTerminal, newJobState } from '../../lib/spool/state.js';
 import { jobRequest } from './job-request.mjs';
 import type { PgCluster } from './pg-cluster.js';
-import { CLI, FAST_CONFIG, ROOT, killSpoolProcesses } from './spool.js';
+import { CLI, FAST_CONFIG, ROOT, killPid, killSpoolProcesses } from './spool.js';
 
 /**
  * Runner hosts for the fleet tests: each an `agent-async runner` process (from dist/) with its
@@ -147,13 +147,8 @@ export class Hosts {
       if (fs.existsSync(home)) killSpoolProcesses(home);
     }
     for (const name of fs.readdirSync(this.ledgerDir)) {
-      for (const [, , , pid] of this.starts(name)) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
+      // a worker's line, not a half-written one (Number('') is 0: kill(0) would end this test's own group)
+      for (const [, , , pid] of this.starts(name)) if (/^\d+$/.test(pid ?? '')) killPid(Number(pid));
     }
   }
 }

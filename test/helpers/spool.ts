@@ -10,6 +10,7 @@ import type addFormatsModule from 'ajv-formats';
 import { optionalDuration } from '../../lib/cli/duration.js';
 import { snapshotJson } from '../../lib/cli/output.js';
 import * as jobs from '../../lib/jobs.js';
+import { mayKillProcess } from '../../lib/signals.js';
 import { isTerminal } from '../../lib/spool/state.js';
 
 /**
@@ -293,6 +294,23 @@ export function pidAlive(pid: number): boolean {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
     return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Signals one process by a pid a test read somewhere (a pid file, runner.json, a job's state);
+ * false when it is gone. Throws for a pid that names no single process, or this process or one
+ * of its ancestors: kill(0) reaches the caller's whole process group, which a test shares with
+ * vitest, npm and the shell that started them (a pid file read before its writer wrote the
+ * number gives Number('') = 0).
+ */
+export function killPid(pid: number, signal: NodeJS.Signals = 'SIGKILL'): boolean {
+  if (!mayKillProcess(pid)) throw new Error(`refusing to send ${signal} to pid ${pid}: not one process of this test's (0, 1, NaN, this process or an ancestor)`);
+  try {
+    process.kill(pid, signal);
+    return true;
   } catch {
     return false;
   }
