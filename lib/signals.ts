@@ -58,34 +58,39 @@ function lineage(): { pids: Set<number>; groups: Set<number> } {
 
 const isRealId = (id: number): boolean => Number.isSafeInteger(id) && id > 1;
 
-/** Whether `pid` may be signalled: one process (above 1), not this one nor one of its ancestors. */
-export function mayKillProcess(pid: number): boolean {
-  return isRealId(pid) && !lineage().pids.has(pid);
+/** The checks and sends below, against this process's lineage read once (for a caller that signals many pids in one go). */
+export interface SignalGuard {
+  mayKillProcess: (pid: number) => boolean;
+  mayKillGroup: (pgid: number) => boolean;
+  signalProcess: (pid: number, signal: NodeJS.Signals) => boolean;
+  signalGroup: (pgid: number, signal: NodeJS.Signals) => boolean;
 }
 
-/** Whether process group `pgid` may be signalled as a whole: a group (above 1) that neither this process nor an ancestor is in. */
-export function mayKillGroup(pgid: number): boolean {
-  return isRealId(pgid) && !lineage().groups.has(pgid);
+export function signalGuard(): SignalGuard {
+  const { pids, groups } = lineage();
+  const guard: SignalGuard = {
+    /** One process (above 1), not this one nor one of its ancestors. */
+    mayKillProcess: (pid) => isRealId(pid) && !pids.has(pid),
+    /** A group (above 1) that neither this process nor an ancestor is in. */
+    mayKillGroup: (pgid) => isRealId(pgid) && !groups.has(pgid),
+    /** false when refused or the process is gone */
+    signalProcess: (pid, signal) => guard.mayKillProcess(pid) && sendQuietly(pid, signal),
+    /** false when refused or the group is gone */
+    signalGroup: (pgid, signal) => guard.mayKillGroup(pgid) && sendQuietly(-pgid, signal),
+  };
+  return guard;
 }
 
-/** Sends `signal` to one process when mayKillProcess allows it; false when refused or it is gone. */
-export function signalProcess(pid: number, signal: NodeJS.Signals): boolean {
-  if (!mayKillProcess(pid)) return false;
+function sendQuietly(target: number, signal: NodeJS.Signals): boolean {
   try {
-    process.kill(pid, signal);
+    process.kill(target, signal);
     return true;
   } catch {
     return false; // gone
   }
 }
 
-/** Sends `signal` to a whole process group when mayKillGroup allows it; false when refused or it is gone. */
-export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
-  if (!mayKillGroup(pgid)) return false;
-  try {
-    process.kill(-pgid, signal);
-    return true;
-  } catch {
-    return false; // gone
-  }
-}
+export const mayKillProcess = (pid: number): boolean => signalGuard().mayKillProcess(pid);
+export const mayKillGroup = (pgid: number): boolean => signalGuard().mayKillGroup(pgid);
+export const signalProcess = (pid: number, signal: NodeJS.Signals): boolean => signalGuard().signalProcess(pid, signal);
+export const signalGroup = (pgid: number, signal: NodeJS.Signals): boolean => signalGuard().signalGroup(pgid, signal);

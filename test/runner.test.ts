@@ -342,7 +342,13 @@ describe('workers', () => {
     const spool = makeSpool({ concurrency: 2 });
     const ended = await startJob(spool, ['sh', '-c', 'sleep 0.3; exit 3']);
     const cancelled = await startJob(spool, ['sleep', '300'], ['--cwd', fs.mkdtempSync(path.join(spool.work, 'other'))]);
-    await until(() => jobState(spool, cancelled).worker, 60_000, 'the worker to be recorded');
+    const supervisor: number = (await until(() => jobState(spool, cancelled).worker && jobState(spool, cancelled), 60_000, 'the worker to be recorded')).supervisor.pid;
+    // made ahead while the worker runs: exit.json's and the terminal state's temp files, and the done hint's slot
+    const madeAhead = await until(() => {
+      const temps = fs.readdirSync(path.join(spool.home, 'jobs', cancelled)).filter((name) => name.endsWith('.tmp')).sort();
+      return temps.length === 3 ? temps : undefined;
+    }, 60_000, 'the files of the end to be made ahead');
+    expect(madeAhead).toEqual([`..done-hint.${supervisor}.0.slot.tmp`, expect.stringMatching(new RegExp(`^\\.exit\\.json\\.${supervisor}\\.`)), expect.stringMatching(new RegExp(`^\\.state\\.json\\.${supervisor}\\.`))]);
     expect(cli(spool, ['cancel', cancelled]).code).toBe(0);
     expect(await waitJob(spool, ended)).toMatchObject({ status: 'error', exit_code: 3 });
     expect((await waitJob(spool, cancelled)).status).toBe('cancelled');

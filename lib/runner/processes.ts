@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import treeKill from 'tree-kill';
-import { mayKillGroup, mayKillProcess, signalGroup, signalProcess } from '../signals.js';
+import { signalGuard } from '../signals.js';
 import type { ProcessIdentity } from '../spool/state.js';
 
 /**
@@ -343,6 +343,7 @@ export interface JobProcesses {
  * end the caller's own process group, and a tree walk from pid 0 every process there is.
  */
 export async function terminateJobProcesses(target: JobProcesses, graceMs: number): Promise<number[]> {
+  const { mayKillProcess, mayKillGroup, signalProcess, signalGroup } = signalGuard();
   const treeOk = mayKillProcess(target.pid);
   const groupOk = mayKillGroup(target.pgid);
   if (!treeOk && !groupOk) return [];

@@ -160,8 +160,8 @@ export async function runWorker(run: WorkerRun): Promise<WorkerEnd> {
 
 /**
  * Files made while the worker runs for the writes that others then await: the temp files of
- * exit.json and the terminal state, and the done hint's for a report from another process (creating a file is
- * the slowest step of a write on some filesystems: fsx.ts prepareTemp).
+ * exit.json and the terminal state, and the done hint's for a report from another process
+ * (creating a file is the slowest step of a write on some filesystems: fsx.ts prepareTemp).
  */
 function prepareAhead(run: WorkerRun): void {
   run.writer.prepareAhead([JOB_FILES.state, JOB_FILES.exit]);
