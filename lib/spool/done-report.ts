@@ -24,22 +24,26 @@ export async function deliverDoneReport(paths: SpoolPaths, state: JobState, summ
   const recorded = stateChanged(paths, id, waitMs);
   try {
     writeDoneHint(paths, id, summary, state.supervisor?.pid ?? null);
-  } finally {
-    await recorded;
+    await recorded.changed;
+  } catch {
+    // no hint: the durable report below is the one the supervisor sees
+    recorded.stop();
   }
   writeDoneFile(paths, id, summary);
   removeDoneHint(paths, id);
 }
 
-/** Resolves at the next replacement of the job's state.json, or after `waitMs`. */
-function stateChanged(paths: SpoolPaths, id: string, waitMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    const finish = (): void => {
+/** Resolves `changed` at the next replacement of the job's state.json, or after `waitMs`, or at `stop`. */
+function stateChanged(paths: SpoolPaths, id: string, waitMs: number): { changed: Promise<void>; stop: () => void } {
+  let stop = (): void => undefined;
+  const changed = new Promise<void>((resolve) => {
+    const timer = setTimeout(() => stop(), waitMs);
+    const close = watchFoldersNative(paths, [id], () => stop(), [JOB_FILES.state]);
+    stop = () => {
       clearTimeout(timer);
       close();
       resolve();
     };
-    const timer = setTimeout(finish, waitMs);
-    const close = watchFoldersNative(paths, [id], finish, [JOB_FILES.state]);
   });
+  return { changed, stop };
 }
