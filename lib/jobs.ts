@@ -35,7 +35,7 @@ import { selfIdentity } from './runner/processes.js';
 import { cancelPendingJob } from './runner/reconcile.js';
 import { newJobId } from './spool/ids.js';
 import { walkIndex } from './spool/index.js';
-import { deliverDoneReport } from './spool/done-report.js';
+import { beginDoneReport, endedByReport } from './spool/done-report.js';
 import { gcJobs, type GcReport } from './spool/gc.js';
 import { JOB_FILES, type SpoolPaths } from './spool/layout.js';
 import { changesOf, isTerminal, newJobState, type JobRequest, type JobState } from './spool/state.js';
@@ -611,10 +611,23 @@ export interface NotifyAnswer {
 
 export async function notifyDone(ctx: JobsContext, raw: z.input<typeof notifyInput>): Promise<NotifyAnswer> {
   const input = parseInput(notifyInput, raw);
-  const state = requireState(ctx, input.job_id);
-  const refused = refuseDone(state);
-  if (refused) return refused;
-  await deliverDoneReport(ctx.paths, state, input.summary ?? '');
+  const summary = input.summary ?? '';
+  const delivery = beginDoneReport(ctx.paths, input.job_id, summary);
+  let state: JobState;
+  let refused: NotifyAnswer | null;
+  try {
+    state = requireState(ctx, input.job_id);
+    // its supervisor may have recorded the hint already
+    refused = delivery.hinted && endedByReport(state, summary) ? null : refuseDone(state);
+  } catch (error) {
+    delivery.withdraw();
+    throw error;
+  }
+  if (refused) {
+    delivery.withdraw();
+    return refused;
+  }
+  await delivery.complete(state);
   return doneAccepted(state);
 }
 

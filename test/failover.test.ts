@@ -179,10 +179,11 @@ describe('when the runner dies', () => {
     const spool = makeSpool({ concurrency: 3 });
     const sleeper = (name: string): Promise<string> => startJob(spool, ['sleep', '300'], ['--cwd', fs.mkdtempSync(path.join(spool.work, name))]);
     const [toCancel, toFinish, hinted] = [await sleeper('a'), await sleeper('b'), await sleeper('c')];
+    const slotOf = (id: string): string => path.join(spool.home, 'jobs', id, '..done-hint.slot.tmp');
     const states = await until(() => {
       const all = [toCancel, toFinish, hinted].map((id) => jobState(spool, id));
-      return all.every((s) => s.worker) ? all : undefined;
-    }, 10_000, 'the three jobs to run');
+      return all.every((s) => s.worker && fs.existsSync(slotOf(s.id))) ? all : undefined;
+    }, 10_000, 'the three jobs to run, and their supervisors to make the done hint\'s slot');
     for (const pid of spoolProcesses(spool.home)) {
       if (!states.some((s) => s.worker.pid === pid)) process.kill(pid, 'SIGKILL');
     }
@@ -194,6 +195,8 @@ describe('when the runner dies', () => {
     expect(await waitJob(spool, toFinish)).toMatchObject({ status: 'done', notified: { summary: 'finished by hand' } });
     expect(await waitJob(spool, hinted)).toMatchObject({ status: 'error', error: { code: 'runner_lost' }, notified: null });
     for (const state of states) expect(pidAlive(state.worker.pid)).toBe(false);
+    // the slot a dead supervisor made goes with it: a report that came later would find none to fill
+    for (const state of states) expect(fs.existsSync(slotOf(state.id))).toBe(false);
   });
 
   it('a done hint alone ends a job its supervisor runs, as a `done` file does', async () => {

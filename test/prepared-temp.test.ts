@@ -84,6 +84,16 @@ describe('a file made ahead by one process for another\'s write (a slot)', () =>
     expect(fs.readdirSync(dir)).toEqual(['.done-hint']);
   });
 
+  it('is never used when someone wrote into it: a write would leave their bytes after its own', () => {
+    const dir = folder();
+    const slot = path.join(dir, '.slot');
+    const target = path.join(dir, '.done-hint');
+    prepareSlot(slot);
+    fs.appendFileSync(slot, 'forged summary that is longer');
+    expect(takeSlot(slot, target)).toBeNull();
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
   it('is never used when someone put a link, a hard link, a pipe or a folder there; what they point at is untouched', () => {
     const dir = folder();
     const slot = path.join(dir, '.slot');

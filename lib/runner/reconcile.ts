@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import { getAdapter } from '../agents/registry.js';
 import type { AgentAdapter, ParsedStream } from '../agents/types.js';
 import type { Config } from '../config.js';
-import { NotARegularFile, openRegularFile } from '../spool/fsx.js';
-import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
+import { NotARegularFile, discardSlot, openRegularFile } from '../spool/fsx.js';
+import { DONE_HINT_SLOT, JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
 import { IllegalTransition, awaitsWorkerExit, type JobState } from '../spool/state.js';
 import type { ClaimStatus } from './core/schedule.js';
 import { applyTransition, auditJobFolder, claimJob, readClaims, readExitRecord, removeFromActive, type ClaimInfo, type ClaimOwner } from '../spool/store.js';
@@ -150,6 +150,7 @@ async function finalizeRunnerLost(paths: SpoolPaths, state: JobState, config: Co
   await stopJobProcesses(paths, state, config, log);
   // a supervisor killed in the middle of a write leaves its temp file in the job folder
   if (state.supervisor) sweepTempsOf(paths, state.id, state.supervisor.pid);
+  discardSlot(jobFile(paths, state.id, DONE_HINT_SLOT));
   const faults = auditJobFolder(paths, state.id);
   const record = readExitRecord(paths, state.id);
   const exit = record?.attempt === state.attempt ? record : null;

@@ -1,6 +1,5 @@
-import fs from 'node:fs';
 import { emptyParse, type AgentAdapter, type ParsedStream } from '../agents/types.js';
-import { readTextCapped, writeFileAtomic } from '../spool/fsx.js';
+import { readRegularFile, writeFileAtomic } from '../spool/fsx.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
 import { IllegalTransition, type JobChanges, type JobState, type Outcome, type Transition, type Usage, type WorkerInfo } from '../spool/state.js';
 import { applyTransition, cancelRequested, readState, type ExitRecord } from '../spool/store.js';
@@ -24,10 +23,9 @@ export function readDoneReport(paths: SpoolPaths, id: string, hint: boolean): Do
 }
 
 function readReportFile(file: string): DoneReport | null {
-  const summary = readTextCapped(file, DONE_SUMMARY_MAX_BYTES);
-  if (summary === undefined) return null;
-  const madeAt = fs.lstatSync(file, { throwIfNoEntry: false })?.mtime ?? new Date();
-  return { summary: summary.trim(), at: madeAt.toISOString() };
+  const read = readRegularFile(file, DONE_SUMMARY_MAX_BYTES, 'truncate');
+  if (read.kind !== 'ok') return null;
+  return { summary: read.data.toString('utf8').trim(), at: new Date(read.mtimeMs).toISOString() };
 }
 
 /** The codex thread total the job being continued had reached (null when unknown). */

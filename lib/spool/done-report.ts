@@ -1,6 +1,7 @@
-import { removeDoneHint, writeDoneFile, writeDoneHint } from './store.js';
-import { JOB_FILES, type SpoolPaths } from './layout.js';
-import type { JobState } from './state.js';
+import { fsyncDir } from './fsx.js';
+import { readState, removeDoneHint, writeDoneFile, writeDoneHint, writeDoneHintInSlot } from './store.js';
+import { JOB_FILES, jobDir, type SpoolPaths } from './layout.js';
+import { isTerminal, type JobState } from './state.js';
 import { watchFoldersNative } from './watch.js';
 
 /**
@@ -10,27 +11,70 @@ import { watchFoldersNative } from './watch.js';
  */
 export const DONE_HINT_WAIT_MS = 250;
 
+/** A done report on its way: begun before the job's state is read, completed or withdrawn after. */
+export interface DoneReportDelivery {
+  /** The hint went into the slot of the job's supervisor before the state was read. */
+  readonly hinted: boolean;
+  /** Delivers the rest for a job that was `state` when read after the delivery began. */
+  complete(state: JobState): Promise<void>;
+  /** The report is refused: the hint is taken back. */
+  withdraw(): void;
+}
+
 /**
  * Delivers a done report made outside the job's worker (`agent_notify_done`, `agent-async
  * done`). The report goes first to the job's live supervisor as the done hint, which is never
  * flushed: the supervisor records the job's end at once, and its durable terminal write is the
- * only flush between the report and the waiters' wake-up. `done` is written durably after that
- * (or after DONE_HINT_WAIT_MS), so that the two flushes do not queue behind each other in the
- * filesystem's journal and a runner that finalizes the job after a crash still finds the
- * report. Measured in `npm run bench -- --only=notifywake` (docs/BENCHMARKS.md).
+ * only flush between the report and the waiters' wake-up. The hint goes into the slot that the
+ * supervisor made for it before anything else is read (the slot exists only while a supervisor
+ * runs the job); the caller then reads the state, which decides whether the report stands.
+ * Once the end is recorded the report is kept by flushing the job folder (see keepReport); one
+ * that no supervisor recorded within DONE_HINT_WAIT_MS becomes the durable `done` file, which a
+ * runner that finalizes the job after a crash reads. Nothing is flushed while the waiters are
+ * answered. Measured in `npm run bench -- --only=notifywake` (docs/BENCHMARKS.md).
  */
-export async function deliverDoneReport(paths: SpoolPaths, state: JobState, summary: string, waitMs = DONE_HINT_WAIT_MS): Promise<void> {
-  const { id } = state;
+export function beginDoneReport(paths: SpoolPaths, id: string, summary: string, waitMs = DONE_HINT_WAIT_MS): DoneReportDelivery {
+  const hinted = writeDoneHintInSlot(paths, id, summary);
+  // armed before the caller reads the state: a change after that read is seen
   const recorded = stateChanged(paths, id, waitMs);
-  try {
-    writeDoneHint(paths, id, summary, state.supervisor?.pid ?? null);
-    await recorded.changed;
-  } catch {
-    // no hint: the durable report below is the one the supervisor sees
-    recorded.stop();
-  }
-  writeDoneFile(paths, id, summary);
-  removeDoneHint(paths, id);
+  return {
+    hinted,
+    async complete(state) {
+      if (isTerminal(state.status)) recorded.stop();
+      else if (!hinted) {
+        try {
+          writeDoneHint(paths, id, summary);
+        } catch {
+          // no hint: the durable report below is the one the supervisor sees
+          recorded.stop();
+        }
+      }
+      await recorded.changed;
+      keepReport(paths, id, summary);
+      removeDoneHint(paths, id);
+    },
+    withdraw() {
+      recorded.stop();
+      if (hinted) removeDoneHint(paths, id);
+    },
+  };
+}
+
+/**
+ * Makes the report outlast a crash before it is answered: a job whose end is recorded needs only
+ * its folder flushed (its supervisor flushed the state before renaming it in, and may still be
+ * flushing the folder); any other gets the durable `done` file, which the job's end, or a runner
+ * finalizing it after a crash, reads.
+ */
+function keepReport(paths: SpoolPaths, id: string, summary: string): void {
+  const now = readState(paths, id);
+  if (now.kind === 'ok' && isTerminal(now.state.status)) fsyncDir(jobDir(paths, id));
+  else writeDoneFile(paths, id, summary);
+}
+
+/** Whether `state` is the end that this report (its summary) made. */
+export function endedByReport(state: JobState, summary: string): boolean {
+  return state.status === 'done' && state.notified?.summary === summary.trim();
 }
 
 /** Resolves `changed` at the next replacement of the job's state.json, or after `waitMs`, or at `stop`. */

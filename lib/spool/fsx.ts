@@ -85,7 +85,7 @@ export function prepareSlot(slot: string): void {
 
 /**
  * Takes the file made ahead at `slot` as the temp file of a write to `target`, or null. One
- * taker wins (the rename); the file is used only when it is a regular file of this user with
+ * taker wins (the rename); the file is used only when it is an empty regular file of this user with
  * no other name (never a link, a pipe or a device, nor a hard link to a file elsewhere, which
  * the write would change), opened without following a link or blocking.
  */
@@ -101,7 +101,7 @@ export function takeSlot(slot: string, target: string): PreparedTemp | null {
     if (!ownPlainFile(seen)) throw new NotARegularFile(temp, entryKindOf(seen));
     const fd = fs.openSync(temp, O_WRONLY | NEVER_BLOCK);
     const stat = fs.fstatSync(fd);
-    if (ownPlainFile(stat) && stat.ino === seen.ino) return { path: temp, fd, ino: stat.ino };
+    if (ownPlainFile(stat) && stat.ino === seen.ino && stat.size === 0) return { path: temp, fd, ino: stat.ino };
     fs.closeSync(fd);
   } catch {
     // not usable: the write makes its own
@@ -157,15 +157,23 @@ export function writeFileAtomic(target: string, data: string | Uint8Array, durab
     if (stillOurs()) removeQuietly(temp);
     throw error;
   }
-  fs.closeSync(fd);
+  // A flushed file is closed after its rename, one step less before readers see it; an
+  // unflushed one before (a network filesystem sends its content to the server at the close).
+  const closeAfterRename = durability !== 'none';
+  if (!closeAfterRename) fs.closeSync(fd);
   // a prepared file swapped for another meanwhile: written again through a new one
-  if (!stillOurs()) return writeFileAtomic(target, data, durability, { ...options, prepared: null });
+  if (!stillOurs()) {
+    if (closeAfterRename) fs.closeSync(fd);
+    return writeFileAtomic(target, data, durability, { ...options, prepared: null });
+  }
   try {
     options.beforeRename?.();
     renameOver(temp, target, options);
   } catch (error) {
     removeQuietly(temp);
     throw error;
+  } finally {
+    if (closeAfterRename) fs.closeSync(fd);
   }
   if (durability === 'folder') fsyncDir(path.dirname(target));
 }
@@ -240,6 +248,7 @@ const NEVER_BLOCK = (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ??
 export interface OpenedFile {
   fd: number;
   size: number;
+  mtimeMs: number;
 }
 
 function openedAs(file: string, flags: number, mode?: number): OpenedFile {
@@ -249,7 +258,7 @@ function openedAs(file: string, flags: number, mode?: number): OpenedFile {
     fs.closeSync(fd);
     throw new NotARegularFile(file, entryKindOf(stat));
   }
-  return { fd, size: stat.size };
+  return { fd, size: stat.size, mtimeMs: stat.mtimeMs };
 }
 
 /**
@@ -281,7 +290,7 @@ export function openRegularFile(file: string, mode: 'read' | 'append' = 'read'):
 }
 
 export type FileRead =
-  | { kind: 'ok'; data: Buffer; size: number }
+  | { kind: 'ok'; data: Buffer; size: number; mtimeMs: number }
   | { kind: 'missing' }
   | { kind: 'refused'; reason: string };
 
@@ -311,7 +320,7 @@ export function readRegularFile(file: string, maxBytes: number, overCap: 'refuse
       if (read === 0) break;
       length += read;
     }
-    return { kind: 'ok', data: buffer.subarray(0, length), size: opened.size };
+    return { kind: 'ok', data: buffer.subarray(0, length), size: opened.size, mtimeMs: opened.mtimeMs };
   } finally {
     fs.closeSync(opened.fd);
   }

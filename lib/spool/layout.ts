@@ -63,12 +63,11 @@ export const JOB_FILES = {
 
 /**
  * The empty file a job's supervisor makes ahead for the done hint (fsx.ts prepareSlot), so that
- * a report does not wait for a file to be made. Named as a temp file of the supervisor's: the
- * sweeps remove it with the rest of a dead supervisor's leftovers.
+ * a report does not wait for a file to be made. One name per job, known without reading the
+ * state: a report fills it before it reads anything. Its supervisor removes it when the worker
+ * exits; a runner that finalizes the job after its supervisor died removes it too.
  */
-export function doneHintSlot(supervisorPid: number): string {
-  return `.${JOB_FILES.doneHint}.${supervisorPid}.0.slot.tmp`;
-}
+export const DONE_HINT_SLOT = `.${JOB_FILES.doneHint}.slot.tmp`;
 
 export function jobDir(paths: SpoolPaths, id: string): string {
   return path.join(paths.jobs, id);

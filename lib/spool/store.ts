@@ -21,7 +21,7 @@ import {
 } from './fsx.js';
 import { isJobId } from './ids.js';
 import { addToIndex } from './index.js';
-import { DIR_MODE, FILE_MODE, JOB_FILES, doneHintSlot, ensureSpool, jobDir, jobFile, type SpoolPaths } from './layout.js';
+import { DIR_MODE, DONE_HINT_SLOT, FILE_MODE, JOB_FILES, ensureSpool, jobDir, jobFile, type SpoolPaths } from './layout.js';
 import {
   isTerminal,
   jobStateSchema,
@@ -446,13 +446,32 @@ export function writeDoneFile(paths: SpoolPaths, id: string, summary: string): v
 }
 
 /**
- * Writes the done hint: the summary for the job's live supervisor, which reads it from the page
- * cache. Never flushed, so never read after a crash (a power loss could leave it empty).
+ * Writes the done hint into the slot the job's supervisor made for it, if there is one (a
+ * supervisor that runs the job makes it); false when there is none. The hint is the summary for
+ * that live supervisor, which reads it from the page cache: never flushed, so never read after a
+ * crash (a power loss could leave it empty).
  */
-export function writeDoneHint(paths: SpoolPaths, id: string, summary: string, supervisorPid: number | null): void {
+export function writeDoneHintInSlot(paths: SpoolPaths, id: string, summary: string): boolean {
   const target = jobFile(paths, id, JOB_FILES.doneHint);
-  const prepared = supervisorPid === null ? null : takeSlot(jobFile(paths, id, doneHintSlot(supervisorPid)), target);
-  writeFileAtomic(target, summary, 'none', { ...JOB_FILE_WRITE, prepared });
+  const slot = takeSlot(jobFile(paths, id, DONE_HINT_SLOT), target);
+  if (!slot) return false;
+  try {
+    try {
+      fs.writeFileSync(slot.fd, summary);
+    } finally {
+      fs.closeSync(slot.fd);
+    }
+    fs.renameSync(slot.path, target);
+    return true;
+  } catch {
+    removeQuietly(slot.path);
+    return false;
+  }
+}
+
+/** Writes the done hint in a file of its own (no slot was there to take). */
+export function writeDoneHint(paths: SpoolPaths, id: string, summary: string): void {
+  writeFileAtomic(jobFile(paths, id, JOB_FILES.doneHint), summary, 'none', JOB_FILE_WRITE);
 }
 
 export function removeDoneHint(paths: SpoolPaths, id: string): void {

@@ -72,8 +72,9 @@ export async function awaitAnySettled(paths: SpoolPaths, ids: readonly string[],
       clearInterval(poll);
       clearTimeout(trailing);
       options.signal?.removeEventListener('abort', onAbort);
-      void closeWatcher?.();
       resolve(result);
+      // closed once the answer is on its way (its syscall is not in the wake-up's path)
+      setImmediate(() => void closeWatcher?.());
     };
     const check = (): JobSnapshot[] => {
       const snaps = readAll();

@@ -51,16 +51,16 @@ export function enforceLimits(spec: LimitSpec): Limits {
     }, Math.min(1000, limitMs / 4)));
   }
   let doneSeen = false;
-  const checkRequests = (): void => {
+  const checkRequests = (_id?: string, changed?: string): void => {
     if (stopped) return;
     if (entryExists(jobFile(paths, id, JOB_FILES.cancel))) stop('cancelled');
-    else if (!doneSeen && doneReported(paths, id)) {
+    else if (!doneSeen && doneReported(paths, id, changed)) {
       doneSeen = true;
       spec.onDone();
       timers.push(setTimeout(() => stop('done_grace'), spec.doneGraceMs));
     }
   };
-  timers.push(setInterval(checkRequests, spec.pollMs));
+  timers.push(setInterval(() => checkRequests(), spec.pollMs));
   const closeWatch = watchFoldersNative(paths, [id], checkRequests, [JOB_FILES.cancel, JOB_FILES.done, JOB_FILES.doneHint]);
   checkRequests();
   return {
@@ -95,7 +95,11 @@ export function cancelSignal(paths: SpoolPaths, id: string, pollMs: number): { s
   };
 }
 
-/** A `done` file, or the done hint that a report made outside the worker sends first. */
-function doneReported(paths: SpoolPaths, id: string): boolean {
-  return entryExists(jobFile(paths, id, JOB_FILES.done)) || entryExists(jobFile(paths, id, JOB_FILES.doneHint));
+/**
+ * A `done` file, or the done hint that a report made outside the worker sends first; the file
+ * a folder event named is looked at first.
+ */
+function doneReported(paths: SpoolPaths, id: string, changed?: string): boolean {
+  const names = changed === JOB_FILES.doneHint ? [JOB_FILES.doneHint, JOB_FILES.done] : [JOB_FILES.done, JOB_FILES.doneHint];
+  return names.some((name) => entryExists(jobFile(paths, id, name)));
 }
