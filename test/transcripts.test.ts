@@ -4,8 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { claudeAdapter } from '../lib/agents/claude.js';
 import { codexAdapter } from '../lib/agents/codex.js';
 import { cursorAdapter } from '../lib/agents/cursor.js';
+import { customAdapter } from '../lib/agents/custom.js';
 import { geminiAdapter } from '../lib/agents/gemini.js';
 import type { AgentAdapter } from '../lib/agents/types.js';
+import type { CustomAgentConfig } from '../lib/config.js';
 import { decideOutcome } from '../lib/runner/core/outcome.js';
 import { ROOT } from './helpers/spool.js';
 
@@ -135,5 +137,30 @@ describe('every transcript parses to its final message, session, usage and outco
     parser.line(fs.readFileSync(fixturePath('claude_stream_json_ok.jsonl'), 'utf8').split('\n')[0]!, 'stdout');
     const verdict = adapters.claude!.judge(parser.result(), 0, null);
     expect(verdict).toMatchObject({ ok: false, error: { code: 'agent_error', message: /without reporting a finished turn/ } });
+  });
+});
+
+describe('a custom agent that prints plain text', () => {
+  const parserOf = () => customAdapter('texty', { command: ['texty'], prompt_via: 'argv', output: 'text', policy_args: {}, env: {} } as unknown as CustomAgentConfig).createParser()!;
+
+  it('ends with the whole lines of its last 64 KiB of stdout as the final message, stderr as notes', () => {
+    const parser = parserOf();
+    const lines = Array.from({ length: 300_000 }, (_, i) => `line ${i}`);
+    for (const line of lines) parser.line(line, 'stdout');
+    parser.line('a warning', 'stderr');
+    let kept = 0;
+    for (let chars = 0; chars + lines[lines.length - 1 - kept]!.length + 1 <= 64 * 1024; kept += 1) chars += lines[lines.length - 1 - kept]!.length + 1;
+    expect(parser.result().final_message).toBe(lines.slice(-kept).join('\n'));
+    expect(parser.result().final_message!.startsWith('line ')).toBe(true);
+    expect(parser.result().notes).toContain('a warning');
+  });
+
+  it('keeps the end of a line longer than that, and says nothing when it printed nothing', () => {
+    const parser = parserOf();
+    parser.line('x'.repeat(200_000) + 'END', 'stdout');
+    expect(parser.result().final_message).toBe(`${'x'.repeat(64 * 1024 - 3)}END`);
+    const silent = parserOf();
+    silent.line('   ', 'stdout');
+    expect(silent.result().final_message).toBeNull();
   });
 });
