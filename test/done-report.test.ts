@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { readDoneReport } from '../lib/runner/record-end.js';
+import { beginDoneReport } from '../lib/spool/done-report.js';
 import * as jobs from '../lib/jobs.js';
 import { prepareSlot } from '../lib/spool/fsx.js';
 import { newJobId } from '../lib/spool/ids.js';
@@ -91,5 +93,98 @@ describe('a done report made outside the worker (notify-done, agent_notify_done)
     const missing = newJobId();
     await expect(jobs.notifyDone(job.ctx, { job_id: missing, summary: 'x' })).rejects.toThrow(`job_id "${missing}": no such job`);
     expect(fs.existsSync(path.join(job.ctx.paths.jobs, missing))).toBe(false);
+  });
+});
+
+// ── review of 7c67e37 ─────────────────────────────────────────────────────────────────────
+
+describe('review: the hint written into the slot', () => {
+  it('carries the time of the report, not the time the slot was made (an empty summary writes no byte)', () => {
+    const job = jobIn('running', true);
+    // the supervisor made the slot when the worker had run 25 ms; the report comes an hour later
+    const madeAt = new Date(Date.now() - 3600_000);
+    fs.utimesSync(job.file(DONE_HINT_SLOT), madeAt, madeAt);
+    const before = Date.now();
+    const delivery = beginDoneReport(job.ctx.paths, job.state.id, '');
+    try {
+      expect(delivery.hinted).toBe(true);
+      // what the supervisor records as notified.at
+      const report = readDoneReport(job.ctx.paths, job.state.id, true);
+      expect(report).not.toBeNull();
+      expect(Date.parse(report!.at)).toBeGreaterThanOrEqual(before - 1000);
+    } finally {
+      delivery.withdraw();
+    }
+  });
+
+  it('holds exactly the summary when the worker writes into the slot between its check and the write', () => {
+    const job = jobIn('running', true);
+    const real = fs.writeFileSync;
+    const spy = vi.spyOn(fs, 'writeFileSync').mockImplementation(((file: fs.PathOrFileDescriptor, data: string, ...rest: unknown[]) => {
+      // the worker, holding the slot open from before, appends as the notifier writes
+      if (typeof file === 'number') fs.appendFileSync(fs.readdirSync(job.folder).map((n) => path.join(job.folder, n)).find((p) => /\.done-hint\.\d+\./.test(p))!, 'FORGED-TAIL-FROM-THE-WORKER');
+      return (real as (...args: unknown[]) => void)(file, data, ...rest);
+    }) as typeof fs.writeFileSync);
+    let delivery;
+    try {
+      delivery = beginDoneReport(job.ctx.paths, job.state.id, 'ok');
+    } finally {
+      spy.mockRestore();
+    }
+    try {
+      expect(delivery.hinted).toBe(true);
+      expect(fs.readFileSync(job.file('.done-hint'), 'utf8')).toBe('ok');
+    } finally {
+      delivery.withdraw();
+    }
+  });
+
+  it('is the file the notifier wrote: one the worker renamed over the taken slot between its write and its rename is not published as the hint', () => {
+    const job = jobIn('running', true);
+    const forged = job.file('forged');
+    fs.writeFileSync(forged, 'forged by the worker');
+    const real = fs.writeFileSync;
+    const spy = vi.spyOn(fs, 'writeFileSync').mockImplementation(((file: fs.PathOrFileDescriptor, data: string, ...rest: unknown[]) => {
+      (real as (...args: unknown[]) => void)(file, data, ...rest);
+      // the worker swaps the taken slot (now the notifier's temp file) once it is written
+      const temp = fs.readdirSync(job.folder).find((n) => /^\.\.done-hint\.\d+\./.test(n));
+      if (typeof file === 'number' && temp) fs.renameSync(forged, path.join(job.folder, temp));
+    }) as typeof fs.writeFileSync);
+    let delivery;
+    try {
+      delivery = beginDoneReport(job.ctx.paths, job.state.id, 'the real summary');
+    } finally {
+      spy.mockRestore();
+    }
+    try {
+      // no hint (the report then makes its own) or its own: never the worker's file
+      const hint = fs.existsSync(job.file('.done-hint')) ? fs.readFileSync(job.file('.done-hint'), 'utf8') : null;
+      expect(delivery.hinted ? hint : 'the real summary').toBe('the real summary');
+    } finally {
+      delivery.withdraw();
+    }
+  });
+
+  it('that its supervisor recorded before the state was read is accepted, whatever the summary holds', async () => {
+    const job = jobIn('running', true);
+    const summary = 'fixed \ud800 the parser'; // a lone surrogate is valid in JSON (an MCP call)
+    const real = fs.renameSync;
+    const spy = vi.spyOn(fs, 'renameSync').mockImplementation(((from: fs.PathLike, to: fs.PathLike) => {
+      real(from, to);
+      if (!String(to).endsWith('/.done-hint')) return;
+      // a quick supervisor: records the end from the hint before the notifier reads the state
+      const report = readDoneReport(job.ctx.paths, job.state.id, true)!;
+      const outcome = { status: 'done' as const, exit_code: null, signal: null, error: null, notified: report, result: null, session_id: null, usage: null };
+      writeState(job.ctx.paths, transition(job.state, { name: 'notify_done', outcome, worker }), 'folder');
+    }) as typeof fs.renameSync);
+    let answer;
+    try {
+      answer = await jobs.notifyDone(job.ctx, { job_id: job.state.id, summary });
+    } finally {
+      spy.mockRestore();
+    }
+    // the job ended on this very report
+    expect(JSON.parse(fs.readFileSync(job.file('state.json'), 'utf8')).status).toBe('done');
+    expect(answer.accepted).toBe(true);
   });
 });

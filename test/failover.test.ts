@@ -220,6 +220,20 @@ describe('when the runner dies', () => {
     expect(jobState(spool, notified)).toMatchObject({ status: 'done', notified: { summary: 'all done' } });
   });
 
+  it('review: a job its done report ended, whose supervisor dies in the worker\'s grace, keeps no done-hint slot', async () => {
+    const spool = makeSpool({ concurrency: 1, done_grace_seconds: 300 });
+    const notified = await startJob(spool, ['sh', '-c', 'echo "all done" > "$AGENT_ASYNC_JOB_DIR/done"; sleep 300']);
+    const slot = path.join(spool.home, 'jobs', notified, '..done-hint.slot.tmp');
+    const ended = await waitJob(spool, notified);
+    await until(() => fs.existsSync(slot) || undefined, 10_000, 'the supervisor to make the done hint\'s slot');
+    expect(killPid(ended.supervisor.pid)).toBe(true);
+    await until(() => !fs.existsSync(path.join(spool.home, 'active', notified)) || undefined, 60_000, 'the orphaned exit to be finalized');
+    expect(pidAlive(ended.worker.pid)).toBe(false);
+    // the slot is made by that supervisor alone, and a dead one's slot is for nobody: a notify to
+    // this ended job would fill it, and nothing but gc ever removes it
+    expect(fs.existsSync(slot)).toBe(false);
+  });
+
   it('a pending job claimed by a supervisor that died before starting it is claimed again and runs once', async () => {
     const spool = makeSpool();
     const ledger = path.join(spool.work, 'ledger');
