@@ -176,7 +176,7 @@ describe('review: the hint written into the slot', () => {
       const report = readDoneReport(job.ctx.paths, job.state.id, true)!;
       const outcome = { status: 'done' as const, exit_code: null, signal: null, error: null, notified: report, result: null, session_id: null, usage: null };
       writeState(job.ctx.paths, transition(job.state, { name: 'notify_done', outcome, worker }), 'folder');
-    }) as typeof fs.renameSync);
+    }));
     let answer;
     try {
       answer = await jobs.notifyDone(job.ctx, { job_id: job.state.id, summary });
