@@ -96,9 +96,7 @@ describe('a done report made outside the worker (notify-done, agent_notify_done)
   });
 });
 
-// ── review of 7c67e37 ─────────────────────────────────────────────────────────────────────
-
-describe('review: the hint written into the slot', () => {
+describe('the hint written into the slot', () => {
   it('carries the time of the report, not the time the slot was made (an empty summary writes no byte)', () => {
     const job = jobIn('running', true);
     // the supervisor made the slot when the worker had run 25 ms; the report comes an hour later

@@ -220,7 +220,7 @@ describe('when the runner dies', () => {
     expect(jobState(spool, notified)).toMatchObject({ status: 'done', notified: { summary: 'all done' } });
   });
 
-  it('review: a job its done report ended, whose supervisor dies in the worker\'s grace, keeps no done-hint slot', async () => {
+  it('a job its done report ended, whose supervisor dies in the worker\'s grace, keeps no done-hint slot', async () => {
     const spool = makeSpool({ concurrency: 1, done_grace_seconds: 300 });
     const notified = await startJob(spool, ['sh', '-c', 'echo "all done" > "$AGENT_ASYNC_JOB_DIR/done"; sleep 300']);
     const slot = path.join(spool.home, 'jobs', notified, '..done-hint.slot.tmp');

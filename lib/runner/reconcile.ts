@@ -86,6 +86,7 @@ export async function finalizeOrphan(paths: SpoolPaths, state: JobState, config:
   if (isRunnerLost(state)) return finalizeRunnerLost(paths, state, config, log);
   if (!isExitOrphaned(state)) return undefined;
   await stopJobProcesses(paths, state, config, log);
+  removeSupervisorLeftovers(paths, state);
   // exit.json holds the exit when the supervisor died between writing it and the state
   const record = readExitRecord(paths, state.id);
   let ended: JobState | undefined = state;
@@ -98,6 +99,16 @@ export async function finalizeOrphan(paths: SpoolPaths, state: JobState, config:
   }
   removeFromActive(paths, state.id);
   return ended;
+}
+
+/**
+ * What a dead supervisor left in its job's folder: the temp file of a write it was killed in,
+ * those it made ahead, and the done hint's slot (a report that came later would fill it for
+ * nobody).
+ */
+function removeSupervisorLeftovers(paths: SpoolPaths, state: JobState): void {
+  if (state.supervisor) sweepTempsOf(paths, state.id, state.supervisor.pid);
+  discardSlot(jobFile(paths, state.id, DONE_HINT_SLOT));
 }
 
 /** The most of output.log read back for an agent job's stream (its end, where the result is). */
@@ -148,9 +159,7 @@ async function reparse(paths: SpoolPaths, state: JobState, config: Config): Prom
  */
 async function finalizeRunnerLost(paths: SpoolPaths, state: JobState, config: Config, log: (message: string) => void): Promise<JobState | undefined> {
   await stopJobProcesses(paths, state, config, log);
-  // a supervisor killed in the middle of a write leaves its temp file in the job folder
-  if (state.supervisor) sweepTempsOf(paths, state.id, state.supervisor.pid);
-  discardSlot(jobFile(paths, state.id, DONE_HINT_SLOT));
+  removeSupervisorLeftovers(paths, state);
   const faults = auditJobFolder(paths, state.id);
   const record = readExitRecord(paths, state.id);
   const exit = record?.attempt === state.attempt ? record : null;

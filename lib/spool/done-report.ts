@@ -72,9 +72,9 @@ function keepReport(paths: SpoolPaths, id: string, summary: string): void {
   else writeDoneFile(paths, id, summary);
 }
 
-/** Whether `state` is the end that this report (its summary) made. */
+/** Whether `state` is the end that this report (its summary, as read back from its file) made. */
 export function endedByReport(state: JobState, summary: string): boolean {
-  return state.status === 'done' && state.notified?.summary === summary.trim();
+  return state.status === 'done' && state.notified?.summary === Buffer.from(summary).toString('utf8').trim();
 }
 
 /** Resolves `changed` at the next replacement of the job's state.json, or after `waitMs`, or at `stop`. */

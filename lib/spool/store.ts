@@ -455,12 +455,23 @@ export function writeDoneHintInSlot(paths: SpoolPaths, id: string, summary: stri
   const target = jobFile(paths, id, JOB_FILES.doneHint);
   const slot = takeSlot(jobFile(paths, id, DONE_HINT_SLOT), target);
   if (!slot) return false;
+  const bytes = Buffer.from(summary);
   try {
     try {
-      fs.writeFileSync(slot.fd, summary);
+      fs.writeSync(slot.fd, bytes, 0, bytes.length, 0);
+      // cut what a writer holding the slot open added meanwhile; also stamps the report's time
+      // (its mtime, which the supervisor records) when the summary is empty
+      fs.ftruncateSync(slot.fd, bytes.length);
     } finally {
       fs.closeSync(slot.fd);
     }
+  } catch {
+    removeQuietly(slot.path);
+    return false;
+  }
+  // a file someone renamed over the taken slot is theirs: left for the sweep, never published
+  if (fs.lstatSync(slot.path, { throwIfNoEntry: false })?.ino !== slot.ino) return false;
+  try {
     fs.renameSync(slot.path, target);
     return true;
   } catch {
