@@ -627,8 +627,12 @@ export async function notifyDone(ctx: JobsContext, raw: z.input<typeof notifyInp
     delivery.withdraw();
     return refused;
   }
-  await delivery.complete(state);
-  return doneAccepted(state);
+  const latest = await delivery.complete(state);
+  // the job may have ended another way (cancelled, its worker's exit) before the report was recorded
+  if (latest && isTerminal(latest.status) && !endedByReport(latest, summary)) {
+    return { state: latest, accepted: false, message: `job ${latest.id} ended (${latest.status}) before the report was recorded; nothing to do` };
+  }
+  return doneAccepted(latest ?? state);
 }
 
 /** notify-done in either store: in fleet mode the request reaches the runner that holds the job. */

@@ -88,6 +88,21 @@ describe('a done report made outside the worker (notify-done, agent_notify_done)
     expect(JSON.parse(fs.readFileSync(pending.file('state.json'), 'utf8')).status).toBe('pending');
   });
 
+  it('that arrives as the job ends another way is answered as not recorded, with the end that was', async () => {
+    const job = jobIn('running', true);
+    // the job is cancelled just as the report comes: its supervisor records the cancel, not the report
+    const watcher = fs.watch(job.folder, (_event, name) => {
+      if (name !== '.done-hint' || !fs.existsSync(job.file('.done-hint'))) return;
+      watcher.close();
+      const outcome = { status: 'cancelled' as const, exit_code: null, signal: 'SIGTERM', error: null, notified: null, result: null, session_id: null, usage: null };
+      writeState(job.ctx.paths, transition(job.state, { name: 'finish', outcome, worker }), 'folder');
+    });
+    const answer = await jobs.notifyDone(job.ctx, { job_id: job.state.id, summary: 'too late' });
+    watcher.close();
+    expect(answer).toMatchObject({ accepted: false, state: { status: 'cancelled' }, message: `job ${job.state.id} ended (cancelled) before the report was recorded; nothing to do` });
+    expect(fs.readdirSync(job.folder).filter((name) => name.startsWith('.') || name === 'done')).toEqual([]);
+  });
+
   it('to a job that does not exist says so and leaves nothing', async () => {
     const job = jobIn('running', false);
     const missing = newJobId();

@@ -15,8 +15,11 @@ export const DONE_HINT_WAIT_MS = 250;
 export interface DoneReportDelivery {
   /** The hint went into the slot of the job's supervisor before the state was read. */
   readonly hinted: boolean;
-  /** Delivers the rest for a job that was `state` when read after the delivery began. */
-  complete(state: JobState): Promise<void>;
+  /**
+   * Delivers the rest for a job that was `state` when read after the delivery began; resolves
+   * with the job's state once the report is kept (null when it could not be read).
+   */
+  complete(state: JobState): Promise<JobState | null>;
   /** The report is refused: the hint is taken back. */
   withdraw(): void;
 }
@@ -50,8 +53,9 @@ export function beginDoneReport(paths: SpoolPaths, id: string, summary: string, 
         }
       }
       await recorded.changed;
-      keepReport(paths, id, summary);
+      const kept = keepReport(paths, id, summary);
       removeDoneHint(paths, id);
+      return kept;
     },
     withdraw() {
       recorded.stop();
@@ -66,10 +70,11 @@ export function beginDoneReport(paths: SpoolPaths, id: string, summary: string, 
  * flushing the folder); any other gets the durable `done` file, which the job's end, or a runner
  * finalizing it after a crash, reads.
  */
-function keepReport(paths: SpoolPaths, id: string, summary: string): void {
+function keepReport(paths: SpoolPaths, id: string, summary: string): JobState | null {
   const now = readState(paths, id);
   if (now.kind === 'ok' && isTerminal(now.state.status)) fsyncDir(jobDir(paths, id));
   else writeDoneFile(paths, id, summary);
+  return now.kind === 'ok' ? now.state : null;
 }
 
 /** Whether `state` is the end that this report (its summary, as read back from its file) made. */
