@@ -361,6 +361,15 @@ describe('workers', () => {
     }
   });
 
+  it('a `done` file being written is read once it holds its summary; one left empty is a report without summary', async () => {
+    const spool = makeSpool({ concurrency: 2, done_grace_seconds: 1 });
+    // the shell makes the file, then writes to it: the report is the text, not the empty file
+    const slow = await startJob(spool, ['sh', '-c', ': > "$AGENT_ASYNC_JOB_DIR/done"; sleep 0.05; echo "written after" > "$AGENT_ASYNC_JOB_DIR/done"; sleep 300']);
+    const touched = await startJob(spool, ['sh', '-c', 'touch "$AGENT_ASYNC_JOB_DIR/done"; sleep 300'], ['--cwd', fs.mkdtempSync(path.join(spool.work, 'touch'))]);
+    expect(await waitJob(spool, slow)).toMatchObject({ status: 'done', notified: { summary: 'written after' } });
+    expect(await waitJob(spool, touched)).toMatchObject({ status: 'done', notified: { summary: '' } });
+  });
+
   it('a worker still running when its done grace ends is stopped, and its exit added', async () => {
     const spool = makeSpool({ done_grace_seconds: 1 });
     const id = await startJob(spool, ['sh', '-c', 'echo "refactor finished" > "$AGENT_ASYNC_JOB_DIR/done"; sleep 300']);

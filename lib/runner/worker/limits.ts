@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { entryExists } from '../../spool/fsx.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from '../../spool/layout.js';
 import { watchFoldersNative } from '../../spool/watch.js';
@@ -51,10 +52,21 @@ export function enforceLimits(spec: LimitSpec): Limits {
     }, Math.min(1000, limitMs / 4)));
   }
   let doneSeen = false;
+  let settling: NodeJS.Timeout | undefined;
   const checkRequests = (_id?: string, changed?: string): void => {
     if (stopped) return;
-    if (entryExists(jobFile(paths, id, JOB_FILES.cancel))) stop('cancelled');
-    else if (!doneSeen && doneReported(paths, id, changed)) {
+    if (entryExists(jobFile(paths, id, JOB_FILES.cancel))) {
+      stop('cancelled');
+      return;
+    }
+    if (doneSeen) return;
+    const report = doneReport(paths, id, changed);
+    if (report === 'being written') {
+      settling ??= setTimeout(() => {
+        settling = undefined;
+        checkRequests();
+      }, DONE_SETTLE_CHECK_MS);
+    } else if (report === 'ready') {
       doneSeen = true;
       spec.onDone();
       timers.push(setTimeout(() => stop('done_grace'), spec.doneGraceMs));
@@ -69,6 +81,7 @@ export function enforceLimits(spec: LimitSpec): Limits {
     },
     close: () => {
       for (const timer of timers) clearTimeout(timer);
+      clearTimeout(settling);
       closeWatch();
     },
   };
@@ -96,10 +109,32 @@ export function cancelSignal(paths: SpoolPaths, id: string, pollMs: number): { s
 }
 
 /**
- * A `done` file, or the done hint that a report made outside the worker sends first; the file
- * a folder event named is looked at first.
+ * An empty `done` file younger than this may still be being written (`echo ok > done` makes the
+ * file, then writes to it): it is looked at again every DONE_SETTLE_CHECK_MS until it has
+ * content or this age. An empty one older than that is a report without summary (`touch done`).
  */
-function doneReported(paths: SpoolPaths, id: string, changed?: string): boolean {
+const DONE_SETTLE_MS = 100;
+const DONE_SETTLE_CHECK_MS = 20;
+
+/**
+ * A `done` file, or the done hint that a report made outside the worker sends first (renamed
+ * into place whole); the file a folder event named is looked at first.
+ */
+function doneReport(paths: SpoolPaths, id: string, changed?: string): 'ready' | 'being written' | 'none' {
   const names = changed === JOB_FILES.doneHint ? [JOB_FILES.doneHint, JOB_FILES.done] : [JOB_FILES.done, JOB_FILES.doneHint];
-  return names.some((name) => entryExists(jobFile(paths, id, name)));
+  for (const name of names) {
+    const seen = entryStat(jobFile(paths, id, name));
+    if (!seen) continue;
+    const young = name === JOB_FILES.done && seen.isFile() && seen.size === 0 && Date.now() - seen.mtimeMs < DONE_SETTLE_MS;
+    return young ? 'being written' : 'ready';
+  }
+  return 'none';
+}
+
+function entryStat(file: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(file, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
 }
