@@ -48,6 +48,34 @@ function recordHints(ctx: jobs.JobsContext, state: JobState, folder: string): { 
   return { hintIno: () => hintIno, close: () => watcher.close() };
 }
 
+/**
+ * Begins a report while `hook` runs just before or after the notifier's write into the taken
+ * slot (the one write to a file descriptor that the delivery makes): what a worker holding the
+ * slot, or racing it, could do at that moment. The hook must run, or the test proves nothing.
+ */
+function beginWithWriteHook(job: ReturnType<typeof jobIn>, summary: string, when: 'before' | 'after', hook: () => void): ReturnType<typeof beginDoneReport> {
+  const real = fs.writeSync;
+  let ran = 0;
+  const spy = vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, ...rest: unknown[]) => {
+    if (when === 'before') {
+      hook();
+      ran += 1;
+    }
+    const written = (real as (...args: unknown[]) => number)(fd, ...rest);
+    if (when === 'after') {
+      hook();
+      ran += 1;
+    }
+    return written;
+  }));
+  try {
+    return beginDoneReport(job.ctx.paths, job.state.id, summary);
+  } finally {
+    spy.mockRestore();
+    expect(ran).toBe(1);
+  }
+}
+
 describe('a done report made outside the worker (notify-done, agent_notify_done)', () => {
   it('goes into the slot its supervisor made; once the end is recorded no `done` file is written, and nothing is left behind', async () => {
     const job = jobIn('running', true);
@@ -132,18 +160,11 @@ describe('the hint written into the slot', () => {
 
   it('holds exactly the summary when the worker writes into the slot between its check and the write', () => {
     const job = jobIn('running', true);
-    const real = fs.writeFileSync;
-    const spy = vi.spyOn(fs, 'writeFileSync').mockImplementation(((file: fs.PathOrFileDescriptor, data: string, ...rest: unknown[]) => {
+    const delivery = beginWithWriteHook(job, 'ok', 'before', () => {
       // the worker, holding the slot open from before, appends as the notifier writes
-      if (typeof file === 'number') fs.appendFileSync(fs.readdirSync(job.folder).map((n) => path.join(job.folder, n)).find((p) => /\.done-hint\.\d+\./.test(p))!, 'FORGED-TAIL-FROM-THE-WORKER');
-      return (real as (...args: unknown[]) => void)(file, data, ...rest);
-    }) as typeof fs.writeFileSync);
-    let delivery;
-    try {
-      delivery = beginDoneReport(job.ctx.paths, job.state.id, 'ok');
-    } finally {
-      spy.mockRestore();
-    }
+      const taken = fs.readdirSync(job.folder).find((name) => /^\.\.done-hint\.\d+\./.test(name))!;
+      fs.appendFileSync(path.join(job.folder, taken), 'FORGED-TAIL-FROM-THE-WORKER');
+    });
     try {
       expect(delivery.hinted).toBe(true);
       expect(fs.readFileSync(job.file('.done-hint'), 'utf8')).toBe('ok');
@@ -156,23 +177,14 @@ describe('the hint written into the slot', () => {
     const job = jobIn('running', true);
     const forged = job.file('forged');
     fs.writeFileSync(forged, 'forged by the worker');
-    const real = fs.writeFileSync;
-    const spy = vi.spyOn(fs, 'writeFileSync').mockImplementation(((file: fs.PathOrFileDescriptor, data: string, ...rest: unknown[]) => {
-      (real as (...args: unknown[]) => void)(file, data, ...rest);
+    const delivery = beginWithWriteHook(job, 'the real summary', 'after', () => {
       // the worker swaps the taken slot (now the notifier's temp file) once it is written
-      const temp = fs.readdirSync(job.folder).find((n) => /^\.\.done-hint\.\d+\./.test(n));
-      if (typeof file === 'number' && temp) fs.renameSync(forged, path.join(job.folder, temp));
-    }) as typeof fs.writeFileSync);
-    let delivery;
+      const taken = fs.readdirSync(job.folder).find((name) => /^\.\.done-hint\.\d+\./.test(name))!;
+      fs.renameSync(forged, path.join(job.folder, taken));
+    });
     try {
-      delivery = beginDoneReport(job.ctx.paths, job.state.id, 'the real summary');
-    } finally {
-      spy.mockRestore();
-    }
-    try {
-      // no hint (the report then makes its own) or its own: never the worker's file
-      const hint = fs.existsSync(job.file('.done-hint')) ? fs.readFileSync(job.file('.done-hint'), 'utf8') : null;
-      expect(delivery.hinted ? hint : 'the real summary').toBe('the real summary');
+      expect(delivery.hinted).toBe(false);
+      expect(fs.existsSync(job.file('.done-hint'))).toBe(false);
     } finally {
       delivery.withdraw();
     }
