@@ -42,6 +42,7 @@ import { changesOf, isTerminal, newJobState, type JobRequest, type JobState } fr
 import * as isolation from './isolation.js';
 import { checkIsolationInput, dropSnapshot, snapshotForJob, workTreeOf, type EndedJobs } from './isolation.js';
 import {
+  cancelRequested,
   listActive,
   publishJob,
   requestCancel,
@@ -618,7 +619,7 @@ export async function notifyDone(ctx: JobsContext, raw: z.input<typeof notifyInp
   try {
     state = requireState(ctx, input.job_id);
     // its supervisor may have recorded the hint already
-    refused = delivery.hinted && endedByReport(state, summary) ? null : refuseDone(state);
+    refused = delivery.hinted && endedByReport(state, summary) ? null : refuseDone(state) ?? refuseWhileCancelling(ctx.paths, state);
   } catch (error) {
     delivery.withdraw();
     throw error;
@@ -632,7 +633,13 @@ export async function notifyDone(ctx: JobsContext, raw: z.input<typeof notifyInp
   if (latest && isTerminal(latest.status) && !endedByReport(latest, summary)) {
     return { state: latest, accepted: false, message: `job ${latest.id} ended (${latest.status}) before the report was recorded; nothing to do` };
   }
-  return doneAccepted(latest ?? state);
+  return (latest && !isTerminal(latest.status) ? refuseWhileCancelling(ctx.paths, latest) : null) ?? doneAccepted(latest ?? state);
+}
+
+/** A cancel wins over a done report: a job whose cancel is under way refuses one. */
+function refuseWhileCancelling(paths: SpoolPaths, state: JobState): NotifyAnswer | null {
+  if (!cancelRequested(paths, state.id)) return null;
+  return { state, accepted: false, message: `job ${state.id} is being cancelled; a cancel wins over a done report, so it was not recorded` };
 }
 
 /** notify-done in either store: in fleet mode the request reaches the runner that holds the job. */

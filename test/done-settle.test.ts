@@ -6,11 +6,11 @@ import { enforceLimits, type Limits } from '../lib/runner/worker/limits.js';
 import { JOB_FILES, jobDir, jobFile, spoolPaths } from '../lib/spool/layout.js';
 
 /**
- * Review of 4fd9d91 (an empty `done` file younger than 100 ms is "being written"): its age is
- * `Date.now() - mtime`, so an empty `done` whose mtime is ahead of the supervisor's clock (a
- * clock stepped back, a file server ahead, `touch -d`) is "being written" until the clock
- * catches up, and, while it is, it hides the done hint from every look that is not the hint's
- * own folder event (the poll, the settle re-check, a hint that came before the watch).
+ * An empty `done` file is "being written" until the supervisor has seen it empty for 100 ms. Its
+ * age is the supervisor's own, not the file's mtime: an mtime ahead of the clock (a clock stepped
+ * back, a file server ahead, `touch -d`) must not keep the job from ending, and a `done` being
+ * written must not hide the done hint from any look (the poll, the settle re-check, a hint that
+ * came before the watch).
  */
 
 const open: Limits[] = [];
@@ -49,7 +49,7 @@ const emptyDoneFromTheFuture = (paths: ReturnType<typeof spoolPaths>, id: string
   fs.utimesSync(file, at, at);
 };
 
-describe('an empty done file whose mtime is ahead of the clock (review of 4fd9d91)', () => {
+describe('an empty done file whose mtime is ahead of the clock', () => {
   it('still ends the job once it has been seen empty for the settle time', async () => {
     const { paths, id } = jobFolder();
     let done = 0;
@@ -71,7 +71,7 @@ describe('an empty done file whose mtime is ahead of the clock (review of 4fd9d9
   });
 });
 
-describe('closing the limits while an empty done file settles (review of 4fd9d91)', () => {
+describe('closing the limits while an empty done file settles', () => {
   it('leaves no timer behind', async () => {
     const { paths, id } = jobFolder();
     const before = process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;

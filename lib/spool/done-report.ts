@@ -1,5 +1,5 @@
 import { fsyncDir } from './fsx.js';
-import { readState, removeDoneHint, writeDoneFile, writeDoneHint, writeDoneHintInSlot } from './store.js';
+import { cancelRequested, readState, removeDoneHint, writeDoneFile, writeDoneHint, writeDoneHintInSlot } from './store.js';
 import { JOB_FILES, jobDir, type SpoolPaths } from './layout.js';
 import { isTerminal, type JobState } from './state.js';
 import { watchFoldersNative } from './watch.js';
@@ -73,7 +73,8 @@ export function beginDoneReport(paths: SpoolPaths, id: string, summary: string, 
 function keepReport(paths: SpoolPaths, id: string, summary: string): JobState | null {
   const now = readState(paths, id);
   if (now.kind === 'ok' && isTerminal(now.state.status)) fsyncDir(jobDir(paths, id));
-  else writeDoneFile(paths, id, summary);
+  // a job being cancelled ends cancelled whatever it reports: no `done` is left in it
+  else if (!cancelRequested(paths, id)) writeDoneFile(paths, id, summary);
   return now.kind === 'ok' ? now.state : null;
 }
 

@@ -53,6 +53,7 @@ export function enforceLimits(spec: LimitSpec): Limits {
   }
   let doneSeen = false;
   let settling: NodeJS.Timeout | undefined;
+  const doneReport = doneReporter(paths, id);
   const checkRequests = (_id?: string, changed?: string): void => {
     if (stopped) return;
     if (entryExists(jobFile(paths, id, JOB_FILES.cancel))) {
@@ -60,7 +61,7 @@ export function enforceLimits(spec: LimitSpec): Limits {
       return;
     }
     if (doneSeen) return;
-    const report = doneReport(paths, id, changed);
+    const report = doneReport(changed);
     if (report === 'being written') {
       settling ??= setTimeout(() => {
         settling = undefined;
@@ -109,26 +110,42 @@ export function cancelSignal(paths: SpoolPaths, id: string, pollMs: number): { s
 }
 
 /**
- * An empty `done` file younger than this may still be being written (`echo ok > done` makes the
- * file, then writes to it): it is looked at again every DONE_SETTLE_CHECK_MS until it has
- * content or this age. An empty one older than that is a report without summary (`touch done`).
+ * An empty `done` file may still be being written (`echo ok > done` makes the file, then writes
+ * to it): it counts once this process has seen it empty for DONE_SETTLE_MS (timed here, not by
+ * the file's mtime, which a clock stepped back or a file server ahead would put in the future),
+ * and is looked at again every DONE_SETTLE_CHECK_MS until then. Empty after that, it is a
+ * report without summary (`touch done`).
  */
 const DONE_SETTLE_MS = 100;
 const DONE_SETTLE_CHECK_MS = 20;
 
+type DoneReportState = 'ready' | 'being written' | 'none';
+
 /**
- * A `done` file, or the done hint that a report made outside the worker sends first (renamed
- * into place whole); the file a folder event named is looked at first.
+ * Looks for a `done` file or the done hint that a report made outside the worker sends first
+ * (renamed into place whole, so ready at once); the file a folder event named is looked at
+ * first, and a `done` still being written does not hide a hint.
  */
-function doneReport(paths: SpoolPaths, id: string, changed?: string): 'ready' | 'being written' | 'none' {
-  const names = changed === JOB_FILES.doneHint ? [JOB_FILES.doneHint, JOB_FILES.done] : [JOB_FILES.done, JOB_FILES.doneHint];
-  for (const name of names) {
-    const seen = entryStat(jobFile(paths, id, name));
-    if (!seen) continue;
-    const young = name === JOB_FILES.done && seen.isFile() && seen.size === 0 && Date.now() - seen.mtimeMs < DONE_SETTLE_MS;
-    return young ? 'being written' : 'ready';
-  }
-  return 'none';
+function doneReporter(paths: SpoolPaths, id: string): (changed?: string) => DoneReportState {
+  let emptySince: { ino: number; at: number } | null = null;
+  return (changed) => {
+    const names = changed === JOB_FILES.doneHint ? [JOB_FILES.doneHint, JOB_FILES.done] : [JOB_FILES.done, JOB_FILES.doneHint];
+    let settling = false;
+    for (const name of names) {
+      const seen = entryStat(jobFile(paths, id, name));
+      if (!seen) continue;
+      if (name === JOB_FILES.done && seen.isFile() && seen.size === 0) {
+        const now = performance.now();
+        if (emptySince?.ino !== seen.ino) emptySince = { ino: seen.ino, at: now };
+        if (now - emptySince.at < DONE_SETTLE_MS) {
+          settling = true;
+          continue;
+        }
+      }
+      return 'ready';
+    }
+    return settling ? 'being written' : 'none';
+  };
 }
 
 function entryStat(file: string): fs.Stats | undefined {

@@ -12,7 +12,7 @@ function dirIn(spool: TestSpool, name: string): string {
   return dir;
 }
 
-describe('review of 0cc67d6 / 4fd9d91: reports that the job ends another way', () => {
+describe('done reports that meet another end of the job', () => {
   it('notify-done while a cancel is stopping the worker is not answered as recorded (the job ends cancelled)', async () => {
     const spool = makeSpool({ kill_grace_seconds: 3, done_grace_seconds: 300 });
     // a worker that ignores TERM: the cancel's terminal write waits for the kill grace
