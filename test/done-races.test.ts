@@ -2,15 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as jobs from '../lib/jobs.js';
-import { cleanupSpools, jobNotes, makeSpool, startJob, until, waitJob, type TestSpool } from './helpers/spool.js';
+import { cleanupSpools, dirIn, jobNotes, makeSpool, startJob, until, waitJob } from './helpers/spool.js';
 
 afterAll(cleanupSpools);
-
-function dirIn(spool: TestSpool, name: string): string {
-  const dir = path.join(spool.work, name);
-  fs.mkdirSync(dir, { recursive: true });
-  return dir;
-}
 
 describe('done reports that meet another end of the job', () => {
   it('notify-done while a cancel is stopping the worker is not answered as recorded (the job ends cancelled)', async () => {

@@ -4,21 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { spoolPaths } from '../lib/spool/layout.js';
 import { isTerminal } from '../lib/spool/state.js';
 import { readState } from '../lib/spool/store.js';
-import {
-  assertSchemaValid,
-  cleanupSpools,
-  cli,
-  jobNotes,
-  jobState,
-  makeSpool,
-  pidAlive,
-  readJson,
-  startAgentJob,
-  startJob,
-  until,
-  waitJob,
-  type TestSpool,
-} from './helpers/spool.js';
+import { assertSchemaValid, cleanupSpools, cli, dirIn, jobNotes, jobState, makeSpool, pidAlive, readJson, startAgentJob, startJob, until, waitJob, type TestSpool } from './helpers/spool.js';
 import { SHELL_AGENT, closeServers, queueGoesOn, server } from './helpers/hostile.js';
 import { ok } from './helpers/mcp.js';
 
@@ -34,12 +20,6 @@ afterAll(closeServers);
 
 function hostileSpool(config: Record<string, unknown> = {}): TestSpool {
   return makeSpool({ concurrency: 4, agents: { shell: SHELL_AGENT }, ...config });
-}
-
-function dirIn(spool: TestSpool, name: string): string {
-  const dir = path.join(spool.work, name);
-  fs.mkdirSync(dir, { recursive: true });
-  return dir;
 }
 
 function startShellAgent(spool: TestSpool, script: string, cwd: string): Promise<string> {

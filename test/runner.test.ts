@@ -7,24 +7,7 @@ import { spoolPaths } from '../lib/spool/layout.js';
 import { newJobState } from '../lib/spool/state.js';
 import { publishJob, requestCancel } from '../lib/spool/store.js';
 import { jobRequest } from './helpers/job-request.mjs';
-import {
-  FAST_CONFIG,
-  assertSchemaValid,
-  cleanupSpools,
-  cli,
-  cliAsync,
-  gateJob,
-  jobNotes,
-  jobState,
-  makeSpool,
-  pidAlive,
-  readJson,
-  spoolProcesses,
-  startJob,
-  until,
-  waitJob,
-  type TestSpool,
-} from './helpers/spool.js';
+import { assertSchemaValid, cleanupSpools, cli, cliAsync, dirIn, FAST_CONFIG, gateJob, jobNotes, jobState, makeSpool, pidAlive, readJson, spoolProcesses, startJob, until, waitJob } from './helpers/spool.js';
 
 afterAll(cleanupSpools);
 
@@ -45,12 +28,6 @@ function maxOverlap(ledger: string): number {
     max = Math.max(max, open);
   }
   return max;
-}
-
-function dirIn(spool: TestSpool, name: string): string {
-  const dir = path.join(spool.work, name);
-  fs.mkdirSync(dir, { recursive: true });
-  return dir;
 }
 
 describe('runner scheduling', () => {

@@ -346,13 +346,18 @@ export function readJsonFile<T = unknown>(file: string, maxBytes = JSON_MAX_BYTE
   }
 }
 
-/** True when anything (a file, a folder, a dangling link, …) stands at `file`; never follows a link. */
-export function entryExists(file: string): boolean {
+/** What stands at `file` (a file, a folder, a dangling link, …), or undefined; never follows a link. */
+export function entryStat(file: string): fs.Stats | undefined {
   try {
-    return fs.lstatSync(file, { throwIfNoEntry: false }) !== undefined;
+    return fs.lstatSync(file, { throwIfNoEntry: false });
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** True when anything stands at `file`; never follows a link. */
+export function entryExists(file: string): boolean {
+  return entryStat(file) !== undefined;
 }
 
 /** Creates an empty marker file; returns false when it already exists. */

@@ -173,6 +173,13 @@ export async function startJob(spool: TestSpool, argv: string[], flags: string[]
 }
 
 /** The context the CLI would open for this spool (config.json read anew, as each CLI run does). */
+/** A folder under the spool's work area, made if missing (a job's own cwd). */
+export function dirIn(spool: TestSpool, name: string): string {
+  const dir = path.join(spool.work, name);
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
 export function spoolContext(spool: TestSpool): jobs.JobsContext {
   return jobs.openContext({ home: spool.home, env: spool.env });
 }

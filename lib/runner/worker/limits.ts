@@ -1,5 +1,4 @@
-import fs from 'node:fs';
-import { entryExists } from '../../spool/fsx.js';
+import { entryExists, entryStat } from '../../spool/fsx.js';
 import { JOB_FILES, jobFile, type SpoolPaths } from '../../spool/layout.js';
 import { watchFoldersNative } from '../../spool/watch.js';
 import type { JobLimits } from '../core/outcome.js';
@@ -148,10 +147,3 @@ function doneReporter(paths: SpoolPaths, id: string): (changed?: string) => Done
   };
 }
 
-function entryStat(file: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(file, { throwIfNoEntry: false });
-  } catch {
-    return undefined;
-  }
-}
