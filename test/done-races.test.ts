@@ -21,7 +21,7 @@ describe('done reports that meet another end of the job', () => {
     expect(answer, `answered ${JSON.stringify({ accepted: answer.accepted, status: answer.state.status, message: answer.message })}`).toMatchObject({ accepted: false });
   });
 
-  it('an empty done file stamped in the future (clock stepped back) ends the job at once, as `touch done` does', async () => {
+  it('an empty done file stamped in the future (clock stepped back) ends the job without waiting for its worker to exit, as `touch done` does', async () => {
     const spool = makeSpool({ done_grace_seconds: 1 });
     const id = await startJob(spool, ['sh', '-c', 'touch -d "@$(( $(date +%s) + 3600 ))" "$AGENT_ASYNC_JOB_DIR/done"; sleep 30'], ['--cwd', dirIn(spool, 'f')]);
     const started = Date.now();

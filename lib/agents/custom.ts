@@ -93,7 +93,7 @@ function textParser(): StreamParser {
       stdout.push(text);
     },
     result: () => {
-      const message = stdout.text().trim().slice(-TEXT_MAX);
+      const message = stdout.text().trim();
       return { ...parsed, final_message: message === '' ? null : message, completed: true };
     },
   };

@@ -3,7 +3,7 @@ import { getAdapter } from '../agents/registry.js';
 import type { AgentAdapter, ParsedStream } from '../agents/types.js';
 import type { Config } from '../config.js';
 import { NotARegularFile, discardSlot, openRegularFile } from '../spool/fsx.js';
-import { DONE_HINT_SLOT, JOB_FILES, jobFile, type SpoolPaths } from '../spool/layout.js';
+import { JOB_FILES, doneHintSlot, jobFile, type SpoolPaths } from '../spool/layout.js';
 import { IllegalTransition, awaitsWorkerExit, type JobState } from '../spool/state.js';
 import type { ClaimStatus } from './core/schedule.js';
 import { applyTransition, auditJobFolder, claimJob, readClaims, readExitRecord, removeFromActive, type ClaimInfo, type ClaimOwner } from '../spool/store.js';
@@ -108,7 +108,7 @@ export async function finalizeOrphan(paths: SpoolPaths, state: JobState, config:
  */
 function removeSupervisorLeftovers(paths: SpoolPaths, state: JobState): void {
   if (state.supervisor) sweepTempsOf(paths, state.id, state.supervisor.pid);
-  discardSlot(jobFile(paths, state.id, DONE_HINT_SLOT));
+  discardSlot(doneHintSlot(paths, state.id));
 }
 
 /** The most of output.log read back for an agent job's stream (its end, where the result is). */

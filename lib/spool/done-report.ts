@@ -9,7 +9,7 @@ import { watchFoldersNative } from './watch.js';
  * before `done` is flushed anyway (an isolated job, or one without a live supervisor, records
  * nothing until its worker exits).
  */
-export const DONE_HINT_WAIT_MS = 250;
+const DONE_HINT_WAIT_MS = 250;
 
 /** A done report on its way: begun before the job's state is read, completed or withdrawn after. */
 export interface DoneReportDelivery {

@@ -76,11 +76,7 @@ export function prepareTemp(target: string): PreparedTemp {
  * An existing slot is left as it is.
  */
 export function prepareSlot(slot: string): void {
-  try {
-    fs.closeSync(fs.openSync(slot, 'wx', FILE_MODE));
-  } catch (error) {
-    if (errnoCode(error) !== 'EEXIST') throw error;
-  }
+  createMarker(slot);
 }
 
 /**
@@ -149,8 +145,10 @@ export function writeFileAtomic(target: string, data: string | Uint8Array, durab
   const fd = prepared ? prepared.fd : fs.openSync(temp, 'wx', FILE_MODE);
   const stillOurs = (): boolean => !prepared || stillInPlace(prepared);
   try {
-    if (prepared) fs.ftruncateSync(fd, 0);
-    fs.writeFileSync(fd, data);
+    const length = writeWhole(fd, data);
+    // a prepared file is cut to what was written: also what a writer that held it open added
+    // meanwhile (and its mtime is then this write's, even when nothing was written)
+    if (prepared) fs.ftruncateSync(fd, length);
     if (durability !== 'none') fs.fsyncSync(fd);
   } catch (error) {
     fs.closeSync(fd);
@@ -176,6 +174,13 @@ export function writeFileAtomic(target: string, data: string | Uint8Array, durab
     if (closeAfterRename) fs.closeSync(fd);
   }
   if (durability === 'folder') fsyncDir(path.dirname(target));
+}
+
+/** Writes all of `data` from the start of the file; returns its length in bytes. */
+function writeWhole(fd: number, data: string | Uint8Array): number {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  for (let at = 0; at < bytes.length;) at += fs.writeSync(fd, bytes, at, bytes.length - at, at);
+  return bytes.length;
 }
 
 function renameOver(temp: string, target: string, options: WriteOptions): void {

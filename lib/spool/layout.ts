@@ -69,6 +69,10 @@ export const JOB_FILES = {
  */
 export const DONE_HINT_SLOT = `.${JOB_FILES.doneHint}.slot.tmp`;
 
+export function doneHintSlot(paths: SpoolPaths, id: string): string {
+  return path.join(paths.jobs, id, DONE_HINT_SLOT);
+}
+
 export function jobDir(paths: SpoolPaths, id: string): string {
   return path.join(paths.jobs, id);
 }

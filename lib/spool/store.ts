@@ -21,7 +21,7 @@ import {
 } from './fsx.js';
 import { isJobId } from './ids.js';
 import { addToIndex } from './index.js';
-import { DIR_MODE, DONE_HINT_SLOT, FILE_MODE, JOB_FILES, ensureSpool, jobDir, jobFile, type SpoolPaths } from './layout.js';
+import { DIR_MODE, FILE_MODE, JOB_FILES, doneHintSlot, ensureSpool, jobDir, jobFile, type SpoolPaths } from './layout.js';
 import {
   isTerminal,
   jobStateSchema,
@@ -453,29 +453,13 @@ export function writeDoneFile(paths: SpoolPaths, id: string, summary: string): v
  */
 export function writeDoneHintInSlot(paths: SpoolPaths, id: string, summary: string): boolean {
   const target = jobFile(paths, id, JOB_FILES.doneHint);
-  const slot = takeSlot(jobFile(paths, id, DONE_HINT_SLOT), target);
+  const slot = takeSlot(doneHintSlot(paths, id), target);
   if (!slot) return false;
-  const bytes = Buffer.from(summary);
   try {
-    try {
-      fs.writeSync(slot.fd, bytes, 0, bytes.length, 0);
-      // cut what a writer holding the slot open added meanwhile; also stamps the report's time
-      // (its mtime, which the supervisor records) when the summary is empty
-      fs.ftruncateSync(slot.fd, bytes.length);
-    } finally {
-      fs.closeSync(slot.fd);
-    }
-  } catch {
-    removeQuietly(slot.path);
-    return false;
-  }
-  // a file someone renamed over the taken slot is theirs: left for the sweep, never published
-  if (fs.lstatSync(slot.path, { throwIfNoEntry: false })?.ino !== slot.ino) return false;
-  try {
-    fs.renameSync(slot.path, target);
+    // a file someone renamed over the taken slot is never published: the write makes its own
+    writeFileAtomic(target, summary, 'none', { ...JOB_FILE_WRITE, prepared: slot });
     return true;
   } catch {
-    removeQuietly(slot.path);
     return false;
   }
 }

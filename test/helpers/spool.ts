@@ -172,7 +172,6 @@ export async function startJob(spool: TestSpool, argv: string[], flags: string[]
   return (await jobs.submit(spoolContext(spool), input)).job_id;
 }
 
-/** The context the CLI would open for this spool (config.json read anew, as each CLI run does). */
 /** A folder under the spool's work area, made if missing (a job's own cwd). */
 export function dirIn(spool: TestSpool, name: string): string {
   const dir = path.join(spool.work, name);
@@ -180,6 +179,7 @@ export function dirIn(spool: TestSpool, name: string): string {
   return dir;
 }
 
+/** The context the CLI would open for this spool (config.json read anew, as each CLI run does). */
 export function spoolContext(spool: TestSpool): jobs.JobsContext {
   return jobs.openContext({ home: spool.home, env: spool.env });
 }

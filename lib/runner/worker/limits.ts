@@ -53,14 +53,14 @@ export function enforceLimits(spec: LimitSpec): Limits {
   let doneSeen = false;
   let settling: NodeJS.Timeout | undefined;
   const doneReport = doneReporter(paths, id);
-  const checkRequests = (_id?: string, changed?: string): void => {
+  const checkRequests = (): void => {
     if (stopped) return;
     if (entryExists(jobFile(paths, id, JOB_FILES.cancel))) {
       stop('cancelled');
       return;
     }
     if (doneSeen) return;
-    const report = doneReport(changed);
+    const report = doneReport();
     if (report === 'being written') {
       settling ??= setTimeout(() => {
         settling = undefined;
@@ -73,7 +73,7 @@ export function enforceLimits(spec: LimitSpec): Limits {
     }
   };
   timers.push(setInterval(() => checkRequests(), spec.pollMs));
-  const closeWatch = watchFoldersNative(paths, [id], checkRequests, [JOB_FILES.cancel, JOB_FILES.done, JOB_FILES.doneHint]);
+  const closeWatch = watchFoldersNative(paths, [id], () => checkRequests(), [JOB_FILES.cancel, JOB_FILES.done, JOB_FILES.doneHint]);
   checkRequests();
   return {
     get stopped() {
@@ -121,29 +121,19 @@ const DONE_SETTLE_CHECK_MS = 20;
 type DoneReportState = 'ready' | 'being written' | 'none';
 
 /**
- * Looks for a `done` file or the done hint that a report made outside the worker sends first
- * (renamed into place whole, so ready at once); the file a folder event named is looked at
- * first, and a `done` still being written does not hide a hint.
+ * Looks for the done hint that a report made outside the worker sends first (renamed into place
+ * whole, so ready at once), then for a `done` file.
  */
-function doneReporter(paths: SpoolPaths, id: string): (changed?: string) => DoneReportState {
+function doneReporter(paths: SpoolPaths, id: string): () => DoneReportState {
   let emptySince: { ino: number; at: number } | null = null;
-  return (changed) => {
-    const names = changed === JOB_FILES.doneHint ? [JOB_FILES.doneHint, JOB_FILES.done] : [JOB_FILES.done, JOB_FILES.doneHint];
-    let settling = false;
-    for (const name of names) {
-      const seen = entryStat(jobFile(paths, id, name));
-      if (!seen) continue;
-      if (name === JOB_FILES.done && seen.isFile() && seen.size === 0) {
-        const now = performance.now();
-        if (emptySince?.ino !== seen.ino) emptySince = { ino: seen.ino, at: now };
-        if (now - emptySince.at < DONE_SETTLE_MS) {
-          settling = true;
-          continue;
-        }
-      }
-      return 'ready';
-    }
-    return settling ? 'being written' : 'none';
+  return () => {
+    if (entryExists(jobFile(paths, id, JOB_FILES.doneHint))) return 'ready';
+    const seen = entryStat(jobFile(paths, id, JOB_FILES.done));
+    if (!seen) return 'none';
+    if (!seen.isFile() || seen.size > 0) return 'ready';
+    const now = performance.now();
+    if (emptySince?.ino !== seen.ino) emptySince = { ino: seen.ino, at: now };
+    return now - emptySince.at < DONE_SETTLE_MS ? 'being written' : 'ready';
   };
 }
 

@@ -1,7 +1,7 @@
 import type { Invocation } from '../../agents/types.js';
 import type { Config } from '../../config.js';
 import { discardSlot, prepareSlot } from '../../spool/fsx.js';
-import { DONE_HINT_SLOT, JOB_FILES, jobFile, type SpoolPaths } from '../../spool/layout.js';
+import { JOB_FILES, doneHintSlot, type SpoolPaths } from '../../spool/layout.js';
 import type { WorkerInfo } from '../../spool/state.js';
 import type { ExitRecord, JobStateWriter } from '../../spool/store.js';
 import type { JobLimits } from '../core/outcome.js';
@@ -172,4 +172,4 @@ function prepareAhead(run: WorkerRun): void {
   }
 }
 
-const doneSlotOf = (run: WorkerRun): string => jobFile(run.paths, run.id, DONE_HINT_SLOT);
+const doneSlotOf = (run: WorkerRun): string => doneHintSlot(run.paths, run.id);
